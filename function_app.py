@@ -1,0 +1,14 @@
+"""The Function App: creates the app and registers the blueprints, nothing else.
+
+Adapters are wired lazily on first use (shared.bootstrap), never at import time: a failure here would
+unregister every function.
+"""
+
+import azure.durable_functions as df
+
+from functions.activities import bp as activities
+from functions.orchestrators import bp as orchestrators
+
+app = df.DFApp()
+app.register_functions(orchestrators)
+app.register_functions(activities)

@@ -1,0 +1,1 @@
+"""Bindings only: each function forwards to a handler in ``shared``."""

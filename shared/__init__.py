@@ -1,0 +1,1 @@
+"""shadow-rollout: safe configuration rollouts for Azure VM scale sets."""

@@ -1,0 +1,1 @@
+"""The fleet simulator: a virtual clock, failure modes and faults standing in for Azure."""

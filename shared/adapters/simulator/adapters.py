@@ -1,0 +1,138 @@
+"""The simulator's adapters: the ports implemented over a :class:`FleetWorld`.
+
+They see the world only as Azure would show it: operations that take time, and telemetry up to now.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from ...domain.errors import AzureOperationError
+from ...domain.model import (
+    ApplyResult,
+    ChangeSpec,
+    RestoreResult,
+    ShadowInfo,
+    ShadowPlan,
+    ShadowState,
+    SignalFrame,
+    SnapshotInfo,
+    VmInfo,
+)
+from ...ports import DiskSnapshots, Fleet, ShadowLoad, ShadowPool, Telemetry
+from .world import FleetWorld
+
+SIM_EPOCH = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
+"""Minute 0 of every simulated run: the trigger. A Monday at midnight UTC, so the diurnal cycle starts low."""
+
+
+def to_minute(t: datetime) -> float:
+    return (t - SIM_EPOCH) / timedelta(minutes=1)
+
+
+def to_datetime(minute: float) -> datetime:
+    return SIM_EPOCH + timedelta(minutes=minute)
+
+
+class SimFleet(Fleet):
+    def __init__(self, world: FleetWorld) -> None:
+        self.world = world
+
+    def inventory(self, scale_set_ids: Sequence[str]) -> list[VmInfo]:
+        out: list[VmInfo] = []
+        for sid in scale_set_ids:
+            out.extend(self.world.inventory(sid.rstrip("/").rsplit("/", 1)[-1]))
+        return out
+
+    def apply_change(self, vm_ids: Sequence[str], change: ChangeSpec, *, timeout_minutes: float) -> list[ApplyResult]:
+        return self.world.apply(self.world.indices(list(vm_ids)), change, timeout_minutes)
+
+    def restore_from_snapshots(self, snapshots: Sequence[SnapshotInfo]) -> list[RestoreResult]:
+        idx = self.world.indices([s.vm_id for s in snapshots])
+        done = self.world.restore(idx, [s.snapshot_id for s in snapshots])
+        return [RestoreResult(self.world.ids[i], ok, attempts, msg) for i, ok, attempts, msg in done]
+
+    def run_script(self, vm_ids: Sequence[str], script: str) -> dict[str, bool]:
+        res = self.world.run_script(self.world.indices(list(vm_ids)))
+        return {self.world.ids[i]: ok for i, ok in res}
+
+    def capacity(self, scale_set_id: str) -> int:
+        return self.world.scale_sets[_name(scale_set_id)].capacity
+
+    def set_capacity(self, scale_set_id: str, capacity: int) -> int:
+        return self.world.set_capacity(_name(scale_set_id), capacity)
+
+
+class SimShadowPool(ShadowPool):
+    def __init__(self, world: FleetWorld) -> None:
+        self.world = world
+
+    def create(self, plans: Sequence[ShadowPlan], *, rollout_id: str, spot_fallback: str) -> list[ShadowInfo]:
+        clock = self.world.clock
+        start = finish = clock.now
+        out: list[ShadowInfo] = []
+        for plan in plans:
+            clock.now = start  # the creations run in parallel
+            try:
+                out.append(self.world.create_shadow(self.world.index_of(plan.source_vm_id), plan.sku, plan.zone,
+                                                    spot_fallback, _tag(rollout_id)))
+            except AzureOperationError as exc:
+                out.append(ShadowInfo("", plan.source_vm_id, plan.stratum_key, plan.sku, plan.zone, False,
+                                      ShadowState.FAILED, str(exc)))
+            finish = max(finish, clock.now)
+        clock.now = finish
+        return out
+
+    def status(self, shadow_ids: Sequence[str]) -> dict[str, ShadowState]:
+        return {s: self.world.shadow_state(self.world.index_of(s)) for s in shadow_ids}
+
+    def teardown(self, shadow_ids: Sequence[str]) -> int:
+        return self.world.delete_shadows(self.world.indices([s for s in shadow_ids if s]))
+
+
+class SimShadowLoad(ShadowLoad):
+    def __init__(self, world: FleetWorld) -> None:
+        self.world = world
+
+    def drive(self, targets: Mapping[str, float]) -> None:
+        ids = list(targets)
+        self.world.drive(self.world.indices(ids), np.array([targets[i] for i in ids], dtype=float))
+
+
+class SimDiskSnapshots(DiskSnapshots):
+    def __init__(self, world: FleetWorld) -> None:
+        self.world = world
+
+    def snapshot(self, vm_ids: Sequence[str], *, tag: str) -> list[SnapshotInfo]:
+        return self.world.snapshot(self.world.indices(list(vm_ids)), _tag(tag))
+
+
+class SimTelemetry(Telemetry):
+    """Telemetry as Azure Monitor would return it: nothing from the future, gaps as NaN."""
+
+    def __init__(self, world: FleetWorld) -> None:
+        self.world = world
+
+    def signals(self, vm_ids: Sequence[str], start: datetime, end: datetime) -> SignalFrame:
+        a = math.floor(to_minute(start))
+        b = max(a, math.floor(to_minute(end)))
+        idx = self.world.indices(list(vm_ids))
+        sig = self.world.signals(idx, a, b)
+        visible = math.floor(self.world.clock.now)  # the minute in progress is not reported yet
+        if b > visible:
+            cut = max(0, visible - a)
+            for v in sig.values():
+                v[:, cut:] = np.nan
+        return SignalFrame(list(vm_ids), to_datetime(a), sig)
+
+
+def _name(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _tag(rollout_id: str) -> str:
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in rollout_id)[:40]

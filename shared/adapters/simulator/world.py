@@ -1,0 +1,623 @@
+"""The simulated fleet: production VMs, Spot shadows, a virtual clock, the scenario's ground truth.
+
+Time is in minutes since the trigger (minute 0). Operations take simulated time: each call starts at
+``clock.now`` and moves ``clock.now`` to when it finished (for a batch, its slowest item), while the world
+records the exact time of every state change. Telemetry is generated on demand for any window from
+counter-based draws, so it is the same whoever asks and in whatever order.
+
+Nothing a strategy receives comes from the ground truth: adapters expose operations and telemetry only.
+The outcome accounting at the end (:meth:`FleetWorld.outcome`) is the only reader of the truth.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.stats import poisson
+
+from ...domain.errors import CapacityUnavailable, Conflict, NotFound, Throttled, TransientError
+from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, ShadowInfo, ShadowState, SnapshotInfo, VmInfo
+from .prices import hourly_price, sku_info
+from .rng import Stream, normal, text_key, uniform
+from .scenario import Mode, Scenario
+
+SUBSCRIPTION = "00000000-0000-4000-8000-00000000c0de"
+FLEET_RG = "rg-fleet"
+SHADOW_RG = "rg-shadow-pool"
+SHADOW_KEY_BASE = 100_000_000
+
+MODES: tuple[Mode, ...] = tuple(Mode)
+MODE_INDEX = {m: i for i, m in enumerate(MODES)}
+
+# Latencies in minutes: base + spread * u, u uniform per operation and resource. Figures and sources are
+# in docs/simulator.md.
+LATENCY = {
+    "snapshot": (0.4, 1.0),
+    "disk_from_snapshot": (0.5, 0.5),
+    "spot_vm_create": (1.5, 1.5),
+    "apply:run-command": (0.5, 1.5),
+    "apply:extension": (1.5, 2.0),
+    "apply:model-update": (3.0, 2.0),
+    "restore:Flexible": (2.5, 1.5),
+    "restore:Uniform": (4.0, 2.0),
+    "run_script": (0.3, 0.4),
+    "scale_out": (3.0, 2.0),
+    "delete": (0.3, 0.3),
+}
+MAX_ARM_ATTEMPTS = 10
+RETRY_AFTER_SECONDS = (5.0, 25.0)
+BACKOFF_SECONDS = 0.8
+
+
+@dataclass
+class SimClock:
+    """The virtual clock. The local runner sets ``now`` before each activity and reads it after."""
+
+    now: float = 0.0
+
+    def advance_to(self, t: float) -> None:
+        self.now = max(self.now, t)
+
+
+def vmss_resource_id(name: str) -> str:
+    return (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{FLEET_RG}/providers/"
+            f"Microsoft.Compute/virtualMachineScaleSets/{name}")
+
+
+@dataclass
+class _ScaleSetState:
+    name: str
+    orchestration: str
+    original: int
+    capacity: int
+    # one entry per extra instance: [up_at, down_at]
+    extra: list[list[float]] = field(default_factory=list)
+
+
+class FleetWorld:
+    """Everything the simulator knows. Adapters call its operations; only ``outcome`` reads the truth."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None) -> None:
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else seed
+        self.clock = SimClock()
+        self.region = scenario.fleet.region
+        self.effects = list(scenario.change.truth.effects)
+        self.faults = scenario.faults
+        self._ss_names = [s.name for s in scenario.fleet.scale_sets]
+        self._ss_index = {n: i for i, n in enumerate(self._ss_names)}
+        self.scale_sets = {s.name: _ScaleSetState(s.name, s.orchestration, s.capacity, s.capacity)
+                           for s in scenario.fleet.scale_sets}
+        self._skus: list[str] = []
+        self._images: list[str] = []
+        self._zones: list[str] = []
+        self.ids: list[str] = []
+        self.names: list[str] = []
+        self._by_id: dict[str, int] = {}
+        self.snapshots: dict[int, list[tuple[float, str]]] = {}
+        self.shadow_rows: list[int] = []
+        self.shadow_spot: dict[int, bool] = {}
+        self.shadow_created_at: dict[int, float] = {}
+        self.shadow_source: dict[int, int] = {}
+        self.last_production_action = 0.0
+        self._deleted: set[int] = set()
+        self._cleaned: set[int] = set()
+        self.snapshots_taken = 0
+        self._build_production()
+
+    # ------------------------------------------------------------------ building the fleet
+    def _code(self, table: list[str], value: str) -> int:
+        if value not in table:
+            table.append(value)
+        return table.index(value)
+
+    def _build_production(self) -> None:
+        seed = self.seed
+        rows: dict[str, list[Any]] = {k: [] for k in ("ss", "sku", "img", "zone", "m", "amp", "noise")}
+        for s in self.scenario.fleet.scale_sets:
+            skus, sku_w = list(s.skus), np.array(list(s.skus.values()), dtype=float)
+            imgs, img_w = list(s.images), np.array(list(s.images.values()), dtype=float)
+            si = self._ss_index[s.name]
+            for k in range(s.capacity):
+                key = si * 10_000 + k
+                sku = skus[int(np.searchsorted(np.cumsum(sku_w) / sku_w.sum(),
+                                               uniform(seed, Stream.PLACEMENT, key, 1)))]
+                img = imgs[int(np.searchsorted(np.cumsum(img_w) / img_w.sum(),
+                                               uniform(seed, Stream.PLACEMENT, key, 2)))]
+                zone = s.zones[k % len(s.zones)]
+                name = f"{s.name}_{k}" if s.orchestration == "Flexible" else f"{s.name}/{k}"
+                rid = (f"{vmss_resource_id(s.name)}/virtualMachines/{k}" if s.orchestration == "Uniform" else
+                       f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{FLEET_RG}/providers/"
+                       f"Microsoft.Compute/virtualMachines/{s.name}_{k}")
+                self._by_id[rid] = len(self.ids)
+                self.ids.append(rid)
+                self.names.append(name)
+                rows["ss"].append(si)
+                rows["sku"].append(self._code(self._skus, sku))
+                rows["img"].append(self._code(self._images, img))
+                rows["zone"].append(self._code(self._zones, zone))
+                rows["amp"].append(s.load.diurnal_amplitude)
+                rows["noise"].append(s.load.noise)
+                rows["m"].append(s.load.mean)
+        n = len(self.ids)
+        self.n_production = n
+        keys = np.arange(n)
+        noise = np.array(rows["noise"])
+        self.t: dict[str, NDArray[Any]] = {
+            "key": keys.astype(np.int64),
+            "ss": np.array(rows["ss"], dtype=np.int32),
+            "sku": np.array(rows["sku"], dtype=np.int32),
+            "img": np.array(rows["img"], dtype=np.int32),
+            "zone": np.array(rows["zone"], dtype=np.int32),
+            "m": np.clip(np.array(rows["m"]) + noise * normal(seed, Stream.VM_MEAN, keys), 0.0, 1.0),
+            "amp": np.array(rows["amp"]),
+            "noise": noise,
+            "mem_base": np.clip(60.0 + 10.0 * normal(seed, Stream.MEM_BASE, keys), 30.0, 90.0),
+            "vcpus": np.array([sku_info(self._skus[c]).vcpus for c in rows["sku"]], dtype=float),
+            "drive_target": np.full(n, np.nan),
+            "drive_start": np.full(n, np.inf),
+            "drive_stop": np.full(n, np.inf),
+            "exists_from": np.full(n, -np.inf),
+            "exists_to": np.full(n, np.inf),
+            "apply_at": np.full(n, np.nan),
+            "apply_done": np.full(n, np.nan),
+            "restore_start": np.full(n, np.nan),
+            "restore_done": np.full(n, np.nan),
+            "t0": np.full((len(MODES), n), np.inf),
+            "sev": np.zeros((len(MODES), n)),
+            "down_at": np.full(n, np.inf),
+            "oom_at": np.full(n, np.inf),
+            "sat_at": np.full(n, np.inf),
+            "imp_at": np.full(n, np.inf),
+            "match": self._static_match(np.array(rows["ss"]), np.array(rows["sku"]), np.array(rows["img"]),
+                                        np.array(rows["zone"])),
+        }
+
+    def _static_match(self, ss: NDArray[Any], sku: NDArray[Any], img: NDArray[Any],
+                      zone: NDArray[Any]) -> NDArray[np.bool_]:
+        out = np.ones((len(self.effects), len(ss)), dtype=bool)
+        for e, eff in enumerate(self.effects):
+            w = eff.when
+            if w.scale_sets is not None:
+                out[e] &= np.isin(ss, [self._ss_index[s] for s in w.scale_sets])
+            if w.skus is not None:
+                out[e] &= np.isin(sku, [self._skus.index(s) for s in w.skus if s in self._skus])
+            if w.images is not None:
+                out[e] &= np.isin(img, [self._images.index(s) for s in w.images if s in self._images])
+            if w.zones is not None:
+                out[e] &= np.isin(zone, [self._zones.index(s) for s in w.zones if s in self._zones])
+        return out
+
+    def _append_rows(self, new: dict[str, NDArray[Any]]) -> None:
+        for k, v in new.items():
+            axis = 1 if self.t[k].ndim == 2 else 0
+            self.t[k] = np.concatenate([self.t[k], v], axis=axis)
+
+    # ------------------------------------------------------------------ lookups
+    def index_of(self, resource_id: str) -> int:
+        try:
+            return self._by_id[resource_id]
+        except KeyError as exc:
+            raise NotFound(f"resource {resource_id} not found", resource=resource_id, status=404) from exc
+
+    def indices(self, resource_ids: list[str]) -> NDArray[np.int64]:
+        return np.array([self.index_of(r) for r in resource_ids], dtype=np.int64)
+
+    def vm_info(self, i: int) -> VmInfo:
+        ss = self._ss_names[int(self.t["ss"][i])]
+        return VmInfo(self.ids[i], ss, self._skus[int(self.t["sku"][i])], self._images[int(self.t["img"][i])],
+                      self._zones[int(self.t["zone"][i])], self.scale_sets[ss].orchestration,
+                      f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{FLEET_RG}/providers/Microsoft.Compute/"
+                      f"disks/{self.names[i].replace('/', '_')}_osdisk")
+
+    def inventory(self, scale_set: str) -> list[VmInfo]:
+        if scale_set not in self._ss_index:
+            raise NotFound(f"scale set {scale_set} not found", resource=scale_set, status=404)
+        si = self._ss_index[scale_set]
+        rows = np.nonzero(self.t["ss"][: self.n_production] == si)[0]
+        return [self.vm_info(int(i)) for i in rows]
+
+    # ------------------------------------------------------------------ faults and latency
+    def _latency(self, op: str, keys: NDArray[Any], attempt: int = 0) -> NDArray[np.float64]:
+        base, spread = LATENCY[op]
+        return base + spread * uniform(self.seed, Stream.LATENCY, text_key(op), keys, attempt)
+
+    def arm_delay(self, op: str, resource: str) -> float:
+        """Minutes lost to 429s (Retry-After) and transient 5xx before the operation is accepted.
+
+        Draws are keyed by (seed, logical operation, resource, attempt), as in the Azure-shaped stand-in.
+        """
+        f = self.faults
+        if f.arm_throttle_rate == 0 and f.arm_transient_error_rate == 0:
+            return 0.0
+        delay = 0.0
+        for attempt in range(MAX_ARM_ATTEMPTS):
+            u = float(uniform(self.seed, Stream.FAULT, text_key(op), text_key(resource), attempt, 0))
+            if u < f.arm_throttle_rate:
+                lo, hi = RETRY_AFTER_SECONDS
+                delay += (lo + (hi - lo) * float(uniform(self.seed, Stream.FAULT, text_key(op),
+                                                         text_key(resource), attempt, 1))) / 60.0
+                continue
+            if u < f.arm_throttle_rate + f.arm_transient_error_rate:
+                delay += BACKOFF_SECONDS * 2**attempt / 60.0
+                continue
+            return delay
+        last_throttled = float(uniform(self.seed, Stream.FAULT, text_key(op), text_key(resource),
+                                       MAX_ARM_ATTEMPTS - 1, 0)) < f.arm_throttle_rate
+        err = Throttled if last_throttled else TransientError
+        raise err(f"{op} on {resource}: still failing after {MAX_ARM_ATTEMPTS} attempts", operation=op,
+                  resource=resource, status=429 if last_throttled else 503)
+
+    def _fails(self, what: str, rate: float, i: int, attempt: int) -> bool:
+        return rate > 0 and float(uniform(self.seed, Stream.FAULT, text_key(what), int(self.t["key"][i]),
+                                          attempt, 2)) < rate
+
+    # ------------------------------------------------------------------ load and telemetry
+    def utilisation(self, idx: NDArray[np.int64], minutes: NDArray[Any]) -> NDArray[np.float64]:
+        """Utilisation 0..1 of rows ``idx`` at integer ``minutes`` (shape len(idx) x len(minutes))."""
+        t = np.asarray(minutes, dtype=float)[None, :]
+        keys = self.t["key"][idx][:, None]
+        tk = np.asarray(minutes, dtype=np.int64)[None, :]
+        prod = idx < self.n_production
+        out = np.empty((len(idx), t.shape[1]))
+        if prod.any():
+            p = idx[prod]
+            out[prod] = (self.t["m"][p][:, None] + self.t["amp"][p][:, None] * np.sin(2 * np.pi * t / 1440.0)
+                         + self.t["noise"][p][:, None] * normal(self.seed, Stream.LOAD, keys[prod], tk))
+        if (~prod).any():
+            s = idx[~prod]
+            tm = t + 0.5
+            driven = (tm >= self.t["drive_start"][s][:, None]) & (tm < self.t["drive_stop"][s][:, None])
+            noise = normal(self.seed, Stream.SHADOW_LOAD, keys[~prod], tk)
+            target = np.nan_to_num(self.t["drive_target"][s])[:, None]
+            out[~prod] = np.where(driven, target + 0.02 * noise, 0.02 * np.abs(noise))
+        return np.clip(out, 0.0, 1.0)
+
+    def _cpu(self, idx: NDArray[np.int64], minutes: NDArray[Any], util: NDArray[np.float64]) -> NDArray[np.float64]:
+        keys = self.t["key"][idx][:, None]
+        tk = np.asarray(minutes, dtype=np.int64)[None, :]
+        return 100.0 * (0.05 + 0.85 * util) + 2.0 * normal(self.seed, Stream.CPU, keys, tk)
+
+    def signals(self, idx: NDArray[np.int64], start: int, end: int) -> dict[str, NDArray[np.float64]]:
+        """Per-minute signals of rows ``idx`` for minutes [start, end); NaN where the VM gave no data."""
+        minutes = np.arange(start, end)
+        n, w = len(idx), len(minutes)
+        if n == 0 or w == 0:
+            return {k: np.zeros((n, w)) for k in ("cpu_pct", "mem_available_pct", "net_bytes", "error_count",
+                                                  "health_ok")}
+        T = self.t
+        tm = minutes[None, :] + 0.5
+        keys = T["key"][idx][:, None]
+        tk = minutes[None, :].astype(np.int64)
+        seed = self.seed
+        util = self.utilisation(idx, minutes)
+        rs = np.nan_to_num(T["restore_start"][idx], nan=np.inf)[:, None]
+        rd = np.nan_to_num(T["restore_done"][idx], nan=np.inf)[:, None]
+        alive = (tm >= T["exists_from"][idx][:, None]) & (tm < T["exists_to"][idx][:, None]) & ~((tm >= rs) & (tm < rd))
+
+        def active(x: NDArray[Any]) -> NDArray[np.bool_]:
+            return (tm >= x[:, None]) & (tm < rs)
+
+        def mode(m: Mode) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+            j = MODE_INDEX[m]
+            return active(T["t0"][j][idx]), T["sev"][j][idx][:, None]
+
+        down = active(T["down_at"][idx])
+        cpu_on, cpu_sev = mode(Mode.CPU_REGRESSION)
+        leak_on, leak_sev = mode(Mode.MEMORY_LEAK)
+        burst_on, burst_sev = mode(Mode.ERROR_BURST)
+        flap_on, flap_sev = mode(Mode.HEALTH_FLAP)
+        net_on, net_sev = mode(Mode.NETWORK_DEGRADATION)
+        hang_on, hang_sev = mode(Mode.APPLY_TIMEOUT)
+        saturated = active(T["sat_at"][idx])
+
+        cpu = self._cpu(idx, minutes, util) + np.where(cpu_on, 60.0 * cpu_sev, 0.0)
+        cpu = np.where(down, 2.0 + np.abs(normal(seed, Stream.CPU, keys, tk + 7)), cpu)
+        leak_t0 = T["t0"][MODE_INDEX[Mode.MEMORY_LEAK]][idx][:, None]
+        leak = np.where(leak_on, (0.05 + 1.95 * leak_sev) * (tm - np.where(leak_on, leak_t0, 0.0)), 0.0)
+        mem = T["mem_base"][idx][:, None] - 15.0 * util + normal(seed, Stream.MEM, keys, tk) - leak
+        net = 6.0e7 * T["vcpus"][idx][:, None] * util * (1.0 + 0.05 * normal(seed, Stream.NET, keys, tk))
+        net = np.where(net_on, net * (1.0 - 0.8 * net_sev), net)
+        net = np.where(down, net * 0.01, net)
+        lam = 0.5 + 2.0 * util
+        lam = np.where(burst_on, lam * (1.0 + 20.0 * burst_sev), lam)
+        lam = np.where(net_on, lam * (1.0 + 5.0 * net_sev), lam)
+        lam = np.where(hang_on, lam * 4.0, lam)
+        lam = np.where(down, lam + 30.0, lam)
+        errors = poisson.ppf(uniform(seed, Stream.ERRORS, keys, tk), lam)
+        p_fail = np.full((n, w), 0.0005)
+        p_fail = np.where(flap_on, np.maximum(p_fail, 0.2 + 0.6 * flap_sev), p_fail)
+        p_fail = np.where(hang_on, np.maximum(p_fail, 0.3 + 0.5 * hang_sev), p_fail)
+        p_fail = np.where(net_on, np.maximum(p_fail, 0.1 * net_sev), p_fail)
+        p_fail = np.where(saturated, np.maximum(p_fail, 0.8), p_fail)
+        p_fail = np.where(down, 1.0, p_fail)
+        health = (uniform(seed, Stream.HEALTH, keys, tk) >= p_fail).astype(float)
+        out = {
+            "cpu_pct": np.clip(cpu, 0.0, 100.0),
+            "mem_available_pct": np.clip(mem, 0.0, 100.0),
+            "net_bytes": np.maximum(net, 0.0),
+            "error_count": errors.astype(float),
+            "health_ok": health,
+        }
+        for k, v in out.items():
+            out[k] = np.where(alive, v, np.nan)
+        return out
+
+    # ------------------------------------------------------------------ the change
+    def apply(self, idx: NDArray[np.int64], change: ChangeSpec, timeout_minutes: float) -> list[ApplyResult]:
+        """Apply the change to rows ``idx`` in parallel, starting now."""
+        now = self.clock.now
+        T = self.t
+        for i in idx:
+            if not math.isnan(T["apply_at"][i]):
+                raise Conflict(f"the change was already applied to {self.ids[i]}", operation="apply",
+                               resource=self.ids[i], status=409)
+            if not (T["exists_from"][i] <= now < T["exists_to"][i]):
+                raise NotFound(f"{self.ids[i]} does not exist now", resource=self.ids[i], status=404)
+        keys = T["key"][idx]
+        start = now + np.array([self.arm_delay(f"apply:{change.kind}", self.ids[i]) for i in idx])
+        done = start + self._latency(f"apply:{change.kind}", keys)
+        util_now = self.utilisation(idx, np.array([int(now)]))[:, 0]
+        T["apply_at"][idx] = now
+        results: list[ApplyResult] = []
+        for r, i in enumerate(idx):
+            status, exit_code, finish = ApplyStatus.OK, 0, float(done[r])
+            for e, eff in enumerate(self.effects):
+                if not T["match"][e, i]:
+                    continue
+                if float(uniform(self.seed, Stream.AFFECT, e, int(keys[r]))) >= eff.probability:
+                    continue
+                if eff.when.load_above is not None and not util_now[r] > eff.when.load_above:
+                    continue
+                j = MODE_INDEX[eff.mode]
+                t0 = finish + eff.onset_minutes
+                T["t0"][j, i] = min(T["t0"][j, i], t0)
+                T["sev"][j, i] = max(T["sev"][j, i], eff.severity)
+                if eff.mode is Mode.CRASH_ON_APPLY and eff.onset_minutes == 0:
+                    status, exit_code = ApplyStatus.FAILED, 1
+                if eff.mode is Mode.APPLY_TIMEOUT and eff.onset_minutes == 0:
+                    status, exit_code = ApplyStatus.TIMEOUT, None
+            if status is ApplyStatus.TIMEOUT:
+                finish = now + timeout_minutes
+            T["apply_done"][i] = finish
+            self._derive_times(int(i))
+            results.append(ApplyResult(self.ids[i], status, exit_code, round((finish - now) * 60.0, 1)))
+        if len(idx):
+            self.clock.advance_to(float(max(T["apply_done"][idx])))
+            self._production_action(idx, float(max(T["apply_done"][idx])))
+        return results
+
+    def _derive_times(self, i: int) -> None:
+        """Ground truth of one VM after apply: when its service goes down and when it is impaired."""
+        T = self.t
+        t0 = {m: T["t0"][MODE_INDEX[m], i] for m in MODES}
+        sev = {m: T["sev"][MODE_INDEX[m], i] for m in MODES}
+        down = min(t0[Mode.CRASH_ON_APPLY], t0[Mode.LATENT_CRASH])
+        if math.isfinite(t0[Mode.MEMORY_LEAK]):
+            level = T["mem_base"][i] - 15.0 * self._reference_load(i)
+            T["oom_at"][i] = t0[Mode.MEMORY_LEAK] + max(level, 0.0) / (0.05 + 1.95 * sev[Mode.MEMORY_LEAK])
+            down = min(down, T["oom_at"][i])
+        if math.isfinite(t0[Mode.CPU_REGRESSION]):
+            T["sat_at"][i] = self._first_saturation(i, t0[Mode.CPU_REGRESSION], 60.0 * sev[Mode.CPU_REGRESSION])
+        T["down_at"][i] = down
+        T["imp_at"][i] = min(down, T["sat_at"][i], t0[Mode.APPLY_TIMEOUT], t0[Mode.ERROR_BURST],
+                             t0[Mode.HEALTH_FLAP], t0[Mode.NETWORK_DEGRADATION])
+
+    def _reference_load(self, i: int) -> float:
+        if i < self.n_production:
+            return float(self.t["m"][i])
+        return float(np.nan_to_num(self.t["drive_target"][i]))
+
+    def _first_saturation(self, i: int, t0: float, extra: float) -> float:
+        horizon = self.scenario.horizon_minutes
+        idx = np.array([i], dtype=np.int64)
+        start = math.floor(t0)
+        for a in range(start, start + horizon + 1, 240):
+            minutes = np.arange(a, min(a + 240, start + horizon + 1))
+            cpu = self._cpu(idx, minutes, self.utilisation(idx, minutes))[0] + extra
+            hit = np.nonzero((cpu >= 95.0) & (minutes + 0.5 >= t0))[0]
+            if hit.size:
+                return float(minutes[hit[0]])
+        return math.inf
+
+    def _production_action(self, idx: NDArray[np.int64], t: float) -> None:
+        if np.any(idx < self.n_production):
+            self.last_production_action = max(self.last_production_action, t)
+
+    # ------------------------------------------------------------------ snapshots and restore
+    def snapshot(self, idx: NDArray[np.int64], tag: str) -> list[SnapshotInfo]:
+        now = self.clock.now
+        out: list[SnapshotInfo] = []
+        finish = now
+        for i in idx:
+            t = now + self.arm_delay("snapshot", self.ids[i])
+            attempt = 0
+            while self._fails("snapshot", self.faults.snapshot_failure_rate, int(i), attempt):
+                t += float(self._latency("snapshot", np.array([self.t["key"][i]]), attempt)[0])
+                attempt += 1
+                if attempt >= 3:
+                    raise TransientError(f"snapshot of {self.ids[i]} failed {attempt} times", operation="snapshot",
+                                         resource=self.ids[i], status=500)
+            t += float(self._latency("snapshot", np.array([self.t["key"][i]]), attempt)[0])
+            sid = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{FLEET_RG}/providers/Microsoft.Compute/"
+                   f"snapshots/{tag}-{self.names[i].replace('/', '_')}")
+            self.snapshots.setdefault(int(i), []).append((t, sid))
+            self.snapshots_taken += 1
+            finish = max(finish, t)
+            out.append(SnapshotInfo(self.ids[i], sid, self.vm_info(int(i)).os_disk_id))
+        self.clock.advance_to(finish)
+        return out
+
+    def restore(self, idx: NDArray[np.int64], snapshot_ids: list[str]) -> list[tuple[int, bool, int, str]]:
+        """Restore each VM's OS disk from its pre-change snapshot; returns (row, ok, attempts, message)."""
+        now = self.clock.now
+        T = self.t
+        out: list[tuple[int, bool, int, str]] = []
+        finish = now
+        for i, sid in zip(idx, snapshot_ids, strict=True):
+            i = int(i)
+            taken = dict((s, t) for t, s in self.snapshots.get(i, []))
+            if sid not in taken:
+                raise NotFound(f"snapshot {sid} of {self.ids[i]} not found", resource=sid, status=404)
+            if not math.isnan(T["apply_at"][i]) and taken[sid] > T["apply_at"][i]:
+                raise Conflict(f"snapshot {sid} was taken after the change reached {self.ids[i]}",
+                               resource=sid, status=409)
+            if not math.isnan(T["restore_start"][i]):
+                raise Conflict(f"{self.ids[i]} was already restored", resource=self.ids[i], status=409)
+            orch = self.vm_info(i).orchestration
+            t = now + self.arm_delay("restore", self.ids[i])
+            attempts = 1
+            key = np.array([T["key"][i]])
+            if self._fails("restore", self.faults.restore_failure_rate, i, 0):
+                t += float(self._latency(f"restore:{orch}", key, 0)[0])
+                attempts = 2
+            t_start = now
+            t += float(self._latency(f"restore:{orch}", key, attempts)[0])
+            T["restore_start"][i] = t_start
+            T["restore_done"][i] = t
+            finish = max(finish, t)
+            out.append((i, True, attempts, f"OS disk restored from {sid.rsplit('/', 1)[-1]} "
+                        f"({'disk swap' if orch == 'Flexible' else 'reimage + data disk from snapshot'})"))
+        self.clock.advance_to(finish)
+        self._production_action(np.array([o[0] for o in out], dtype=np.int64), finish)
+        return out
+
+    def run_script(self, idx: NDArray[np.int64]) -> list[tuple[int, bool]]:
+        now = self.clock.now
+        done = now + self._latency("run_script", self.t["key"][idx]) if len(idx) else np.array([now])
+        self.clock.advance_to(float(done.max()))
+        ok = self.t["down_at"][idx] > np.nan_to_num(self.t["restore_start"][idx], nan=np.inf)
+        return [(int(i), bool(o)) for i, o in zip(idx, ok, strict=True)]
+
+    # ------------------------------------------------------------------ capacity
+    def set_capacity(self, scale_set: str, capacity: int) -> int:
+        st = self.scale_sets[scale_set]
+        now = self.clock.now + self.arm_delay("vmss_update", scale_set)
+        delta = capacity - st.capacity
+        if delta > 0:
+            ups = now + self._latency("scale_out", np.arange(len(st.extra), len(st.extra) + delta) + 7919)
+            st.extra.extend([[float(u), math.inf] for u in ups])
+            ready = float(ups.max())
+        else:
+            for rec in [r for r in st.extra if math.isinf(r[1])][::-1][: -delta]:
+                rec[1] = now
+            ready = now
+        st.capacity = capacity
+        self.last_production_action = max(self.last_production_action, ready)
+        self.clock.advance_to(now)  # ARM accepted the update; instances come up on their own
+        return capacity
+
+    # ------------------------------------------------------------------ shadows
+    def create_shadow(self, source: int, sku: str, zone: str, spot_fallback: str, tag: str) -> ShadowInfo:
+        """Snapshot the source's disk, make a disk, start a Spot VM from it (or a regular one, per policy)."""
+        now = self.clock.now
+        src = self.vm_info(source)
+        n = len(self.ids)
+        key = SHADOW_KEY_BASE + len(self.shadow_rows)
+        name = f"shadow-{tag}-{len(self.shadow_rows):04d}"
+        rid = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{SHADOW_RG}/providers/"
+               f"Microsoft.Compute/virtualMachines/{name}")
+        k = np.array([key])
+        t = now + self.arm_delay("snapshot", src.vm_id) + float(self._latency("snapshot", k)[0])
+        self.snapshots_taken += 1
+        t += float(self._latency("disk_from_snapshot", k)[0])
+        spot = sku not in self.faults.spot_unavailable_skus and sku_info(sku).spot_usd_hour is not None
+        if not spot and spot_fallback != "regular":
+            self.clock.advance_to(t)
+            raise CapacityUnavailable(f"Spot capacity refused for {sku} in zone {zone}", operation="create_vm",
+                                      resource=rid, status=409)
+        t += self.arm_delay("create_vm", rid) + float(self._latency("spot_vm_create", k)[0])
+        rate = self.faults.spot_evictions_per_hour if spot else 0.0
+        evict = t + (-math.log(float(uniform(self.seed, Stream.EVICT, key))) / rate * 60.0 if rate > 0 else math.inf)
+        ss, img = int(self.t["ss"][source]), int(self.t["img"][source])
+        sku_c, zone_c = self._code(self._skus, sku), self._code(self._zones, zone)
+        mem = float(np.clip(60.0 + 10.0 * normal(self.seed, Stream.MEM_BASE, key), 30.0, 90.0))
+        row: dict[str, NDArray[Any]] = {
+            "key": np.array([key], dtype=np.int64), "ss": np.array([ss], dtype=np.int32),
+            "sku": np.array([sku_c], dtype=np.int32), "img": np.array([img], dtype=np.int32),
+            "zone": np.array([zone_c], dtype=np.int32), "m": np.array([0.0]), "amp": np.array([0.0]),
+            "noise": np.array([0.02]), "mem_base": np.array([mem]),
+            "vcpus": np.array([float(sku_info(sku).vcpus)]),
+            "drive_target": np.array([np.nan]), "drive_start": np.array([np.inf]), "drive_stop": np.array([np.inf]),
+            "exists_from": np.array([t]), "exists_to": np.array([evict]),
+            "apply_at": np.array([np.nan]), "apply_done": np.array([np.nan]),
+            "restore_start": np.array([np.nan]), "restore_done": np.array([np.nan]),
+            "t0": np.full((len(MODES), 1), np.inf), "sev": np.zeros((len(MODES), 1)),
+            "down_at": np.array([np.inf]), "oom_at": np.array([np.inf]), "sat_at": np.array([np.inf]),
+            "imp_at": np.array([np.inf]),
+            "match": self._static_match(np.array([ss]), np.array([sku_c]), np.array([img]), np.array([zone_c])),
+        }
+        self._append_rows(row)
+        self._by_id[rid] = n
+        self.ids.append(rid)
+        self.names.append(name)
+        self.shadow_rows.append(n)
+        self.shadow_spot[n] = spot
+        self.shadow_created_at[n] = now
+        self.shadow_source[n] = source
+        self.clock.advance_to(t)
+        msg = "" if spot else f"Spot refused for {sku}: regular-priced VM"
+        return ShadowInfo(rid, src.vm_id, src.stratum.key, sku, zone, spot, ShadowState.RUNNING, msg)
+
+    def shadow_state(self, i: int) -> ShadowState:
+        now = self.clock.now
+        if self.t["exists_to"][i] <= now:
+            return ShadowState.DELETED if i in self._deleted else ShadowState.EVICTED
+        return ShadowState.RUNNING
+
+    def drive(self, idx: NDArray[np.int64], targets: NDArray[np.float64]) -> None:
+        now = self.clock.now + 0.5
+        self.t["drive_target"][idx] = targets
+        self.t["drive_start"][idx] = np.minimum(self.t["drive_start"][idx], now)
+        self.clock.advance_to(now)
+
+    def delete_shadows(self, idx: NDArray[np.int64]) -> int:
+        now = self.clock.now
+        deleted = self._deleted
+        count = 0
+        for i in idx:
+            i = int(i)
+            if i in deleted or i in self._cleaned:
+                continue
+            if self.t["exists_to"][i] > now:
+                self.t["exists_to"][i] = now
+                deleted.add(i)
+            else:
+                self._cleaned.add(i)  # evicted earlier: its disk is swept now
+            self.t["drive_stop"][i] = min(self.t["drive_stop"][i], now)
+            count += 1
+        if count:
+            self.clock.advance_to(now + float(self._latency("delete", np.array([count]))[0]))
+        return count
+
+    # ------------------------------------------------------------------ the truth, at the end
+    def outcome(self, *, strategy: str, believed: dict[str, str], halted: bool, finished_at: float,
+                decisions: list[dict[str, Any]]) -> dict[str, Any]:
+        """The contract's outcome object, measured from the ground truth."""
+        from .accounting import account
+
+        return account(self, strategy=strategy, believed=believed, halted=halted, finished_at=finished_at,
+                       decisions=decisions)
+
+    @property
+    def coverage(self) -> dict[tuple[int, int, int, int], bool]:
+        """Strata covered by a shadow on the source's SKU and zone that got the change and was not evicted."""
+        out: dict[tuple[int, int, int, int], bool] = {}
+        T = self.t
+        for row, src in self.shadow_source.items():
+            stratum = (int(T["ss"][src]), int(T["sku"][src]), int(T["img"][src]), int(T["zone"][src]))
+            ok = (int(T["sku"][row]) == stratum[1] and int(T["zone"][row]) == stratum[3]
+                  and not math.isnan(T["apply_at"][row]) and row in self._deleted)
+            out[stratum] = out.get(stratum, False) or ok
+        return out
+
+    def spot_price(self, i: int) -> float:
+        sku = self._skus[int(self.t["sku"][i])]
+        return hourly_price(sku, self.region, spot=self.shadow_spot.get(i, True))
+
+    def sku_of(self, i: int) -> str:
+        return self._skus[int(self.t["sku"][i])]

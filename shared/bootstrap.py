@@ -1,0 +1,89 @@
+"""The one place where adapters are wired together, lazily: nothing here runs at import time.
+
+In Azure the host imports ``function_app`` and the first activity asks for :func:`services`, which builds
+the adapters named by the ``SHADOW_ROLLOUT_BACKEND`` app setting. Locally, the CLI builds a simulator and
+installs its services before it drives the orchestration.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .domain.errors import ShadowRolloutError
+from .ports import DiskSnapshots, FailureModel, Fleet, RolloutStore, ShadowLoad, ShadowPool, Telemetry
+
+
+@dataclass
+class Services:
+    fleet: Fleet
+    shadows: ShadowPool
+    shadow_load: ShadowLoad
+    snapshots: DiskSnapshots
+    telemetry: Telemetry
+    model: FailureModel
+    store: RolloutStore
+    now: Callable[[], datetime]
+
+
+_services: Services | None = None
+
+
+def install(services: Services | None) -> None:
+    """Use these services for every activity in this process (None forgets them)."""
+    global _services
+    _services = services
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        _services = _from_environment()
+    return _services
+
+
+def simulator_services(world: object) -> Services:
+    """Services over a simulated fleet (a :class:`~shared.adapters.simulator.world.FleetWorld`)."""
+    from .adapters.memory_store import InMemoryRolloutStore
+    from .adapters.simulator.adapters import (
+        SimDiskSnapshots,
+        SimFleet,
+        SimShadowLoad,
+        SimShadowPool,
+        SimTelemetry,
+        to_datetime,
+    )
+    from .adapters.simulator.world import FleetWorld
+    from .adapters.statistical_model import StatisticalFailureModel
+
+    assert isinstance(world, FleetWorld)
+    return Services(
+        fleet=SimFleet(world),
+        shadows=SimShadowPool(world),
+        shadow_load=SimShadowLoad(world),
+        snapshots=SimDiskSnapshots(world),
+        telemetry=SimTelemetry(world),
+        model=StatisticalFailureModel(),
+        store=InMemoryRolloutStore(),
+        now=lambda: to_datetime(world.clock.now),
+    )
+
+
+def _from_environment() -> Services:
+    backend = os.environ.get("SHADOW_ROLLOUT_BACKEND", "sim")
+    if backend == "sim":
+        from .adapters.simulator.scenario import load_scenario
+        from .adapters.simulator.world import FleetWorld
+        from .scenarios import default_scenario_path
+
+        path = os.environ.get("SHADOW_ROLLOUT_SCENARIO") or str(default_scenario_path())
+        return simulator_services(FleetWorld(load_scenario(path)))
+    raise ShadowRolloutError(
+        f"SHADOW_ROLLOUT_BACKEND={backend!r} is not available in this build; use 'sim'"
+    )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,1 @@
+"""The domain: fleet, strata, policy and decisions. No Azure imports live here."""

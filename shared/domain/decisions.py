@@ -1,0 +1,183 @@
+"""Every decision of a rollout, as a pure function that returns its reason with the numbers."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import Stratum
+from .policy import RolloutPolicy
+from .sampling import stable_rank
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What was decided, about what, and why (with the numbers)."""
+
+    kind: str
+    reason: str
+    subject: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "reason": self.reason, "subject": self.subject, "data": dict(self.data)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Decision:
+        return cls(d["kind"], d["reason"], d.get("subject", ""), dict(d.get("data", {})))
+
+
+@dataclass(frozen=True)
+class VmRisk:
+    """One production VM's predicted failure probability; None when no prediction could be made."""
+
+    vm_id: str
+    stratum_key: str
+    probability: float | None
+    source: str = "judge"
+
+
+@dataclass(frozen=True)
+class PreProductionPlan:
+    halt: bool
+    included: list[str]
+    skipped: list[str]
+    at_risk: list[str]
+    predicted_rate: float
+    decisions: list[Decision]
+
+
+def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy) -> PreProductionPlan:
+    """Halt, or skip the VMs predicted to fail and proceed with the rest.
+
+    A VM whose prediction is missing is included: the first, small wave serves as its canary.
+    """
+    total = len(risks)
+    confident = [r for r in risks if r.probability is not None and r.probability >= policy.confident_failure]
+    share = len(confident) / total if total else 0.0
+    if total and share >= policy.halt_fleet_share:
+        known = [r.probability for r in risks if r.probability is not None]
+        predicted_rate = sum(known) / len(known) if known else 0.0
+        reason = (f"confident failure predicted for {len(confident)}/{total} VMs = {share:.0%} "
+                  f">= halt share {policy.halt_fleet_share:.0%} (probability >= {policy.confident_failure:g})")
+        return PreProductionPlan(True, [], [r.vm_id for r in risks], [], predicted_rate,
+                                 [Decision("halt_before_production", reason, data={"share": round(share, 4)})])
+    decisions: list[Decision] = []
+    by_stratum: dict[str, list[VmRisk]] = defaultdict(list)
+    for r in risks:
+        by_stratum[r.stratum_key].append(r)
+    included: list[str] = []
+    skipped: list[str] = []
+    at_risk: list[str] = []
+    for key in sorted(by_stratum):
+        members = by_stratum[key]
+        label = Stratum.from_key(key).label
+        skip = [r for r in members if r.probability is not None and r.probability >= policy.skip_probability]
+        if skip:
+            top = max(r.probability or 0.0 for r in skip)
+            kind = "skip_stratum" if len(skip) == len(members) else "skip_vms"
+            decisions.append(Decision(kind, f"predicted failure {top:.2f} >= skip threshold "
+                                      f"{policy.skip_probability:g} for {len(skip)}/{len(members)} VMs of "
+                                      f"stratum {label}", key, {"vms": len(skip), "probability": top}))
+        if all(r.probability is None for r in members):
+            decisions.append(Decision("uncovered_stratum", f"no shadow evidence for stratum {label}: its "
+                                      f"{len(members)} VMs go in every wave, guarded by the error threshold", key))
+        skip_ids = {r.vm_id for r in skip}
+        skipped.extend(r.vm_id for r in members if r.vm_id in skip_ids)
+        for r in members:
+            if r.vm_id in skip_ids:
+                continue
+            included.append(r.vm_id)
+            if r.probability is not None and r.probability >= policy.snapshot_probability:
+                at_risk.append(r.vm_id)
+    included_ids = set(included)
+    known = [r.probability for r in risks if r.vm_id in included_ids and r.probability is not None]
+    predicted_rate = sum(known) / len(known) if known else 0.0
+    decisions.append(Decision("proceed", f"{len(included)}/{total} VMs proceed to production, "
+                              f"{len(skipped)} skipped; predicted failure rate of those proceeding "
+                              f"{predicted_rate:.3f}",
+                              data={"included": len(included), "skipped": len(skipped)}))
+    return PreProductionPlan(False, included, skipped, at_risk, predicted_rate, decisions)
+
+
+@dataclass(frozen=True)
+class ErrorThreshold:
+    value: float
+    reason: str
+
+
+def adaptive_error_threshold(predicted_rate: float, policy: RolloutPolicy) -> ErrorThreshold:
+    """Tolerate failures up to a multiple of what was predicted, within [base, max].
+
+    When the model expects some failures among the VMs it let through, failing VMs at about that rate
+    are the plan working (they are restored); many more than predicted means the model is wrong and the
+    rollout must stop.
+    """
+    raw = policy.base_error_threshold + policy.threshold_multiplier * predicted_rate
+    value = min(policy.max_error_threshold, raw)
+    reason = (f"error threshold {value:.1%} = min(max {policy.max_error_threshold:.0%}, base "
+              f"{policy.base_error_threshold:.1%} + {policy.threshold_multiplier:g} x predicted {predicted_rate:.2%})")
+    return ErrorThreshold(round(value, 6), reason)
+
+
+def assess_changed_vms(changed: int, failing: int, threshold: ErrorThreshold) -> Decision:
+    """Halt production when the failing share of changed VMs exceeds the threshold."""
+    allowed = math.floor(threshold.value * changed + 1e-9)
+    share = failing / changed if changed else 0.0
+    if failing > allowed:
+        return Decision("halt_in_production", f"{failing} failing of {changed} changed VMs = {share:.1%} > "
+                        f"threshold {threshold.value:.1%} (at most {allowed} allowed)",
+                        data={"failing": failing, "changed": changed, "allowed": allowed})
+    return Decision("continue", f"{failing} failing of {changed} changed VMs <= {allowed} allowed "
+                    f"(threshold {threshold.value:.1%})", data={"failing": failing, "changed": changed})
+
+
+def plan_waves(vms_by_stratum: dict[str, list[str]], policy: RolloutPolicy, salt: str) -> list[list[str]]:
+    """Split the included VMs into waves, each a proportional slice of every stratum.
+
+    Cumulative counts round up, so every stratum has a VM in the first wave and a problem the shadows
+    missed shows in the smallest wave.
+    """
+    cumulative = []
+    acc = 0.0
+    for f in policy.wave_fractions:
+        acc += f
+        cumulative.append(min(1.0, acc))
+    waves: list[list[str]] = [[] for _ in cumulative]
+    for key in sorted(vms_by_stratum):
+        members = sorted(vms_by_stratum[key], key=lambda v: stable_rank(salt, v))
+        n = len(members)
+        prev = 0
+        for w, c in enumerate(cumulative):
+            upto = n if w == len(cumulative) - 1 else min(n, math.ceil(c * n - 1e-9))
+            waves[w].extend(members[prev:upto])
+            prev = max(prev, upto)
+    return [w for w in waves if w]
+
+
+def plan_capacity(scale_set: str, demand_units: float, serving: int, expected_out: int, extra_now: int,
+                  policy: RolloutPolicy) -> Decision | None:
+    """Scale out ahead of VMs that are about to leave service, so demand stays served.
+
+    ``demand_units`` is the VM count needed to keep utilisation at the target (sum of utilisation /
+    target); ``serving`` counts VMs serving now; ``expected_out`` those about to be restored.
+    """
+    short = demand_units - (serving - expected_out)
+    need = max(0, math.ceil(short - 1e-9)) + (policy.capacity_buffer_instances if expected_out else 0)
+    if need <= extra_now:
+        return None
+    add = need - extra_now
+    return Decision("scale_out", f"scale set {scale_set}: demand {demand_units:.1f} VM units > serving {serving} - "
+                    f"{expected_out} leaving for rollback + {extra_now} extra; +{add} instances",
+                    scale_set, {"add": add, "extra_total": need})
+
+
+def plan_scale_back(scale_set: str, extra_now: int, pending_rollbacks: int) -> Decision | None:
+    """Return borrowed capacity once no rollback is pending."""
+    if extra_now <= 0 or pending_rollbacks > 0:
+        return None
+    return Decision("scale_in", f"scale set {scale_set}: {pending_rollbacks} rollbacks pending; "
+                    f"-{extra_now} extra instances back to the original capacity", scale_set,
+                    {"remove": extra_now})

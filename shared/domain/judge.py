@@ -1,0 +1,169 @@
+"""The statistical judge: does a stratum's shadow look worse after the change than before it?
+
+A paired design: each shadow's post-change window is compared with its own pre-change baseline, pooled over
+the stratum's shadows, one signal at a time (one-sided Mann-Whitney U, Bonferroni over the signals, a
+relative tolerance as in Kayenta). Memory gets a trend test as well, because a slow leak may not yet move
+the median within the bake but will exhaust memory later. Like an Argo analysis run, the verdict takes the
+worst signal's phase, and a signal without enough data is Inconclusive, not a failure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from .model import ApplyResult, ApplyStatus, SignalFrame
+from .policy import RolloutPolicy
+
+
+class Phase(StrEnum):
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"
+
+
+# (signal, direction in which it gets worse, floor of the denominator of the relative change)
+JUDGED_SIGNALS: tuple[tuple[str, int, float], ...] = (
+    ("cpu_pct", +1, 5.0),
+    ("mem_available_pct", -1, 5.0),
+    ("net_bytes", -1, 1.0),
+    ("error_count", +1, 1.0),
+    ("health_ok", -1, 0.05),
+)
+MIN_SAMPLES = 5
+LEAK_T_STAT = -6.0
+PASSING_SCORE_CAP = 0.1
+"""A passing stratum's score grows with its strongest (sub-threshold) evidence, up to this cap."""
+
+
+@dataclass(frozen=True)
+class SignalVerdict:
+    signal: str
+    phase: Phase
+    p_value: float
+    relative_change: float
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"signal": self.signal, "phase": self.phase.value, "p_value": self.p_value,
+                "relative_change": self.relative_change, "message": self.message}
+
+
+@dataclass(frozen=True)
+class StratumVerdict:
+    stratum_key: str
+    label: str
+    phase: Phase
+    score: float | None
+    reason: str
+    shadows_observed: int
+    signals: list[SignalVerdict] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stratum_key": self.stratum_key, "label": self.label, "phase": self.phase.value,
+                "score": self.score, "reason": self.reason, "shadows_observed": self.shadows_observed,
+                "signals": [s.to_dict() for s in self.signals]}
+
+
+def judge_stratum(
+    stratum_key: str,
+    label: str,
+    baseline: SignalFrame,
+    post: SignalFrame,
+    applies: list[ApplyResult],
+    policy: RolloutPolicy,
+) -> StratumVerdict:
+    """Judge one stratum from its shadows' baseline and post-change windows (same VM rows)."""
+    failed = [a for a in applies if a.status is not ApplyStatus.OK]
+    if failed:
+        detail = ", ".join(sorted({f"{a.status.value} (exit {a.exit_code})" for a in failed}))
+        return StratumVerdict(stratum_key, label, Phase.FAILED, 1.0,
+                              f"apply {detail} on {len(failed)}/{len(applies)} shadows of stratum {label}",
+                              len(applies))
+    observed = _observed_rows(post)
+    if observed == 0 or not applies:
+        return StratumVerdict(stratum_key, label, Phase.INCONCLUSIVE, None,
+                              f"no shadow of stratum {label} was observed through the bake", 0)
+    alpha = policy.judge_alpha / len(JUDGED_SIGNALS)
+    verdicts = [_judge_signal(name, direction, floor, baseline, post, alpha, policy)
+                for name, direction, floor in JUDGED_SIGNALS]
+    verdicts.append(_judge_memory_trend(post, policy))
+    failing = [v for v in verdicts if v.phase is Phase.FAILED]
+    if failing:
+        worst = min(failing, key=lambda v: v.p_value)
+        strength = min(1.0, -math.log10(max(worst.p_value, 1e-12)) / 12.0)
+        reason = f"stratum {label}: " + "; ".join(v.message for v in failing)
+        return StratumVerdict(stratum_key, label, Phase.FAILED, round(0.9 + 0.1 * strength, 4), reason,
+                              observed, verdicts)
+    conclusive = [v for v in verdicts if v.phase is Phase.SUCCESSFUL]
+    if not conclusive:
+        return StratumVerdict(stratum_key, label, Phase.INCONCLUSIVE, None,
+                              f"stratum {label}: too few samples on every signal", observed, verdicts)
+    best_p = min(v.p_value for v in conclusive)
+    score = round(PASSING_SCORE_CAP * min(1.0, -math.log10(max(best_p, 1e-12)) / -math.log10(alpha)), 4)
+    return StratumVerdict(stratum_key, label, Phase.SUCCESSFUL, score,
+                          f"stratum {label}: no signal worse than baseline beyond tolerance "
+                          f"{policy.judge_tolerance:g} at alpha {alpha:.2g} ({observed} shadows)",
+                          observed, verdicts)
+
+
+def _observed_rows(frame: SignalFrame) -> int:
+    health = frame.signals["health_ok"]
+    return int(np.sum(np.any(~np.isnan(health), axis=1))) if health.size else 0
+
+
+def _judge_signal(name: str, direction: int, floor: float, baseline: SignalFrame, post: SignalFrame,
+                  alpha: float, policy: RolloutPolicy) -> SignalVerdict:
+    before = baseline.signals[name].ravel()
+    after = post.signals[name].ravel()
+    before = before[~np.isnan(before)]
+    after = after[~np.isnan(after)]
+    if before.size < MIN_SAMPLES or after.size < MIN_SAMPLES:
+        return SignalVerdict(name, Phase.INCONCLUSIVE, 1.0, 0.0,
+                             f"{name}: {before.size} baseline / {after.size} post samples < {MIN_SAMPLES}")
+    centre_before = float(np.mean(before)) if name in ("health_ok", "error_count") else float(np.median(before))
+    centre_after = float(np.mean(after)) if name in ("health_ok", "error_count") else float(np.median(after))
+    rel = (centre_after - centre_before) / max(abs(centre_before), floor)
+    if np.all(before == before[0]) and np.all(after == after[0]):
+        p = 0.0 if (after[0] - before[0]) * direction > 0 else 1.0
+    else:
+        alternative = "greater" if direction > 0 else "less"
+        p = float(mannwhitneyu(after, before, alternative=alternative).pvalue)
+    worse = rel * direction > policy.judge_tolerance
+    phase = Phase.FAILED if (p < alpha and worse) else Phase.SUCCESSFUL
+    verb = "rose" if rel > 0 else "fell"
+    msg = (f"{name} {verb} {abs(rel):.0%} ({centre_before:.3g} -> {centre_after:.3g}), "
+           f"p {p:.2g} {'<' if p < alpha else '>='} {alpha:.2g}")
+    return SignalVerdict(name, phase, p, rel, msg)
+
+
+def _judge_memory_trend(post: SignalFrame, policy: RolloutPolicy) -> SignalVerdict:
+    """Fail when any shadow's available memory falls steadily enough to run out within the projection."""
+    mem = post.signals["mem_available_pct"]
+    worst: SignalVerdict | None = None
+    for row in mem:
+        ok = ~np.isnan(row)
+        if ok.sum() < MIN_SAMPLES * 2:
+            continue
+        x = np.nonzero(ok)[0].astype(float)
+        y = row[ok]
+        xc = x - x.mean()
+        sxx = float(np.sum(xc * xc))
+        slope = float(np.sum(xc * (y - y.mean())) / sxx)
+        resid = y - (y.mean() + slope * xc)
+        se = math.sqrt(max(float(np.sum(resid * resid)) / max(len(y) - 2, 1), 1e-12) / sxx)
+        t = slope / se
+        level = float(y[-3:].mean())
+        minutes_left = level / -slope if slope < 0 else math.inf
+        if t < LEAK_T_STAT and minutes_left < policy.memory_projection_minutes:
+            msg = (f"available memory falls {-slope:.3g} %/min (t {t:.1f}), exhausted in "
+                   f"{minutes_left:.0f} min < {policy.memory_projection_minutes} min")
+            v = SignalVerdict("mem_trend", Phase.FAILED, 1e-9, slope, msg)
+            if worst is None or v.relative_change < worst.relative_change:
+                worst = v
+    return worst or SignalVerdict("mem_trend", Phase.SUCCESSFUL, 1.0, 0.0, "no memory exhaustion projected")

@@ -1,0 +1,122 @@
+"""The rollout policy: every knob has a named default and a reason.
+
+Overrides come from a scenario's ``policy`` block or a rollout request; unknown keys and out-of-range
+values are refused with a :class:`PolicyError` that names the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import PolicyError
+
+
+class RolloutPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # --- shadow pool ---------------------------------------------------------------------------
+    shadow_fraction: float = Field(0.02, ge=0.0, le=1.0, description="Share of each stratum cloned as shadows.")
+    min_shadows_per_stratum: int = Field(
+        2, ge=1, le=20, description="Two shadows per stratum let one eviction leave the stratum covered."
+    )
+    max_shadows: int = Field(2000, ge=1, description="Cost cap on the shadow pool.")
+    spot_fallback: Literal["regular", "skip"] = Field(
+        "regular", description="When Spot is refused for a SKU: a regular-priced VM of the same SKU, or none."
+    )
+    replace_evicted_shadows: bool = Field(True, description="Re-create a shadow evicted before the change.")
+    # --- bake and analysis ---------------------------------------------------------------------
+    baseline_minutes: int = Field(10, ge=3, le=240, description="Pre-change window on each shadow.")
+    bake_minutes: int = Field(30, ge=5, le=1440, description="How long the changed shadows are watched.")
+    bake_check_minutes: int = Field(10, ge=1, le=240, description="Interval of analyses during the bake.")
+    judge_alpha: float = Field(0.001, gt=0.0, lt=0.5, description="Mann-Whitney significance, before Bonferroni.")
+    judge_tolerance: float = Field(
+        0.25, ge=0.0, le=5.0, description="Relative change a signal must exceed to count (Kayenta's default)."
+    )
+    memory_projection_minutes: int = Field(
+        1440, ge=60, description="A leak that would exhaust memory within this time fails the stratum."
+    )
+    cpu_saturation_pct: float = Field(95.0, gt=50.0, le=100.0, description="CPU at which a VM saturates.")
+    # --- decisions before production -----------------------------------------------------------
+    skip_probability: float = Field(0.5, gt=0.0, le=1.0, description="VMs predicted at or above are skipped.")
+    confident_failure: float = Field(0.9, gt=0.0, le=1.0, description="A prediction at or above is confident.")
+    halt_fleet_share: float = Field(
+        0.5, gt=0.0, le=1.0, description="Halt before production when confident failures cover this share."
+    )
+    snapshot_probability: float = Field(
+        0.05, ge=0.0, le=1.0, description="VMs predicted at or above get snapshots and a queued rollback early."
+    )
+    # --- production waves ----------------------------------------------------------------------
+    wave_fractions: tuple[float, ...] = Field(
+        (0.05, 0.2, 0.35, 0.4), min_length=1, description="Share of the included VMs in each wave."
+    )
+    wave_watch_minutes: int = Field(10, ge=1, le=1440, description="Watch after each wave before the next.")
+    base_error_threshold: float = Field(
+        0.02, ge=0.0, le=1.0, description="Share of failing changed VMs tolerated when nothing is predicted."
+    )
+    threshold_multiplier: float = Field(
+        2.0, ge=0.0, le=100.0, description="Failures up to this multiple of the predicted rate are expected."
+    )
+    max_error_threshold: float = Field(0.2, ge=0.0, le=1.0, description="Never tolerate more than this share.")
+    unhealthy_probe_minutes: int = Field(
+        3, ge=1, le=60, description="Failed health probes within the last window that make a VM unhealthy."
+    )
+    health_window_minutes: int = Field(5, ge=1, le=60, description="Window of the health rule above.")
+    error_rate_factor: float = Field(
+        5.0, gt=1.0, description="Error-log rate over its own pre-change rate that makes a VM failing."
+    )
+    apply_timeout_minutes: int = Field(15, ge=1, le=180, description="An apply that runs longer has failed.")
+    # --- recovery and capacity -----------------------------------------------------------------
+    post_rollback_script: str = Field(
+        "systemctl restart app.service && curl -fsS http://localhost/health",
+        description="Run on a VM after its disk is restored.",
+    )
+    production_watch_minutes: int = Field(
+        1440, ge=0, le=10080, description="Production is watched this long after the last wave."
+    )
+    watch_interval_minutes: int = Field(10, ge=1, le=240, description="Interval of production checks.")
+    target_utilisation: float = Field(0.7, gt=0.0, le=1.0, description="Utilisation a VM should stay under.")
+    capacity_buffer_instances: int = Field(0, ge=0, le=100, description="Extra instances on every scale-out.")
+
+    @model_validator(mode="after")
+    def _check(self) -> RolloutPolicy:
+        if abs(sum(self.wave_fractions) - 1.0) > 1e-6:
+            raise ValueError(f"wave_fractions must add up to 1.0 (they add up to {sum(self.wave_fractions):.3f})")
+        if any(f <= 0 for f in self.wave_fractions):
+            raise ValueError("wave_fractions must all be > 0")
+        if self.confident_failure < self.skip_probability:
+            raise ValueError("confident_failure must be >= skip_probability")
+        return self
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> RolloutPolicy:
+        """A copy with ``overrides`` applied, validated as a whole."""
+        if not overrides:
+            return self
+        return parse_policy({**self.model_dump(), **overrides})
+
+
+def parse_policy(data: dict[str, Any] | None, *, where: str = "policy") -> RolloutPolicy:
+    """Validate a policy mapping; errors name ``where.key``."""
+    try:
+        return RolloutPolicy.model_validate(data or {})
+    except ValidationError as exc:
+        raise PolicyError(format_validation_error(exc, where)) from exc
+
+
+def format_validation_error(exc: ValidationError, where: str) -> str:
+    """One line per problem, each naming the key's full path."""
+    lines = []
+    for err in exc.errors():
+        parts = [f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"]]
+        path = ".".join([where, *parts] if where else parts).replace(".[", "[") or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"{path}: {msg}")
+    return "; ".join(lines)
+
+
+DEFAULT_POLICY = RolloutPolicy()

@@ -1,0 +1,61 @@
+"""Stratified shadow sampling: every stratum of the fleet gets shadows, larger strata proportionally more."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .model import ShadowPlan, Stratum, VmInfo
+from .policy import RolloutPolicy
+
+
+def group_by_stratum(vms: Iterable[VmInfo]) -> dict[Stratum, list[VmInfo]]:
+    groups: dict[Stratum, list[VmInfo]] = defaultdict(list)
+    for vm in vms:
+        groups[vm.stratum].append(vm)
+    return dict(sorted(groups.items()))
+
+
+def stable_rank(salt: str, key: str) -> int:
+    """A deterministic pseudo-random rank, the same in every process (unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(f"{salt}:{key}".encode(), digest_size=8).digest(), "big")
+
+
+@dataclass(frozen=True)
+class ShadowSample:
+    plans: list[ShadowPlan]
+    reason: str
+
+
+def plan_shadow_sample(vms: list[VmInfo], policy: RolloutPolicy, salt: str) -> ShadowSample:
+    """Choose which production VMs to clone.
+
+    Each stratum gets ``max(min_shadows_per_stratum, ceil(shadow_fraction * size))`` shadows, never more than
+    it has VMs. When that exceeds ``max_shadows``, every stratum keeps one and the rest is cut from the
+    largest allotments first, so no stratum is ever left without a shadow while the cap allows one each.
+    """
+    groups = group_by_stratum(vms)
+    want = {s: min(len(g), max(policy.min_shadows_per_stratum, math.ceil(policy.shadow_fraction * len(g))))
+            for s, g in groups.items()}
+    total = sum(want.values())
+    capped = ""
+    if total > policy.max_shadows:
+        budget = max(policy.max_shadows, len(groups))
+        alloc = dict.fromkeys(want, 1)
+        spare = budget - len(groups)
+        for s in sorted(want, key=lambda s: (-want[s], s.key)):
+            extra = min(want[s] - 1, spare)
+            alloc[s] += extra
+            spare -= extra
+        want = alloc
+        capped = f"; capped from {total} to {sum(want.values())} by max_shadows {policy.max_shadows}"
+    plans: list[ShadowPlan] = []
+    for stratum, members in groups.items():
+        chosen = sorted(members, key=lambda vm: stable_rank(salt, vm.vm_id))[: want[stratum]]
+        plans.extend(ShadowPlan(vm.vm_id, stratum.key, vm.sku, vm.zone) for vm in chosen)
+    reason = (f"{len(plans)} shadows for {len(groups)} strata of {len(vms)} VMs "
+              f"(fraction {policy.shadow_fraction:g}, at least {policy.min_shadows_per_stratum} per stratum{capped})")
+    return ShadowSample(plans, reason)

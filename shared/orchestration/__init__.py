@@ -1,0 +1,1 @@
+"""Orchestrators (yield only) and the activity handlers they call."""

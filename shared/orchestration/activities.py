@@ -1,0 +1,538 @@
+"""Activity handlers: each does one step of a rollout against the ports and records what it did.
+
+They take the wired :class:`Services` and a JSON payload and return a small JSON summary; per-VM data
+stays in the rollout store, so orchestration histories stay small whatever the fleet size. Every handler
+is safe to run again (a Durable retry or a replay after a crash): work already recorded is skipped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from ..bootstrap import Services
+from ..domain.decisions import (
+    Decision,
+    VmRisk,
+    adaptive_error_threshold,
+    assess_changed_vms,
+    decide_before_production,
+    plan_capacity,
+    plan_scale_back,
+    plan_waves,
+)
+from ..domain.health import failing_vms
+from ..domain.judge import Phase, StratumVerdict, judge_stratum
+from ..domain.model import (
+    ApplyResult,
+    ApplyStatus,
+    ChangeSpec,
+    Config,
+    ShadowInfo,
+    ShadowPlan,
+    ShadowState,
+    SnapshotInfo,
+    Stratum,
+    VmInfo,
+)
+from ..domain.policy import RolloutPolicy
+from ..domain.request import parse_request
+from ..domain.sampling import plan_shadow_sample
+from .chunks import chunk, chunk_count
+
+SOURCE_LOAD_MINUTES = 30
+PRE_CHANGE_MINUTES = 15
+DEMAND_MINUTES = 10
+SERVING_MINUTES = 3
+DEFAULT_UTILISATION = 0.4
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+class _Rollout:
+    """The rollout record and its policy, loaded once per activity."""
+
+    def __init__(self, svc: Services, rollout_id: str) -> None:
+        record = svc.store.get_rollout(rollout_id)
+        if record is None:
+            raise KeyError(f"rollout {rollout_id} is not in the store")
+        self.svc = svc
+        self.id = rollout_id
+        self.record = record
+        self.policy = RolloutPolicy.model_validate(record["policy"])
+        self.started = datetime.fromisoformat(record["started_at"])
+
+    @property
+    def now(self) -> datetime:
+        return self.svc.now()
+
+    def minute(self, t: datetime | None = None) -> float:
+        return round(((t or self.now) - self.started) / timedelta(minutes=1), 1)
+
+    def decide(self, decisions: Iterable[Decision]) -> None:
+        minute = self.minute()
+        self.svc.store.add_decisions(self.id, [{"minute": minute, **d.to_dict()} for d in decisions])
+
+    def update(self, **fields: Any) -> None:
+        self.svc.store.put_rollout(self.id, fields)
+        self.record.update(fields)
+
+    def vms(self) -> dict[str, dict[str, Any]]:
+        return self.svc.store.get_items(self.id, "vm")
+
+    def put_vms(self, items: dict[str, dict[str, Any]]) -> None:
+        self.svc.store.put_items(self.id, "vm", items)
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat()
+
+
+def _nanmean_rows(a: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        ok = ~np.isnan(a)
+        total = np.where(ok, a, 0.0).sum(axis=1)
+        count = ok.sum(axis=1)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+# ---------------------------------------------------------------------------------------------- start
+def start_rollout(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Validate the request, take the inventory and plan the shadow pool. Changes no VM."""
+    req = parse_request(payload["request"])
+    existing = svc.store.get_rollout(req.rollout_id)
+    if existing is not None and existing.get("shadow_chunks") is not None:
+        return {"rollout_id": req.rollout_id, "vms": existing["vm_count"], "strata": existing["strata"],
+                "shadow_chunks": existing["shadow_chunks"], "policy": existing["policy"]}
+    policy = RolloutPolicy().with_overrides(req.policy)
+    vms = svc.fleet.inventory(req.targets)
+    now = svc.now()
+    strata = sorted({vm.stratum for vm in vms})
+    sample = plan_shadow_sample(vms, policy, salt=req.rollout_id)
+    record = {
+        "rollout_id": req.rollout_id, "request": req.model_dump(), "policy": policy.model_dump(mode="json"),
+        "started_at": _iso(now), "state": "running", "phase": "shadow_pool", "vm_count": len(vms),
+        "strata": len(strata), "shadow_chunks": chunk_count(len(sample.plans)), "rollback_batches": 0,
+        "halted": False, "extra": {}, "original_capacity": {t: svc.fleet.capacity(t) for t in req.targets},
+    }
+    svc.store.put_rollout(req.rollout_id, record)
+    svc.store.put_items(req.rollout_id, "vm", {
+        vm.vm_id: {"info": vm.to_dict(), "stratum": vm.stratum.key, "config": Config.OLD.value, "actions": []}
+        for vm in vms})
+    svc.store.put_items(req.rollout_id, "plan", {str(i): p.to_dict() for i, p in enumerate(sample.plans)})
+    r = _Rollout(svc, req.rollout_id)
+    r.decide([Decision("inventory", f"{len(vms)} VMs in {len(req.targets)} scale sets, {len(strata)} strata"),
+              Decision("plan_shadows", sample.reason, data={"shadows": len(sample.plans)})])
+    return {"rollout_id": req.rollout_id, "vms": len(vms), "strata": len(strata),
+            "shadow_chunks": record["shadow_chunks"], "policy": record["policy"]}
+
+
+# ---------------------------------------------------------------------------------------------- shadows
+def _plans(r: _Rollout) -> list[ShadowPlan]:
+    items = r.svc.store.get_items(r.id, "plan")
+    return [ShadowPlan.from_dict(items[k]) for k in sorted(items, key=int)]
+
+
+def _shadows(r: _Rollout) -> dict[str, ShadowInfo]:
+    return {k: ShadowInfo.from_dict(v["info"]) for k, v in r.svc.store.get_items(r.id, "shadow").items()}
+
+
+def create_shadows(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    r = _Rollout(svc, payload["rollout_id"])
+    plans = chunk(_plans(r), payload["chunk"])
+    done = {v["info"]["source_vm_id"] for v in svc.store.get_items(r.id, "shadow").values()}
+    todo = [p for p in plans if p.source_vm_id not in done]
+    created = svc.shadows.create(todo, rollout_id=r.id, spot_fallback=r.policy.spot_fallback) if todo else []
+    svc.store.put_items(r.id, "shadow", {s.shadow_id or f"failed:{s.source_vm_id}": {"info": s.to_dict()}
+                                         for s in created})
+    failed = [s for s in created if s.state is ShadowState.FAILED]
+    regular = [s for s in created if s.state is ShadowState.RUNNING and not s.spot]
+    decisions = [Decision("shadow_unavailable", f"no shadow for {Stratum.from_key(s.stratum_key).label}: {s.message}",
+                          s.stratum_key) for s in failed]
+    decisions += [Decision("shadow_regular_price", f"{Stratum.from_key(s.stratum_key).label}: {s.message}",
+                           s.stratum_key) for s in regular]
+    r.decide(decisions)
+    return {"created": len(created) - len(failed), "failed": len(failed), "regular": len(regular)}
+
+
+def drive_shadow_load(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Drive each shadow at its source VM's recent utilisation (estimated from its CPU)."""
+    r = _Rollout(svc, payload["rollout_id"])
+    shadows = {k: s for k, s in _shadows(r).items() if s.state is ShadowState.RUNNING}
+    sources = sorted({s.source_vm_id for s in shadows.values()})
+    now = r.now
+    util: dict[str, float] = {}
+    if sources:
+        frame = svc.telemetry.signals(sources, now - timedelta(minutes=SOURCE_LOAD_MINUTES), now)
+        cpu = _nanmean_rows(frame.signals["cpu_pct"]) / 100.0
+        util = {v: (float(c) if not np.isnan(c) else DEFAULT_UTILISATION) for v, c in zip(sources, cpu, strict=True)}
+    targets = {k: round(min(1.0, util[s.source_vm_id]), 4) for k, s in shadows.items()}
+    if targets:
+        svc.shadow_load.drive(targets)
+    r.update(baseline_start=_iso(r.now + timedelta(minutes=1)), phase="baseline")
+    mean = sum(targets.values()) / len(targets) if targets else 0.0
+    r.decide([Decision("shadow_load", f"{len(targets)} shadows driven at their sources' utilisation "
+                       f"(mean {mean:.2f}) for a {r.policy.baseline_minutes}-minute baseline")])
+    return {"driven": len(targets)}
+
+
+def apply_to_shadows(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    r = _Rollout(svc, payload["rollout_id"])
+    if payload["chunk"] == 0 and "shadow_apply_at" not in r.record:
+        r.update(shadow_apply_at=_iso(r.now), phase="bake")
+    items = svc.store.get_items(r.id, "shadow")
+    keys = chunk(sorted(items), payload["chunk"])
+    status = svc.shadows.status([k for k in keys if not k.startswith("failed:")])
+    todo = [k for k in keys if status.get(k) is ShadowState.RUNNING and "apply" not in items[k]]
+    change = ChangeSpec.from_dict(r.record["request"]["change"])
+    results = svc.fleet.apply_change(todo, change, timeout_minutes=r.policy.apply_timeout_minutes) if todo else []
+    svc.store.put_items(r.id, "shadow", {a.vm_id: {"apply": a.to_dict()} for a in results})
+    evicted = [k for k in keys if status.get(k) is ShadowState.EVICTED]
+    if evicted:
+        r.decide([Decision("shadow_evicted", f"{len(evicted)} shadows evicted before the change")])
+    failed = sum(1 for a in results if a.status is not ApplyStatus.OK)
+    done = max((a.duration_s for a in results), default=0.0)
+    r.update(**{f"shadow_apply_done_{payload['chunk']}": _iso(r.now)})
+    return {"applied": len(results), "failed": failed, "slowest_s": done}
+
+
+def _verdicts(r: _Rollout) -> dict[str, StratumVerdict]:
+    """Judge every stratum from its shadows' baseline and post-change windows, up to now."""
+    items = r.svc.store.get_items(r.id, "shadow")
+    baseline_start = datetime.fromisoformat(r.record["baseline_start"])
+    apply_at = datetime.fromisoformat(r.record["shadow_apply_at"])
+    applied_done = max((datetime.fromisoformat(v) for k, v in r.record.items()
+                        if k.startswith("shadow_apply_done_")), default=apply_at)
+    now = r.now
+    observed = [k for k, v in items.items() if "apply" in v]
+    frame = r.svc.telemetry.signals(observed, baseline_start, now) if observed else None
+    by_stratum: dict[str, list[str]] = defaultdict(list)
+    for k in observed:
+        by_stratum[items[k]["info"]["stratum_key"]].append(k)
+    verdicts: dict[str, StratumVerdict] = {}
+    all_strata = {v["stratum"] for v in r.vms().values()}
+    for key in sorted(all_strata):
+        label = Stratum.from_key(key).label
+        rows = by_stratum.get(key, [])
+        if not rows or frame is None:
+            verdicts[key] = StratumVerdict(key, label, Phase.INCONCLUSIVE, None,
+                                           f"no shadow of stratum {label} received the change", 0)
+            continue
+        sub = frame.rows(rows)
+        applies = [ApplyResult.from_dict(items[k]["apply"]) for k in rows]
+        verdicts[key] = judge_stratum(key, label, sub.between(baseline_start, apply_at),
+                                      sub.between(applied_done, now), applies, r.policy)
+    return verdicts
+
+
+def _risks(r: _Rollout, verdicts: dict[str, StratumVerdict]) -> tuple[list[VmInfo], list[VmRisk]]:
+    vms = [VmInfo.from_dict(v["info"]) for v in r.vms().values()]
+    return vms, r.svc.model.predict(vms, verdicts)
+
+
+def analyse_shadows(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """One analysis during the bake; says whether the evidence already demands a halt."""
+    r = _Rollout(svc, payload["rollout_id"])
+    verdicts = _verdicts(r)
+    _, risks = _risks(r, verdicts)
+    plan = decide_before_production(risks, r.policy)
+    failing = [v for v in verdicts.values() if v.phase is Phase.FAILED]
+    inconclusive = [v for v in verdicts.values() if v.phase is Phase.INCONCLUSIVE]
+    svc.store.put_items(r.id, "verdict", {k: v.to_dict() for k, v in verdicts.items()})
+    baked = r.minute() - r.minute(datetime.fromisoformat(r.record["shadow_apply_at"]))
+    r.decide([Decision("analysis", f"bake minute {baked:.0f}: "
+                       f"{len(failing)} failing, {len(inconclusive)} inconclusive of {len(verdicts)} strata"
+                       + (f"; worst: {failing[0].reason}" if failing else ""),
+                       data={"failing": len(failing), "inconclusive": len(inconclusive)})])
+    return {"failing": len(failing), "inconclusive": len(inconclusive), "strata": len(verdicts),
+            "halt": plan.halt}
+
+
+def decide(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Predict for every production VM, then halt, or skip the at-risk VMs and plan the waves."""
+    r = _Rollout(svc, payload["rollout_id"])
+    verdicts = {k: StratumVerdict(k, v["label"], Phase(v["phase"]), v["score"], v["reason"], v["shadows_observed"])
+                for k, v in svc.store.get_items(r.id, "verdict").items()}
+    vms, risks = _risks(r, verdicts)
+    plan = decide_before_production(risks, r.policy)
+    threshold = adaptive_error_threshold(plan.predicted_rate, r.policy)
+    skipped = set(plan.skipped)
+    r.put_vms({x.vm_id: {"risk": x.probability, "risk_source": x.source,
+                         "evidence": verdicts[x.stratum_key].reason if x.stratum_key in verdicts else "",
+                         "skipped": x.vm_id in skipped} for x in risks})
+    decisions = list(plan.decisions)
+    for v in verdicts.values():
+        if v.phase is Phase.FAILED:
+            decisions.insert(0, Decision("stratum_failed", v.reason, v.stratum_key, {"score": v.score}))
+    if plan.halt:
+        r.update(halted=True, phase="halted_before_production")
+        r.decide(decisions)
+        return {"halt": True, "waves": [], "included": 0, "skipped": len(plan.skipped)}
+    by_stratum: dict[str, list[str]] = defaultdict(list)
+    stratum_of = {vm.vm_id: vm.stratum.key for vm in vms}
+    for vm_id in plan.included:
+        by_stratum[stratum_of[vm_id]].append(vm_id)
+    waves = plan_waves(by_stratum, r.policy, salt=r.id)
+    svc.store.put_items(r.id, "wave", {str(i): {"vm_ids": w} for i, w in enumerate(waves)})
+    r.put_vms({vm_id: {"wave": i} for i, w in enumerate(waves) for vm_id in w})
+    r.update(threshold=threshold.value, threshold_reason=threshold.reason, predicted_rate=plan.predicted_rate,
+             at_risk=plan.at_risk, phase="production")
+    decisions.append(Decision("error_threshold", threshold.reason, data={"threshold": threshold.value}))
+    decisions.append(Decision("plan_waves", f"{len(waves)} waves of " + ", ".join(str(len(w)) for w in waves)
+                              + " VMs, each a slice of every included stratum"))
+    r.decide(decisions)
+    return {"halt": False, "waves": [len(w) for w in waves], "included": len(plan.included),
+            "skipped": len(plan.skipped), "threshold": threshold.value}
+
+
+def teardown_shadows(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    r = _Rollout(svc, payload["rollout_id"])
+    items = svc.store.get_items(r.id, "shadow")
+    live = [k for k, v in items.items() if not k.startswith("failed:") and not v.get("deleted")]
+    removed = svc.shadows.teardown(live) if live else 0
+    svc.store.put_items(r.id, "shadow", {k: {"deleted": True} for k in live})
+    if live:
+        r.decide([Decision("teardown_shadows", f"{removed} shadows deleted with their disks and snapshots")])
+    return {"deleted": removed}
+
+
+# ---------------------------------------------------------------------------------------------- production
+def _snapshot(r: _Rollout, vm_ids: list[str], items: dict[str, dict[str, Any]]) -> int:
+    todo = [v for v in vm_ids if "snapshot" not in items[v]]
+    if not todo:
+        return 0
+    snaps = r.svc.snapshots.snapshot(todo, tag=f"pre-{r.id}")
+    r.put_vms({s.vm_id: {"snapshot": s.to_dict(), "actions": items[s.vm_id]["actions"] + ["snapshot"]}
+               for s in snaps})
+    return len(snaps)
+
+
+def _demand(r: _Rollout, vm_ids: list[str]) -> tuple[float, int]:
+    """VM units needed to keep the given VMs' load at the target utilisation, and how many report."""
+    now = r.now
+    frame = r.svc.telemetry.signals(vm_ids, now - timedelta(minutes=DEMAND_MINUTES), now)
+    cpu = _nanmean_rows(frame.signals["cpu_pct"]) / 100.0
+    health = _nanmean_rows(frame.signals["health_ok"][:, -SERVING_MINUTES:])
+    ok = health >= 0.5
+    serving = int(np.sum(ok))
+    if serving == 0:
+        return float(len(vm_ids)), 0
+    # a failed VM's traffic lands on the others: demand is what the healthy ones carry, scaled to all
+    per_vm = float(np.nanmean(cpu[ok])) if np.any(~np.isnan(cpu[ok])) else DEFAULT_UTILISATION
+    return per_vm * len(vm_ids) / r.policy.target_utilisation, serving
+
+
+def prepare(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Snapshot the VMs at risk, queue their rollbacks, and pre-allocate capacity for expected failures."""
+    r = _Rollout(svc, payload["rollout_id"])
+    items = r.vms()
+    at_risk = list(r.record.get("at_risk", []))
+    taken = _snapshot(r, at_risk, items)
+    if at_risk:
+        svc.store.put_items(r.id, "standby", {v: {"state": "queued"} for v in at_risk})
+    decisions = [Decision("prepare", f"{taken} at-risk VMs snapshotted and queued for rollback "
+                          f"(predicted >= {r.policy.snapshot_probability:g})")] if at_risk else []
+    by_set: dict[str, list[str]] = defaultdict(list)
+    for vm_id, v in items.items():
+        by_set[v["info"]["scale_set"]].append(vm_id)
+    extra = dict(r.record.get("extra", {}))
+    for target in r.record["request"]["targets"]:
+        name = target.rsplit("/", 1)[-1]
+        members = by_set.get(name, [])
+        expected = round(sum(items[v].get("risk") or 0.0 for v in members if not items[v].get("skipped")))
+        if not members or expected <= 0:
+            continue
+        demand, serving = _demand(r, members)
+        d = plan_capacity(name, demand, serving, expected, extra.get(target, 0), r.policy)
+        if d is not None:
+            svc.fleet.set_capacity(target, svc.fleet.capacity(target) + d.data["add"])
+            extra[target] = d.data["extra_total"]
+            decisions.append(d)
+    r.update(extra=extra)
+    r.decide(decisions)
+    return {"snapshots": taken, "extra": extra}
+
+
+def _wave_ids(r: _Rollout, wave: int) -> list[str]:
+    return list(r.svc.store.get_items(r.id, "wave")[str(wave)]["vm_ids"])
+
+
+def snapshot_wave(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    r = _Rollout(svc, payload["rollout_id"])
+    ids = chunk(_wave_ids(r, payload["wave"]), payload["chunk"])
+    return {"snapshots": _snapshot(r, ids, r.vms())}
+
+
+def apply_wave(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Apply the change to one chunk of a wave; remember each VM's pre-change error rate first."""
+    r = _Rollout(svc, payload["rollout_id"])
+    items = r.vms()
+    ids = chunk(_wave_ids(r, payload["wave"]), payload["chunk"])
+    todo = [v for v in ids if "apply" not in items[v] and "snapshot" in items[v]]
+    if not todo:
+        return {"applied": 0, "failed": 0}
+    now = r.now
+    frame = svc.telemetry.signals(todo, now - timedelta(minutes=PRE_CHANGE_MINUTES), now)
+    base_err = _nanmean_rows(frame.signals["error_count"])
+    r.put_vms({v: {"baseline_errors": None if np.isnan(e) else round(float(e), 3), "config": Config.NEW.value,
+                   "applying": True} for v, e in zip(todo, base_err, strict=True)})
+    change = ChangeSpec.from_dict(r.record["request"]["change"])
+    results = svc.fleet.apply_change(todo, change, timeout_minutes=r.policy.apply_timeout_minutes)
+    r.put_vms({a.vm_id: {"apply": a.to_dict(), "applied_at": _iso(r.now), "applying": False,
+                         "actions": items[a.vm_id]["actions"] + ["apply"]} for a in results})
+    failed = sum(1 for a in results if a.status is not ApplyStatus.OK)
+    return {"applied": len(results), "failed": failed}
+
+
+def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Find failing changed VMs, queue them for rollback, and (between waves) apply the error threshold."""
+    r = _Rollout(svc, payload["rollout_id"])
+    items = r.vms()
+    changed = [k for k, v in items.items() if "apply" in v]
+    live = [k for k in changed if not items[k].get("rollback")]
+    now = r.now
+    window = timedelta(minutes=r.policy.health_window_minutes)
+    frame = svc.telemetry.signals(live, now - window, now) if live else None
+    applies = [ApplyResult.from_dict(items[k]["apply"]) for k in live]
+    failing = failing_vms(frame, {k: items[k].get("baseline_errors") or 0.0 for k in live}, applies,
+                          r.policy) if frame is not None else {}
+    failing_total = sum(1 for k in changed if items[k].get("rollback")) + len(failing)
+    decisions: list[Decision] = []
+    batch = ""
+    if failing:
+        n = int(r.record.get("rollback_batches", 0)) + 1
+        batch = f"b{n}"
+        r.update(rollback_batches=n)
+        svc.store.put_items(r.id, "batch", {batch: {"vm_ids": sorted(failing)}})
+        r.put_vms({k: {"rollback": {"batch": batch, "state": "queued", "reason": why}} for k, why in failing.items()})
+        decisions += [Decision("rollback_vm", f"{items[k]['info']['vm_id'].rsplit('/', 1)[-1]}: {why}", k)
+                      for k, why in sorted(failing.items())]
+    halt = False
+    if payload.get("context") == "wave":
+        threshold = adaptive_error_threshold(float(r.record.get("predicted_rate", 0.0)), r.policy)
+        verdict = assess_changed_vms(len(changed), failing_total, threshold)
+        halt = verdict.kind == "halt_in_production"
+        if halt or failing:
+            decisions.append(verdict)
+        if halt:
+            r.update(halted=True, phase="halted_in_production")
+    r.decide(decisions)
+    return {"failing": len(failing), "batch": batch, "chunks": chunk_count(len(failing)), "halt": halt,
+            "changed": len(changed)}
+
+
+def _batch(r: _Rollout, batch: str) -> list[str]:
+    return list(r.svc.store.get_items(r.id, "batch")[batch]["vm_ids"])
+
+
+def reserve_capacity(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Scale out ahead of a rollback so that demand stays served while the VMs are restored."""
+    r = _Rollout(svc, payload["rollout_id"])
+    items = r.vms()
+    batch = _batch(r, payload["batch"])
+    by_set: dict[str, list[str]] = defaultdict(list)
+    for k in batch:
+        by_set[items[k]["info"]["scale_set"]].append(k)
+    extra = dict(r.record.get("extra", {}))
+    decisions = []
+    for target in r.record["request"]["targets"]:
+        name = target.rsplit("/", 1)[-1]
+        leaving = by_set.get(name, [])
+        if not leaving:
+            continue
+        members = [k for k, v in items.items() if v["info"]["scale_set"] == name]
+        demand, serving = _demand(r, members)
+        still_serving = len(set(leaving) - _not_serving(r, leaving))
+        d = plan_capacity(name, demand, serving + extra.get(target, 0), still_serving, extra.get(target, 0), r.policy)
+        if d is not None:
+            svc.fleet.set_capacity(target, svc.fleet.capacity(target) + d.data["add"])
+            extra[target] = d.data["extra_total"]
+            decisions.append(d)
+    r.update(extra=extra)
+    r.decide(decisions)
+    return {"extra": extra}
+
+
+def _not_serving(r: _Rollout, vm_ids: list[str]) -> set[str]:
+    now = r.now
+    frame = r.svc.telemetry.signals(vm_ids, now - timedelta(minutes=SERVING_MINUTES), now)
+    health = _nanmean_rows(frame.signals["health_ok"])
+    return {v for v, h in zip(vm_ids, health, strict=True) if not h >= 0.5}
+
+
+def restore_vms(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Restore one chunk of a rollback batch from pre-change snapshots, then run the post-rollback script."""
+    r = _Rollout(svc, payload["rollout_id"])
+    items = r.vms()
+    ids = chunk(_batch(r, payload["batch"]), payload["chunk"])
+    todo = [k for k in ids if items[k]["rollback"]["state"] == "queued"]
+    if not todo:
+        return {"restored": 0}
+    snaps = [SnapshotInfo.from_dict(items[k]["snapshot"]) for k in todo]
+    results = svc.fleet.restore_from_snapshots(snaps)
+    ok = [x.vm_id for x in results if x.ok]
+    scripts = svc.fleet.run_script(ok, r.policy.post_rollback_script) if ok else {}
+    updates: dict[str, dict[str, Any]] = {}
+    for x in results:
+        rb = dict(items[x.vm_id]["rollback"])
+        rb.update(state="restored" if x.ok else "restore_failed", attempts=x.attempts, message=x.message,
+                  script_ok=scripts.get(x.vm_id))
+        updates[x.vm_id] = {"rollback": rb, "config": Config.OLD.value if x.ok else items[x.vm_id]["config"],
+                            "actions": items[x.vm_id]["actions"] + ["restore", "post_rollback_script"]}
+    r.put_vms(updates)
+    return {"restored": len(ok), "failed": len(results) - len(ok)}
+
+
+def verify_recovered(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    r = _Rollout(svc, payload["rollout_id"])
+    items = r.vms()
+    ids = [k for k in _batch(r, payload["batch"]) if items[k]["rollback"]["state"] == "restored"]
+    unhealthy = _not_serving(r, ids) if ids else set()
+    r.put_vms({k: {"rollback": {**items[k]["rollback"], "state": "unhealthy" if k in unhealthy else "verified"}}
+               for k in ids})
+    decisions = [Decision("recovered", f"{len(ids) - len(unhealthy)}/{len(ids)} restored VMs of batch "
+                          f"{payload['batch']} healthy after the post-rollback script")]
+    decisions += [Decision("restore_unhealthy", f"{k.rsplit('/', 1)[-1]} still failing its health probe after "
+                           "restore; left for an operator", k) for k in sorted(unhealthy)]
+    r.decide(decisions)
+    return {"verified": len(ids) - len(unhealthy), "unhealthy": len(unhealthy)}
+
+
+def release_capacity(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Give back the instances borrowed for rollbacks once none is pending."""
+    r = _Rollout(svc, payload["rollout_id"])
+    items = r.vms()
+    pending = sum(1 for v in items.values() if (v.get("rollback") or {}).get("state") == "queued")
+    extra = dict(r.record.get("extra", {}))
+    decisions = []
+    for target, n in sorted(extra.items()):
+        d = plan_scale_back(target.rsplit("/", 1)[-1], n, pending)
+        if d is not None:
+            svc.fleet.set_capacity(target, svc.fleet.capacity(target) - n)
+            extra[target] = 0
+            decisions.append(d)
+    r.update(extra=extra)
+    r.decide(decisions)
+    return {"extra": extra}
+
+
+def finish(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Record the end: every VM's believed configuration, the halt, and a summary."""
+    r = _Rollout(svc, payload["rollout_id"])
+    items = r.vms()
+    halted = bool(r.record.get("halted"))
+    error = payload.get("error")
+    counts: dict[str, int] = defaultdict(int)
+    for v in items.values():
+        counts[v["config"]] += 1
+        if v.get("rollback"):
+            counts["rolled_back"] += 1
+    state = "failed" if error else ("halted" if halted else "completed")
+    r.update(state=state, phase="done", finished_at=_iso(r.now), error=error)
+    r.decide([Decision("finished", f"rollout {state}: {counts['new']} VMs on the new config, "
+                       f"{counts['rolled_back']} rolled back, {counts['old']} on the old config"
+                       + (f"; error: {error}" if error else ""))])
+    return {"state": state, "halted": halted, "on_new_config": counts["new"], "rolled_back": counts["rolled_back"]}

@@ -1,0 +1,1 @@
+"""Local runtimes: drive the real function app without the Functions host."""

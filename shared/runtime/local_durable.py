@@ -1,0 +1,264 @@
+"""A local Durable Functions backend: the SDK's own replay, driven from history events.
+
+It plays the part of the Durable Task extension: it keeps each instance's history, appends the events the
+extension would append (TaskScheduled/Completed/Failed, TimerCreated/Fired, SubOrchestrationInstance*,
+EventRaised), and hands the whole history to ``DurableOrchestrationContext.from_json`` and
+``Orchestrator.handle`` on every turn, exactly as the host does. What an orchestrator awaits is read from
+``context.open_tasks`` after each turn, which is also how retry timers and re-scheduled attempts of
+``call_activity_with_retry`` are found.
+
+Time is virtual: events are delivered in timestamp order from a queue. An activity runs at the moment it
+is scheduled, with the clock set to that moment; the time it took (the simulator advances the clock) sets
+when its completion is delivered. Activities scheduled together run from the same start time, as they
+would in parallel.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+from azure.durable_functions.models.actions.ActionType import ActionType
+from azure.durable_functions.models.actions.NoOpAction import NoOpAction
+from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
+from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask
+from azure.functions import FunctionApp
+
+ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 12, 0, 4, 5, 6
+SUB_CREATED, SUB_COMPLETED, SUB_FAILED, TIMER_CREATED, TIMER_FIRED, ORCHESTRATOR_COMPLETED = 7, 8, 9, 10, 11, 13
+EVENT_RAISED = 15
+
+
+class OrchestrationFailed(Exception):
+    """An orchestration ended with an unhandled exception."""
+
+
+@dataclass
+class Instance:
+    instance_id: str
+    name: str
+    input: str
+    parent: str | None = None
+    parent_task_id: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    dispatched: set[int] = field(default_factory=set)
+    status: str = "Pending"
+    output: Any = None
+    error: str | None = None
+    custom_status: Any = None
+    turns: int = 0
+    replayed_events: int = 0
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+    generations: int = 1
+
+
+@dataclass
+class RunnerStats:
+    turns: int = 0
+    replayed_events: int = 0
+    activities: int = 0
+    max_history: int = 0
+    instances: int = 0
+
+
+class LocalDurableRunner:
+    """Runs the orchestrators and activities registered on a Function App."""
+
+    def __init__(self, app: FunctionApp, *, start: datetime, set_clock: Callable[[datetime], None],
+                 read_clock: Callable[[], datetime],
+                 on_status: Callable[[str, Any], None] | None = None) -> None:
+        self._orchestrators: dict[str, Callable[..., Any]] = {}
+        self._activities: dict[str, tuple[Callable[..., Any], str]] = {}
+        for fn in app.get_functions():
+            trigger = fn.get_trigger()
+            user = fn.get_user_function()
+            if trigger.type == "orchestrationTrigger":
+                self._orchestrators[fn.get_function_name()] = user.orchestrator_function  # type: ignore[attr-defined]
+            elif trigger.type == "activityTrigger":
+                self._activities[fn.get_function_name()] = (user, trigger.name)
+        self.now = start
+        self._set_clock = set_clock
+        self._read_clock = read_clock
+        self._on_status = on_status
+        self._queue: list[tuple[datetime, int, str, dict[str, Any]]] = []
+        self._seq = itertools.count()
+        self.instances: dict[str, Instance] = {}
+        self.stats = RunnerStats()
+
+    # ------------------------------------------------------------------ client API
+    def start_new(self, name: str, instance_id: str, input_: Any) -> str:
+        """Start an orchestration; an instance id already in use is returned unchanged (no second start)."""
+        if instance_id in self.instances:
+            return instance_id
+        self._create(name, instance_id, json.dumps(input_), None, None)
+        return instance_id
+
+    def raise_event(self, instance_id: str, name: str, data: Any, at: datetime | None = None) -> None:
+        self._push(at or self.now, instance_id, {"EventType": EVENT_RAISED, "Name": name, "Input": json.dumps(data)})
+
+    def run(self, until: datetime | None = None) -> None:
+        """Deliver events in time order until none is left (or the next is after ``until``)."""
+        while self._queue:
+            t = self._queue[0][0]
+            if until is not None and t > until:
+                break
+            t, _, iid, event = heapq.heappop(self._queue)
+            batch = [event]
+            while self._queue and self._queue[0][0] == t and self._queue[0][2] == iid:
+                batch.append(heapq.heappop(self._queue)[3])
+            self.now = max(self.now, t)
+            self._turn(self.instances[iid], batch)
+
+    def result(self, instance_id: str) -> Any:
+        inst = self.instances[instance_id]
+        if inst.status == "Failed":
+            raise OrchestrationFailed(inst.error or "orchestration failed")
+        if inst.status != "Completed":
+            raise OrchestrationFailed(f"orchestration {instance_id} is {inst.status}, not completed")
+        return inst.output
+
+    # ------------------------------------------------------------------ internals
+    def _push(self, t: datetime, instance_id: str, event: dict[str, Any]) -> None:
+        heapq.heappush(self._queue, (t, next(self._seq), instance_id, event))
+
+    def _create(self, name: str, instance_id: str, input_json: str, parent: str | None,
+                parent_task_id: int | None) -> None:
+        if name not in self._orchestrators:
+            raise KeyError(f"no orchestrator named {name!r} is registered")
+        inst = Instance(instance_id, name, input_json, parent, parent_task_id, created_at=self.now)
+        self.instances[instance_id] = inst
+        self.stats.instances += 1
+        self._push(self.now, instance_id, {"EventType": EXECUTION_STARTED, "Name": name, "Input": input_json,
+                                           "Version": "", "ParentInstance": parent})
+
+    def _event(self, event: dict[str, Any], t: datetime, played: bool) -> dict[str, Any]:
+        return {"EventId": -1, "IsPlayed": played, "Timestamp": t.isoformat(), **event}
+
+    def _turn(self, inst: Instance, events: list[dict[str, Any]]) -> None:
+        if inst.status in ("Completed", "Failed"):
+            return  # e.g. a timer that fires after the orchestration has finished
+        t = self.now
+        old = [{**e, "IsPlayed": True} for e in inst.history]
+        new = [self._event({"EventType": ORCHESTRATOR_STARTED}, t, False)]
+        new += [self._event(e, t, False) for e in events]
+        history = old + new
+        body = {"history": history, "instanceId": inst.instance_id, "isReplaying": bool(old),
+                "parentInstanceId": inst.parent, "input": inst.input}
+        ctx = DurableOrchestrationContext.from_json(json.dumps(body))
+        inst.status = "Running"
+        inst.turns += 1
+        self.stats.turns += 1
+        self.stats.replayed_events += len(history)
+        self.stats.max_history = max(self.stats.max_history, len(history))
+        self._set_clock(t)
+        try:
+            state = json.loads(df.Orchestrator(self._orchestrators[inst.name]).handle(ctx))
+        except Exception as exc:  # the SDK raises with the orchestrator's exception as the message
+            inst.history = history
+            self._complete(inst, error=str(exc).split("\n\n$OutOfProcData$")[0])
+            return
+        history.append(self._event({"EventType": ORCHESTRATOR_COMPLETED}, t, False))
+        inst.history = history
+        if state.get("customStatus") != inst.custom_status:
+            inst.custom_status = state.get("customStatus")
+            if self._on_status is not None:
+                self._on_status(inst.instance_id, inst.custom_status)
+        if state.get("isDone"):
+            if ctx.will_continue_as_new:
+                self._continue_as_new(inst, state)
+            else:
+                self._complete(inst, output=state.get("output"))
+            return
+        self._dispatch(inst, ctx)
+
+    def _dispatch(self, inst: Instance, ctx: DurableOrchestrationContext) -> None:
+        pending: list[AtomicTask] = []
+        for tasks in list(ctx.open_tasks.values()):
+            for task in tasks if isinstance(tasks, list) else [tasks]:
+                if isinstance(task, AtomicTask) and isinstance(task.id, int) and task.id not in inst.dispatched:
+                    pending.append(task)
+        for task in sorted(pending, key=lambda x: int(x.id)):
+            inst.dispatched.add(int(task.id))
+            self._schedule(inst, task)
+
+    def _schedule(self, inst: Instance, task: AtomicTask) -> None:
+        tid = int(task.id)
+        action = task._get_action()
+        parent = task.parent
+        if isinstance(parent, RetryAbleTask) and isinstance(action, NoOpAction):
+            if parent.is_waiting_on_timer:  # the back-off before the next attempt
+                delay = timedelta(milliseconds=parent.retry_options.first_retry_interval_in_milliseconds)
+                self._timer(inst, tid, self.now + delay)
+                return
+            original = parent.actions[0] if isinstance(parent.actions, list) else parent.actions
+            action = original
+        kind = action.action_type
+        if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY):
+            self._activity(inst, tid, action.function_name, action.input_)
+        elif kind == ActionType.CREATE_TIMER:
+            self._timer(inst, tid, action.fire_at)
+        elif kind in (ActionType.CALL_SUB_ORCHESTRATOR, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY):
+            child_id = action.instance_id or f"{inst.instance_id}:{tid}"
+            inst.history.append(self._event({"EventType": SUB_CREATED, "EventId": tid, "Name": action.function_name,
+                                             "InstanceId": child_id, "Input": action._input}, self.now, False))
+            self._create(action.function_name, child_id, action._input, inst.instance_id, tid)
+        else:
+            raise NotImplementedError(f"the local runner does not support action type {kind!r}")
+
+    def _timer(self, inst: Instance, tid: int, fire_at: datetime) -> None:
+        inst.history.append(self._event({"EventType": TIMER_CREATED, "EventId": tid, "FireAt": fire_at.isoformat()},
+                                        self.now, False))
+        self._push(max(fire_at, self.now), inst.instance_id,
+                   {"EventType": TIMER_FIRED, "TimerId": tid, "FireAt": fire_at.isoformat()})
+
+    def _activity(self, inst: Instance, tid: int, name: str, input_json: str | None) -> None:
+        inst.history.append(self._event({"EventType": TASK_SCHEDULED, "EventId": tid, "Name": name,
+                                         "Input": input_json}, self.now, False))
+        fn, param = self._activities[name]
+        start = self.now
+        self._set_clock(start)
+        self.stats.activities += 1
+        try:
+            arg = json.loads(input_json) if input_json else None
+            result = fn(**{param: arg})
+            event = {"EventType": TASK_COMPLETED, "TaskScheduledId": tid, "Result": json.dumps(result)}
+        except Exception as exc:
+            event = {"EventType": TASK_FAILED, "TaskScheduledId": tid, "Reason": f"{type(exc).__name__}: {exc}",
+                     "Details": name}
+        done = max(self._read_clock(), start)
+        self._set_clock(start)
+        self._push(done, inst.instance_id, event)
+
+    def _continue_as_new(self, inst: Instance, state: dict[str, Any]) -> None:
+        new_input = None
+        for group in state.get("actions", []):
+            for action in group if isinstance(group, list) else [group]:
+                if action.get("actionType") == ActionType.CONTINUE_AS_NEW:
+                    new_input = action.get("input")
+        inst.input = new_input if isinstance(new_input, str) else json.dumps(new_input)
+        inst.history = []
+        inst.dispatched = set()
+        inst.generations += 1
+        self._push(self.now, inst.instance_id, {"EventType": EXECUTION_STARTED, "Name": inst.name,
+                                                "Input": inst.input, "Version": ""})
+
+    def _complete(self, inst: Instance, output: Any = None, error: str | None = None) -> None:
+        inst.status = "Failed" if error is not None else "Completed"
+        inst.output = output
+        inst.error = error
+        inst.completed_at = self.now
+        if inst.parent is None or inst.parent_task_id is None:
+            return
+        if error is None:
+            event = {"EventType": SUB_COMPLETED, "TaskScheduledId": inst.parent_task_id, "Result": json.dumps(output)}
+        else:
+            event = {"EventType": SUB_FAILED, "TaskScheduledId": inst.parent_task_id,
+                     "Reason": error, "Details": inst.instance_id}
+        self._push(self.now, inst.parent, event)

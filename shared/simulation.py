@@ -1,0 +1,77 @@
+"""Run one whole rollout on the simulator, through the real function app and the local Durable runner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import bootstrap
+from .adapters.simulator.adapters import SIM_EPOCH, to_datetime, to_minute
+from .adapters.simulator.scenario import Scenario
+from .adapters.simulator.world import FleetWorld, vmss_resource_id
+from .orchestration.rollout import ROLLOUT
+from .runtime.local_durable import LocalDurableRunner, RunnerStats
+
+STRATEGY = "shadow-predictive"
+
+
+@dataclass
+class SimulationRun:
+    outcome: dict[str, Any]
+    world: FleetWorld
+    services: bootstrap.Services
+    runner: LocalDurableRunner
+    rollout_id: str
+
+    @property
+    def stats(self) -> RunnerStats:
+        return self.runner.stats
+
+
+def rollout_request(scenario: Scenario, rollout_id: str) -> dict[str, Any]:
+    """The request a DevOps pipeline would send for this scenario's change to its whole fleet."""
+    change = scenario.change
+    return {
+        "rollout_id": rollout_id,
+        "targets": [vmss_resource_id(s.name) for s in scenario.fleet.scale_sets],
+        "change": {"change_id": change.id, "kind": change.kind, "payload": change.payload},
+        "policy": dict(scenario.policy),
+        "requester": "simulator",
+        "source": "cli",
+    }
+
+
+def simulate(scenario: Scenario, *, seed: int | None = None,
+             on_status: Callable[[str, Any], None] | None = None) -> SimulationRun:
+    """Run the shadow-predictive strategy on ``scenario`` and account for it from the ground truth."""
+    world = FleetWorld(scenario, seed=seed)
+    services = bootstrap.simulator_services(world)
+    bootstrap.install(services)
+    try:
+        import function_app  # the real app: its blueprints, orchestrators and activities
+
+        def set_clock(t: Any) -> None:
+            world.clock.now = to_minute(t)
+
+        runner = LocalDurableRunner(function_app.app, start=SIM_EPOCH, set_clock=set_clock,
+                                    read_clock=lambda: to_datetime(world.clock.now), on_status=on_status)
+        rollout_id = f"{scenario.change.id}-s{world.seed}"
+        request = rollout_request(scenario, rollout_id)
+        runner.start_new(ROLLOUT, rollout_id, request)
+        runner.run()
+        inst = runner.instances[rollout_id]
+        record = services.store.get_rollout(rollout_id) or {}
+        items = services.store.get_items(rollout_id, "vm")
+        believed = {k: v["config"] for k, v in items.items() if "apply" in v or v.get("applying")}
+        finished = to_minute(inst.completed_at) if inst.completed_at else world.clock.now
+        decisions = [{"minute": d["minute"], "kind": d["kind"], "reason": d["reason"]}
+                     for d in services.store.decisions(rollout_id)]
+        if inst.status == "Failed":
+            decisions.append({"minute": round(finished, 1), "kind": "orchestration_failed",
+                              "reason": inst.error or "unknown error"})
+        outcome = world.outcome(strategy=STRATEGY, believed=believed, halted=bool(record.get("halted")),
+                                finished_at=finished, decisions=decisions)
+        return SimulationRun(outcome, world, services, runner, rollout_id)
+    finally:
+        bootstrap.install(None)
