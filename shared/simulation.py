@@ -43,10 +43,16 @@ def rollout_request(scenario: Scenario, rollout_id: str) -> dict[str, Any]:
 
 
 def simulate(scenario: Scenario, *, seed: int | None = None,
-             on_status: Callable[[str, Any], None] | None = None) -> SimulationRun:
-    """Run the shadow-predictive strategy on ``scenario`` and account for it from the ground truth."""
+             on_status: Callable[[str, Any], None] | None = None,
+             adapt: Callable[[bootstrap.Services], bootstrap.Services] | None = None) -> SimulationRun:
+    """Run the shadow-predictive strategy on ``scenario`` and account for it from the ground truth.
+
+    ``adapt`` may replace services before the run (a different failure model, a wrapped port).
+    """
     world = FleetWorld(scenario, seed=seed)
     services = bootstrap.simulator_services(world)
+    if adapt is not None:
+        services = adapt(services)
     bootstrap.install(services)
     try:
         import function_app  # the real app: its blueprints, orchestrators and activities

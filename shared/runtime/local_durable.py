@@ -79,10 +79,13 @@ class LocalDurableRunner:
         for fn in app.get_functions():
             trigger = fn.get_trigger()
             user = fn.get_user_function()
+            name = fn.get_function_name() or user.__name__
+            if trigger is None:
+                continue
             if trigger.type == "orchestrationTrigger":
-                self._orchestrators[fn.get_function_name()] = user.orchestrator_function  # type: ignore[attr-defined]
+                self._orchestrators[name] = user.orchestrator_function  # type: ignore[attr-defined]
             elif trigger.type == "activityTrigger":
-                self._activities[fn.get_function_name()] = (user, trigger.name)
+                self._activities[name] = (user, trigger.name)
         self.now = start
         self._set_clock = set_clock
         self._read_clock = read_clock

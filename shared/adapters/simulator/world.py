@@ -300,7 +300,8 @@ class FleetWorld:
         alive = (tm >= T["exists_from"][idx][:, None]) & (tm < T["exists_to"][idx][:, None]) & ~((tm >= rs) & (tm < rd))
 
         def active(x: NDArray[Any]) -> NDArray[np.bool_]:
-            return (tm >= x[:, None]) & (tm < rs)
+            on: NDArray[np.bool_] = (tm >= x[:, None]) & (tm < rs)
+            return on
 
         def mode(m: Mode) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
             j = MODE_INDEX[m]
@@ -365,7 +366,8 @@ class FleetWorld:
         T["apply_at"][idx] = now
         results: list[ApplyResult] = []
         for r, i in enumerate(idx):
-            status, exit_code, finish = ApplyStatus.OK, 0, float(done[r])
+            status, finish = ApplyStatus.OK, float(done[r])
+            exit_code: int | None = 0
             for e, eff in enumerate(self.effects):
                 if not T["match"][e, i]:
                     continue

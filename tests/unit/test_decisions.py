@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import pytest
+
+from shared.domain.decisions import (
+    VmRisk,
+    adaptive_error_threshold,
+    assess_changed_vms,
+    decide_before_production,
+    plan_capacity,
+    plan_scale_back,
+    plan_waves,
+)
+from shared.domain.model import Stratum
+from shared.domain.policy import RolloutPolicy
+
+A = Stratum("web", "Standard_D2s_v5", "ubuntu-20.04", "1").key
+B = Stratum("web", "Standard_D4s_v5", "ubuntu-22.04", "2").key
+
+
+def risks(a: float | None, b: float | None) -> list[VmRisk]:
+    """Ten VMs in stratum A, thirty in B."""
+    return [VmRisk(f"a{i}", A, a) for i in range(10)] + [VmRisk(f"b{i}", B, b) for i in range(30)]
+
+
+def test_halts_before_production_when_confident_failures_cover_the_halt_share() -> None:
+    plan = decide_before_production(risks(0.95, 0.97), RolloutPolicy())
+    assert plan.halt
+    assert plan.included == []
+    assert plan.decisions[0].kind == "halt_before_production"
+    assert "40/40 VMs = 100% >= halt share 50%" in plan.decisions[0].reason
+
+
+def test_skips_only_the_stratum_predicted_to_fail_and_proceeds_with_the_rest() -> None:
+    plan = decide_before_production(risks(0.95, 0.02), RolloutPolicy())
+    assert not plan.halt
+    assert sorted(plan.skipped) == sorted(f"a{i}" for i in range(10))
+    assert sorted(plan.included) == sorted(f"b{i}" for i in range(30))
+    skip = [d for d in plan.decisions if d.kind == "skip_stratum"]
+    assert len(skip) == 1 and skip[0].subject == A
+    assert "predicted failure 0.95 >= skip threshold 0.5" in skip[0].reason
+    assert "web/D2s_v5/ubuntu-20.04/z1" in skip[0].reason
+
+
+def test_exactly_the_halt_share_of_confident_failures_halts() -> None:
+    plan = decide_before_production(risks(0.95, 0.02)[:20], RolloutPolicy())
+    assert plan.halt  # 10 of 20 = 50% >= 50%
+
+
+def test_predicted_rate_counts_only_the_vms_that_proceed() -> None:
+    plan = decide_before_production(risks(0.95, 0.04), RolloutPolicy())
+    assert plan.predicted_rate == pytest.approx(0.04)
+
+
+def test_uncovered_stratum_is_included_and_said_so() -> None:
+    plan = decide_before_production(risks(None, 0.01), RolloutPolicy())
+    assert not plan.halt
+    assert len(plan.included) == 40
+    assert any(d.kind == "uncovered_stratum" and d.subject == A for d in plan.decisions)
+
+
+def test_vms_at_or_above_snapshot_probability_are_at_risk() -> None:
+    plan = decide_before_production(risks(0.2, 0.01), RolloutPolicy(snapshot_probability=0.1))
+    assert sorted(plan.at_risk) == sorted(f"a{i}" for i in range(10))
+
+
+def test_error_threshold_adapts_to_the_predicted_rate_within_bounds() -> None:
+    policy = RolloutPolicy(base_error_threshold=0.02, threshold_multiplier=2.0, max_error_threshold=0.2)
+    assert adaptive_error_threshold(0.0, policy).value == pytest.approx(0.02)
+    assert adaptive_error_threshold(0.05, policy).value == pytest.approx(0.12)
+    assert adaptive_error_threshold(0.5, policy).value == pytest.approx(0.2)
+    assert "base 2.0% + 2 x predicted 5.00%" in adaptive_error_threshold(0.05, policy).reason
+
+
+def test_assess_halts_when_failing_share_exceeds_threshold() -> None:
+    t = adaptive_error_threshold(0.0, RolloutPolicy())  # 2%
+    assert assess_changed_vms(100, 2, t).kind == "continue"
+    halt = assess_changed_vms(100, 3, t)
+    assert halt.kind == "halt_in_production"
+    assert "3 failing of 100 changed VMs = 3.0% > threshold 2.0% (at most 2 allowed)" == halt.reason
+
+
+def test_a_single_failure_in_a_small_first_wave_halts_when_nothing_was_predicted() -> None:
+    t = adaptive_error_threshold(0.0, RolloutPolicy())
+    assert assess_changed_vms(10, 1, t).kind == "halt_in_production"
+
+
+def test_waves_are_proportional_slices_with_every_stratum_in_the_first_wave() -> None:
+    by = {A: [f"a{i}" for i in range(20)], B: [f"b{i}" for i in range(80)], "x|y|z|1": ["c0"]}
+    waves = plan_waves(by, RolloutPolicy(wave_fractions=(0.1, 0.4, 0.5)), salt="r1")
+    assert sum(len(w) for w in waves) == 101
+    assert len({v for w in waves for v in w}) == 101
+    first = set(waves[0])
+    assert first & set(by[A]) and first & set(by[B]) and "c0" in first
+    assert len(waves[0]) == 2 + 8 + 1
+    assert plan_waves(by, RolloutPolicy(wave_fractions=(0.1, 0.4, 0.5)), salt="r1") == waves
+
+
+def test_scale_out_covers_demand_minus_vms_leaving_service() -> None:
+    d = plan_capacity("web", demand_units=36.4, serving=31, expected_out=0, extra_now=0, policy=RolloutPolicy())
+    assert d is not None and d.kind == "scale_out" and d.data["add"] == 6
+    assert plan_capacity("web", demand_units=20.0, serving=31, expected_out=5, extra_now=0,
+                         policy=RolloutPolicy()) is None
+    more = plan_capacity("web", demand_units=30.0, serving=31, expected_out=5, extra_now=2, policy=RolloutPolicy())
+    assert more is not None and more.data["add"] == 2 and more.data["extra_total"] == 4
+
+
+def test_scale_back_waits_for_pending_rollbacks() -> None:
+    assert plan_scale_back("web", extra_now=4, pending_rollbacks=1) is None
+    back = plan_scale_back("web", extra_now=4, pending_rollbacks=0)
+    assert back is not None and back.kind == "scale_in" and back.data["remove"] == 4
+    assert plan_scale_back("web", extra_now=0, pending_rollbacks=0) is None
