@@ -69,7 +69,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
         inst = runner.instances[rollout_id]
         record = services.store.get_rollout(rollout_id) or {}
         items = services.store.get_items(rollout_id, "vm")
-        believed = {k: v["config"] for k, v in items.items() if "apply" in v or v.get("applying")}
+        believed = {k: v["config"] for k, v in items.items() if "apply" in v or "apply_error" in v or v.get("applying")}
         finished = to_minute(inst.completed_at) if inst.completed_at else world.clock.now
         decisions = [{"minute": d["minute"], "kind": d["kind"], "reason": d["reason"]}
                      for d in services.store.decisions(rollout_id)]

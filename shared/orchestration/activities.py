@@ -25,6 +25,7 @@ from ..domain.decisions import (
     plan_scale_back,
     plan_waves,
 )
+from ..domain.errors import ShadowRolloutError
 from ..domain.health import failing_vms
 from ..domain.judge import Phase, StratumVerdict, judge_stratum
 from ..domain.model import (
@@ -380,7 +381,12 @@ def apply_wave(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     r.put_vms({v: {"baseline_errors": None if np.isnan(e) else round(float(e), 3), "config": Config.NEW.value,
                    "applying": True} for v, e in zip(todo, base_err, strict=True)})
     change = ChangeSpec.from_dict(r.record["request"]["change"])
-    results = svc.fleet.apply_change(todo, change, timeout_minutes=r.policy.apply_timeout_minutes)
+    try:
+        results = svc.fleet.apply_change(todo, change, timeout_minutes=r.policy.apply_timeout_minutes)
+    except ShadowRolloutError as exc:
+        # the batch was refused as a whole (per-VM failures come back as results): nothing was applied
+        r.put_vms({v: {"config": Config.OLD.value, "applying": False, "apply_error": str(exc)} for v in todo})
+        raise
     r.put_vms({a.vm_id: {"apply": a.to_dict(), "applied_at": _iso(r.now), "applying": False,
                          "actions": items[a.vm_id]["actions"] + ["apply"]} for a in results})
     failed = sum(1 for a in results if a.status is not ApplyStatus.OK)

@@ -68,24 +68,38 @@ class RunnerStats:
     instances: int = 0
 
 
+Registry = tuple[dict[str, Callable[..., Any]], dict[str, tuple[Callable[..., Any], str]]]
+_REGISTRIES: dict[int, tuple[FunctionApp, Registry]] = {}
+
+
+def _registry(app: FunctionApp) -> Registry:
+    """The app's orchestrators and activities by name (indexed once: the SDK refuses a second indexing)."""
+    cached = _REGISTRIES.get(id(app))
+    if cached is not None and cached[0] is app:
+        return cached[1]
+    orchestrators: dict[str, Callable[..., Any]] = {}
+    activities: dict[str, tuple[Callable[..., Any], str]] = {}
+    for fn in app.get_functions():
+        trigger = fn.get_trigger()
+        user = fn.get_user_function()
+        name = fn.get_function_name() or user.__name__
+        if trigger is None:
+            continue
+        if trigger.type == "orchestrationTrigger":
+            orchestrators[name] = user.orchestrator_function  # type: ignore[attr-defined]
+        elif trigger.type == "activityTrigger":
+            activities[name] = (user, trigger.name)
+    _REGISTRIES[id(app)] = (app, (orchestrators, activities))
+    return orchestrators, activities
+
+
 class LocalDurableRunner:
     """Runs the orchestrators and activities registered on a Function App."""
 
     def __init__(self, app: FunctionApp, *, start: datetime, set_clock: Callable[[datetime], None],
                  read_clock: Callable[[], datetime],
                  on_status: Callable[[str, Any], None] | None = None) -> None:
-        self._orchestrators: dict[str, Callable[..., Any]] = {}
-        self._activities: dict[str, tuple[Callable[..., Any], str]] = {}
-        for fn in app.get_functions():
-            trigger = fn.get_trigger()
-            user = fn.get_user_function()
-            name = fn.get_function_name() or user.__name__
-            if trigger is None:
-                continue
-            if trigger.type == "orchestrationTrigger":
-                self._orchestrators[name] = user.orchestrator_function  # type: ignore[attr-defined]
-            elif trigger.type == "activityTrigger":
-                self._activities[name] = (user, trigger.name)
+        self._orchestrators, self._activities = _registry(app)
         self.now = start
         self._set_clock = set_clock
         self._read_clock = read_clock

@@ -47,5 +47,5 @@ def test_policy_override_errors_name_the_key() -> None:
         parse_policy({"bake_minutes": 1})
     with pytest.raises(PolicyError, match=r"policy\.no_such_knob: unknown key"):
         parse_policy({"no_such_knob": 1})
-    with pytest.raises(PolicyError, match="wave_fractions must add up to 1.0"):
+    with pytest.raises(PolicyError, match=r"wave_fractions must add up to 1\.0"):
         parse_policy({"wave_fractions": [0.5, 0.2]})

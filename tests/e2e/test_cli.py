@@ -1,0 +1,64 @@
+"""The installed ``shadow-rollout`` command, end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+OUTCOME_KEYS = {"scenario", "seed", "strategy", "outcome", "vms", "production_vms_impaired", "impaired_vm_minutes",
+                "shadow", "fleet_cost_usd", "snapshots_taken", "capacity", "duration_minutes", "decisions"}
+VMS_KEYS = {"total", "on_new_config", "rolled_back", "never_touched", "failed_unrecovered", "unknown_state"}
+OUTCOMES = {"completed", "completed_with_exclusions", "completed_with_rollbacks", "halted_before_production",
+            "halted_in_production", "failed"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("shadow-rollout", path=str(Path(sys.executable).parent))
+    assert exe, "the shadow-rollout console command is not installed"
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("name", ["good-change", "crash-one-sku", "latent-crash", "fleet-wide-crash"])
+def test_simulate_json_prints_exactly_the_contract_outcome(name: str, scenario_path: Callable[[str], Path]) -> None:
+    p = cli("simulate", "--scenario", str(scenario_path(name)), "--json")
+    assert p.returncode == 0, p.stderr
+    o = json.loads(p.stdout)  # nothing but one JSON object on stdout
+    assert set(o) == OUTCOME_KEYS
+    assert set(o["vms"]) == VMS_KEYS and sum(o["vms"].values()) - o["vms"]["total"] == o["vms"]["total"]
+    assert o["outcome"] in OUTCOMES and o["strategy"] == "shadow-predictive" and o["scenario"] == name
+    assert set(o["shadow"]) == {"instances", "strata_total", "strata_covered", "evictions", "cost_usd"}
+    assert set(o["capacity"]) == {"max_extra_instances", "extra_vm_minutes", "shortfall_vm_minutes"}
+    assert all(set(d) == {"minute", "kind", "reason"} for d in o["decisions"])
+
+
+def test_seed_option_overrides_the_scenario_seed(scenario_path: Callable[[str], Path]) -> None:
+    p = cli("simulate", "--scenario", str(scenario_path("good-change")), "--seed", "9", "--json")
+    assert json.loads(p.stdout)["seed"] == 9
+
+
+def test_invalid_scenario_is_refused_naming_the_key_without_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nfleet:\n  scale_sets:\n    - {name: web, capacity: 0}\nchange: {id: c, colour: red}\n")
+    p = cli("simulate", "--scenario", str(bad), "--json")
+    assert p.returncode == 2
+    assert p.stdout == ""
+    assert "fleet.scale_sets[0].capacity: Input should be greater than or equal to 1" in p.stderr
+    assert "change.colour: unknown key" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_readable_account_explains_the_default_demo() -> None:
+    p = cli("simulate")
+    assert p.returncode == 0, p.stderr
+    for phase in ("Cloning a stratified sample into the Spot shadow pool", "Baking: watching the shadows",
+                  "Rolling production in waves", "Watching production after the last wave"):
+        assert phase in p.stderr
+    for word in ("skip_stratum", "rollback_vm", "scale_out", "scale_in", "recovered",
+                 "Outcome: completed_with_rollbacks"):
+        assert word in p.stdout

@@ -1,0 +1,139 @@
+"""Whole rollouts: the real function app's orchestrators, replayed by the Durable SDK, on the simulator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from shared.adapters.simulator.adapters import SimFleet
+from shared.adapters.simulator.scenario import load_scenario, parse_scenario
+from shared.bootstrap import Services
+from shared.domain.errors import TransientError
+from shared.domain.model import ApplyResult, ChangeSpec
+from shared.simulation import SimulationRun, simulate
+
+Scenario = Callable[[str], Path]
+
+
+def run(path: Path, **kw: object) -> SimulationRun:
+    return simulate(load_scenario(path), **kw)  # type: ignore[arg-type]
+
+
+def kinds(run_: SimulationRun) -> list[str]:
+    return [d["kind"] for d in run_.outcome["decisions"]]
+
+
+def assert_shadows_gone(run_: SimulationRun) -> None:
+    w = run_.world
+    assert w.shadow_rows, "the rollout made no shadows"
+    assert all(w.t["exists_to"][r] <= w.clock.now for r in w.shadow_rows)
+
+
+def test_good_change_reaches_every_vm_and_removes_the_shadows(scenario_path: Scenario) -> None:
+    r = run(scenario_path("good-change"))
+    o = r.outcome
+    assert o["outcome"] == "completed"
+    assert o["vms"]["on_new_config"] == o["vms"]["total"] == 60
+    assert o["production_vms_impaired"] == 0
+    assert o["shadow"]["strata_covered"] == o["shadow"]["strata_total"]
+    assert "rollback_vm" not in kinds(r) and "skip_stratum" not in kinds(r)
+    assert_shadows_gone(r)
+    assert r.services.store.get_rollout(r.rollout_id)["state"] == "completed"  # type: ignore[index]
+
+
+def test_change_failing_on_one_sku_is_stopped_for_that_stratum_before_production(scenario_path: Scenario) -> None:
+    r = run(scenario_path("crash-one-sku"))
+    o = r.outcome
+    assert o["outcome"] == "completed_with_exclusions"
+    assert o["production_vms_impaired"] == 0
+    items = r.services.store.get_items(r.rollout_id, "vm")
+    untouched = [v for v in items.values() if "apply" not in v]
+    assert untouched and all(v["info"]["sku"] == "Standard_D2s_v5" for v in untouched)
+    assert all("apply" in v for v in items.values() if v["info"]["sku"] != "Standard_D2s_v5")
+    skips = [d for d in o["decisions"] if d["kind"] == "skip_stratum"]
+    assert skips and all("D2s_v5" in d["reason"] and ">= skip threshold 0.5" in d["reason"] for d in skips)
+    assert_shadows_gone(r)
+
+
+def test_latent_failure_is_caught_in_production_and_restored_from_snapshots(scenario_path: Scenario) -> None:
+    r = run(scenario_path("latent-crash"))
+    o = r.outcome
+    assert o["outcome"] == "completed_with_rollbacks"
+    assert o["vms"]["failed_unrecovered"] == 0 and o["vms"]["unknown_state"] == 0
+    assert o["vms"]["rolled_back"] == o["production_vms_impaired"] > 0
+    items = r.services.store.get_items(r.rollout_id, "vm")
+    rolled = [v for v in items.values() if v.get("rollback")]
+    assert len(rolled) == o["vms"]["rolled_back"]
+    for v in rolled:
+        assert v["rollback"]["state"] == "verified"
+        assert v["actions"][-2:] == ["restore", "post_rollback_script"]
+        assert v["config"] == "old"
+    assert "recovered" in kinds(r)
+    # each restore took minutes, not the whole watch window
+    assert o["impaired_vm_minutes"] < 30 * o["production_vms_impaired"]
+
+
+def test_confident_fleet_wide_failure_halts_before_any_production_vm(scenario_path: Scenario) -> None:
+    r = run(scenario_path("fleet-wide-crash"))
+    o = r.outcome
+    assert o["outcome"] == "halted_before_production"
+    assert o["vms"]["never_touched"] == o["vms"]["total"]
+    halt = [d for d in o["decisions"] if d["kind"] == "halt_before_production"]
+    assert len(halt) == 1 and ">= halt share 50%" in halt[0]["reason"]
+    assert_shadows_gone(r)
+
+
+class FailingProductionFleet(SimFleet):
+    """Azure refuses every apply to production: the rollout must end cleanly and leave nothing behind."""
+
+    def apply_change(self, vm_ids: Sequence[str], change: ChangeSpec, *,
+                     timeout_minutes: float) -> list[ApplyResult]:
+        if any("shadow" not in v for v in vm_ids):
+            raise TransientError("ARM answered 503 after the SDK's retries", operation="run_command", status=503)
+        return super().apply_change(vm_ids, change, timeout_minutes=timeout_minutes)
+
+
+def test_shadows_are_torn_down_and_the_rollout_recorded_when_an_activity_fails(scenario_path: Scenario) -> None:
+    def adapt(s: Services) -> Services:
+        s.fleet = FailingProductionFleet(s.fleet.world)  # type: ignore[attr-defined]
+        return s
+
+    r = run(scenario_path("good-change"), adapt=adapt)
+    record = r.services.store.get_rollout(r.rollout_id)
+    assert record is not None and record["state"] == "failed"
+    assert "503" in record["error"]
+    assert r.outcome["vms"]["never_touched"] == 60
+    assert_shadows_gone(r)
+    assert r.runner.instances[r.rollout_id].status == "Completed"
+
+
+def test_same_scenario_and_seed_give_identical_outcomes(scenario_path: Scenario) -> None:
+    a = run(scenario_path("latent-crash")).outcome
+    b = run(scenario_path("latent-crash")).outcome
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_histories_stay_bounded_as_the_fleet_grows() -> None:
+    def fleet(n: int) -> SimulationRun:
+        return simulate(parse_scenario({
+            "name": f"f{n}", "fleet": {"scale_sets": [{"name": f"s{i}", "capacity": n // 4} for i in range(4)]},
+            "change": {"id": "c"}, "policy": {"production_watch_minutes": 60}}))
+
+    small, large = fleet(40), fleet(2000)
+    assert large.outcome["outcome"] == "completed"
+    assert large.stats.max_history <= small.stats.max_history + 4 * 16 * 3
+
+
+def test_predictions_and_actions_are_recorded_per_vm(scenario_path: Scenario) -> None:
+    r = run(scenario_path("crash-one-sku"))
+    items = r.services.store.get_items(r.rollout_id, "vm")
+    for v in items.values():
+        assert "risk" in v and "evidence" in v and "config" in v
+        if v["skipped"]:
+            assert v["risk"] >= 0.9 and v["config"] == "old" and "apply" not in v
+        else:
+            assert v["config"] == "new" and v["actions"][:2] == ["snapshot", "apply"]
+    assert np.mean([v["risk"] for v in items.values() if not v["skipped"]]) < 0.1
