@@ -110,19 +110,20 @@ def _account(o: dict[str, Any]) -> None:
     table.add_column("min", justify="right", style="dim", no_wrap=True)
     table.add_column("decision", style="bold", no_wrap=True)
     table.add_column("reason")
-    rollbacks: Counter[float] = Counter()
+    per_minute = Counter(d["minute"] for d in o["decisions"] if d["kind"] == "rollback_vm")
+    shown: Counter[float] = Counter()
     for d in o["decisions"]:
         if d["kind"] == "rollback_vm":
-            rollbacks[d["minute"]] += 1
-            if rollbacks[d["minute"]] > 3:
+            shown[d["minute"]] += 1
+            if shown[d["minute"]] == 4:
+                table.add_row(f"{d['minute']:.0f}", "[magenta]rollback_vm[/]",
+                              f"… and {per_minute[d['minute']] - 3} more VMs")
+            if shown[d["minute"]] > 3:
                 continue
         style = {"halt_before_production": "red", "halt_in_production": "red", "skip_stratum": "yellow",
                  "stratum_failed": "yellow", "rollback_vm": "magenta", "scale_out": "cyan", "scale_in": "cyan",
                  "recovered": "green", "finished": "green"}.get(d["kind"], "")
         table.add_row(f"{d['minute']:.0f}", f"[{style}]{d['kind']}[/]" if style else d["kind"], d["reason"])
-    for minute, count in rollbacks.items():
-        if count > 3:
-            table.add_row(f"{minute:.0f}", "[magenta]rollback_vm[/]", f"… and {count - 3} more VMs")
     out.print(table)
     v = o["vms"]
     summary = Table(title=f"Outcome: {o['outcome']}", show_header=False)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -79,7 +80,12 @@ def _registry(app: FunctionApp) -> Registry:
         return cached[1]
     orchestrators: dict[str, Callable[..., Any]] = {}
     activities: dict[str, tuple[Callable[..., Any], str]] = {}
-    for fn in app.get_functions():
+    logging.disable(logging.WARNING)  # indexing warns that an app without HTTP functions has no auth level
+    try:
+        functions = app.get_functions()
+    finally:
+        logging.disable(logging.NOTSET)
+    for fn in functions:
         trigger = fn.get_trigger()
         user = fn.get_user_function()
         name = fn.get_function_name() or user.__name__
