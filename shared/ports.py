@@ -77,7 +77,10 @@ class ShadowLoad(ABC):
 class DiskSnapshots(ABC):
     @abstractmethod
     def snapshot(self, vm_ids: Sequence[str], *, tag: str) -> list[SnapshotInfo]:
-        """Incremental snapshots of each VM's managed disks, private (no public network access)."""
+        """Incremental snapshots of each VM's managed disks, private (no public network access).
+
+        A VM whose snapshot could not be made is missing from the result.
+        """
 
 
 class Telemetry(ABC):

@@ -77,8 +77,13 @@ def judge_stratum(
     post: SignalFrame,
     applies: list[ApplyResult],
     policy: RolloutPolicy,
+    control: tuple[SignalFrame, SignalFrame] | None = None,
 ) -> StratumVerdict:
-    """Judge one stratum from its shadows' baseline and post-change windows (same VM rows)."""
+    """Judge one stratum from its shadows' baseline and post-change windows (same VM rows).
+
+    ``control`` holds the same two windows of untouched twins: a shift they show too is the environment's
+    (a load generator warming up, a noisy host), not the change's, and is subtracted before the tolerance.
+    """
     failed = [a for a in applies if a.status is not ApplyStatus.OK]
     if failed:
         detail = ", ".join(sorted({f"{a.status.value} (exit {a.exit_code})" for a in failed}))
@@ -90,7 +95,7 @@ def judge_stratum(
         return StratumVerdict(stratum_key, label, Phase.INCONCLUSIVE, None,
                               f"no shadow of stratum {label} was observed through the bake", 0)
     alpha = policy.judge_alpha / len(JUDGED_SIGNALS)
-    verdicts = [_judge_signal(name, direction, floor, baseline, post, alpha, policy)
+    verdicts = [_judge_signal(name, direction, floor, baseline, post, alpha, policy, control)
                 for name, direction, floor in JUDGED_SIGNALS]
     verdicts.append(_judge_memory_trend(post, policy))
     failing = [v for v in verdicts if v.phase is Phase.FAILED]
@@ -117,29 +122,44 @@ def _observed_rows(frame: SignalFrame) -> int:
     return int(np.sum(np.any(~np.isnan(health), axis=1))) if health.size else 0
 
 
+def _samples(frame: SignalFrame, name: str) -> np.ndarray:
+    values = frame.signals[name].ravel()
+    kept: np.ndarray = values[~np.isnan(values)]
+    return kept
+
+
+def _centre(name: str, values: np.ndarray) -> float:
+    return float(np.mean(values)) if name in ("health_ok", "error_count") else float(np.median(values))
+
+
 def _judge_signal(name: str, direction: int, floor: float, baseline: SignalFrame, post: SignalFrame,
-                  alpha: float, policy: RolloutPolicy) -> SignalVerdict:
-    before = baseline.signals[name].ravel()
-    after = post.signals[name].ravel()
-    before = before[~np.isnan(before)]
-    after = after[~np.isnan(after)]
+                  alpha: float, policy: RolloutPolicy,
+                  control: tuple[SignalFrame, SignalFrame] | None) -> SignalVerdict:
+    before, after = _samples(baseline, name), _samples(post, name)
     if before.size < MIN_SAMPLES or after.size < MIN_SAMPLES:
         return SignalVerdict(name, Phase.INCONCLUSIVE, 1.0, 0.0,
                              f"{name}: {before.size} baseline / {after.size} post samples < {MIN_SAMPLES}")
-    centre_before = float(np.mean(before)) if name in ("health_ok", "error_count") else float(np.median(before))
-    centre_after = float(np.mean(after)) if name in ("health_ok", "error_count") else float(np.median(after))
+    centre_before, centre_after = _centre(name, before), _centre(name, after)
     rel = (centre_after - centre_before) / max(abs(centre_before), floor)
+    twin_rel = 0.0
+    if control is not None:
+        c_before, c_after = _samples(control[0], name), _samples(control[1], name)
+        if c_before.size >= MIN_SAMPLES and c_after.size >= MIN_SAMPLES:
+            cb = _centre(name, c_before)
+            twin_rel = (_centre(name, c_after) - cb) / max(abs(cb), floor)
     if np.all(before == before[0]) and np.all(after == after[0]):
         p = 0.0 if (after[0] - before[0]) * direction > 0 else 1.0
     else:
         alternative = "greater" if direction > 0 else "less"
         p = float(mannwhitneyu(after, before, alternative=alternative).pvalue)
-    worse = rel * direction > policy.judge_tolerance
+    effect = rel - twin_rel
+    worse = effect * direction > policy.judge_tolerance
     phase = Phase.FAILED if (p < alpha and worse) else Phase.SUCCESSFUL
     verb = "rose" if rel > 0 else "fell"
-    msg = (f"{name} {verb} {abs(rel):.0%} ({centre_before:.3g} -> {centre_after:.3g}), "
+    twins = f", twins {twin_rel:+.0%}" if twin_rel else ""
+    msg = (f"{name} {verb} {abs(rel):.0%} ({centre_before:.3g} -> {centre_after:.3g}{twins}), "
            f"p {p:.2g} {'<' if p < alpha else '>='} {alpha:.2g}")
-    return SignalVerdict(name, phase, p, rel, msg)
+    return SignalVerdict(name, phase, p, effect, msg)
 
 
 def _judge_memory_trend(post: SignalFrame, policy: RolloutPolicy) -> SignalVerdict:

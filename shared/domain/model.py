@@ -45,6 +45,11 @@ class Stratum:
         sku = self.sku.removeprefix("Standard_")
         return f"{self.scale_set}/{sku}/{self.image}/z{self.zone}"
 
+    @property
+    def twin_group(self) -> str:
+        """Strata that differ only by zone share untouched control twins."""
+        return f"{self.scale_set}|{self.sku}|{self.image}"
+
     @classmethod
     def from_key(cls, key: str) -> Stratum:
         scale_set, sku, image, zone = key.split("|")
@@ -115,6 +120,8 @@ class ShadowPlan:
     stratum_key: str
     sku: str
     zone: str
+    role: str = "treated"
+    """``treated`` shadows get the change; ``control`` twins do not, and show what changes without it."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,10 +22,12 @@ class RolloutPolicy(BaseModel):
         2, ge=1, le=20, description="Two shadows per stratum let one eviction leave the stratum covered."
     )
     max_shadows: int = Field(2000, ge=1, description="Cost cap on the shadow pool.")
+    control_shadows_per_group: int = Field(
+        1, ge=0, le=10, description="Untouched twins per (scale set, SKU, image): what changes without the change."
+    )
     spot_fallback: Literal["regular", "skip"] = Field(
         "regular", description="When Spot is refused for a SKU: a regular-priced VM of the same SKU, or none."
     )
-    replace_evicted_shadows: bool = Field(True, description="Re-create a shadow evicted before the change.")
     # --- bake and analysis ---------------------------------------------------------------------
     baseline_minutes: int = Field(10, ge=3, le=240, description="Pre-change window on each shadow.")
     bake_minutes: int = Field(30, ge=5, le=1440, description="How long the changed shadows are watched.")

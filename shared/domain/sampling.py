@@ -53,9 +53,26 @@ def plan_shadow_sample(vms: list[VmInfo], policy: RolloutPolicy, salt: str) -> S
         want = alloc
         capped = f"; capped from {total} to {sum(want.values())} by max_shadows {policy.max_shadows}"
     plans: list[ShadowPlan] = []
+    chosen_ids: set[str] = set()
     for stratum, members in groups.items():
         chosen = sorted(members, key=lambda vm: stable_rank(salt, vm.vm_id))[: want[stratum]]
         plans.extend(ShadowPlan(vm.vm_id, stratum.key, vm.sku, vm.zone) for vm in chosen)
+        chosen_ids.update(vm.vm_id for vm in chosen)
+    controls = _control_twins(groups, chosen_ids, policy.control_shadows_per_group, salt)
     reason = (f"{len(plans)} shadows for {len(groups)} strata of {len(vms)} VMs "
-              f"(fraction {policy.shadow_fraction:g}, at least {policy.min_shadows_per_stratum} per stratum{capped})")
-    return ShadowSample(plans, reason)
+              f"(fraction {policy.shadow_fraction:g}, at least {policy.min_shadows_per_stratum} per stratum{capped})"
+              f" and {len(controls)} untouched control twins")
+    return ShadowSample(plans + controls, reason)
+
+
+def _control_twins(groups: dict[Stratum, list[VmInfo]], taken: set[str], per_group: int,
+                   salt: str) -> list[ShadowPlan]:
+    """Per (scale set, SKU, image), twins that never get the change, preferably not a treated shadow's source."""
+    by_group: dict[str, list[VmInfo]] = defaultdict(list)
+    for stratum, members in groups.items():
+        by_group[stratum.twin_group].extend(members)
+    out: list[ShadowPlan] = []
+    for _, members in sorted(by_group.items()):
+        ranked = sorted(members, key=lambda vm: (vm.vm_id in taken, stable_rank(salt + ":twin", vm.vm_id)))
+        out.extend(ShadowPlan(vm.vm_id, vm.stratum.key, vm.sku, vm.zone, "control") for vm in ranked[:per_group])
+    return out

@@ -25,7 +25,7 @@ from ..domain.decisions import (
     plan_scale_back,
     plan_waves,
 )
-from ..domain.errors import ShadowRolloutError
+from ..domain.errors import ShadowRolloutError, TransientError
 from ..domain.health import failing_vms
 from ..domain.judge import Phase, StratumVerdict, judge_stratum
 from ..domain.model import (
@@ -88,6 +88,14 @@ class _Rollout:
         self.svc.store.put_items(self.id, "vm", items)
 
 
+def _short(resource_id: str) -> str:
+    """A VM's name as an operator knows it: ``web_3`` (Flexible) or ``api/7`` (Uniform instance)."""
+    parts = resource_id.rstrip("/").split("/")
+    if len(parts) >= 3 and parts[-2] == "virtualMachines" and parts[-4] == "virtualMachineScaleSets":
+        return f"{parts[-3]}/{parts[-1]}"
+    return parts[-1]
+
+
 def _iso(t: datetime) -> str:
     return t.isoformat()
 
@@ -132,9 +140,9 @@ def start_rollout(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- shadows
-def _plans(r: _Rollout) -> list[ShadowPlan]:
+def _plans(r: _Rollout) -> list[tuple[int, ShadowPlan]]:
     items = r.svc.store.get_items(r.id, "plan")
-    return [ShadowPlan.from_dict(items[k]) for k in sorted(items, key=int)]
+    return [(int(k), ShadowPlan.from_dict(items[k])) for k in sorted(items, key=int)]
 
 
 def _shadows(r: _Rollout) -> dict[str, ShadowInfo]:
@@ -144,11 +152,13 @@ def _shadows(r: _Rollout) -> dict[str, ShadowInfo]:
 def create_shadows(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     r = _Rollout(svc, payload["rollout_id"])
     plans = chunk(_plans(r), payload["chunk"])
-    done = {v["info"]["source_vm_id"] for v in svc.store.get_items(r.id, "shadow").values()}
-    todo = [p for p in plans if p.source_vm_id not in done]
-    created = svc.shadows.create(todo, rollout_id=r.id, spot_fallback=r.policy.spot_fallback) if todo else []
-    svc.store.put_items(r.id, "shadow", {s.shadow_id or f"failed:{s.source_vm_id}": {"info": s.to_dict()}
-                                         for s in created})
+    done = {v["plan"] for v in svc.store.get_items(r.id, "shadow").values()}
+    todo = [(i, p) for i, p in plans if i not in done]
+    created = svc.shadows.create([p for _, p in todo], rollout_id=r.id,
+                                 spot_fallback=r.policy.spot_fallback) if todo else []
+    svc.store.put_items(r.id, "shadow", {s.shadow_id or f"failed:{i}": {"info": s.to_dict(), "plan": i,
+                                                                         "role": p.role}
+                                         for (i, p), s in zip(todo, created, strict=True)})
     failed = [s for s in created if s.state is ShadowState.FAILED]
     regular = [s for s in created if s.state is ShadowState.RUNNING and not s.spot]
     decisions = [Decision("shadow_unavailable", f"no shadow for {Stratum.from_key(s.stratum_key).label}: {s.message}",
@@ -187,7 +197,8 @@ def apply_to_shadows(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     items = svc.store.get_items(r.id, "shadow")
     keys = chunk(sorted(items), payload["chunk"])
     status = svc.shadows.status([k for k in keys if not k.startswith("failed:")])
-    todo = [k for k in keys if status.get(k) is ShadowState.RUNNING and "apply" not in items[k]]
+    todo = [k for k in keys if status.get(k) is ShadowState.RUNNING and "apply" not in items[k]
+            and items[k]["role"] == "treated"]
     change = ChangeSpec.from_dict(r.record["request"]["change"])
     results = svc.fleet.apply_change(todo, change, timeout_minutes=r.policy.apply_timeout_minutes) if todo else []
     svc.store.put_items(r.id, "shadow", {a.vm_id: {"apply": a.to_dict()} for a in results})
@@ -209,10 +220,14 @@ def _verdicts(r: _Rollout) -> dict[str, StratumVerdict]:
                         if k.startswith("shadow_apply_done_")), default=apply_at)
     now = r.now
     observed = [k for k, v in items.items() if "apply" in v]
-    frame = r.svc.telemetry.signals(observed, baseline_start, now) if observed else None
+    controls = [k for k, v in items.items() if v["role"] == "control" and not k.startswith("failed:")]
+    frame = r.svc.telemetry.signals(observed + controls, baseline_start, now) if observed else None
     by_stratum: dict[str, list[str]] = defaultdict(list)
     for k in observed:
         by_stratum[items[k]["info"]["stratum_key"]].append(k)
+    twins: dict[str, list[str]] = defaultdict(list)
+    for k in controls:
+        twins[Stratum.from_key(items[k]["info"]["stratum_key"]).twin_group].append(k)
     verdicts: dict[str, StratumVerdict] = {}
     all_strata = {v["stratum"] for v in r.vms().values()}
     for key in sorted(all_strata):
@@ -224,8 +239,12 @@ def _verdicts(r: _Rollout) -> dict[str, StratumVerdict]:
             continue
         sub = frame.rows(rows)
         applies = [ApplyResult.from_dict(items[k]["apply"]) for k in rows]
-        verdicts[key] = judge_stratum(key, label, sub.between(baseline_start, apply_at),
-                                      sub.between(applied_done, now), applies, r.policy)
+        twin_rows = twins.get(Stratum.from_key(key).twin_group, [])
+        control = frame.rows(twin_rows) if twin_rows else None
+        verdicts[key] = judge_stratum(
+            key, label, sub.between(baseline_start, apply_at), sub.between(applied_done, now), applies, r.policy,
+            control=(control.between(baseline_start, apply_at), control.between(applied_done, now))
+            if control is not None else None)
     return verdicts
 
 
@@ -255,13 +274,18 @@ def analyse_shadows(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
 def decide(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     """Predict for every production VM, then halt, or skip the at-risk VMs and plan the waves."""
     r = _Rollout(svc, payload["rollout_id"])
+    raw = svc.store.get_items(r.id, "verdict")
     verdicts = {k: StratumVerdict(k, v["label"], Phase(v["phase"]), v["score"], v["reason"], v["shadows_observed"])
-                for k, v in svc.store.get_items(r.id, "verdict").items()}
+                for k, v in raw.items()}
+    features = {k: {"judge_phase": v["phase"], "shadows_observed": v["shadows_observed"],
+                    **{f"{sig['signal']}_effect": round(sig["relative_change"], 4) for sig in v["signals"]},
+                    **{f"{sig['signal']}_p": sig["p_value"] for sig in v["signals"]}}
+                for k, v in raw.items()}
     vms, risks = _risks(r, verdicts)
     plan = decide_before_production(risks, r.policy)
     threshold = adaptive_error_threshold(plan.predicted_rate, r.policy)
     skipped = set(plan.skipped)
-    r.put_vms({x.vm_id: {"risk": x.probability, "risk_source": x.source,
+    r.put_vms({x.vm_id: {"risk": x.probability, "risk_source": x.source, "features": features.get(x.stratum_key, {}),
                          "evidence": verdicts[x.stratum_key].reason if x.stratum_key in verdicts else "",
                          "skipped": x.vm_id in skipped} for x in risks})
     decisions = list(plan.decisions)
@@ -308,6 +332,10 @@ def _snapshot(r: _Rollout, vm_ids: list[str], items: dict[str, dict[str, Any]]) 
     snaps = r.svc.snapshots.snapshot(todo, tag=f"pre-{r.id}")
     r.put_vms({s.vm_id: {"snapshot": s.to_dict(), "actions": items[s.vm_id]["actions"] + ["snapshot"]}
                for s in snaps})
+    missing = sorted(set(todo) - {s.vm_id for s in snaps})
+    if missing:  # raise so that a Durable retry takes the rest; what succeeded is kept
+        raise TransientError(f"no snapshot for {len(missing)} of {len(todo)} VMs, e.g. {missing[0]}",
+                             operation="snapshot", resource=missing[0])
     return len(snaps)
 
 
@@ -372,9 +400,15 @@ def apply_wave(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     r = _Rollout(svc, payload["rollout_id"])
     items = r.vms()
     ids = chunk(_wave_ids(r, payload["wave"]), payload["chunk"])
+    unprotected = [v for v in ids if "apply" not in items[v] and "snapshot" not in items[v]
+                   and not items[v].get("excluded")]
+    if unprotected:
+        r.put_vms({v: {"excluded": "no pre-change snapshot"} for v in unprotected})
+        r.decide([Decision("exclude_vm", f"{_short(v)}: no pre-change snapshot could be taken, so it could not be "
+                           "restored; left on the old configuration", v) for v in unprotected])
     todo = [v for v in ids if "apply" not in items[v] and "snapshot" in items[v]]
     if not todo:
-        return {"applied": 0, "failed": 0}
+        return {"applied": 0, "failed": 0, "excluded": len(unprotected)}
     now = r.now
     frame = svc.telemetry.signals(todo, now - timedelta(minutes=PRE_CHANGE_MINUTES), now)
     base_err = _nanmean_rows(frame.signals["error_count"])
@@ -390,7 +424,7 @@ def apply_wave(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     r.put_vms({a.vm_id: {"apply": a.to_dict(), "applied_at": _iso(r.now), "applying": False,
                          "actions": items[a.vm_id]["actions"] + ["apply"]} for a in results})
     failed = sum(1 for a in results if a.status is not ApplyStatus.OK)
-    return {"applied": len(results), "failed": failed}
+    return {"applied": len(results), "failed": failed, "excluded": len(unprotected)}
 
 
 def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
@@ -414,7 +448,7 @@ def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
         r.update(rollback_batches=n)
         svc.store.put_items(r.id, "batch", {batch: {"vm_ids": sorted(failing)}})
         r.put_vms({k: {"rollback": {"batch": batch, "state": "queued", "reason": why}} for k, why in failing.items()})
-        decisions += [Decision("rollback_vm", f"{items[k]['info']['vm_id'].rsplit('/', 1)[-1]}: {why}", k)
+        decisions += [Decision("rollback_vm", f"{_short(k)}: {why}", k)
                       for k, why in sorted(failing.items())]
     halt = False
     if payload.get("context") == "wave":
@@ -428,6 +462,14 @@ def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     r.decide(decisions)
     return {"failing": len(failing), "batch": batch, "chunks": chunk_count(len(failing)), "halt": halt,
             "changed": len(changed)}
+
+
+def halt(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Stop before the next wave for a reason found outside the error threshold."""
+    r = _Rollout(svc, payload["rollout_id"])
+    r.update(halted=True, phase="halted_in_production")
+    r.decide([Decision("halt_in_production", payload["reason"])])
+    return {"halt": True}
 
 
 def _batch(r: _Rollout, batch: str) -> list[str]:
@@ -501,7 +543,7 @@ def verify_recovered(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
                for k in ids})
     decisions = [Decision("recovered", f"{len(ids) - len(unhealthy)}/{len(ids)} restored VMs of batch "
                           f"{payload['batch']} healthy after the post-rollback script")]
-    decisions += [Decision("restore_unhealthy", f"{k.rsplit('/', 1)[-1]} still failing its health probe after "
+    decisions += [Decision("restore_unhealthy", f"{_short(k)} still failing its health probe after "
                            "restore; left for an operator", k) for k in sorted(unhealthy)]
     r.decide(decisions)
     return {"verified": len(ids) - len(unhealthy), "unhealthy": len(unhealthy)}
@@ -539,6 +581,6 @@ def finish(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     state = "failed" if error else ("halted" if halted else "completed")
     r.update(state=state, phase="done", finished_at=_iso(r.now), error=error)
     r.decide([Decision("finished", f"rollout {state}: {counts['new']} VMs on the new config, "
-                       f"{counts['rolled_back']} rolled back, {counts['old']} on the old config"
+                       f"{counts['old']} on the old config ({counts['rolled_back']} of them rolled back)"
                        + (f"; error: {error}" if error else ""))])
     return {"state": state, "halted": halted, "on_new_config": counts["new"], "rolled_back": counts["rolled_back"]}

@@ -114,10 +114,17 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
 def wave_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
     inp = context.get_input()
     base = {"rollout_id": inp["rollout_id"], "wave": inp["wave"]}
-    yield context.task_all([context.call_activity_with_retry("snapshot_wave", RETRY, {**base, "chunk": c})
-                            for c in range(inp["chunks"])])
+    try:
+        yield context.task_all([context.call_activity_with_retry("snapshot_wave", RETRY, {**base, "chunk": c})
+                                for c in range(inp["chunks"])])
+    except Exception as exc:  # VMs left without a snapshot are excluded by apply_wave, with a decision
+        context.set_custom_status({"wave": inp["wave"], "snapshot_error": str(exc).split("\n")[0][:300]})
     applied = yield context.task_all([context.call_activity("apply_wave", {**base, "chunk": c})
                                       for c in range(inp["chunks"])])
+    if not any(a["applied"] for a in applied) and any(a.get("excluded") for a in applied):
+        yield context.call_activity("halt", {"rollout_id": inp["rollout_id"],
+                                             "reason": f"no VM of wave {inp['wave'] + 1} could be snapshotted"})
+        return {"halt": True, "failing": 0}
     if not any(a["failed"] for a in applied):  # a failed apply is judged at once; otherwise watch first
         yield context.create_timer(_after(context, inp["watch_minutes"]))
     check = yield context.call_activity("check_production", {**base, "context": "wave"})

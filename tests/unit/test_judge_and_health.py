@@ -63,6 +63,16 @@ def test_small_cpu_shift_within_tolerance_passes() -> None:
     assert v.phase is Phase.SUCCESSFUL
 
 
+def test_a_shift_the_untouched_twins_show_too_is_not_blamed_on_the_change() -> None:
+    shifted = frame(30, 2, cpu_shift=30.0)
+    alone = judge_stratum("k", "web/D2s", frame(10, 1), shifted, OK, RolloutPolicy())
+    assert alone.phase is Phase.FAILED and "cpu_pct rose" in alone.reason
+    twins = (frame(10, 5), frame(30, 6, cpu_shift=30.0))
+    v = judge_stratum("k", "web/D2s", frame(10, 1), shifted, OK, RolloutPolicy(), control=twins)
+    assert v.phase is Phase.SUCCESSFUL
+    assert "twins +" in next(s.message for s in v.signals if s.signal == "cpu_pct")
+
+
 def test_no_observation_is_inconclusive_not_a_failure() -> None:
     empty = frame(30, 2)
     for s in empty.signals.values():

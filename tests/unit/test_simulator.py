@@ -83,6 +83,7 @@ def test_shadow_runs_idle_until_driven_and_load_above_shows_only_when_loaded() -
     s_idle = w.index_of(w.create_shadow(0, "Standard_D4s_v5", "1", "regular", "t").shadow_id)
     s_busy = w.index_of(w.create_shadow(1, "Standard_D4s_v5", "2", "regular", "t").shadow_id)
     w.drive(np.array([s_busy]), np.array([0.8]))
+    w.clock.now += 2  # the load has run for a while before the change
     assert w.signals(np.array([s_idle]), int(w.clock.now) + 1, int(w.clock.now) + 5)["cpu_pct"].mean() < 15
     w.apply(np.array([s_idle, s_busy]), CHANGE, timeout_minutes=15)
     assert not np.isfinite(w.t["imp_at"][s_idle]) and np.isfinite(w.t["imp_at"][s_busy])

@@ -49,6 +49,9 @@ LATENCY = {
     "delete": (0.3, 0.3),
 }
 MAX_ARM_ATTEMPTS = 10
+SNAPSHOT_ATTEMPTS = 3
+CLOCK_RESOLUTION = 1e-6
+"""Minutes; orchestration time is kept in datetimes (microseconds), so comparisons allow this much."""
 RETRY_AFTER_SECONDS = (5.0, 25.0)
 BACKOFF_SECONDS = 0.8
 
@@ -106,6 +109,8 @@ class FleetWorld:
         self.last_production_action = 0.0
         self._deleted: set[int] = set()
         self._cleaned: set[int] = set()
+        self._attempts: dict[tuple[str, str], int] = {}
+        self._shadow_names = 0
         self.snapshots_taken = 0
         self._build_production()
 
@@ -235,7 +240,8 @@ class FleetWorld:
         if f.arm_throttle_rate == 0 and f.arm_transient_error_rate == 0:
             return 0.0
         delay = 0.0
-        for attempt in range(MAX_ARM_ATTEMPTS):
+        for _ in range(MAX_ARM_ATTEMPTS):
+            attempt = self._next_attempt(f"arm:{op}", resource)
             u = float(uniform(self.seed, Stream.FAULT, text_key(op), text_key(resource), attempt, 0))
             if u < f.arm_throttle_rate:
                 lo, hi = RETRY_AFTER_SECONDS
@@ -246,15 +252,22 @@ class FleetWorld:
                 delay += BACKOFF_SECONDS * 2**attempt / 60.0
                 continue
             return delay
-        last_throttled = float(uniform(self.seed, Stream.FAULT, text_key(op), text_key(resource),
-                                       MAX_ARM_ATTEMPTS - 1, 0)) < f.arm_throttle_rate
+        last_throttled = u < f.arm_throttle_rate
         err = Throttled if last_throttled else TransientError
         raise err(f"{op} on {resource}: still failing after {MAX_ARM_ATTEMPTS} attempts", operation=op,
                   resource=resource, status=429 if last_throttled else 503)
 
-    def _fails(self, what: str, rate: float, i: int, attempt: int) -> bool:
-        return rate > 0 and float(uniform(self.seed, Stream.FAULT, text_key(what), int(self.t["key"][i]),
-                                          attempt, 2)) < rate
+    def _next_attempt(self, op: str, resource: str) -> int:
+        """Attempts are counted per (operation, resource) across calls, so a retry draws afresh."""
+        attempt = self._attempts.get((op, resource), 0)
+        self._attempts[(op, resource)] = attempt + 1
+        return attempt
+
+    def _fails(self, what: str, rate: float, i: int) -> bool:
+        if rate <= 0:
+            return False
+        attempt = self._next_attempt(what, self.ids[i])
+        return float(uniform(self.seed, Stream.FAULT, text_key(what), int(self.t["key"][i]), attempt, 2)) < rate
 
     # ------------------------------------------------------------------ load and telemetry
     def utilisation(self, idx: NDArray[np.int64], minutes: NDArray[Any]) -> NDArray[np.float64]:
@@ -438,12 +451,12 @@ class FleetWorld:
         for i in idx:
             t = now + self.arm_delay("snapshot", self.ids[i])
             attempt = 0
-            while self._fails("snapshot", self.faults.snapshot_failure_rate, int(i), attempt):
+            while attempt < SNAPSHOT_ATTEMPTS and self._fails("snapshot", self.faults.snapshot_failure_rate, int(i)):
                 t += float(self._latency("snapshot", np.array([self.t["key"][i]]), attempt)[0])
                 attempt += 1
-                if attempt >= 3:
-                    raise TransientError(f"snapshot of {self.ids[i]} failed {attempt} times", operation="snapshot",
-                                         resource=self.ids[i], status=500)
+            if attempt >= SNAPSHOT_ATTEMPTS:
+                finish = max(finish, t)
+                continue  # this VM has no snapshot; the caller sees it missing from the result
             t += float(self._latency("snapshot", np.array([self.t["key"][i]]), attempt)[0])
             sid = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{FLEET_RG}/providers/Microsoft.Compute/"
                    f"snapshots/{tag}-{self.names[i].replace('/', '_')}")
@@ -465,7 +478,7 @@ class FleetWorld:
             taken = dict((s, t) for t, s in self.snapshots.get(i, []))
             if sid not in taken:
                 raise NotFound(f"snapshot {sid} of {self.ids[i]} not found", resource=sid, status=404)
-            if not math.isnan(T["apply_at"][i]) and taken[sid] > T["apply_at"][i]:
+            if not math.isnan(T["apply_at"][i]) and taken[sid] > T["apply_at"][i] + CLOCK_RESOLUTION:
                 raise Conflict(f"snapshot {sid} was taken after the change reached {self.ids[i]}",
                                resource=sid, status=409)
             if not math.isnan(T["restore_start"][i]):
@@ -474,7 +487,7 @@ class FleetWorld:
             t = now + self.arm_delay("restore", self.ids[i])
             attempts = 1
             key = np.array([T["key"][i]])
-            if self._fails("restore", self.faults.restore_failure_rate, i, 0):
+            if self._fails("restore", self.faults.restore_failure_rate, i):
                 t += float(self._latency(f"restore:{orch}", key, 0)[0])
                 attempts = 2
             t_start = now
@@ -519,8 +532,9 @@ class FleetWorld:
         now = self.clock.now
         src = self.vm_info(source)
         n = len(self.ids)
-        key = SHADOW_KEY_BASE + len(self.shadow_rows)
-        name = f"shadow-{tag}-{len(self.shadow_rows):04d}"
+        self._shadow_names += 1
+        key = SHADOW_KEY_BASE + self._shadow_names
+        name = f"shadow-{tag}-{self._shadow_names:04d}"
         rid = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{SHADOW_RG}/providers/"
                f"Microsoft.Compute/virtualMachines/{name}")
         k = np.array([key])
