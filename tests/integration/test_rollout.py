@@ -132,7 +132,9 @@ def test_predictions_and_actions_are_recorded_per_vm(scenario_path: Scenario) ->
     items = r.services.store.get_items(r.rollout_id, "vm")
     for v in items.values():
         assert "risk" in v and "evidence" in v and "config" in v
-        assert v["features"]["judge_phase"] in ("Successful", "Failed") and "mem_available_pct_effect" in v["features"]
+        assert v["features"]["judge_phase"] in ("Successful", "Failed")
+        if v["features"]["judge_phase"] == "Successful":
+            assert "mem_available_pct_effect" in v["features"] and "error_count_p" in v["features"]
         if v["skipped"]:
             assert v["risk"] >= 0.9 and v["config"] == "old" and "apply" not in v
         else:
