@@ -112,7 +112,8 @@ class RolloutStore(ABC):
         """Upsert items of one kind (vm, shadow, snapshot, rollback, wave...) keyed by id."""
 
     @abstractmethod
-    def get_items(self, rollout_id: str, kind: str) -> dict[str, dict[str, Any]]: ...
+    def get_items(self, rollout_id: str, kind: str) -> dict[str, dict[str, Any]]:
+        """All items of one kind. Treat them as read-only: change an item by writing it with put_items."""
 
     @abstractmethod
     def add_decisions(self, rollout_id: str, decisions: Sequence[Mapping[str, Any]]) -> None: ...

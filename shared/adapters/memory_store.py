@@ -34,7 +34,9 @@ class InMemoryRolloutStore(RolloutStore):
             table[key] = {**table.get(key, {}), **_copy(dict(value))}
 
     def get_items(self, rollout_id: str, kind: str) -> dict[str, dict[str, Any]]:
-        return _copy(self._items.get((rollout_id, kind), {}))  # type: ignore[no-any-return]
+        # Items were copied in by put_items and are handed out as they are stored: the port's contract is
+        # that callers treat them as read-only and write changes back with put_items.
+        return dict(self._items.get((rollout_id, kind), {}))
 
     def add_decisions(self, rollout_id: str, decisions: Sequence[Mapping[str, Any]]) -> None:
         self._decisions.setdefault(rollout_id, []).extend(_copy([dict(d) for d in decisions]))

@@ -31,21 +31,25 @@ def failing_vms(frame: SignalFrame, baseline_errors: dict[str, float], applies: 
     fails = np.sum(health == 0.0, axis=1)
     errors = frame.signals["error_count"][:, -w:]
     mem = frame.signals["mem_available_pct"][:, -w:]
-    with np.errstate(all="ignore"):
-        err_min = np.where(np.all(np.isnan(errors), axis=1), np.nan, np.nanmin(np.where(np.isnan(errors), np.inf,
-                                                                                          errors), axis=1))
-        mem_last = np.array([r[~np.isnan(r)][-1] if np.any(~np.isnan(r)) else np.nan for r in mem])
-    for i, vm in enumerate(frame.vm_ids):
+    err_min = np.min(np.where(np.isnan(errors), np.inf, errors), axis=1)
+    err_min = np.where(np.isinf(err_min), np.nan, err_min)
+    # the last reported point of each row: index of the last non-NaN column
+    seen = ~np.isnan(mem)
+    last = mem.shape[1] - 1 - np.argmax(seen[:, ::-1], axis=1)
+    mem_last = np.where(seen.any(axis=1), mem[np.arange(mem.shape[0]), last], np.nan)
+    base = np.array([max(baseline_errors.get(vm, MIN_ERROR_RATE), MIN_ERROR_RATE) for vm in frame.vm_ids])
+    unhealthy = fails >= policy.unhealthy_probe_minutes
+    exhausted = ~np.isnan(mem_last) & (mem_last <= MEMORY_EXHAUSTED_PCT)
+    noisy = ~np.isnan(err_min) & (err_min > policy.error_rate_factor * base)
+    for i in np.nonzero(unhealthy | exhausted | noisy)[0]:
+        vm = frame.vm_ids[i]
         if vm in out:
             continue
-        if fails[i] >= policy.unhealthy_probe_minutes:
+        if unhealthy[i]:
             out[vm] = f"health probe failed {int(fails[i])} of the last {w} min (>= {policy.unhealthy_probe_minutes})"
-            continue
-        if not np.isnan(mem_last[i]) and mem_last[i] <= MEMORY_EXHAUSTED_PCT:
+        elif exhausted[i]:
             out[vm] = f"available memory {mem_last[i]:.1f}% <= {MEMORY_EXHAUSTED_PCT}%"
-            continue
-        base = max(baseline_errors.get(vm, MIN_ERROR_RATE), MIN_ERROR_RATE)
-        if not np.isnan(err_min[i]) and err_min[i] > policy.error_rate_factor * base:
+        else:
             out[vm] = (f"error-log rate >= {err_min[i]:.0f}/min for {w} min > {policy.error_rate_factor:g} x "
-                       f"pre-change {base:.1f}/min")
+                       f"pre-change {base[i]:.1f}/min")
     return out

@@ -436,7 +436,7 @@ def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     now = r.now
     window = timedelta(minutes=r.policy.health_window_minutes)
     frame = svc.telemetry.signals(live, now - window, now) if live else None
-    applies = [ApplyResult.from_dict(items[k]["apply"]) for k in live]
+    applies = [ApplyResult.from_dict(items[k]["apply"]) for k in live if items[k]["apply"]["status"] != "ok"]
     failing = failing_vms(frame, {k: items[k].get("baseline_errors") or 0.0 for k in live}, applies,
                           r.policy) if frame is not None else {}
     failing_total = sum(1 for k in changed if items[k].get("rollback")) + len(failing)

@@ -70,3 +70,34 @@ def text_key(text: str) -> int:
     import hashlib
 
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=7).digest(), "big")
+
+
+_POISSON_EXACT_MAX = 30.0
+
+
+def poisson(u: NDArray[np.float64], lam: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Poisson draws by inverting the CDF at ``u`` (exact up to a rate of 30, normal above).
+
+    Much faster than scipy's generic ``ppf`` and, like it, a pure function of ``u``.
+    """
+    u = np.asarray(u, dtype=float)
+    lam = np.broadcast_to(np.asarray(lam, dtype=float), u.shape)
+    out = np.zeros(u.shape)
+    small = lam <= _POISSON_EXACT_MAX
+    if small.any():
+        us, ls = u[small], lam[small]
+        p = np.exp(-ls)
+        cdf = p.copy()
+        k = np.zeros(us.shape)
+        for i in range(1, 120):
+            more = us > cdf
+            if not more.any():
+                break
+            k += more
+            p = p * ls / i
+            cdf = cdf + p
+        out[small] = k
+    if (~small).any():
+        ll = lam[~small]
+        out[~small] = np.maximum(0.0, np.round(ll + np.sqrt(ll) * ndtri(u[~small])))
+    return out

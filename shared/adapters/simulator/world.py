@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import poisson
 
 from ...domain.errors import CapacityUnavailable, Conflict, NotFound, Throttled, TransientError
 from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, ShadowInfo, ShadowState, SnapshotInfo, VmInfo
 from .prices import hourly_price, sku_info
-from .rng import Stream, normal, text_key, uniform
+from .rng import Stream, normal, poisson, text_key, uniform
 from .scenario import Mode, Scenario
 
 SUBSCRIPTION = "00000000-0000-4000-8000-00000000c0de"
@@ -342,7 +341,7 @@ class FleetWorld:
         lam = np.where(net_on, lam * (1.0 + 5.0 * net_sev), lam)
         lam = np.where(hang_on, lam * 4.0, lam)
         lam = np.where(down, lam + 30.0, lam)
-        errors = poisson.ppf(uniform(seed, Stream.ERRORS, keys, tk), lam)
+        errors = poisson(uniform(seed, Stream.ERRORS, keys, tk), lam)
         p_fail = np.full((n, w), 0.0005)
         p_fail = np.where(flap_on, np.maximum(p_fail, 0.2 + 0.6 * flap_sev), p_fail)
         p_fail = np.where(hang_on, np.maximum(p_fail, 0.3 + 0.5 * hang_sev), p_fail)
