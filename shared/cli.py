@@ -148,5 +148,39 @@ def _account(o: dict[str, Any]) -> None:
     out.print(summary)
 
 
+@app.command("bench-scale")
+def bench_scale(
+    sizes: Annotated[str, typer.Option(help="Comma-separated fleet sizes.")] = "1000,10000,50000",
+    out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON report here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report on stdout.")] = False,
+) -> None:
+    """Scale benchmark: wall time, peak memory and orchestration work for each fleet size."""
+    from .bench.scale import run_sizes
+
+    try:
+        ns = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"--sizes must be comma-separated whole numbers (got {sizes!r})")
+        return
+    with err.status(f"running {len(ns)} fleet sizes, one process each"):
+        report = run_sizes(ns)
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(json.dumps(report, indent=2) + "\n")
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return
+    table = Table(title="Scale benchmark (one rollout each, its whole watch window included)")
+    for col in ("VMs", "wall s", "peak MiB", "turns", "events replayed", "longest history", "outcome"):
+        table.add_column(col, justify="right")
+    for r in report["runs"]:
+        table.add_row(str(r["vms"]), f"{r['wall_seconds']:.1f}", f"{r['peak_rss_mib']:.0f}",
+                      str(r["orchestration_turns"]), str(r["history_events_replayed"]),
+                      str(r["max_history_events"]), r["outcome"])
+    out.print(table)
+    out.print("growth with the fleet (slope of log cost over log VMs; 1 = linear): "
+              + ", ".join(f"{k} {v}" for k, v in report["growth"].items()))
+
+
 def main() -> None:
     app()

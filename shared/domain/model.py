@@ -133,6 +133,7 @@ class ShadowPlan:
 
 class ShadowState(StrEnum):
     RUNNING = "running"
+    EVICTING = "evicting"  # Spot eviction notice received (at least 30 s ahead)
     EVICTED = "evicted"
     FAILED = "failed"
     DELETED = "deleted"

@@ -49,6 +49,12 @@ LATENCY = {
 }
 MAX_ARM_ATTEMPTS = 10
 SNAPSHOT_ATTEMPTS = 3
+SPIKE_RATE = 0.003
+SPIKE_MAX_MINUTES = 5
+SPIKE_ERROR_FACTOR = 3.0
+METRIC_GAP_RATE = 0.01
+LOG_GAP_RATE = 0.005
+EVICTION_NOTICE_MINUTES = 0.5
 CLOCK_RESOLUTION = 1e-6
 """Minutes; orchestration time is kept in datetimes (microseconds), so comparisons allow this much."""
 RETRY_AFTER_SECONDS = (5.0, 25.0)
@@ -349,6 +355,16 @@ class FleetWorld:
         p_fail = np.where(saturated, np.maximum(p_fail, 0.8), p_fail)
         p_fail = np.where(down, 1.0, p_fail)
         health = (uniform(seed, Stream.HEALTH, keys, tk) >= p_fail).astype(float)
+        spike = self._benign_spikes(keys, tk) & ~down
+        cpu = np.where(spike, cpu + 25.0 + 15.0 * uniform(seed, Stream.SPIKE, keys, tk, 2), cpu)
+        errors = np.where(spike, poisson(uniform(seed, Stream.SPIKE, keys, tk, 3), lam * SPIKE_ERROR_FACTOR), errors)
+        metric_gap = uniform(seed, Stream.GAP, keys, tk, 0) < METRIC_GAP_RATE
+        log_gap = uniform(seed, Stream.GAP, keys, tk, 1) < LOG_GAP_RATE
+        cpu = np.where(metric_gap, np.nan, cpu)
+        mem = np.where(metric_gap, np.nan, mem)
+        net = np.where(metric_gap, np.nan, net)
+        errors = np.where(log_gap, np.nan, errors)
+        health = np.where(log_gap, np.nan, health)
         out = {
             "cpu_pct": np.clip(cpu, 0.0, 100.0),
             "mem_available_pct": np.clip(mem, 0.0, 100.0),
@@ -359,6 +375,18 @@ class FleetWorld:
         for k, v in out.items():
             out[k] = np.where(alive, v, np.nan)
         return out
+
+    def _benign_spikes(self, keys: NDArray[Any], tk: NDArray[Any]) -> NDArray[np.bool_]:
+        """Short bursts of CPU and errors that have nothing to do with the change (cron jobs, GC, deploys).
+
+        A spike starts at a minute with probability SPIKE_RATE and lasts 1..SPIKE_MAX_MINUTES minutes.
+        """
+        on = np.zeros(np.broadcast_shapes(keys.shape, tk.shape), dtype=bool)
+        for d in range(SPIKE_MAX_MINUTES):
+            started = uniform(self.seed, Stream.SPIKE, keys, tk - d, 0) < SPIKE_RATE
+            length = 1 + np.floor(uniform(self.seed, Stream.SPIKE, keys, tk - d, 1) * SPIKE_MAX_MINUTES)
+            on |= started & (length > d)
+        return on
 
     # ------------------------------------------------------------------ the change
     def apply(self, idx: NDArray[np.int64], change: ChangeSpec, timeout_minutes: float) -> list[ApplyResult]:
@@ -582,6 +610,8 @@ class FleetWorld:
         now = self.clock.now
         if self.t["exists_to"][i] <= now:
             return ShadowState.DELETED if i in self._deleted else ShadowState.EVICTED
+        if self.t["exists_to"][i] - EVICTION_NOTICE_MINUTES <= now:
+            return ShadowState.EVICTING  # the Scheduled Events 'Preempt' notice
         return ShadowState.RUNNING
 
     def drive(self, idx: NDArray[np.int64], targets: NDArray[np.float64]) -> None:

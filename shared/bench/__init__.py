@@ -1,0 +1,1 @@
+"""Benchmarks: they measure and write results; tests never assert on wall-clock time."""
