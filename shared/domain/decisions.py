@@ -157,21 +157,22 @@ def plan_waves(vms_by_stratum: dict[str, list[str]], policy: RolloutPolicy, salt
     return [w for w in waves if w]
 
 
-def plan_capacity(scale_set: str, demand_units: float, serving: int, expected_out: int, extra_now: int,
+def plan_capacity(scale_set: str, demand_units: float, serving_after: int, leaving: int, extra_now: int,
                   policy: RolloutPolicy) -> Decision | None:
-    """Scale out ahead of VMs that are about to leave service, so demand stays served.
+    """Scale out ahead of VMs that leave service for a rollback, so demand stays served.
 
-    ``demand_units`` is the VM count needed to keep utilisation at the target (sum of utilisation /
-    target); ``serving`` counts VMs serving now; ``expected_out`` those about to be restored.
+    ``demand_units`` is the VM count needed to keep utilisation at the target; ``serving_after`` counts what
+    still serves while ``leaving`` VMs are out (extra instances included). Only the rollback's own load is
+    covered: a scale set that was short before the rollout is not this tool's to resize.
     """
-    short = demand_units - (serving - expected_out)
-    need = max(0, math.ceil(short - 1e-9)) + (policy.capacity_buffer_instances if expected_out else 0)
-    if need <= extra_now:
+    short = demand_units - serving_after
+    add = min(max(0, math.ceil(short - 1e-9)), leaving)
+    if add <= 0:
         return None
-    add = need - extra_now
-    return Decision("scale_out", f"scale set {scale_set}: demand {demand_units:.1f} VM units > serving {serving} - "
-                    f"{expected_out} leaving for rollback + {extra_now} extra; +{add} instances",
-                    scale_set, {"add": add, "extra_total": need})
+    add += policy.capacity_buffer_instances
+    return Decision("scale_out", f"scale set {scale_set}: demand {demand_units:.1f} VM units > {serving_after} "
+                    f"serving while {leaving} VMs are out for rollback; +{add} instances",
+                    scale_set, {"add": add, "extra_total": extra_now + add})
 
 
 def plan_scale_back(scale_set: str, extra_now: int, pending_rollbacks: int) -> Decision | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+
 import numpy as np
 
 from .model import ApplyResult, ApplyStatus, SignalFrame
@@ -9,16 +12,29 @@ from .policy import RolloutPolicy
 
 MEMORY_EXHAUSTED_PCT = 2.0
 MIN_ERROR_RATE = 1.0
+MAX_LOAD_SCALE = 3.0
 
 
-def failing_vms(frame: SignalFrame, baseline_errors: dict[str, float], applies: list[ApplyResult],
-                policy: RolloutPolicy) -> dict[str, str]:
+@dataclass(frozen=True)
+class Baseline:
+    """A VM's own rates just before the change reached it (None where telemetry had no point)."""
+
+    errors: float | None = None
+    cpu: float | None = None
+
+
+def failing_vms(frame: SignalFrame, baselines: dict[str, Baseline], applies: list[ApplyResult],
+                policy: RolloutPolicy, peer_error_rate: float | None = None) -> dict[str, str]:
     """Return ``{vm_id: reason}`` for each VM in ``frame`` that is failing now.
 
-    A VM fails when its apply did not succeed, when its health probe failed in at least
-    ``unhealthy_probe_minutes`` of the last ``health_window_minutes`` (a missing point is not a failure),
-    when its memory is exhausted, or when its error-log rate over that window stays above
-    ``error_rate_factor`` times its own pre-change rate.
+    A VM fails when its apply did not succeed; when its health probe failed in at least
+    ``unhealthy_probe_minutes`` of the last ``health_window_minutes`` (down) or ``flap_failures`` of the last
+    ``flap_window_minutes`` (flapping); when its memory is exhausted; or when the median of its error-log
+    rate over the last ``error_window_minutes`` exceeds ``error_rate_factor`` times both its own pre-change
+    rate, scaled by how much busier it is now (errors follow traffic; CPU stands for traffic, the factor
+    kept within 1..MAX_LOAD_SCALE), and ``peer_error_rate`` (the median rate of VMs still on the old
+    configuration, when there are any). A missing point is never a failure, a median ignores a short benign
+    burst, and the untouched peers follow the time of day without being raised by the change itself.
     """
     out: dict[str, str] = {}
     for a in applies:
@@ -26,30 +42,49 @@ def failing_vms(frame: SignalFrame, baseline_errors: dict[str, float], applies: 
             out[a.vm_id] = f"apply {a.status.value} (exit {a.exit_code}) after {a.duration_s:.0f}s"
     if not frame.vm_ids or frame.width == 0:
         return out
+    health = frame.signals["health_ok"]
     w = min(policy.health_window_minutes, frame.width)
-    health = frame.signals["health_ok"][:, -w:]
-    fails = np.sum(health == 0.0, axis=1)
-    errors = frame.signals["error_count"][:, -w:]
-    mem = frame.signals["mem_available_pct"][:, -w:]
-    err_min = np.min(np.where(np.isnan(errors), np.inf, errors), axis=1)
-    err_min = np.where(np.isinf(err_min), np.nan, err_min)
-    # the last reported point of each row: index of the last non-NaN column
+    fw = min(policy.flap_window_minutes, frame.width)
+    ew = min(policy.error_window_minutes, frame.width)
+    down = np.sum(health[:, -w:] == 0.0, axis=1)
+    flaps = np.sum(health[:, -fw:] == 0.0, axis=1)
+    errors = frame.signals["error_count"][:, -ew:]
+    with warnings.catch_warnings():  # all-NaN rows (metric gaps) give NaN, which is what we want
+        warnings.simplefilter("ignore", RuntimeWarning)
+        err_median = np.nanmedian(errors, axis=1)
+    peers = np.nan if peer_error_rate is None else peer_error_rate
+    mem = frame.signals["mem_available_pct"]
     seen = ~np.isnan(mem)
     last = mem.shape[1] - 1 - np.argmax(seen[:, ::-1], axis=1)
     mem_last = np.where(seen.any(axis=1), mem[np.arange(mem.shape[0]), last], np.nan)
-    base = np.array([max(baseline_errors.get(vm, MIN_ERROR_RATE), MIN_ERROR_RATE) for vm in frame.vm_ids])
-    unhealthy = fails >= policy.unhealthy_probe_minutes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        cpu_now = np.nanmedian(frame.signals["cpu_pct"][:, -ew:], axis=1)
+    own = np.empty(len(frame.vm_ids))
+    for i, vm in enumerate(frame.vm_ids):
+        b = baselines.get(vm, Baseline())
+        scale = 1.0
+        if b.cpu and not np.isnan(cpu_now[i]):
+            scale = min(MAX_LOAD_SCALE, max(1.0, float(cpu_now[i]) / b.cpu))
+        own[i] = max(b.errors or 0.0, MIN_ERROR_RATE) * scale
+    reference = np.maximum(own, peers if not np.isnan(peers) else MIN_ERROR_RATE)
+    unhealthy = down >= policy.unhealthy_probe_minutes
+    flapping = flaps >= policy.flap_failures
     exhausted = ~np.isnan(mem_last) & (mem_last <= MEMORY_EXHAUSTED_PCT)
-    noisy = ~np.isnan(err_min) & (err_min > policy.error_rate_factor * base)
-    for i in np.nonzero(unhealthy | exhausted | noisy)[0]:
+    noisy = ~np.isnan(err_median) & (err_median > policy.error_rate_factor * reference)
+    for i in (int(x) for x in np.nonzero(unhealthy | flapping | exhausted | noisy)[0]):
         vm = frame.vm_ids[i]
         if vm in out:
             continue
         if unhealthy[i]:
-            out[vm] = f"health probe failed {int(fails[i])} of the last {w} min (>= {policy.unhealthy_probe_minutes})"
+            out[vm] = f"health probe failed {int(down[i])} of the last {w} min (>= {policy.unhealthy_probe_minutes})"
+        elif flapping[i]:
+            out[vm] = f"health probe flapping: failed {int(flaps[i])} of the last {fw} min (>= {policy.flap_failures})"
         elif exhausted[i]:
             out[vm] = f"available memory {mem_last[i]:.1f}% <= {MEMORY_EXHAUSTED_PCT}%"
         else:
-            out[vm] = (f"error-log rate >= {err_min[i]:.0f}/min for {w} min > {policy.error_rate_factor:g} x "
-                       f"pre-change {base[i]:.1f}/min")
+            ref = f"max(load-scaled pre-change {own[i]:.1f}, untouched peers {peers:.1f})" if not np.isnan(peers) \
+                else f"load-scaled pre-change {own[i]:.1f}"
+            out[vm] = (f"error-log rate median {err_median[i]:.1f}/min over {ew} min > {policy.error_rate_factor:g} x "
+                       f"{ref}/min")
     return out

@@ -37,7 +37,8 @@ JUDGED_SIGNALS: tuple[tuple[str, int, float], ...] = (
 )
 MIN_SAMPLES = 5
 LEAK_T_STAT = -6.0
-PASSING_SCORE_CAP = 0.1
+FLEET_SUPPORT_P = 0.05
+PASSING_SCORE_CAP = 0.05
 """A passing stratum's score grows with its strongest (sub-threshold) evidence, up to this cap."""
 
 
@@ -187,3 +188,32 @@ def _judge_memory_trend(post: SignalFrame, policy: RolloutPolicy) -> SignalVerdi
             if worst is None or v.relative_change < worst.relative_change:
                 worst = v
     return worst or SignalVerdict("mem_trend", Phase.SUCCESSFUL, 1.0, 0.0, "no memory exhaustion projected")
+
+
+def apply_fleet_evidence(verdicts: dict[str, StratumVerdict], fleet: StratumVerdict,
+                         policy: RolloutPolicy) -> dict[str, StratumVerdict]:
+    """Let pooled evidence decide strata that point the same way but are too small to be significant alone.
+
+    ``fleet`` judges all treated shadows together. Where it fails a signal, a stratum whose own effect on that
+    signal is worse than the tolerance in the same direction, and at least nominally significant
+    (p < FLEET_SUPPORT_P, no correction), fails too: a fleet-wide shift that each pair of shadows shows only
+    faintly is still the change's. A stratum without that effect keeps its own verdict.
+    """
+    failing = {v.signal: v for v in fleet.signals if v.phase is Phase.FAILED and v.signal != "mem_trend"}
+    if not failing:
+        return verdicts
+    directions = {name: direction for name, direction, _ in JUDGED_SIGNALS}
+    out = dict(verdicts)
+    for key, v in verdicts.items():
+        if v.phase is not Phase.SUCCESSFUL:
+            continue
+        agree = [s for s in v.signals if s.signal in failing and s.p_value < FLEET_SUPPORT_P
+                 and s.relative_change * directions[s.signal] > policy.judge_tolerance]
+        if not agree:
+            continue
+        detail = "; ".join(f"{s.signal} {s.relative_change:+.0%} here, fleet-wide {failing[s.signal].message}"
+                           for s in agree)
+        out[key] = StratumVerdict(key, v.label, Phase.FAILED, 0.9,
+                                  f"stratum {v.label}: consistent with fleet-wide evidence over "
+                                  f"{fleet.shadows_observed} shadows: {detail}", v.shadows_observed, v.signals)
+    return out

@@ -47,7 +47,7 @@ class RolloutPolicy(BaseModel):
         0.5, gt=0.0, le=1.0, description="Halt before production when confident failures cover this share."
     )
     snapshot_probability: float = Field(
-        0.05, ge=0.0, le=1.0, description="VMs predicted at or above get snapshots and a queued rollback early."
+        0.1, ge=0.0, le=1.0, description="VMs predicted at or above get snapshots and a queued rollback early."
     )
     # --- production waves ----------------------------------------------------------------------
     wave_fractions: tuple[float, ...] = Field(
@@ -65,8 +65,13 @@ class RolloutPolicy(BaseModel):
         3, ge=1, le=60, description="Failed health probes within the last window that make a VM unhealthy."
     )
     health_window_minutes: int = Field(5, ge=1, le=60, description="Window of the health rule above.")
+    flap_window_minutes: int = Field(15, ge=1, le=120, description="Window of the flapping-probe rule.")
+    flap_failures: int = Field(
+        4, ge=1, le=120, description="Failed probes within the flap window that make a VM failing."
+    )
+    error_window_minutes: int = Field(15, ge=1, le=120, description="Window of the error-rate rule.")
     error_rate_factor: float = Field(
-        5.0, gt=1.0, description="Error-log rate over its own pre-change rate that makes a VM failing."
+        5.0, gt=1.0, description="Median error-log rate over its own pre-change rate and its peers' that fails a VM."
     )
     apply_timeout_minutes: int = Field(15, ge=1, le=180, description="An apply that runs longer has failed.")
     # --- recovery and capacity -----------------------------------------------------------------

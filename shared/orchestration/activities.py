@@ -26,8 +26,8 @@ from ..domain.decisions import (
     plan_waves,
 )
 from ..domain.errors import ShadowRolloutError, TransientError
-from ..domain.health import failing_vms
-from ..domain.judge import Phase, StratumVerdict, judge_stratum
+from ..domain.health import Baseline, failing_vms
+from ..domain.judge import Phase, StratumVerdict, apply_fleet_evidence, judge_stratum
 from ..domain.model import (
     ApplyResult,
     ApplyStatus,
@@ -49,6 +49,8 @@ SOURCE_LOAD_MINUTES = 30
 PRE_CHANGE_MINUTES = 15
 DEMAND_MINUTES = 10
 SERVING_MINUTES = 3
+PEER_SAMPLE = 200
+MIN_PEERS = 5
 DEFAULT_UTILISATION = 0.4
 
 
@@ -245,6 +247,17 @@ def _verdicts(r: _Rollout) -> dict[str, StratumVerdict]:
             key, label, sub.between(baseline_start, apply_at), sub.between(applied_done, now), applies, r.policy,
             control=(control.between(baseline_start, apply_at), control.between(applied_done, now))
             if control is not None else None)
+    if frame is not None and len(by_stratum) > 1:
+        ok = [k for k in observed if items[k]["apply"]["status"] == "ok"]
+        if ok:
+            pooled = frame.rows(ok)
+            twin_frame = frame.rows(controls) if controls else None
+            fleet = judge_stratum(
+                "fleet", "all strata", pooled.between(baseline_start, apply_at), pooled.between(applied_done, now),
+                [ApplyResult.from_dict(items[k]["apply"]) for k in ok], r.policy,
+                control=(twin_frame.between(baseline_start, apply_at), twin_frame.between(applied_done, now))
+                if twin_frame is not None else None)
+            verdicts = apply_fleet_evidence(verdicts, fleet, r.policy)
     return verdicts
 
 
@@ -371,11 +384,13 @@ def prepare(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     for target in r.record["request"]["targets"]:
         name = target.rsplit("/", 1)[-1]
         members = by_set.get(name, [])
-        expected = round(sum(items[v].get("risk") or 0.0 for v in members if not items[v].get("skipped")))
+        at_risk_here = [v for v in members if v in set(at_risk)]
+        expected = round(sum(items[v].get("risk") or 0.0 for v in at_risk_here))
         if not members or expected <= 0:
             continue
         demand, serving = _demand(r, members)
-        d = plan_capacity(name, demand, serving, expected, extra.get(target, 0), r.policy)
+        d = plan_capacity(name, demand, serving - expected + extra.get(target, 0), expected,
+                          extra.get(target, 0), r.policy)
         if d is not None:
             svc.fleet.set_capacity(target, svc.fleet.capacity(target) + d.data["add"])
             extra[target] = d.data["extra_total"]
@@ -412,8 +427,10 @@ def apply_wave(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     now = r.now
     frame = svc.telemetry.signals(todo, now - timedelta(minutes=PRE_CHANGE_MINUTES), now)
     base_err = _nanmean_rows(frame.signals["error_count"])
-    r.put_vms({v: {"baseline_errors": None if np.isnan(e) else round(float(e), 3), "config": Config.NEW.value,
-                   "applying": True} for v, e in zip(todo, base_err, strict=True)})
+    base_cpu = _nanmean_rows(frame.signals["cpu_pct"])
+    r.put_vms({v: {"baseline_errors": None if np.isnan(e) else round(float(e), 3),
+                   "baseline_cpu": None if np.isnan(c) else round(float(c), 2), "config": Config.NEW.value,
+                   "applying": True} for v, e, c in zip(todo, base_err, base_cpu, strict=True)})
     change = ChangeSpec.from_dict(r.record["request"]["change"])
     try:
         results = svc.fleet.apply_change(todo, change, timeout_minutes=r.policy.apply_timeout_minutes)
@@ -434,11 +451,12 @@ def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     changed = [k for k, v in items.items() if "apply" in v]
     live = [k for k in changed if not items[k].get("rollback")]
     now = r.now
-    window = timedelta(minutes=r.policy.health_window_minutes)
+    window = timedelta(minutes=max(r.policy.health_window_minutes, r.policy.flap_window_minutes,
+                                   r.policy.error_window_minutes))
     frame = svc.telemetry.signals(live, now - window, now) if live else None
     applies = [ApplyResult.from_dict(items[k]["apply"]) for k in live if items[k]["apply"]["status"] != "ok"]
-    failing = failing_vms(frame, {k: items[k].get("baseline_errors") or 0.0 for k in live}, applies,
-                          r.policy) if frame is not None else {}
+    baselines = {k: Baseline(items[k].get("baseline_errors"), items[k].get("baseline_cpu")) for k in live}
+    failing = failing_vms(frame, baselines, applies, r.policy, _peer_error_rate(r, items)) if frame is not None else {}
     failing_total = sum(1 for k in changed if items[k].get("rollback")) + len(failing)
     decisions: list[Decision] = []
     batch = ""
@@ -472,6 +490,18 @@ def halt(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     return {"halt": True}
 
 
+def _peer_error_rate(r: _Rollout, items: dict[str, dict[str, Any]]) -> float | None:
+    """Median error-log rate now of VMs still on the old configuration (skipped or not yet reached)."""
+    untouched = sorted(k for k, v in items.items() if "apply" not in v)[:PEER_SAMPLE]
+    if len(untouched) < MIN_PEERS:
+        return None
+    now = r.now
+    frame = r.svc.telemetry.signals(untouched, now - timedelta(minutes=r.policy.error_window_minutes), now)
+    rates = _nanmean_rows(frame.signals["error_count"])
+    rates = rates[~np.isnan(rates)]
+    return float(np.median(rates)) if rates.size >= MIN_PEERS else None
+
+
 def _batch(r: _Rollout, batch: str) -> list[str]:
     return list(r.svc.store.get_items(r.id, "batch")[batch]["vm_ids"])
 
@@ -492,9 +522,11 @@ def reserve_capacity(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
         if not leaving:
             continue
         members = [k for k, v in items.items() if v["info"]["scale_set"] == name]
-        demand, serving = _demand(r, members)
-        still_serving = len(set(leaving) - _not_serving(r, leaving))
-        d = plan_capacity(name, demand, serving + extra.get(target, 0), still_serving, extra.get(target, 0), r.policy)
+        others = [k for k in members if k not in set(leaving)]
+        demand, _ = _demand(r, members)
+        serving_others = len(others) - len(_not_serving(r, others)) if others else 0
+        d = plan_capacity(name, demand, serving_others + extra.get(target, 0), len(leaving), extra.get(target, 0),
+                          r.policy)
         if d is not None:
             svc.fleet.set_capacity(target, svc.fleet.capacity(target) + d.data["add"])
             extra[target] = d.data["extra_total"]

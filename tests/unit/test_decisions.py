@@ -96,13 +96,20 @@ def test_waves_are_proportional_slices_with_every_stratum_in_the_first_wave() ->
     assert plan_waves(by, RolloutPolicy(wave_fractions=(0.1, 0.4, 0.5)), salt="r1") == waves
 
 
-def test_scale_out_covers_demand_minus_vms_leaving_service() -> None:
-    d = plan_capacity("web", demand_units=36.4, serving=31, expected_out=0, extra_now=0, policy=RolloutPolicy())
+def test_scale_out_covers_the_rollback_load_that_demand_needs() -> None:
+    d = plan_capacity("web", demand_units=36.4, serving_after=31, leaving=9, extra_now=0, policy=RolloutPolicy())
     assert d is not None and d.kind == "scale_out" and d.data["add"] == 6
-    assert plan_capacity("web", demand_units=20.0, serving=31, expected_out=5, extra_now=0,
+    assert "demand 36.4 VM units > 31 serving while 9 VMs are out for rollback; +6 instances" in d.reason
+    assert plan_capacity("web", demand_units=20.0, serving_after=31, leaving=5, extra_now=0,
                          policy=RolloutPolicy()) is None
-    more = plan_capacity("web", demand_units=30.0, serving=31, expected_out=5, extra_now=2, policy=RolloutPolicy())
-    assert more is not None and more.data["add"] == 2 and more.data["extra_total"] == 4
+
+
+def test_scale_out_never_exceeds_the_vms_leaving_service() -> None:
+    """A scale set that was short before the rollout is not resized by the rollout."""
+    d = plan_capacity("web", demand_units=160.0, serving_after=140, leaving=3, extra_now=2, policy=RolloutPolicy())
+    assert d is not None and d.data["add"] == 3 and d.data["extra_total"] == 5
+    assert plan_capacity("web", demand_units=160.0, serving_after=140, leaving=0, extra_now=0,
+                         policy=RolloutPolicy()) is None
 
 
 def test_scale_back_waits_for_pending_rollbacks() -> None:
