@@ -57,6 +57,7 @@ class Instance:
     replayed_events: int = 0
     created_at: datetime | None = None
     completed_at: datetime | None = None
+    last_updated_at: datetime | None = None
     generations: int = 1
 
 
@@ -126,6 +127,35 @@ class LocalDurableRunner:
     def raise_event(self, instance_id: str, name: str, data: Any, at: datetime | None = None) -> None:
         self._push(at or self.now, instance_id, {"EventType": EVENT_RAISED, "Name": name, "Input": json.dumps(data)})
 
+    def status(self, instance_id: str) -> dict[str, Any] | None:
+        """The instance as the Durable client's ``get_status`` describes it (None when there is none)."""
+        inst = self.instances.get(instance_id)
+        if inst is None:
+            return None
+        return {"instance_id": inst.instance_id, "name": inst.name, "runtime_status": inst.status,
+                "created_at": inst.created_at, "last_updated_at": inst.last_updated_at or inst.created_at,
+                "custom_status": inst.custom_status,
+                "output": inst.output if inst.status != "Failed" else inst.error}
+
+    def list_instances(self, *, name: str | None = None, created_from: datetime | None = None,
+                       limit: int = 50) -> list[dict[str, Any]]:
+        """Instances, newest first, like ``get_status_by`` (optionally one orchestrator's only)."""
+        found = [i for i in self.instances.values() if (name is None or i.name == name)
+                 and (created_from is None or (i.created_at is not None and i.created_at >= created_from))]
+        found.sort(key=lambda i: (i.created_at or self.now, i.instance_id), reverse=True)
+        return [s for s in (self.status(i.instance_id) for i in found[:limit]) if s is not None]
+
+    def terminate(self, instance_id: str, reason: str) -> None:
+        """End an instance where it stands, as the extension does: no further event is delivered to it."""
+        inst = self.instances.get(instance_id)
+        if inst is None:
+            raise KeyError(f"no instance {instance_id!r}")
+        if inst.status in ("Completed", "Failed", "Terminated"):
+            return
+        inst.status = "Terminated"
+        inst.output = reason
+        inst.completed_at = inst.last_updated_at = self.now
+
     def run(self, until: datetime | None = None) -> None:
         """Deliver events in time order until none is left (or the next is after ``until``)."""
         while self._queue:
@@ -165,9 +195,10 @@ class LocalDurableRunner:
         return {"EventId": -1, "IsPlayed": played, "Timestamp": t.isoformat(), **event}
 
     def _turn(self, inst: Instance, events: list[dict[str, Any]]) -> None:
-        if inst.status in ("Completed", "Failed"):
+        if inst.status in ("Completed", "Failed", "Terminated"):
             return  # e.g. a timer that fires after the orchestration has finished
         t = self.now
+        inst.last_updated_at = t
         old = [{**e, "IsPlayed": True} for e in inst.history]
         new = [self._event({"EventType": ORCHESTRATOR_STARTED}, t, False)]
         new += [self._event(e, t, False) for e in events]
