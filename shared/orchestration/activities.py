@@ -103,7 +103,7 @@ def publish_outcome(r: _Rollout, kind: str, reason: str, **summary: Any) -> None
              "change_id": (req.get("change") or {}).get("change_id"), "summary": summary}
     try:
         r.svc.outcomes.publish(event)
-    except Exception as exc:  # noqa: BLE001 - any transport error; recorded with its type
+    except Exception as exc:  # any transport error: recorded with its type
         r.decide([Decision("outcome_not_published", f"{event['type']} not published: {type(exc).__name__}: {exc}")])
 
 
@@ -196,7 +196,8 @@ def resolve_gate(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
 def abort_rollout(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     """An operator aborted: no further VM is changed; what was changed stays watched and recoverable."""
     r = _Rollout(svc, payload["rollout_id"])
-    event = payload.get("event") if isinstance(payload.get("event"), dict) else {}
+    raw = payload.get("event")
+    event: dict[str, Any] = raw if isinstance(raw, dict) else {}
     by = str(event.get("by") or "unknown")
     note = event.get("reason")
     reason = f"aborted by {by} {payload['where']}" + (f": {note}" if note else "")

@@ -50,12 +50,18 @@ def _status(context: df.DurableOrchestrationContext, status: dict[str, Any], **c
     context.set_custom_status(dict(status))
 
 
-def _claim(context: df.DurableOrchestrationContext, status: dict[str, Any], base: dict[str, Any]) -> Orchestration:
+def _claim(context: df.DurableOrchestrationContext, status: dict[str, Any], base: dict[str, Any],
+           abort: Any) -> Orchestration:
     """Lease the target scale sets; while another rollout holds one, wait (queue) or give up (refuse)."""
     claim = yield context.call_activity("claim_targets", base)
     while not claim["claimed"] and claim["retry_minutes"] is not None:
         _status(context, status, phase="waiting_for_targets", reason=claim["reason"])
-        yield context.create_timer(_after(context, claim["retry_minutes"]))
+        timer = context.create_timer(_after(context, claim["retry_minutes"]))
+        winner = yield context.task_any([timer, abort])
+        if winner == abort:
+            timer.cancel()
+            by = abort.result.get("by", "unknown") if isinstance(abort.result, dict) else "unknown"
+            return {"claimed": False, "retry_minutes": None, "reason": f"aborted by {by} while waiting for targets"}
         claim = yield context.call_activity("claim_targets", base)
     return claim
 
@@ -90,12 +96,12 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
     plan = yield context.call_activity("start_rollout", {"request": request})
     policy = plan["policy"]
     base = {"rollout_id": rid}
-    claim = yield from _claim(context, status, base)
+    abort = context.wait_for_external_event("abort")
+    claim = yield from _claim(context, status, base, abort)
     if not claim["claimed"]:
         result = yield context.call_activity("finish", {**base, "refused": claim["reason"]})
         _status(context, status, phase="refused", reason=claim["reason"], result=result)
         return result
-    abort = context.wait_for_external_event("abort")
     torn_down = False
     try:
         _status(context, status, phase="shadow_pool", vms=plan["vms"], strata=plan["strata"])

@@ -30,6 +30,7 @@ from azure.durable_functions.models.actions.NoOpAction import NoOpAction
 from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
 from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask
 from azure.functions import FunctionApp
+from azure.functions.decorators.function_app import Function
 
 ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 12, 0, 4, 5, 6
 SUB_CREATED, SUB_COMPLETED, SUB_FAILED, TIMER_CREATED, TIMER_FIRED, ORCHESTRATOR_COMPLETED = 7, 8, 9, 10, 11, 13
@@ -72,21 +73,31 @@ class RunnerStats:
 
 Registry = tuple[dict[str, Callable[..., Any]], dict[str, tuple[Callable[..., Any], str]]]
 _REGISTRIES: dict[int, tuple[FunctionApp, Registry]] = {}
+_INDEXED: dict[int, tuple[FunctionApp, list[Function]]] = {}
 
 
-def _registry(app: FunctionApp) -> Registry:
-    """The app's orchestrators and activities by name (indexed once: the SDK refuses a second indexing)."""
-    cached = _REGISTRIES.get(id(app))
+def indexed_functions(app: FunctionApp) -> list[Function]:
+    """The app's functions as the host indexes them (once per app: the SDK refuses a second indexing)."""
+    cached = _INDEXED.get(id(app))
     if cached is not None and cached[0] is app:
         return cached[1]
-    orchestrators: dict[str, Callable[..., Any]] = {}
-    activities: dict[str, tuple[Callable[..., Any], str]] = {}
     logging.disable(logging.WARNING)  # indexing warns that an app without HTTP functions has no auth level
     try:
         functions = app.get_functions()
     finally:
         logging.disable(logging.NOTSET)
-    for fn in functions:
+    _INDEXED[id(app)] = (app, functions)
+    return functions
+
+
+def _registry(app: FunctionApp) -> Registry:
+    """The app's orchestrators and activities by name."""
+    cached = _REGISTRIES.get(id(app))
+    if cached is not None and cached[0] is app:
+        return cached[1]
+    orchestrators: dict[str, Callable[..., Any]] = {}
+    activities: dict[str, tuple[Callable[..., Any], str]] = {}
+    for fn in indexed_functions(app):
         trigger = fn.get_trigger()
         user = fn.get_user_function()
         name = fn.get_function_name() or user.__name__
@@ -156,9 +167,12 @@ class LocalDurableRunner:
         inst.output = reason
         inst.completed_at = inst.last_updated_at = self.now
 
-    def run(self, until: datetime | None = None) -> None:
-        """Deliver events in time order until none is left (or the next is after ``until``)."""
+    def run(self, until: datetime | None = None, stop: Callable[[], bool] | None = None) -> None:
+        """Deliver events in time order until none is left, the next is after ``until``, or ``stop()`` holds
+        after a turn (a test pausing at a phase to act as an operator would)."""
         while self._queue:
+            if stop is not None and stop():
+                break
             t = self._queue[0][0]
             if until is not None and t > until:
                 break
