@@ -58,7 +58,8 @@ def request(rollout_id: str = "r1", targets: list[str] | None = None, **policy: 
             "policy": {**FAST_POLICY, **policy}, "requester": "alice@example.com"}
 
 
-def devops_event(deployment_id: int = 77, environment: str = "Production", release: str = "Release-12") -> dict[str, Any]:
+def devops_event(deployment_id: int = 77, environment: str = "Production",
+                 release: str = "Release-12") -> dict[str, Any]:
     """An ``ms.vss-release.deployment-started-event`` service hook, as Azure DevOps posts it."""
     return {
         "id": "4a3f0c1e-0000-4000-8000-000000000001", "eventType": "ms.vss-release.deployment-started-event",

@@ -8,7 +8,7 @@ import pytest
 
 from shared.domain.request import instance_id_for
 
-from .stack import http, request, sb_message, stack, vmss
+from .stack import Stack, http, request, sb_message, stack, vmss
 
 MP = pytest.MonkeyPatch
 
@@ -77,11 +77,9 @@ def test_list_shows_recent_rollouts_only_top_level(monkeypatch: MP) -> None:
         assert status == 400
 
 
-def _at_gate(s: object, rid: str, **policy: object) -> None:
-    st = s  # type: ignore[assignment]
-    st.request("start_rollout_http", http("POST", "rollouts", request(rid, approval_required=True,  # type: ignore[attr-defined]
-                                                                      **policy)))
-    st.run(until_phase=(rid, "awaiting_approval"))  # type: ignore[attr-defined]
+def _at_gate(s: Stack, rid: str, **policy: object) -> None:
+    s.request("start_rollout_http", http("POST", "rollouts", request(rid, approval_required=True, **policy)))
+    s.run(until_phase=(rid, "awaiting_approval"))
 
 
 def test_approval_gate_waits_for_an_operator_and_approval_lets_production_start(monkeypatch: MP) -> None:
@@ -142,7 +140,8 @@ def test_gate_timeout_proceeds_when_policy_says_so(monkeypatch: MP) -> None:
 def test_abort_at_the_gate_halts_before_production(monkeypatch: MP) -> None:
     with stack(monkeypatch) as s:
         _at_gate(s, "a1")
-        status, _ = s.request("abort_rollout_http", http("POST", "rollouts/a1/abort", {"by": "dave", "reason": "freeze"},
+        status, _ = s.request("abort_rollout_http", http("POST", "rollouts/a1/abort",
+                                                         {"by": "dave", "reason": "freeze"},
                                                          route_params={"rollout_id": "a1"}))
         assert status == 202
         s.run()
