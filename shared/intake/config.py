@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..domain.errors import ConfigurationError
+from ..domain.errors import ConfigurationError, PolicyError
 from ..domain.policy import format_validation_error, parse_policy
 from ..domain.request import _VMSS_ID
 from ..domain.scope import Scope
@@ -55,7 +55,10 @@ class _Route(_Strict):
     @field_validator("policy")
     @classmethod
     def _policy(cls, v: dict[str, Any]) -> dict[str, Any]:
-        parse_policy(v, where="policy")
+        try:
+            parse_policy(v, where="policy")
+        except PolicyError as exc:
+            raise ValueError(str(exc)) from exc
         return v
 
 
