@@ -7,6 +7,7 @@ an HTTP response; nothing else happens here.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -68,9 +69,12 @@ async def start_rollout_http(req: func.HttpRequest, client: df.DurableOrchestrat
 async def list_rollouts_http(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
         limit = max(1, min(200, int(req.params.get("limit", "50"))))
+        days = max(1, min(365, int(req.params.get("days", "30"))))
     except ValueError:
-        return _json(400, {"reason": f"limit must be a number (got {req.params.get('limit')!r})"})
-    reply = await api.list_rollouts(orch=orchestrations(client), limit=limit)
+        return _json(400, {"reason": "limit and days must be whole numbers "
+                                     f"(got limit={req.params.get('limit')!r}, days={req.params.get('days')!r})"})
+    reply = await api.list_rollouts(orch=orchestrations(client), limit=limit,
+                                    created_from=services().now() - timedelta(days=days))
     return _json(reply.status, reply.body)
 
 

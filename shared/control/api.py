@@ -114,8 +114,9 @@ async def abort(rollout_id: str, *, by: str, note: str | None, orch: Orchestrati
     return await _event(rollout_id, "abort", by=by, note=note, orch=orch, now=now, allowed_phases=None)
 
 
-async def list_rollouts(*, orch: Orchestrations, limit: int = 50) -> Reply:
-    found = await orch.list(name=ROLLOUT, limit=limit)
+async def list_rollouts(*, orch: Orchestrations, limit: int = 50, created_from: datetime | None = None) -> Reply:
+    """Recent top-level rollouts, newest first (waves, watches and recoveries are left out)."""
+    found = await orch.list(name=ROLLOUT, created_from=created_from, limit=limit)
     items = [{"rollout_id": rollout_id_of(s.instance_id), "instance_id": s.instance_id,
               "runtime_status": s.runtime_status, "phase": _phase(s.custom_status),
               "created_at": s.created_at.isoformat() if s.created_at else None,
