@@ -7,8 +7,12 @@ unregister every function.
 import azure.durable_functions as df
 
 from functions.activities import bp as activities
+from functions.control import bp as control
+from functions.intake import bp as intake
 from functions.orchestrators import bp as orchestrators
 
 app = df.DFApp()
 app.register_functions(orchestrators)
 app.register_functions(activities)
+app.register_functions(intake)
+app.register_functions(control)

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+from .adapters.memory_leases import InMemoryLeases
+from .adapters.memory_outcomes import InMemoryOutcomePublisher
 from .domain.errors import ShadowRolloutError
-from .ports import DiskSnapshots, FailureModel, Fleet, RolloutStore, ShadowLoad, ShadowPool, Telemetry
+from .ports import (
+    DiskSnapshots,
+    FailureModel,
+    Fleet,
+    Leases,
+    Orchestrations,
+    OutcomePublisher,
+    RolloutStore,
+    ShadowLoad,
+    ShadowPool,
+    Telemetry,
+)
 
 
 @dataclass
@@ -26,15 +40,38 @@ class Services:
     model: FailureModel
     store: RolloutStore
     now: Callable[[], datetime]
+    # in-process defaults; in Azure both must be shared by every worker (Table leases, a Service Bus topic)
+    leases: Leases = field(default_factory=InMemoryLeases)
+    outcomes: OutcomePublisher = field(default_factory=InMemoryOutcomePublisher)
 
 
 _services: Services | None = None
+_orchestrations: Orchestrations | None = None
 
 
 def install(services: Services | None) -> None:
     """Use these services for every activity in this process (None forgets them)."""
     global _services
     _services = services
+
+
+def install_orchestrations(orchestrations: Orchestrations | None) -> None:
+    """Use this Orchestrations for every trigger in this process instead of the Durable client binding.
+
+    Local runs (the local Durable runner) install one; in Azure nothing is installed and each trigger wraps
+    the client its binding hands it.
+    """
+    global _orchestrations
+    _orchestrations = orchestrations
+
+
+def orchestrations(client: Any) -> Orchestrations:
+    """The Orchestrations for one trigger invocation, over its Durable client binding."""
+    if _orchestrations is not None:
+        return _orchestrations
+    from .adapters.durable_client import DurableClientOrchestrations
+
+    return DurableClientOrchestrations(client)
 
 
 def services() -> Services:

@@ -96,6 +96,62 @@ def simulate(
     _account(run.outcome)
 
 
+@app.command()
+def schema(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the rollout request's JSON Schema (published as docs/rollout-request.schema.json)."""
+    from .domain.request import request_json_schema
+
+    text = json.dumps(request_json_schema(), indent=2, sort_keys=True) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+@app.command()
+def publish(
+    request_file: Annotated[Path, typer.Argument(help="The rollout request (YAML or JSON, see the schema).")],
+    rollout_id: Annotated[str | None, typer.Option(help="Override the request's rollout id.")] = None,
+    requester: Annotated[str | None, typer.Option(help="Override the requester.")] = None,
+    namespace: Annotated[str | None, typer.Option(envvar="SHADOW_ROLLOUT_SERVICEBUS_NAMESPACE",
+                                                  help="<name>.servicebus.windows.net")] = None,
+    topic: Annotated[str, typer.Option(envvar="SHADOW_ROLLOUT_REQUESTS_TOPIC")] = "rollout-requests",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the message; send nothing.")]
+    = False,
+    wait_for: Annotated[bool, typer.Option("--wait", help="Wait for the outcome; exit 0 only if completed.")]
+    = False,
+    outcomes_topic: Annotated[str, typer.Option(envvar="SHADOW_ROLLOUT_OUTCOMES_TOPIC")] = "rollout-outcomes",
+    outcomes_subscription: Annotated[str | None, typer.Option(help="A subscription of the outcomes topic filtered "
+                                                                   "on this rollout id.")] = None,
+    timeout_minutes: Annotated[float, typer.Option(help="Give up waiting after this long (exit 3).")] = 1440.0,
+) -> None:
+    """Publish a rollout request to the requests topic (what a pipeline does), optionally wait for its outcome."""
+    from . import publish as pub
+
+    try:
+        req = pub.load_request(str(request_file), rollout_id=rollout_id, requester=requester)
+    except InvalidInput as exc:
+        _fail(str(exc))
+        return
+    if dry_run:
+        sys.stdout.write(json.dumps(pub.message_of(req), indent=2) + "\n")
+        return
+    if not namespace:
+        _fail("--namespace (or SHADOW_ROLLOUT_SERVICEBUS_NAMESPACE) is required to send")
+        return
+    pub.send(req, namespace=namespace, topic=topic)
+    err.print(f"published rollout [cyan]{req.rollout_id}[/] to {namespace}/{topic}", highlight=False)
+    if wait_for:
+        if not outcomes_subscription:
+            _fail("--outcomes-subscription is required with --wait")
+            return
+        code = pub.wait(req.rollout_id, namespace=namespace, topic=outcomes_topic, subscription=outcomes_subscription,
+                        timeout_minutes=timeout_minutes, echo=lambda line: err.print(line, highlight=False))
+        raise typer.Exit(code)
+
+
 class _nullcontext:
     def __enter__(self) -> None:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +50,14 @@ class Fleet(ABC):
 
     @abstractmethod
     def set_capacity(self, scale_set_id: str, capacity: int) -> int: ...
+
+    def tags(self, scale_set_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Each scale set's resource tags, for scope rules on tags.
+
+        Not abstract so that an adapter without it still works; scope rules that name tags then fail closed
+        (the request is rejected, saying the tags could not be read).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot read resource tags")
 
 
 class ShadowPool(ABC):
@@ -120,3 +129,106 @@ class RolloutStore(ABC):
 
     @abstractmethod
     def decisions(self, rollout_id: str) -> list[dict[str, Any]]: ...
+
+
+# ---------------------------------------------------------------------------------------------- intake & control
+TERMINAL_STATES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """An orchestration instance as the Durable client reports it (``runtime_status`` uses its names)."""
+
+    instance_id: str
+    name: str
+    runtime_status: str
+    created_at: datetime | None = None
+    last_updated_at: datetime | None = None
+    custom_status: Any = None
+    output: Any = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.runtime_status in TERMINAL_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instance_id": self.instance_id, "name": self.name, "runtime_status": self.runtime_status,
+                "created_at": self.created_at.isoformat() if self.created_at else None,
+                "last_updated_at": self.last_updated_at.isoformat() if self.last_updated_at else None,
+                "custom_status": self.custom_status, "output": self.output}
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """What :meth:`Orchestrations.start` did: started a new instance, or found one with that id."""
+
+    instance_id: str
+    started: bool
+    existing: InstanceStatus | None = None
+
+
+class Orchestrations(ABC):
+    """Start, query and steer orchestration instances: the Durable client, seen by the triggers.
+
+    Async because the Durable client is. ``start`` never starts a second instance with an id already used,
+    whether that instance is running or finished: redelivered input must find what it started.
+    """
+
+    @abstractmethod
+    async def start(self, name: str, instance_id: str, input_: Any) -> StartResult: ...
+
+    @abstractmethod
+    async def status(self, instance_id: str) -> InstanceStatus | None: ...
+
+    @abstractmethod
+    async def raise_event(self, instance_id: str, event_name: str, data: Any) -> None: ...
+
+    @abstractmethod
+    async def terminate(self, instance_id: str, reason: str) -> None: ...
+
+    @abstractmethod
+    async def list(self, *, name: str | None = None, created_from: datetime | None = None,
+                   limit: int = 50) -> list[InstanceStatus]:
+        """Instances, newest first; ``name`` keeps one orchestrator's (e.g. top-level rollouts only)."""
+
+
+@dataclass(frozen=True)
+class LeaseConflict:
+    resource: str
+    holder: str
+    since: str
+
+
+@dataclass
+class LeaseResult:
+    acquired: bool
+    conflicts: list[LeaseConflict] = field(default_factory=list)
+
+
+class Leases(ABC):
+    """Exclusive claims on scale sets, so that two rollouts never change the same scale set at once.
+
+    ``acquire`` is all-or-nothing and atomic (Table storage: conditional inserts, undone on conflict); a
+    holder acquiring what it already holds succeeds. Resource ids compare case-insensitively, as in ARM.
+    """
+
+    @abstractmethod
+    def acquire(self, resources: Sequence[str], holder: str, *, now: datetime) -> LeaseResult: ...
+
+    @abstractmethod
+    def holders(self, resources: Sequence[str]) -> dict[str, LeaseConflict]:
+        """Current holders of those resources that are held (keyed by the lower-cased resource id)."""
+
+    @abstractmethod
+    def release(self, holder: str, resources: Sequence[str] | None = None) -> int:
+        """Release what ``holder`` holds (all of it when ``resources`` is None); returns how many."""
+
+
+class OutcomePublisher(ABC):
+    """Publishes rollout outcomes (completed, halted, rolled back, rejected...) for DevOps gates and others.
+
+    Events are JSON-able dicts with an ``event_id`` that is stable across retries: consumers deduplicate on it.
+    """
+
+    @abstractmethod
+    def publish(self, event: dict[str, Any]) -> None: ...

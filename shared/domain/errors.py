@@ -9,6 +9,7 @@ and re-raise ``from exc``::
     │   ├── PolicyError         a policy override is unknown or out of range
     │   └── RequestError        a rollout request is malformed
     ├── OutOfScope              a target lies outside the configured scope; nothing was changed
+    ├── ConfigurationError      the app's own configuration (e.g. the intake mapping) is missing or invalid
     ├── AzureOperationError     an Azure (or simulated Azure) operation failed
     │   ├── Throttled           429 after the SDK's own retries
     │   ├── TransientError      5xx after the SDK's own retries
@@ -43,6 +44,10 @@ class RequestError(InvalidInput):
 
 class OutOfScope(ShadowRolloutError):
     """A target lies outside the configured scope; no action was taken."""
+
+
+class ConfigurationError(ShadowRolloutError):
+    """The app's configuration is missing or invalid: the input is not at fault, so it is not rejected."""
 
 
 class AzureOperationError(ShadowRolloutError):

@@ -85,6 +85,23 @@ class RolloutPolicy(BaseModel):
     watch_interval_minutes: int = Field(10, ge=1, le=240, description="Interval of production checks.")
     target_utilisation: float = Field(0.7, gt=0.0, le=1.0, description="Utilisation a VM should stay under.")
     capacity_buffer_instances: int = Field(0, ge=0, le=100, description="Extra instances on every scale-out.")
+    # --- human gate and concurrency ------------------------------------------------------------
+    approval_required: bool = Field(
+        False, description="Wait for an operator's approval after the decision, before production is touched."
+    )
+    approval_timeout_minutes: int = Field(
+        240, ge=1, le=10080, description="How long the approval gate waits before its timeout rule applies."
+    )
+    on_approval_timeout: Literal["halt", "proceed"] = Field(
+        "halt", description="At the gate's timeout: halt before production (safe default), or proceed."
+    )
+    on_busy: Literal["refuse", "queue"] = Field(
+        "refuse", description="When another rollout holds a target scale set: refuse this one, or queue behind it."
+    )
+    busy_wait_minutes: int = Field(
+        240, ge=0, le=10080, description="A queued rollout gives up (refused) after waiting this long for its targets."
+    )
+    busy_retry_minutes: int = Field(10, ge=1, le=240, description="Interval at which a queued rollout retries.")
 
     @model_validator(mode="after")
     def _check(self) -> RolloutPolicy:

@@ -1,4 +1,10 @@
-"""A request to roll a configuration change out to scale sets: what every trigger turns its input into."""
+"""A request to roll a configuration change out to scale sets: what every trigger turns its input into.
+
+Its JSON Schema is published in ``docs/rollout-request.schema.json`` (``shadow-rollout schema`` writes it; a
+test keeps the file in step with this model). Every trigger, whatever it receives (the project's own message,
+an Azure DevOps service hook, an Event Grid event, an HTTP call), produces one of these, and the orchestration
+instance id is derived from its ``rollout_id`` alone, so a redelivered input finds the instance it started.
+"""
 
 from __future__ import annotations
 
@@ -16,22 +22,57 @@ _VMSS_ID = re.compile(
 )
 
 
+INSTANCE_PREFIX = "rollout-"
+
+Source = Literal["api", "cli", "http", "service-bus", "azure-devops", "app-configuration", "resource-write"]
+
+
 class ChangeRequest(BaseModel):
+    """The change itself; ``payload`` is opaque to the rollout logic and handed to the Fleet adapter."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    change_id: str = Field(min_length=1, max_length=128)
-    kind: Literal["run-command", "extension", "model-update"] = "run-command"
-    payload: dict[str, Any] = Field(default_factory=dict)
-    version: str | None = None
+    change_id: str = Field(min_length=1, max_length=128, description="Names the change (e.g. a release name).")
+    kind: Literal["run-command", "extension", "model-update"] = Field(
+        "run-command", description="How the change is applied to a VM.")
+    payload: dict[str, Any] = Field(default_factory=dict, description="Script, extension settings or model patch.")
+    version: str | None = Field(None, max_length=128, description="Version of the configuration being rolled out.")
+
+
+class Origin(BaseModel):
+    """Where a request came from: enough to trace it back to its message or event."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    message_id: str | None = Field(None, max_length=256, description="Service Bus message id.")
+    event_id: str | None = Field(None, max_length=256, description="Event Grid or service-hook event id.")
+    event_type: str | None = Field(None, max_length=256, description="e.g. ms.vss-release.deployment-started-event.")
+    deployment_id: str | None = Field(None, max_length=128, description="Azure DevOps release deployment id.")
+    subject: str | None = Field(None, max_length=1024, description="Event Grid subject or App Configuration key.")
+    correlation_id: str | None = Field(None, max_length=256, description="ARM correlation id, pipeline run, ...")
+    details: dict[str, str] = Field(default_factory=dict, description="Other identifying fields, as text.")
 
 
 class RolloutRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    rollout_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
-    targets: list[str] = Field(min_length=1, max_length=200)
+    """One rollout: which scale sets, which change, which policy overrides, who asked and through what."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={
+        "$id": "https://shadow-rollout/schemas/rollout-request.schema.json",
+        "title": "RolloutRequest",
+    })
+    rollout_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+                            description="Unique per rollout; the orchestration instance id is 'rollout-' + this, "
+                                        "so a retried request or redelivered message finds the same instance.")
+    targets: list[str] = Field(min_length=1, max_length=200,
+                               description="Resource ids of the virtual machine scale sets to roll out to.")
     change: ChangeRequest
-    policy: dict[str, Any] = Field(default_factory=dict)
-    requester: str = "unknown"
-    source: str = "api"
+    policy: dict[str, Any] = Field(default_factory=dict,
+                                   description="Overrides of the rollout policy (shared/domain/policy.py).")
+    requester: str = Field("unknown", max_length=256, description="Who asked: a user, a pipeline, a service.")
+    source: Source = Field("api", description="Which entry point turned its input into this request.")
+    origin: Origin = Field(default_factory=Origin)
+
+    @property
+    def instance_id(self) -> str:
+        return instance_id_for(self.rollout_id)
 
     @field_validator("targets")
     @classmethod
@@ -53,3 +94,19 @@ def parse_request(data: Any) -> RolloutRequest:
         raise RequestError(format_validation_error(exc, "request")) from exc
     parse_policy(req.policy, where="request.policy")
     return req
+
+
+def instance_id_for(rollout_id: str) -> str:
+    """The orchestration instance id of a rollout: derived from its id alone, never random."""
+    return f"{INSTANCE_PREFIX}{rollout_id}"
+
+
+def rollout_id_of(instance_id: str) -> str | None:
+    """The rollout id of a rollout instance id (None when the id was not made by :func:`instance_id_for`)."""
+    return instance_id[len(INSTANCE_PREFIX):] if instance_id.startswith(INSTANCE_PREFIX) else None
+
+
+def request_json_schema() -> dict[str, Any]:
+    """The JSON Schema published in docs/rollout-request.schema.json."""
+    schema = RolloutRequest.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

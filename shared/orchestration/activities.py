@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..bootstrap import Services
+from ..domain.control import gate_outcome, on_busy_targets
 from ..domain.decisions import (
     Decision,
     VmRisk,
@@ -41,7 +42,7 @@ from ..domain.model import (
     VmInfo,
 )
 from ..domain.policy import RolloutPolicy
-from ..domain.request import parse_request
+from ..domain.request import instance_id_for, parse_request
 from ..domain.sampling import plan_shadow_sample
 from .chunks import chunk, chunk_count
 
@@ -88,6 +89,24 @@ class _Rollout:
 
     def put_vms(self, items: dict[str, dict[str, Any]]) -> None:
         self.svc.store.put_items(self.id, "vm", items)
+
+
+def publish_outcome(r: _Rollout, kind: str, reason: str, **summary: Any) -> None:
+    """Publish one outcome event; its id is stable across retries so that consumers can deduplicate.
+
+    A failure to publish is recorded, not raised: the rollout's own state must not depend on the topic.
+    """
+    req = r.record.get("request", {})
+    seq = summary.pop("seq", "")
+    event = {"event_id": f"{r.id}:{kind}{':' + str(seq) if seq != '' else ''}", "type": f"rollout.{kind}",
+             "rollout_id": r.id, "instance_id": instance_id_for(r.id), "state": r.record.get("state"),
+             "reason": reason, "time": _iso(r.now), "requester": req.get("requester"), "source": req.get("source"),
+             "origin": req.get("origin", {}), "targets": req.get("targets", []),
+             "change_id": (req.get("change") or {}).get("change_id"), "summary": summary}
+    try:
+        r.svc.outcomes.publish(event)
+    except Exception as exc:  # any transport error: recorded with its type
+        r.decide([Decision("outcome_not_published", f"{event['type']} not published: {type(exc).__name__}: {exc}")])
 
 
 def _short(resource_id: str) -> str:
@@ -139,6 +158,56 @@ def start_rollout(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
               Decision("plan_shadows", sample.reason, data={"shadows": len(sample.plans)})])
     return {"rollout_id": req.rollout_id, "vms": len(vms), "strata": len(strata),
             "shadow_chunks": record["shadow_chunks"], "policy": record["policy"]}
+
+
+def claim_targets(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Take the leases of the target scale sets, or say how long to wait (queue) or why not (refuse)."""
+    r = _Rollout(svc, payload["rollout_id"])
+    targets = r.record["request"]["targets"]
+    got = svc.leases.acquire(targets, r.id, now=r.now)
+    if got.acquired:
+        if not r.record.get("claimed"):
+            waited = r.minute() - r.minute(datetime.fromisoformat(r.record.get("queued_since") or _iso(r.now)))
+            r.update(claimed=True)
+            r.decide([Decision("claimed", f"{len(targets)} target scale sets leased to this rollout"
+                               + (f" after waiting {waited:.0f} minutes" if waited > 0 else ""))])
+        return {"claimed": True, "retry_minutes": None, "reason": ""}
+    since = r.record.get("queued_since") or _iso(r.now)
+    waited = (r.now - datetime.fromisoformat(since)) / timedelta(minutes=1)
+    d = on_busy_targets([(c.resource, c.holder, c.since) for c in got.conflicts], r.policy, waited)
+    r.update(queued_since=since, phase="waiting_for_targets" if d.kind == "queued" else "refused")
+    r.decide([d])
+    return {"claimed": False, "retry_minutes": d.data["retry_minutes"], "reason": d.reason}
+
+
+def resolve_gate(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Record how the approval gate ended and whether production may start."""
+    r = _Rollout(svc, payload["rollout_id"])
+    opened = datetime.fromisoformat(payload["opened_at"])
+    d = gate_outcome(payload["outcome"], payload.get("event"), r.policy, (r.now - opened) / timedelta(minutes=1))
+    fields: dict[str, Any] = {"approval": {"outcome": payload["outcome"], "by": d.data["by"], "reason": d.reason}}
+    if not d.data["proceed"]:
+        fields.update(halted=True, phase="halted_before_production")
+        if payload["outcome"] == "aborted":
+            fields["aborted"] = {"by": d.data["by"], "reason": d.reason}
+    r.update(**fields)
+    r.decide([d])
+    return {"proceed": d.data["proceed"], "reason": d.reason}
+
+
+def abort_rollout(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """An operator aborted: no further VM is changed; what was changed stays watched and recoverable."""
+    r = _Rollout(svc, payload["rollout_id"])
+    raw = payload.get("event")
+    event: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    by = str(event.get("by") or "unknown")
+    note = event.get("reason")
+    reason = f"aborted by {by} {payload['where']}" + (f": {note}" if note else "")
+    phase = "halted_in_production" if payload.get("in_production") else "halted_before_production"
+    r.update(halted=True, phase=phase, aborted={"by": by, "reason": reason})
+    r.decide([Decision("aborted", reason)])
+    publish_outcome(r, "aborted", reason, by=by)
+    return {"halt": True, "reason": reason}
 
 
 # ---------------------------------------------------------------------------------------------- shadows
@@ -477,6 +546,8 @@ def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
             decisions.append(verdict)
         if halt:
             r.update(halted=True, phase="halted_in_production")
+            publish_outcome(r, "halted", verdict.reason, where="production", failing=failing_total,
+                            changed=len(changed))
     r.decide(decisions)
     return {"failing": len(failing), "batch": batch, "chunks": chunk_count(len(failing)), "halt": halt,
             "changed": len(changed)}
@@ -487,6 +558,7 @@ def halt(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     r = _Rollout(svc, payload["rollout_id"])
     r.update(halted=True, phase="halted_in_production")
     r.decide([Decision("halt_in_production", payload["reason"])])
+    publish_outcome(r, "halted", payload["reason"], where="production")
     return {"halt": True}
 
 
@@ -578,6 +650,8 @@ def verify_recovered(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     decisions += [Decision("restore_unhealthy", f"{_short(k)} still failing its health probe after "
                            "restore; left for an operator", k) for k in sorted(unhealthy)]
     r.decide(decisions)
+    publish_outcome(r, "rollback", decisions[0].reason, seq=payload["batch"], batch=payload["batch"],
+                    restored=len(ids), verified=len(ids) - len(unhealthy), unhealthy=len(unhealthy))
     return {"verified": len(ids) - len(unhealthy), "unhealthy": len(unhealthy)}
 
 
@@ -605,14 +679,23 @@ def finish(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     items = r.vms()
     halted = bool(r.record.get("halted"))
     error = payload.get("error")
+    refused = payload.get("refused")
     counts: dict[str, int] = defaultdict(int)
     for v in items.values():
         counts[v["config"]] += 1
         if v.get("rollback"):
             counts["rolled_back"] += 1
-    state = "failed" if error else ("halted" if halted else "completed")
-    r.update(state=state, phase="done", finished_at=_iso(r.now), error=error)
-    r.decide([Decision("finished", f"rollout {state}: {counts['new']} VMs on the new config, "
-                       f"{counts['old']} on the old config ({counts['rolled_back']} of them rolled back)"
-                       + (f"; error: {error}" if error else ""))])
+    state = ("failed" if error else "refused" if refused else "aborted" if r.record.get("aborted")
+             else "halted" if halted else "completed")
+    r.update(state=state, phase="done", finished_at=_iso(r.now), error=error, refused=refused)
+    reason = (f"rollout {state}: {counts['new']} VMs on the new config, "
+              f"{counts['old']} on the old config ({counts['rolled_back']} of them rolled back)"
+              + (f"; error: {error}" if error else "") + (f"; {refused}" if refused else ""))
+    r.decide([Decision("finished", reason)])
+    released = svc.leases.release(r.id)
+    if released:
+        r.decide([Decision("released", f"{released} target scale sets released")])
+    publish_outcome(r, "finished", reason, state=state,
+                    on_new_config=counts["new"], on_old_config=counts["old"], rolled_back=counts["rolled_back"],
+                    halted=halted)
     return {"state": state, "halted": halted, "on_new_config": counts["new"], "rolled_back": counts["rolled_back"]}

@@ -1,14 +1,19 @@
 """The rollout orchestrations. They only yield: every decision is made by a pure function in an activity.
 
-    rollout ─┬─ start_rollout (inventory, shadow plan)
+    rollout ─┬─ start_rollout (inventory, shadow plan) → claim_targets (lease; queue behind or refuse)
              ├─ create_shadows ×chunks → drive_shadow_load → timer(baseline) → apply_to_shadows ×chunks
              ├─ bake: timer → analyse_shadows, until the bake ends or the evidence demands a halt
              ├─ decide → teardown_shadows → (halt) finish
+             ├─ gate, when policy.approval_required: approve | abort | timer → resolve_gate
              ├─ prepare (snapshots of at-risk VMs, rollback queue, capacity)
              ├─ wave ×N (sub-orchestration): snapshot_wave ×chunks → apply_wave ×chunks → timer → check_production
              │                                 └─ recover (sub-orchestration) when VMs fail
              ├─ watch (sub-orchestration, continue-as-new): timer → check_production → recover
              └─ release_capacity → finish;  on any error: teardown_shadows, release_capacity, finish(error)
+
+An operator's ``abort`` event is raced against the bake's timers, the gate, and each wave: it stops the
+rollout before the next VM would be changed (a wave already running finishes and is checked and recovered;
+the production watch of changed VMs still runs, since it only restores failing VMs).
 
 Per-VM data never enters a history: activities keep it in the rollout store and return counts.
 """
@@ -45,6 +50,44 @@ def _status(context: df.DurableOrchestrationContext, status: dict[str, Any], **c
     context.set_custom_status(dict(status))
 
 
+def _claim(context: df.DurableOrchestrationContext, status: dict[str, Any], base: dict[str, Any],
+           abort: Any) -> Orchestration:
+    """Lease the target scale sets; while another rollout holds one, wait (queue) or give up (refuse)."""
+    claim = yield context.call_activity("claim_targets", base)
+    while not claim["claimed"] and claim["retry_minutes"] is not None:
+        _status(context, status, phase="waiting_for_targets", reason=claim["reason"])
+        timer = context.create_timer(_after(context, claim["retry_minutes"]))
+        winner = yield context.task_any([timer, abort])
+        if winner == abort:
+            timer.cancel()
+            by = abort.result.get("by", "unknown") if isinstance(abort.result, dict) else "unknown"
+            return {"claimed": False, "retry_minutes": None, "reason": f"aborted by {by} while waiting for targets"}
+        claim = yield context.call_activity("claim_targets", base)
+    return claim
+
+
+def _approval_gate(context: df.DurableOrchestrationContext, status: dict[str, Any], base: dict[str, Any],
+                   policy: dict[str, Any], abort: Any) -> Orchestration:
+    """Race an operator's approve or abort against the gate's timeout; the timer is cancelled if it lost."""
+    opened = context.current_utc_datetime
+    deadline = _after(context, policy["approval_timeout_minutes"])
+    _status(context, status, phase="awaiting_approval",
+            approval={"opened_at": opened.isoformat(), "timeout_at": deadline.isoformat(),
+                      "on_timeout": policy["on_approval_timeout"]})
+    timeout = context.create_timer(deadline)
+    approve = context.wait_for_external_event("approve")
+    winner = yield context.task_any([approve, abort, timeout])
+    if winner == timeout:
+        outcome, event = "timed_out", None
+    else:
+        timeout.cancel()
+        outcome, event = ("approved", approve.result) if winner == approve else ("aborted", abort.result)
+    gate = yield context.call_activity("resolve_gate", {**base, "outcome": outcome, "event": event,
+                                                        "opened_at": opened.isoformat()})
+    _status(context, status, approval={**status["approval"], "outcome": outcome, "reason": gate["reason"]})
+    return gate
+
+
 def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
     request = context.get_input()
     rid = request["rollout_id"]
@@ -53,13 +96,22 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
     plan = yield context.call_activity("start_rollout", {"request": request})
     policy = plan["policy"]
     base = {"rollout_id": rid}
+    abort = context.wait_for_external_event("abort")
+    claim = yield from _claim(context, status, base, abort)
+    if not claim["claimed"]:
+        result = yield context.call_activity("finish", {**base, "refused": claim["reason"]})
+        _status(context, status, phase="refused", reason=claim["reason"], result=result)
+        return result
     torn_down = False
     try:
         _status(context, status, phase="shadow_pool", vms=plan["vms"], strata=plan["strata"])
         shadows = yield context.task_all([context.call_activity_with_retry("create_shadows", RETRY,
                                                                            {**base, "chunk": c})
                                           for c in range(plan["shadow_chunks"])])
-        _status(context, status, phase="baseline", shadows=sum(s["created"] for s in shadows))
+        created = sum(s["created"] for s in shadows)
+        _status(context, status, phase="baseline", shadows=created,
+                shadow_results={"created": created, "failed": sum(s["failed"] for s in shadows),
+                                "regular_price": sum(s["regular"] for s in shadows)})
         yield context.call_activity("drive_shadow_load", base)
         yield context.create_timer(_after(context, policy["baseline_minutes"]))
         _status(context, status, phase="apply_to_shadows")
@@ -69,27 +121,69 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         while True:
             _status(context, status, phase="bake")
             check_at = min(_after(context, policy["bake_check_minutes"]), bake_end)
-            yield context.create_timer(check_at)
+            timer = context.create_timer(check_at)
+            winner = yield context.task_any([timer, abort])
+            if winner == abort:
+                timer.cancel()
+                break
             analysis = yield context.call_activity("analyse_shadows", base)
             _status(context, status, analysis=analysis)
             if analysis["halt"] or context.current_utc_datetime >= bake_end:
                 break
+        if abort.is_completed:
+            yield context.call_activity("teardown_shadows", base)
+            torn_down = True
+            yield context.call_activity("abort_rollout", {**base, "event": abort.result,
+                                                          "where": "before production (during the bake)"})
+            result = yield context.call_activity("finish", base)
+            _status(context, status, phase="aborted", result=result)
+            return result
         decision = yield context.call_activity("decide", base)
         _status(context, status, phase="decided", decision=decision)
         yield context.call_activity("teardown_shadows", base)
         torn_down = True
         if decision["halt"]:
             result = yield context.call_activity("finish", base)
-            _status(context, status, phase="halted_before_production")
+            _status(context, status, phase="halted_before_production", result=result)
             return result
-        yield context.call_activity_with_retry("prepare", RETRY, base)
+        if policy.get("approval_required"):
+            gate = yield from _approval_gate(context, status, base, policy, abort)
+            if not gate["proceed"]:
+                result = yield context.call_activity("finish", base)
+                _status(context, status, phase="halted_before_production", result=result)
+                return result
+        elif abort.is_completed:
+            yield context.call_activity("abort_rollout", {**base, "event": abort.result,
+                                                          "where": "before production (after the decision)"})
+            result = yield context.call_activity("finish", base)
+            _status(context, status, phase="aborted", result=result)
+            return result
+        prepared = yield context.call_activity_with_retry("prepare", RETRY, base)
+        _status(context, status, capacity={"extra": prepared.get("extra", {})}, rollbacks=0)
         for w, size in enumerate(decision["waves"]):
+            if abort.is_completed:
+                yield context.call_activity("abort_rollout", {**base, "event": abort.result, "in_production": True,
+                                                              "where": f"before wave {w + 1} of "
+                                                                       f"{len(decision['waves'])}"})
+                _status(context, status, phase="halted_in_production", aborted=True)
+                break
             _status(context, status, phase="production", wave=w + 1, waves=len(decision["waves"]))
-            outcome = yield context.call_sub_orchestrator(
+            wave = context.call_sub_orchestrator(
                 WAVE, {**base, "wave": w, "chunks": chunk_count(size), "watch_minutes": policy["wave_watch_minutes"]},
                 f"{context.instance_id}:wave:{w}")
+            yield context.task_any([wave, abort])
+            outcome = yield wave  # an abort lets the running wave finish: its VMs are checked and recovered
+            _status(context, status, rollbacks=status.get("rollbacks", 0) + outcome["failing"],
+                    waves_done=w + 1)
             if outcome["halt"]:
                 _status(context, status, phase="halted_in_production")
+                break
+            if abort.is_completed:
+                yield context.call_activity("abort_rollout", {**base, "event": abort.result, "in_production": True,
+                                                              "where": f"during wave {w + 1} of "
+                                                                       f"{len(decision['waves'])} (that wave "
+                                                                       "finished; no further wave)"})
+                _status(context, status, phase="halted_in_production", aborted=True)
                 break
         if policy["production_watch_minutes"] > 0:
             _status(context, status, phase="watch")
@@ -97,9 +191,9 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             yield context.call_sub_orchestrator(
                 WATCH, {**base, "until": until.isoformat(), "interval": policy["watch_interval_minutes"],
                         "generation": 0}, f"{context.instance_id}:watch")
-        yield context.call_activity("release_capacity", base)
+        released = yield context.call_activity("release_capacity", base)
         result = yield context.call_activity("finish", base)
-        _status(context, status, phase="done", result=result)
+        _status(context, status, phase="done", result=result, capacity={"extra": released.get("extra", {})})
         return result
     except Exception as exc:
         # Leave nothing behind: shadows deleted, borrowed capacity returned, the record says what happened.

@@ -30,6 +30,7 @@ from azure.durable_functions.models.actions.NoOpAction import NoOpAction
 from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
 from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask
 from azure.functions import FunctionApp
+from azure.functions.decorators.function_app import Function
 
 ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 12, 0, 4, 5, 6
 SUB_CREATED, SUB_COMPLETED, SUB_FAILED, TIMER_CREATED, TIMER_FIRED, ORCHESTRATOR_COMPLETED = 7, 8, 9, 10, 11, 13
@@ -57,6 +58,7 @@ class Instance:
     replayed_events: int = 0
     created_at: datetime | None = None
     completed_at: datetime | None = None
+    last_updated_at: datetime | None = None
     generations: int = 1
 
 
@@ -71,21 +73,31 @@ class RunnerStats:
 
 Registry = tuple[dict[str, Callable[..., Any]], dict[str, tuple[Callable[..., Any], str]]]
 _REGISTRIES: dict[int, tuple[FunctionApp, Registry]] = {}
+_INDEXED: dict[int, tuple[FunctionApp, list[Function]]] = {}
 
 
-def _registry(app: FunctionApp) -> Registry:
-    """The app's orchestrators and activities by name (indexed once: the SDK refuses a second indexing)."""
-    cached = _REGISTRIES.get(id(app))
+def indexed_functions(app: FunctionApp) -> list[Function]:
+    """The app's functions as the host indexes them (once per app: the SDK refuses a second indexing)."""
+    cached = _INDEXED.get(id(app))
     if cached is not None and cached[0] is app:
         return cached[1]
-    orchestrators: dict[str, Callable[..., Any]] = {}
-    activities: dict[str, tuple[Callable[..., Any], str]] = {}
     logging.disable(logging.WARNING)  # indexing warns that an app without HTTP functions has no auth level
     try:
         functions = app.get_functions()
     finally:
         logging.disable(logging.NOTSET)
-    for fn in functions:
+    _INDEXED[id(app)] = (app, functions)
+    return functions
+
+
+def _registry(app: FunctionApp) -> Registry:
+    """The app's orchestrators and activities by name."""
+    cached = _REGISTRIES.get(id(app))
+    if cached is not None and cached[0] is app:
+        return cached[1]
+    orchestrators: dict[str, Callable[..., Any]] = {}
+    activities: dict[str, tuple[Callable[..., Any], str]] = {}
+    for fn in indexed_functions(app):
         trigger = fn.get_trigger()
         user = fn.get_user_function()
         name = fn.get_function_name() or user.__name__
@@ -126,9 +138,41 @@ class LocalDurableRunner:
     def raise_event(self, instance_id: str, name: str, data: Any, at: datetime | None = None) -> None:
         self._push(at or self.now, instance_id, {"EventType": EVENT_RAISED, "Name": name, "Input": json.dumps(data)})
 
-    def run(self, until: datetime | None = None) -> None:
-        """Deliver events in time order until none is left (or the next is after ``until``)."""
+    def status(self, instance_id: str) -> dict[str, Any] | None:
+        """The instance as the Durable client's ``get_status`` describes it (None when there is none)."""
+        inst = self.instances.get(instance_id)
+        if inst is None:
+            return None
+        return {"instance_id": inst.instance_id, "name": inst.name, "runtime_status": inst.status,
+                "created_at": inst.created_at, "last_updated_at": inst.last_updated_at or inst.created_at,
+                "custom_status": inst.custom_status,
+                "output": inst.output if inst.status != "Failed" else inst.error}
+
+    def list_instances(self, *, name: str | None = None, created_from: datetime | None = None,
+                       limit: int = 50) -> list[dict[str, Any]]:
+        """Instances, newest first, like ``get_status_by`` (optionally one orchestrator's only)."""
+        found = [i for i in self.instances.values() if (name is None or i.name == name)
+                 and (created_from is None or (i.created_at is not None and i.created_at >= created_from))]
+        found.sort(key=lambda i: (i.created_at or self.now, i.instance_id), reverse=True)
+        return [s for s in (self.status(i.instance_id) for i in found[:limit]) if s is not None]
+
+    def terminate(self, instance_id: str, reason: str) -> None:
+        """End an instance where it stands, as the extension does: no further event is delivered to it."""
+        inst = self.instances.get(instance_id)
+        if inst is None:
+            raise KeyError(f"no instance {instance_id!r}")
+        if inst.status in ("Completed", "Failed", "Terminated"):
+            return
+        inst.status = "Terminated"
+        inst.output = reason
+        inst.completed_at = inst.last_updated_at = self.now
+
+    def run(self, until: datetime | None = None, stop: Callable[[], bool] | None = None) -> None:
+        """Deliver events in time order until none is left, the next is after ``until``, or ``stop()`` holds
+        after a turn (a test pausing at a phase to act as an operator would)."""
         while self._queue:
+            if stop is not None and stop():
+                break
             t = self._queue[0][0]
             if until is not None and t > until:
                 break
@@ -165,9 +209,10 @@ class LocalDurableRunner:
         return {"EventId": -1, "IsPlayed": played, "Timestamp": t.isoformat(), **event}
 
     def _turn(self, inst: Instance, events: list[dict[str, Any]]) -> None:
-        if inst.status in ("Completed", "Failed"):
+        if inst.status in ("Completed", "Failed", "Terminated"):
             return  # e.g. a timer that fires after the orchestration has finished
         t = self.now
+        inst.last_updated_at = t
         old = [{**e, "IsPlayed": True} for e in inst.history]
         new = [self._event({"EventType": ORCHESTRATOR_STARTED}, t, False)]
         new += [self._event(e, t, False) for e in events]

@@ -62,3 +62,23 @@ def test_readable_account_explains_the_default_demo() -> None:
     for word in ("skip_stratum", "rollback_vm", "scale_out", "scale_in", "recovered",
                  "Outcome: completed_with_rollbacks"):
         assert word in p.stdout
+
+
+def test_publish_dry_run_validates_the_request_and_prints_the_message(tmp_path: Path) -> None:
+    req = tmp_path / "request.yaml"
+    req.write_text("rollout_id: rel-9\ntargets: ['/subscriptions/s/resourceGroups/rg/providers/"
+                   "Microsoft.Compute/virtualMachineScaleSets/web']\nchange: {change_id: cfg-9}\n", encoding="utf-8")
+    p = cli("publish", str(req), "--dry-run", "--requester", "pipeline-42")
+    assert p.returncode == 0, p.stderr
+    message = json.loads(p.stdout)
+    assert message["message_id"] == "rel-9" and json.loads(message["body"])["requester"] == "pipeline-42"
+    req.write_text("rollout_id: rel-9\ntargets: []\nchange: {change_id: cfg-9}\n", encoding="utf-8")
+    p = cli("publish", str(req), "--dry-run")
+    assert p.returncode == 2 and "request.targets: List should have at least 1 item" in p.stderr
+
+
+def test_schema_command_prints_the_published_schema() -> None:
+    p = cli("schema")
+    assert p.returncode == 0
+    published = Path(__file__).resolve().parents[2] / "docs" / "rollout-request.schema.json"
+    assert json.loads(p.stdout) == json.loads(published.read_text(encoding="utf-8"))

@@ -167,3 +167,29 @@ def test_an_unhandled_orchestrator_exception_fails_the_instance_with_its_message
     assert r.instances["b1"].status == "Failed"
     with pytest.raises(OrchestrationFailed, match="boom"):
         r.result("b1")
+
+
+def test_status_list_and_terminate_answer_as_the_durable_client_does() -> None:
+    r, _ = runner()
+    assert r.status("nope") is None
+    r.start_new("gate", "s1", None)
+    r.start_new("child", "s2", {"x": 1})
+    assert r.status("s1")["runtime_status"] == "Pending"  # type: ignore[index]
+    r.run(until=T0)
+    assert r.status("s1")["runtime_status"] == "Running"  # type: ignore[index]
+    r.terminate("s1", "operator said so")
+    r.raise_event("s1", "approve", "late")
+    r.run()
+    s1 = r.status("s1")
+    assert s1 is not None and s1["runtime_status"] == "Terminated" and s1["output"] == "operator said so"
+    assert [s["instance_id"] for s in r.list_instances(name="gate")] == ["s1"]
+    assert {s["instance_id"] for s in r.list_instances()} == {"s1", "s2"}
+
+
+def test_a_run_can_stop_where_a_test_wants_to_act() -> None:
+    r, _ = runner()
+    r.start_new("fan_out", "f2", None)
+    r.run(stop=lambda: "f2:child" in r.instances)
+    assert r.instances["f2"].status == "Running" and "f2:child" in r.instances
+    r.run()
+    assert r.result("f2")["child"] == 42

@@ -72,6 +72,11 @@ def test_latent_failure_is_caught_in_production_and_restored_from_snapshots(scen
         assert v["actions"][-2:] == ["restore", "post_rollback_script"]
         assert v["config"] == "old"
     assert "recovered" in kinds(r)
+    events = r.services.outcomes.events  # type: ignore[attr-defined]
+    rollbacks = [e for e in events if e["type"] == "rollout.rollback"]
+    assert rollbacks and sum(e["summary"]["restored"] for e in rollbacks) == o["vms"]["rolled_back"]
+    assert len({e["event_id"] for e in events}) == len(events)
+    assert events[-1]["type"] == "rollout.finished" and events[-1]["state"] == "completed"
     # each restore took minutes, not the whole watch window
     assert o["impaired_vm_minutes"] < 30 * o["production_vms_impaired"]
 
@@ -83,6 +88,8 @@ def test_confident_fleet_wide_failure_halts_before_any_production_vm(scenario_pa
     assert o["vms"]["never_touched"] == o["vms"]["total"]
     halt = [d for d in o["decisions"] if d["kind"] == "halt_before_production"]
     assert len(halt) == 1 and ">= halt share 50%" in halt[0]["reason"]
+    [final] = r.services.outcomes.events  # type: ignore[attr-defined]
+    assert final["type"] == "rollout.finished" and final["state"] == "halted"
     assert_shadows_gone(r)
 
 

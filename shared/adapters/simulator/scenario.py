@@ -56,6 +56,7 @@ class ScaleSet(_Strict):
     skus: dict[str, float] = Field(default_factory=lambda: {"Standard_D4s_v5": 1.0})
     images: dict[str, float] = Field(default_factory=lambda: {"ubuntu-22.04": 1.0})
     load: Load = Field(default_factory=Load)
+    tags: dict[str, str] = Field(default_factory=dict)  # resource tags, for intake scope rules
 
     @field_validator("skus")
     @classmethod

@@ -84,6 +84,7 @@ class _ScaleSetState:
     capacity: int
     # one entry per extra instance: [up_at, down_at]
     extra: list[list[float]] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class FleetWorld:
@@ -98,7 +99,8 @@ class FleetWorld:
         self.faults = scenario.faults
         self._ss_names = [s.name for s in scenario.fleet.scale_sets]
         self._ss_index = {n: i for i, n in enumerate(self._ss_names)}
-        self.scale_sets = {s.name: _ScaleSetState(s.name, s.orchestration, s.capacity, s.capacity)
+        self.scale_sets = {s.name: _ScaleSetState(s.name, s.orchestration, s.capacity, s.capacity,
+                                                  tags=dict(s.tags))
                            for s in scenario.fleet.scale_sets}
         self._skus: list[str] = []
         self._images: list[str] = []

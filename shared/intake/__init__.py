@@ -1,0 +1,1 @@
+"""Intake: turn Service Bus messages, Event Grid events and HTTP calls into exactly one authorised rollout."""

@@ -1,0 +1,90 @@
+"""``shadow-rollout publish``: send a rollout request to the requests topic and wait for its outcome.
+
+This is what a pipeline runs (docs/examples/azure-pipelines.yml). The request is validated here first, so a
+malformed one fails the pipeline step instead of being rejected later by the intake. The message id is the
+rollout id, so Service Bus duplicate detection and the intake's instance id both make a re-run idempotent.
+Waiting reads the outcomes topic through a subscription filtered on the rollout id (``rollout_id`` application
+property), created by the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .domain.errors import RequestError
+from .domain.request import RolloutRequest, parse_request
+
+OK, FAILED, TIMED_OUT = 0, 1, 3
+
+
+def load_request(path: str, **overrides: Any) -> RolloutRequest:
+    """Read a request from a YAML/JSON file (``-`` for stdin is handled by the caller) and apply overrides."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RequestError(f"{path}: not valid YAML/JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RequestError(f"{path}: expected a mapping (got {type(data).__name__})")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return parse_request(data)
+
+
+def message_of(req: RolloutRequest) -> dict[str, Any]:
+    """What goes on the topic: the body, the message id and the properties subscriptions can filter on."""
+    return {"body": req.model_dump_json(), "message_id": req.rollout_id, "content_type": "application/json",
+            "subject": "rollout-request",
+            "application_properties": {"rollout_id": req.rollout_id, "change_id": req.change.change_id}}
+
+
+def exit_code_for(event: dict[str, Any]) -> int | None:
+    """What an outcome event means for the waiting pipeline; None: keep waiting (e.g. a rollback was made)."""
+    kind = event.get("type")
+    if kind == "rollout.finished":
+        return OK if event.get("state") == "completed" else FAILED
+    if kind in ("rollout.halted", "rollout.aborted", "rollout.rejected"):
+        return FAILED
+    return None
+
+
+def send(req: RolloutRequest, *, namespace: str, topic: str) -> None:  # pragma: no cover - needs Service Bus
+    from azure.identity import DefaultAzureCredential
+    from azure.servicebus import ServiceBusClient, ServiceBusMessage
+
+    m = message_of(req)
+    with ServiceBusClient(namespace, DefaultAzureCredential()) as client, client.get_topic_sender(topic) as sender:
+        sender.send_messages(ServiceBusMessage(m["body"], message_id=m["message_id"], content_type=m["content_type"],
+                                               subject=m["subject"],
+                                               application_properties=m["application_properties"]))
+
+
+def wait(rollout_id: str, *, namespace: str, topic: str, subscription: str, timeout_minutes: float,
+         echo: Callable[[str], None]) -> int:  # pragma: no cover - needs Service Bus
+    """Read outcome events for this rollout until one decides the pipeline's result, or time out."""
+    from azure.identity import DefaultAzureCredential
+    from azure.servicebus import ServiceBusClient
+
+    deadline = time.monotonic() + timeout_minutes * 60
+    with ServiceBusClient(namespace, DefaultAzureCredential()) as client, \
+            client.get_subscription_receiver(topic, subscription, max_wait_time=30) as receiver:
+        while time.monotonic() < deadline:
+            for msg in receiver.receive_messages(max_message_count=20, max_wait_time=30):
+                try:
+                    event = json.loads(b"".join(msg.body) if not isinstance(msg.body, bytes) else msg.body)
+                except (ValueError, TypeError):
+                    receiver.complete_message(msg)
+                    continue
+                receiver.complete_message(msg)
+                if not isinstance(event, dict) or event.get("rollout_id") != rollout_id:
+                    continue
+                echo(f"{event.get('type')}: {event.get('reason')}")
+                code = exit_code_for(event)
+                if code is not None:
+                    return code
+    return TIMED_OUT
