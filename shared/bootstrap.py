@@ -93,7 +93,6 @@ def simulator_services(world: object) -> Services:
         to_datetime,
     )
     from .adapters.simulator.world import FleetWorld
-    from .adapters.statistical_model import StatisticalFailureModel
 
     assert isinstance(world, FleetWorld)
     return Services(
@@ -102,10 +101,26 @@ def simulator_services(world: object) -> Services:
         shadow_load=SimShadowLoad(world),
         snapshots=SimDiskSnapshots(world),
         telemetry=SimTelemetry(world),
-        model=StatisticalFailureModel(),
+        model=failure_model(),
         store=InMemoryRolloutStore(),
         now=lambda: to_datetime(world.clock.now),
     )
+
+
+def failure_model() -> FailureModel:
+    """The trained ONNX model when it is shipped (``model/``), else the statistical judge.
+
+    ``SHADOW_ROLLOUT_MODEL=judge`` forces the judge; ``SHADOW_ROLLOUT_MODEL_DIR`` points elsewhere.
+    """
+    from pathlib import Path
+
+    from .adapters.onnx_model import MODEL_DIR, OnnxFailureModel, model_available
+    from .adapters.statistical_model import StatisticalFailureModel
+
+    if os.environ.get("SHADOW_ROLLOUT_MODEL", "onnx") == "judge":
+        return StatisticalFailureModel()
+    directory = Path(os.environ.get("SHADOW_ROLLOUT_MODEL_DIR") or MODEL_DIR)
+    return OnnxFailureModel(directory) if model_available(directory) else StatisticalFailureModel()
 
 
 def _from_environment() -> Services:

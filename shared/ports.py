@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from .domain.decisions import VmRisk
-from .domain.judge import StratumVerdict
+from .domain.features import FeatureTable
 from .domain.model import (
     ApplyResult,
     ChangeSpec,
@@ -104,7 +104,8 @@ class FailureModel(ABC):
     name: str = "model"
 
     @abstractmethod
-    def predict(self, vms: Sequence[VmInfo], evidence: Mapping[str, StratumVerdict]) -> list[VmRisk]: ...
+    def predict(self, table: FeatureTable) -> list[VmRisk]:
+        """One risk per row, in order; a row the model cannot score falls back to the judge, saying why."""
 
 
 class RolloutStore(ABC):

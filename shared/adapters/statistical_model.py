@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 from ..domain.decisions import VmRisk
-from ..domain.judge import Phase, StratumVerdict
-from ..domain.model import VmInfo
+from ..domain.features import FeatureTable
 from ..ports import FailureModel
 
 
 class StatisticalFailureModel(FailureModel):
     name = "statistical-judge"
 
-    def predict(self, vms: Sequence[VmInfo], evidence: Mapping[str, StratumVerdict]) -> list[VmRisk]:
-        out: list[VmRisk] = []
-        for vm in vms:
-            verdict = evidence.get(vm.stratum.key)
-            p = verdict.score if verdict is not None and verdict.phase is not Phase.INCONCLUSIVE else None
-            out.append(VmRisk(vm.vm_id, vm.stratum.key, p, "judge"))
-        return out
+    def predict(self, table: FeatureTable) -> list[VmRisk]:
+        return [VmRisk(vm, key, score, "judge")
+                for vm, key, score in zip(table.vm_ids, table.stratum_keys, table.judge_scores, strict=True)]

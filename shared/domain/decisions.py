@@ -37,6 +37,7 @@ class VmRisk:
     stratum_key: str
     probability: float | None
     source: str = "judge"
+    """Who scored it: ``model``, ``judge``, or ``judge (fallback: <why>)``."""
 
 
 @dataclass(frozen=True)

@@ -86,19 +86,21 @@ def judge_stratum(
     (a load generator warming up, a noisy host), not the change's, and is subtracted before the tolerance.
     """
     failed = [a for a in applies if a.status is not ApplyStatus.OK]
+    observed = _observed_rows(post)
+    alpha = policy.judge_alpha / len(JUDGED_SIGNALS)
+    verdicts: list[SignalVerdict] = []
+    if observed and applies:
+        verdicts = [_judge_signal(name, direction, floor, baseline, post, alpha, policy, control)
+                    for name, direction, floor in JUDGED_SIGNALS]
+        verdicts.append(_judge_memory_trend(post, policy))
     if failed:
         detail = ", ".join(sorted({f"{a.status.value} (exit {a.exit_code})" for a in failed}))
         return StratumVerdict(stratum_key, label, Phase.FAILED, 1.0,
                               f"apply {detail} on {len(failed)}/{len(applies)} shadows of stratum {label}",
-                              len(applies))
-    observed = _observed_rows(post)
+                              len(applies), verdicts)
     if observed == 0 or not applies:
         return StratumVerdict(stratum_key, label, Phase.INCONCLUSIVE, None,
                               f"no shadow of stratum {label} was observed through the bake", 0)
-    alpha = policy.judge_alpha / len(JUDGED_SIGNALS)
-    verdicts = [_judge_signal(name, direction, floor, baseline, post, alpha, policy, control)
-                for name, direction, floor in JUDGED_SIGNALS]
-    verdicts.append(_judge_memory_trend(post, policy))
     failing = [v for v in verdicts if v.phase is Phase.FAILED]
     if failing:
         worst = min(failing, key=lambda v: v.p_value)
@@ -167,6 +169,7 @@ def _judge_memory_trend(post: SignalFrame, policy: RolloutPolicy) -> SignalVerdi
     """Fail when any shadow's available memory falls steadily enough to run out within the projection."""
     mem = post.signals["mem_available_pct"]
     worst: SignalVerdict | None = None
+    steepest = 0.0
     for row in mem:
         ok = ~np.isnan(row)
         if ok.sum() < MIN_SAMPLES * 2:
@@ -180,6 +183,7 @@ def _judge_memory_trend(post: SignalFrame, policy: RolloutPolicy) -> SignalVerdi
         se = math.sqrt(max(float(np.sum(resid * resid)) / max(len(y) - 2, 1), 1e-12) / sxx)
         t = slope / se
         level = float(y[-3:].mean())
+        steepest = min(steepest, slope)
         minutes_left = level / -slope if slope < 0 else math.inf
         if t < LEAK_T_STAT and minutes_left < policy.memory_projection_minutes:
             msg = (f"available memory falls {-slope:.3g} %/min (t {t:.1f}), exhausted in "
@@ -187,7 +191,8 @@ def _judge_memory_trend(post: SignalFrame, policy: RolloutPolicy) -> SignalVerdi
             v = SignalVerdict("mem_trend", Phase.FAILED, 1e-9, slope, msg)
             if worst is None or v.relative_change < worst.relative_change:
                 worst = v
-    return worst or SignalVerdict("mem_trend", Phase.SUCCESSFUL, 1.0, 0.0, "no memory exhaustion projected")
+    return worst or SignalVerdict("mem_trend", Phase.SUCCESSFUL, 1.0, steepest,
+                                  f"no memory exhaustion projected (steepest slope {steepest:.3g} %/min)")
 
 
 def apply_fleet_evidence(verdicts: dict[str, StratumVerdict], fleet: StratumVerdict,

@@ -27,6 +27,7 @@ from ..domain.decisions import (
     plan_waves,
 )
 from ..domain.errors import ShadowRolloutError, TransientError
+from ..domain.features import FeatureTable, StratumEvidence, build_features, evidence_of
 from ..domain.health import Baseline, failing_vms
 from ..domain.judge import Phase, StratumVerdict, apply_fleet_evidence, judge_stratum
 from ..domain.model import (
@@ -254,6 +255,7 @@ def drive_shadow_load(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     targets = {k: round(min(1.0, util[s.source_vm_id]), 4) for k, s in shadows.items()}
     if targets:
         svc.shadow_load.drive(targets)
+        svc.store.put_items(r.id, "shadow", {k: {"load": v} for k, v in targets.items()})
     r.update(baseline_start=_iso(r.now + timedelta(minutes=1)), phase="baseline")
     mean = sum(targets.values()) / len(targets) if targets else 0.0
     r.decide([Decision("shadow_load", f"{len(targets)} shadows driven at their sources' utilisation "
@@ -282,8 +284,8 @@ def apply_to_shadows(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     return {"applied": len(results), "failed": failed, "slowest_s": done}
 
 
-def _verdicts(r: _Rollout) -> dict[str, StratumVerdict]:
-    """Judge every stratum from its shadows' baseline and post-change windows, up to now."""
+def _verdicts(r: _Rollout) -> tuple[dict[str, StratumVerdict], StratumVerdict | None]:
+    """Judge every stratum, and all treated shadows pooled, from baseline and post-change windows up to now."""
     items = r.svc.store.get_items(r.id, "shadow")
     baseline_start = datetime.fromisoformat(r.record["baseline_start"])
     apply_at = datetime.fromisoformat(r.record["shadow_apply_at"])
@@ -316,30 +318,61 @@ def _verdicts(r: _Rollout) -> dict[str, StratumVerdict]:
             key, label, sub.between(baseline_start, apply_at), sub.between(applied_done, now), applies, r.policy,
             control=(control.between(baseline_start, apply_at), control.between(applied_done, now))
             if control is not None else None)
-    if frame is not None and len(by_stratum) > 1:
-        ok = [k for k in observed if items[k]["apply"]["status"] == "ok"]
-        if ok:
-            pooled = frame.rows(ok)
-            twin_frame = frame.rows(controls) if controls else None
-            fleet = judge_stratum(
-                "fleet", "all strata", pooled.between(baseline_start, apply_at), pooled.between(applied_done, now),
-                [ApplyResult.from_dict(items[k]["apply"]) for k in ok], r.policy,
-                control=(twin_frame.between(baseline_start, apply_at), twin_frame.between(applied_done, now))
-                if twin_frame is not None else None)
+    fleet: StratumVerdict | None = None
+    ok = [k for k in observed if items[k]["apply"]["status"] == "ok"]
+    if frame is not None and ok:
+        pooled = frame.rows(ok)
+        twin_frame = frame.rows(controls) if controls else None
+        fleet = judge_stratum(
+            "fleet", "all strata", pooled.between(baseline_start, apply_at), pooled.between(applied_done, now),
+            [ApplyResult.from_dict(items[k]["apply"]) for k in ok], r.policy,
+            control=(twin_frame.between(baseline_start, apply_at), twin_frame.between(applied_done, now))
+            if twin_frame is not None else None)
+        if len(by_stratum) > 1:
             verdicts = apply_fleet_evidence(verdicts, fleet, r.policy)
-    return verdicts
+    return verdicts, fleet
 
 
-def _risks(r: _Rollout, verdicts: dict[str, StratumVerdict]) -> tuple[list[VmInfo], list[VmRisk]]:
+def _evidence(r: _Rollout, verdicts: dict[str, StratumVerdict], fleet: StratumVerdict | None
+              ) -> tuple[dict[str, StratumEvidence], StratumEvidence | None]:
+    items = r.svc.store.get_items(r.id, "shadow")
+    treated: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for v in items.values():
+        if "apply" in v:
+            treated[v["info"]["stratum_key"]].append(v)
+
+    def of(verdict: StratumVerdict, shadows: list[dict[str, Any]]) -> StratumEvidence:
+        return evidence_of(verdict, [ApplyResult.from_dict(x["apply"]) for x in shadows],
+                           [x["load"] for x in shadows if x.get("load") is not None])
+
+    evidence = {k: of(v, treated.get(k, [])) for k, v in verdicts.items()}
+    pooled = of(fleet, [x for xs in treated.values() for x in xs]) if fleet is not None else None
+    return evidence, pooled
+
+
+def _vm_loads(r: _Rollout, vm_ids: list[str]) -> dict[str, float]:
+    """Each VM's utilisation now, estimated from its CPU over the last minutes."""
+    now = r.now
+    frame = r.svc.telemetry.signals(vm_ids, now - timedelta(minutes=PRE_CHANGE_MINUTES), now)
+    cpu = _nanmean_rows(frame.signals["cpu_pct"]) / 100.0
+    return {v: float(c) for v, c in zip(vm_ids, cpu, strict=True) if not np.isnan(c)}
+
+
+def _risks(r: _Rollout, evidence: dict[str, StratumEvidence], fleet: StratumEvidence | None
+           ) -> tuple[list[VmInfo], FeatureTable, list[VmRisk]]:
     vms = [VmInfo.from_dict(v["info"]) for v in r.vms().values()]
-    return vms, r.svc.model.predict(vms, verdicts)
+    table = build_features(vms, _vm_loads(r, [vm.vm_id for vm in vms]), evidence, fleet)
+    return vms, table, r.svc.model.predict(table)
 
 
 def analyse_shadows(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     """One analysis during the bake; says whether the evidence already demands a halt."""
     r = _Rollout(svc, payload["rollout_id"])
-    verdicts = _verdicts(r)
-    _, risks = _risks(r, verdicts)
+    verdicts, fleet = _verdicts(r)
+    evidence, pooled = _evidence(r, verdicts, fleet)
+    svc.store.put_items(r.id, "evidence", {k: e.to_dict() for k, e in evidence.items()})
+    svc.store.put_items(r.id, "fleet_evidence", {"fleet": pooled.to_dict()} if pooled else {})
+    _, _, risks = _risks(r, evidence, pooled)
     plan = decide_before_production(risks, r.policy)
     failing = [v for v in verdicts.values() if v.phase is Phase.FAILED]
     inconclusive = [v for v in verdicts.values() if v.phase is Phase.INCONCLUSIVE]
@@ -359,18 +392,25 @@ def decide(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     raw = svc.store.get_items(r.id, "verdict")
     verdicts = {k: StratumVerdict(k, v["label"], Phase(v["phase"]), v["score"], v["reason"], v["shadows_observed"])
                 for k, v in raw.items()}
-    features = {k: {"judge_phase": v["phase"], "shadows_observed": v["shadows_observed"],
-                    **{f"{sig['signal']}_effect": round(sig["relative_change"], 4) for sig in v["signals"]},
-                    **{f"{sig['signal']}_p": sig["p_value"] for sig in v["signals"]}}
-                for k, v in raw.items()}
-    vms, risks = _risks(r, verdicts)
+    evidence = {k: StratumEvidence.from_dict(v) for k, v in svc.store.get_items(r.id, "evidence").items()}
+    pooled_raw = svc.store.get_items(r.id, "fleet_evidence").get("fleet")
+    vms, table, risks = _risks(r, evidence, StratumEvidence.from_dict(pooled_raw) if pooled_raw else None)
     plan = decide_before_production(risks, r.policy)
     threshold = adaptive_error_threshold(plan.predicted_rate, r.policy)
     skipped = set(plan.skipped)
-    r.put_vms({x.vm_id: {"risk": x.probability, "risk_source": x.source, "features": features.get(x.stratum_key, {}),
+    r.put_vms({x.vm_id: {"risk": x.probability, "risk_source": x.source, "judge_score": table.judge_scores[i],
+                         "features": {n: (None if not np.isfinite(v) else round(float(v), 6))
+                                      for n, v in zip(table.names, table.matrix[i], strict=True)},
                          "evidence": verdicts[x.stratum_key].reason if x.stratum_key in verdicts else "",
-                         "skipped": x.vm_id in skipped} for x in risks})
+                         "skipped": x.vm_id in skipped} for i, x in enumerate(risks)})
     decisions = list(plan.decisions)
+    fallbacks: dict[tuple[str, str], int] = defaultdict(int)
+    for x in risks:
+        if x.source.startswith("judge (fallback"):
+            fallbacks[(x.stratum_key, x.source)] += 1
+    decisions += [Decision("model_fallback", f"{n} VMs of stratum {Stratum.from_key(k).label} scored by the "
+                           f"statistical judge instead of the model: {src.split(': ', 1)[1].rstrip(')')}", k)
+                  for (k, src), n in sorted(fallbacks.items())]
     for v in verdicts.values():
         if v.phase is Phase.FAILED:
             decisions.insert(0, Decision("stratum_failed", v.reason, v.stratum_key, {"score": v.score}))

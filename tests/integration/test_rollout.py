@@ -12,6 +12,7 @@ from shared.adapters.simulator.adapters import SimFleet
 from shared.adapters.simulator.scenario import load_scenario, parse_scenario
 from shared.bootstrap import Services
 from shared.domain.errors import TransientError
+from shared.domain.features import FEATURES
 from shared.domain.model import ApplyResult, ChangeSpec
 from shared.simulation import SimulationRun, simulate
 
@@ -138,10 +139,11 @@ def test_predictions_and_actions_are_recorded_per_vm(scenario_path: Scenario) ->
     r = run(scenario_path("crash-one-sku"))
     items = r.services.store.get_items(r.rollout_id, "vm")
     for v in items.values():
-        assert "risk" in v and "evidence" in v and "config" in v
-        assert v["features"]["judge_phase"] in ("Successful", "Failed")
-        if v["features"]["judge_phase"] == "Successful":
-            assert "mem_available_pct_effect" in v["features"] and "error_count_p" in v["features"]
+        assert "risk" in v and "evidence" in v and "config" in v and v["risk_source"]
+        assert list(v["features"]) == list(FEATURES)
+        assert v["features"]["own_observed"] >= 1 and v["features"]["vm_vcpus"] in (2.0, 4.0)
+        if v["info"]["sku"] == "Standard_D2s_v5":
+            assert v["features"]["own_apply_fail"] == 1.0
         if v["skipped"]:
             assert v["risk"] >= 0.9 and v["config"] == "old" and "apply" not in v
         else:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ...domain.skus import SKU_SIZES
+
 
 @dataclass(frozen=True)
 class SkuInfo:
@@ -20,28 +22,21 @@ class SkuInfo:
     spot_usd_hour: float | None  # None: Spot is not offered for this series (B-series)
 
 
+PRICES: dict[str, tuple[float, float | None]] = {
+    # sku: (pay-as-you-go, Spot) USD per hour; None: no Spot for the series
+    "Standard_B2s": (0.0416, None), "Standard_B4ms": (0.166, None),
+    "Standard_D2s_v3": (0.096, 0.0118), "Standard_D4s_v3": (0.192, 0.0235),
+    "Standard_D2s_v5": (0.096, 0.0115), "Standard_D4s_v5": (0.192, 0.0230), "Standard_D8s_v5": (0.384, 0.0461),
+    "Standard_D16s_v5": (0.768, 0.0922), "Standard_D32s_v5": (1.536, 0.1843),
+    "Standard_D2as_v5": (0.086, 0.0103), "Standard_D4as_v5": (0.172, 0.0206), "Standard_D8as_v5": (0.344, 0.0413),
+    "Standard_D16as_v5": (0.688, 0.0826),
+    "Standard_E2s_v5": (0.126, 0.0151), "Standard_E4s_v5": (0.252, 0.0302), "Standard_E8s_v5": (0.504, 0.0605),
+    "Standard_E16s_v5": (1.008, 0.1210),
+    "Standard_F2s_v2": (0.0846, 0.0101), "Standard_F4s_v2": (0.169, 0.0203), "Standard_F8s_v2": (0.338, 0.0406),
+    "Standard_F16s_v2": (0.677, 0.0812),
+}
 SKUS: dict[str, SkuInfo] = {
-    "Standard_B2s": SkuInfo(2, 4, 0.0416, None),
-    "Standard_B4ms": SkuInfo(4, 16, 0.166, None),
-    "Standard_D2s_v3": SkuInfo(2, 8, 0.096, 0.0118),
-    "Standard_D4s_v3": SkuInfo(4, 16, 0.192, 0.0235),
-    "Standard_D2s_v5": SkuInfo(2, 8, 0.096, 0.0115),
-    "Standard_D4s_v5": SkuInfo(4, 16, 0.192, 0.0230),
-    "Standard_D8s_v5": SkuInfo(8, 32, 0.384, 0.0461),
-    "Standard_D16s_v5": SkuInfo(16, 64, 0.768, 0.0922),
-    "Standard_D32s_v5": SkuInfo(32, 128, 1.536, 0.1843),
-    "Standard_D2as_v5": SkuInfo(2, 8, 0.086, 0.0103),
-    "Standard_D4as_v5": SkuInfo(4, 16, 0.172, 0.0206),
-    "Standard_D8as_v5": SkuInfo(8, 32, 0.344, 0.0413),
-    "Standard_D16as_v5": SkuInfo(16, 64, 0.688, 0.0826),
-    "Standard_E2s_v5": SkuInfo(2, 16, 0.126, 0.0151),
-    "Standard_E4s_v5": SkuInfo(4, 32, 0.252, 0.0302),
-    "Standard_E8s_v5": SkuInfo(8, 64, 0.504, 0.0605),
-    "Standard_E16s_v5": SkuInfo(16, 128, 1.008, 0.1210),
-    "Standard_F2s_v2": SkuInfo(2, 4, 0.0846, 0.0101),
-    "Standard_F4s_v2": SkuInfo(4, 8, 0.169, 0.0203),
-    "Standard_F8s_v2": SkuInfo(8, 16, 0.338, 0.0406),
-    "Standard_F16s_v2": SkuInfo(16, 32, 0.677, 0.0812),
+    sku: SkuInfo(SKU_SIZES[sku][0], SKU_SIZES[sku][1], payg, spot) for sku, (payg, spot) in PRICES.items()
 }
 
 REGION_MULTIPLIER: dict[str, float] = {
