@@ -9,6 +9,7 @@ import azure.durable_functions as df
 from functions.activities import bp as activities
 from functions.control import bp as control
 from functions.intake import bp as intake
+from functions.maintenance import bp as maintenance
 from functions.orchestrators import bp as orchestrators
 
 app = df.DFApp()
@@ -16,3 +17,4 @@ app.register_functions(orchestrators)
 app.register_functions(activities)
 app.register_functions(intake)
 app.register_functions(control)
+app.register_functions(maintenance)

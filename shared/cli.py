@@ -238,5 +238,93 @@ def bench_scale(
               + ", ".join(f"{k} {v}" for k, v in report["growth"].items()))
 
 
+@app.command()
+def train(
+    scenarios: Annotated[Path, typer.Option(help="Scenario corpus to learn from.")] = Path("bench/scenarios"),
+    seed: Annotated[int, typer.Option(help="Random state of the learner.")] = 0,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write the model (default: model/).")]
+    = None,
+    max_vms: Annotated[int, typer.Option(help="Leave out scenarios with larger fleets.")] = 2000,
+) -> None:
+    """Train the failure model on dry rollouts of a corpus; write ONNX, features, metrics and the model card."""
+    from .adapters.onnx_model import MODEL_DIR
+    from .learning.train import TrainingConfig
+    from .learning.train import train as run_training
+
+    cfg = TrainingConfig(scenarios=scenarios, out=out_dir or MODEL_DIR, seed=seed, max_vms=max_vms)
+    try:
+        metrics = run_training(cfg, progress=lambda msg: err.print(f"  [dim]…[/] {msg}"))
+    except InvalidInput as exc:
+        _fail(str(exc))
+        return
+    obs = metrics["held_out_seeds"].get("observable", {})
+    fam = metrics["held_out_families"].get("observable", {})
+    out.print(f"model written to {cfg.out}: held-out seeds (observable) ROC-AUC {obs.get('roc_auc')} "
+              f"(truth {obs.get('oracle_roc_auc')}, judge {obs.get('judge_roc_auc')}); held-out families "
+              f"{fam.get('roc_auc')}; {metrics['inference_rows_per_second']:,} predictions/s")
+
+
+@app.command()
+def evaluate(
+    scenarios: Annotated[Path, typer.Option(help="Scenario directory.")] = Path("bench/scenarios"),
+    seeds: Annotated[int, typer.Option(help="Seeds per scenario (the file's seed first).")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON object on stdout.")] = False,
+    max_vms: Annotated[int, typer.Option(help="Leave out scenarios with larger fleets.")] = 10_000,
+) -> None:
+    """Score the failure model per production VM against the judge and the truth."""
+    from .learning.evaluate import evaluate as run_evaluation
+
+    if seeds < 1:
+        _fail(f"--seeds must be at least 1 (got {seeds})")
+    try:
+        with err.status("evaluating (dry rollouts: shadows and predictions only)"):
+            result = run_evaluation(scenarios, seeds, max_vms=max_vms)
+    except InvalidInput as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    table = Table(title=f"Failure model '{result['model']}' over {result['examples']} VMs of {result['runs']} runs")
+    for col in ("rows", "ROC-AUC", "truth", "judge", "PR-AUC", "judge", "recall@P95", "Brier", "judge Brier"):
+        table.add_column(col, justify="right")
+    for name in ("observable", "unobservable"):
+        r = result.get(name)
+        if r:
+            table.add_row(name, *(str(r.get(k)) for k in ("roc_auc", "oracle_roc_auc", "judge_roc_auc", "pr_auc",
+                                                          "judge_pr_auc", "recall_at_precision_95", "brier",
+                                                          "judge_brier")))
+    out.print(table)
+
+
+@app.command()
+def retrain(
+    history: Annotated[Path, typer.Option(help="Scenarios whose full rollouts make the history.")]
+    = Path("bench/scenarios"),
+    seeds: Annotated[int, typer.Option(help="Rollouts per scenario.")] = 1,
+    model_dir: Annotated[Path | None, typer.Option(help="The model to challenge (default: model/).")] = None,
+    max_vms: Annotated[int, typer.Option(help="Leave out scenarios with larger fleets.")] = 2000,
+) -> None:
+    """Retrain from recorded rollouts (labelled by what production showed); promote only a better model.
+
+    Locally the history is made by full simulated rollouts; in Azure the timer function reads the store.
+    """
+    from .adapters.onnx_model import MODEL_DIR
+    from .adapters.simulator.scenario import load_scenario
+    from .learning.dataset import scenario_files
+    from .learning.retrain import retrain as run_retrain
+    from .simulation import simulate as run_simulation
+
+    stores = []
+    paths = scenario_files(history, max_vms)
+    with err.status(f"recording {len(paths) * seeds} full rollouts"):
+        for p in paths:
+            sc = load_scenario(p)
+            for k in range(seeds):
+                stores.append(run_simulation(sc, seed=sc.seed + 100 + k).services.store)
+    result = run_retrain(stores, model_dir or MODEL_DIR)
+    out.print(("[green]promoted[/]: " if result["promoted"] else "[yellow]not promoted[/]: ") + result["reason"])
+
+
 def main() -> None:
     app()

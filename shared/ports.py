@@ -131,6 +131,10 @@ class RolloutStore(ABC):
     @abstractmethod
     def decisions(self, rollout_id: str) -> list[dict[str, Any]]: ...
 
+    @abstractmethod
+    def rollout_ids(self) -> list[str]:
+        """Every rollout the store holds (the failure model's training history)."""
+
 
 # ---------------------------------------------------------------------------------------------- intake & control
 TERMINAL_STATES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})

@@ -43,3 +43,6 @@ class InMemoryRolloutStore(RolloutStore):
 
     def decisions(self, rollout_id: str) -> list[dict[str, Any]]:
         return _copy(self._decisions.get(rollout_id, []))  # type: ignore[no-any-return]
+
+    def rollout_ids(self) -> list[str]:
+        return sorted(self._rollouts)

@@ -41,6 +41,9 @@ class RolloutPolicy(BaseModel):
     )
     cpu_saturation_pct: float = Field(95.0, gt=50.0, le=100.0, description="CPU at which a VM saturates.")
     # --- decisions before production -----------------------------------------------------------
+    dry_run: bool = Field(
+        False, description="Shadows, analysis and per-VM predictions only: stop before production."
+    )
     skip_probability: float = Field(0.5, gt=0.0, le=1.0, description="VMs predicted at or above are skipped.")
     confident_failure: float = Field(0.9, gt=0.0, le=1.0, description="A prediction at or above is confident.")
     halt_fleet_share: float = Field(

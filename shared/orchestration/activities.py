@@ -414,10 +414,18 @@ def decide(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     for v in verdicts.values():
         if v.phase is Phase.FAILED:
             decisions.insert(0, Decision("stratum_failed", v.reason, v.stratum_key, {"score": v.score}))
+    r.update(decided_at=_iso(r.now))
     if plan.halt:
         r.update(halted=True, phase="halted_before_production")
         r.decide(decisions)
         return {"halt": True, "waves": [], "included": 0, "skipped": len(plan.skipped)}
+    if r.policy.dry_run:
+        r.update(halted=True, phase="dry_run")
+        decisions.append(Decision("dry_run", f"dry run: predictions recorded for {len(risks)} VMs; "
+                                  f"{len(plan.included)} would proceed, {len(plan.skipped)} would be skipped; "
+                                  "production not touched"))
+        r.decide(decisions)
+        return {"halt": True, "waves": [], "included": len(plan.included), "skipped": len(plan.skipped)}
     by_stratum: dict[str, list[str]] = defaultdict(list)
     stratum_of = {vm.vm_id: vm.stratum.key for vm in vms}
     for vm_id in plan.included:

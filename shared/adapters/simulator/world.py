@@ -642,6 +642,32 @@ class FleetWorld:
         return count
 
     # ------------------------------------------------------------------ the truth, at the end
+    def _effect_matches(self, idx: NDArray[np.int64], minute: float) -> list[NDArray[np.bool_]]:
+        """Per effect: which rows match its ``when`` at ``minute`` (load included), ignoring probability."""
+        util = self.utilisation(idx, np.array([int(minute)]))[:, 0]
+        out = []
+        for e, eff in enumerate(self.effects):
+            m = self.t["match"][e, idx].copy()
+            if eff.when.load_above is not None:
+                m &= util > eff.when.load_above
+            out.append(m)
+        return out
+
+    def affected_if_applied(self, idx: NDArray[np.int64], minute: float) -> NDArray[np.bool_]:
+        """Truth: would each row be affected if the change reached it at ``minute``? (For training labels.)"""
+        hit = np.zeros(len(idx), dtype=bool)
+        keys = self.t["key"][idx]
+        for e, (eff, m) in enumerate(zip(self.effects, self._effect_matches(idx, minute), strict=True)):
+            hit |= m & (uniform(self.seed, Stream.AFFECT, e, keys) < eff.probability)
+        return hit
+
+    def truth_risk(self, idx: NDArray[np.int64], minute: float) -> NDArray[np.float64]:
+        """The truth's own risk score: the chance a matching effect hits each row (0 where none matches)."""
+        miss = np.ones(len(idx))
+        for eff, m in zip(self.effects, self._effect_matches(idx, minute), strict=True):
+            miss *= np.where(m, 1.0 - eff.probability, 1.0)
+        return 1.0 - miss
+
     def outcome(self, *, strategy: str, believed: dict[str, str], halted: bool, finished_at: float,
                 decisions: list[dict[str, Any]]) -> dict[str, Any]:
         """The contract's outcome object, measured from the ground truth."""

@@ -1,0 +1,1 @@
+"""Training and evaluating the failure model (scikit-learn, exported to ONNX). Not imported at run time."""
