@@ -22,17 +22,21 @@ from .judge import Phase, StratumVerdict
 from .model import ApplyResult, ApplyStatus, Stratum, VmInfo
 from .skus import sku_size
 
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "2"
 SIGNAL_NAMES = {"cpu_pct": "cpu", "mem_available_pct": "mem", "net_bytes": "net", "error_count": "err",
                 "health_ok": "health"}
+BAD_DIRECTION = {"cpu": 1.0, "mem": -1.0, "net": -1.0, "err": 1.0, "health": -1.0}
+"""Whichever way a signal gets worse: the mode-agnostic features below look only at that way, so a model
+that learnt from some failure modes recognises a new one by how strongly something got worse."""
 MAX_LOG_P = 12.0
 
 FEATURES: tuple[str, ...] = (
     "own_observed", "own_apply_fail", "own_apply_timeout", "own_apply_minutes",
     *(f"own_{s}_{k}" for s in SIGNAL_NAMES.values() for k in ("effect", "logp")),
-    "own_mem_slope", "own_judge_score",
+    "own_mem_slope", "own_judge_score", "own_worst_effect", "own_worst_logp",
     "sku_max_score", "image_max_score", "set_max_score",
     "fleet_fail_share", *(f"fleet_{s}_effect" for s in SIGNAL_NAMES.values()), "fleet_mem_slope",
+    "fleet_worst_effect", "fleet_worst_logp",
     "vm_vcpus", "vm_memory_gib", "vm_uniform", "vm_load", "vm_load_gap",
 )
 
@@ -128,18 +132,18 @@ def build_features(vms: Sequence[VmInfo], vm_loads: Mapping[str, float], evidenc
     fleet_share = failing / len(evidence) if evidence else math.nan
     fleet_part = [fleet_share, *((fleet.effects.get(s, math.nan) if fleet else math.nan)
                                  for s in SIGNAL_NAMES.values()),
-                  fleet.mem_slope if fleet else math.nan]
+                  fleet.mem_slope if fleet else math.nan, *(_worst(fleet) if fleet else (math.nan, math.nan))]
     rows = np.full((len(vms), len(FEATURES)), np.nan, dtype=np.float32)
     scores: list[float | None] = []
     for i, vm in enumerate(vms):
         st = vm.stratum
         e = evidence.get(st.key)
         scores.append(e.judge_score if e is not None else None)
-        own: list[float] = [math.nan] * 16
+        own: list[float] = [math.nan] * 18
         if e is not None and e.observed > 0:
             own = [float(e.observed), e.apply_fail, e.apply_timeout, e.apply_minutes,
                    *(v for s in SIGNAL_NAMES.values() for v in (e.effects.get(s, math.nan), e.logp.get(s, math.nan))),
-                   e.mem_slope, e.judge_score if e.judge_score is not None else math.nan]
+                   e.mem_slope, e.judge_score if e.judge_score is not None else math.nan, *_worst(e)]
         own_score = e.judge_score if e is not None and e.judge_score is not None else math.nan
         siblings = [_max_other(by_sku[st.sku], own_score), _max_other(by_image[st.image], own_score),
                     _max_other(by_set[st.scale_set], own_score)]
@@ -150,6 +154,14 @@ def build_features(vms: Sequence[VmInfo], vm_loads: Mapping[str, float], evidenc
                   1.0 if vm.orchestration == "Uniform" else 0.0, load, load - shadow_load]
         rows[i] = own + siblings + fleet_part + traits
     return FeatureTable([vm.vm_id for vm in vms], [vm.stratum.key for vm in vms], rows, scores)
+
+
+def _worst(e: StratumEvidence) -> tuple[float, float]:
+    """The largest change for the worse over all signals, and the significance of the worse-going ones."""
+    worse = [(e.effects[s] * d, e.logp.get(s, 0.0)) for s, d in BAD_DIRECTION.items() if s in e.effects]
+    if not worse:
+        return math.nan, math.nan
+    return max(w for w, _ in worse), max((p for w, p in worse if w > 0), default=0.0)
 
 
 def _max_other(scores: list[float], own: float) -> float:

@@ -27,6 +27,14 @@ INSTANCE_PREFIX = "rollout-"
 Source = Literal["api", "cli", "http", "service-bus", "azure-devops", "app-configuration", "resource-write"]
 
 
+def check_scale_set_ids(ids: list[str]) -> list[str]:
+    """Refuse anything that is not a scale set's full resource id (a pydantic validator body)."""
+    for t in ids:
+        if not _VMSS_ID.match(t):
+            raise ValueError(f"not a virtual machine scale set resource id: {t!r}")
+    return ids
+
+
 class ChangeRequest(BaseModel):
     """The change itself; ``payload`` is opaque to the rollout logic and handed to the Fleet adapter."""
 
@@ -77,9 +85,7 @@ class RolloutRequest(BaseModel):
     @field_validator("targets")
     @classmethod
     def _targets(cls, v: list[str]) -> list[str]:
-        for t in v:
-            if not _VMSS_ID.match(t):
-                raise ValueError(f"not a virtual machine scale set resource id: {t!r}")
+        check_scale_set_ids(v)
         if len(set(v)) != len(v):
             raise ValueError("targets must be distinct")
         return v

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..domain.errors import ConfigurationError, PolicyError
 from ..domain.policy import format_validation_error, parse_policy
-from ..domain.request import _VMSS_ID
+from ..domain.request import check_scale_set_ids
 from ..domain.scope import Scope
 
 CONFIG_PATH_SETTING = "SHADOW_ROLLOUT_INTAKE_CONFIG"
@@ -47,10 +47,7 @@ class _Route(_Strict):
     @field_validator("targets")
     @classmethod
     def _targets(cls, v: list[str]) -> list[str]:
-        for t in v:
-            if not _VMSS_ID.match(t):
-                raise ValueError(f"not a virtual machine scale set resource id: {t!r}")
-        return v
+        return check_scale_set_ids(v)
 
     @field_validator("policy")
     @classmethod

@@ -484,6 +484,16 @@ def _demand(r: _Rollout, vm_ids: list[str]) -> tuple[float, int]:
     return per_vm * len(vm_ids) / r.policy.target_utilisation, serving
 
 
+def _scale_out(r: _Rollout, target: str, d: Decision | None, extra: dict[str, int],
+               decisions: list[Decision]) -> None:
+    """Carry out a scale-out decision, if there is one, and remember the instances borrowed."""
+    if d is None:
+        return
+    r.svc.fleet.set_capacity(target, r.svc.fleet.capacity(target) + d.data["add"])
+    extra[target] = d.data["extra_total"]
+    decisions.append(d)
+
+
 def prepare(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     """Snapshot the VMs at risk, queue their rollbacks, and pre-allocate capacity for expected failures."""
     r = _Rollout(svc, payload["rollout_id"])
@@ -508,10 +518,7 @@ def prepare(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
         demand, serving = _demand(r, members)
         d = plan_capacity(name, demand, serving - expected + extra.get(target, 0), expected,
                           extra.get(target, 0), r.policy)
-        if d is not None:
-            svc.fleet.set_capacity(target, svc.fleet.capacity(target) + d.data["add"])
-            extra[target] = d.data["extra_total"]
-            decisions.append(d)
+        _scale_out(r, target, d, extra, decisions)
     r.update(extra=extra)
     r.decide(decisions)
     return {"snapshots": taken, "extra": extra}
@@ -647,10 +654,7 @@ def reserve_capacity(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
         serving_others = len(others) - len(_not_serving(r, others)) if others else 0
         d = plan_capacity(name, demand, serving_others + extra.get(target, 0), len(leaving), extra.get(target, 0),
                           r.policy)
-        if d is not None:
-            svc.fleet.set_capacity(target, svc.fleet.capacity(target) + d.data["add"])
-            extra[target] = d.data["extra_total"]
-            decisions.append(d)
+        _scale_out(r, target, d, extra, decisions)
     r.update(extra=extra)
     r.decide(decisions)
     return {"extra": extra}

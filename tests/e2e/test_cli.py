@@ -82,3 +82,17 @@ def test_schema_command_prints_the_published_schema() -> None:
     assert p.returncode == 0
     published = Path(__file__).resolve().parents[2] / "docs" / "rollout-request.schema.json"
     assert json.loads(p.stdout) == json.loads(published.read_text(encoding="utf-8"))
+
+
+def test_evaluate_reports_the_contract_figures_for_model_judge_and_truth(
+        tmp_path: Path, scenario_path: Callable[[str], Path]) -> None:
+    for name in ("crash-one-sku", "good-change"):
+        shutil.copy(scenario_path(name), tmp_path / f"{name}.yaml")
+    p = cli("evaluate", "--scenarios", str(tmp_path), "--seeds", "1", "--json")
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    for key in ("roc_auc", "pr_auc", "recall_at_precision_95", "brier"):
+        assert isinstance(r[key], float) and isinstance(r[f"judge_{key}"], float), key
+    assert r["examples"] == 120 and 0 < r["positives"] < 120
+    assert r["oracle_roc_auc"] == 1.0  # crash-one-sku: the truth knows exactly which SKU fails
+    assert r["roc_auc"] > 0.9 and r["brier"] < 0.1

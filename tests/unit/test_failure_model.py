@@ -50,8 +50,8 @@ def test_a_model_of_another_feature_schema_is_refused(trained: tuple[Path, objec
     d, _ = trained
     (tmp_path / "failure_model.onnx").write_bytes((d / "failure_model.onnx").read_bytes())
     (tmp_path / FEATURES_FILE).write_text(json.dumps({"version": "0", "features": list(FEATURES[:-1])}))
-    with pytest.raises(ModelError, match=r"feature schema mismatch: .* version '0' \(30 features\), this code "
-                                         rf"computes version '{FEATURE_VERSION}' \(31 features\); retrain"):
+    with pytest.raises(ModelError, match=r"feature schema mismatch: .* version '0' \(34 features\), this code "
+                                         rf"computes version '{FEATURE_VERSION}' \(35 features\); retrain"):
         OnnxFailureModel(tmp_path)
 
 
