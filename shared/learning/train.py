@@ -46,7 +46,8 @@ def make_estimator(cfg: TrainingConfig, *, calibrated: bool = True) -> Any:
     gbm = GradientBoostingClassifier(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth, learning_rate=0.1,
                                      subsample=0.8, random_state=cfg.seed)
     # sigmoid, not isotonic: a step function would turn float32 differences at its steps into big jumps
-    return CalibratedClassifierCV(gbm, method="sigmoid", cv=3) if calibrated else gbm
+    # ensemble=False: one boosted model (calibrated on cross-validated predictions), a third of the inference cost
+    return CalibratedClassifierCV(gbm, method="sigmoid", cv=3, ensemble=False) if calibrated else gbm
 
 
 def complete(d: Dataset) -> np.ndarray:
@@ -105,7 +106,7 @@ def train(cfg: TrainingConfig, progress: Callable[[str], None] = lambda _: None)
     if parity > PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX parity {parity:.2e} > {PARITY_TOLERANCE:g}: the exported model disagrees")
     meta = {"version": FEATURE_VERSION, "features": list(FEATURES), "trained_at": datetime.now(UTC).isoformat(),
-            "seed": cfg.seed, "estimator": f"CalibratedClassifierCV(sigmoid, cv=3) of GradientBoostingClassifier("
+            "seed": cfg.seed, "estimator": f"CalibratedClassifierCV(sigmoid, cv=3, ensemble=False) of GradientBoostingClassifier("
                                            f"n_estimators={cfg.n_estimators}, max_depth={cfg.max_depth})",
             "scenarios": [p.name for p in paths], "train_seed_offsets": list(TRAIN_SEED_OFFSETS),
             "test_seed_offsets": list(TEST_SEED_OFFSETS)}
