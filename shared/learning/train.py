@@ -94,7 +94,9 @@ def train(cfg: TrainingConfig, progress: Callable[[str], None] = lambda _: None)
              " seeds")
     train_d = collect(paths, TRAIN_SEED_OFFSETS)
     test_d = collect(paths, TEST_SEED_OFFSETS)
-    fit_rows = complete(train_d)
+    # Learn only from rollouts whose effects the shadows could show: a label that no feature can explain
+    # (a crash hours after the bake) would teach the model the corpus's fleet shapes instead of evidence.
+    fit_rows = complete(train_d) & train_d.observable.astype(bool)
     progress(f"training on {int(fit_rows.sum())} rows ({int(train_d.y[fit_rows].sum())} positives)")
     estimator = make_estimator(cfg).fit(train_d.X[fit_rows], train_d.y[fit_rows])
     held_out_seeds = split_report(test_d, predict_with_fallback(_proba_of(estimator), test_d))
@@ -106,8 +108,9 @@ def train(cfg: TrainingConfig, progress: Callable[[str], None] = lambda _: None)
     if parity > PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX parity {parity:.2e} > {PARITY_TOLERANCE:g}: the exported model disagrees")
     meta = {"version": FEATURE_VERSION, "features": list(FEATURES), "trained_at": datetime.now(UTC).isoformat(),
-            "seed": cfg.seed, "estimator": f"CalibratedClassifierCV(sigmoid, cv=3, ensemble=False) of GradientBoostingClassifier("
-                                           f"n_estimators={cfg.n_estimators}, max_depth={cfg.max_depth})",
+            "seed": cfg.seed,
+            "estimator": f"CalibratedClassifierCV(sigmoid, cv=3, ensemble=False) of GradientBoostingClassifier("
+                         f"n_estimators={cfg.n_estimators}, max_depth={cfg.max_depth})",
             "scenarios": [p.name for p in paths], "train_seed_offsets": list(TRAIN_SEED_OFFSETS),
             "test_seed_offsets": list(TEST_SEED_OFFSETS)}
     (cfg.out / FEATURES_FILE).write_text(json.dumps(meta, indent=2) + "\n")
@@ -115,7 +118,8 @@ def train(cfg: TrainingConfig, progress: Callable[[str], None] = lambda _: None)
         "held_out_seeds": held_out_seeds, "held_out_families": families,
         "onnx_parity_max_abs_diff": parity, "inference_rows_per_second": throughput,
         "training_rows": int(fit_rows.sum()), "training_positives": int(train_d.y[fit_rows].sum()),
-        "rows_left_to_the_judge_in_training": int((~fit_rows).sum()),
+        "rows_left_to_the_judge_in_training": int((~complete(train_d)).sum()),
+        "unobservable_rows_not_trained_on": int((complete(train_d) & ~train_d.observable.astype(bool)).sum()),
         "wall_seconds": round(time.perf_counter() - started, 1), "machine": platform.machine(),
     }
     (cfg.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -129,7 +133,7 @@ def _family_holdout(cfg: TrainingConfig, train_d: Dataset, test_d: Dataset) -> d
     folds = [fams[i::FAMILY_FOLDS] for i in range(FAMILY_FOLDS)]
     scores = np.zeros(len(test_d))
     for held in folds:
-        fit = complete(train_d) & ~np.isin(train_d.family, held)
+        fit = complete(train_d) & train_d.observable.astype(bool) & ~np.isin(train_d.family, held)
         est = make_estimator(cfg, calibrated=False).fit(train_d.X[fit], train_d.y[fit])
         mask = np.isin(test_d.family, held)
         sub = test_d.subset(mask)
@@ -191,8 +195,10 @@ Dry rollouts (shadow pool, bake, analysis and prediction; production untouched) 
 `file seed + {meta['train_seed_offsets']}` for training and `+ {meta['test_seed_offsets']}` held out.
 One row per production VM; the label is the simulator's truth: would the change have affected this VM had
 it reached it when the decision was made. {m['training_rows']} training rows ({m['training_positives']}
-positives); {m['rows_left_to_the_judge_in_training']} rows with a missing feature are left to the judge,
-as they are at run time.
+positives) from observable rollouts only: {m['unobservable_rows_not_trained_on']} rows of rollouts whose
+effects start after the bake are not trained on, because no feature can explain their labels and the model
+would learn the corpus's fleet shapes instead; {m['rows_left_to_the_judge_in_training']} rows with a
+missing feature are left to the judge, as they are at run time.
 
 ## Features (version {meta['version']})
 {', '.join(f'`{f}`' for f in meta['features'])}.

@@ -149,3 +149,11 @@ def test_a_naive_fixed_threshold_guard_raises_false_alarms_on_good_corpus_change
         base = {w.ids[i]: Baseline(float(np.nanmean(before["error_count"][i])), float(np.nanmean(before["cpu_pct"][i])))
                 for i in rows}
     assert failing_vms(frame, base, [], RolloutPolicy()) == {}
+
+
+def test_transient_back_off_restarts_with_each_new_operation() -> None:
+    """The attempt count keys the draws across calls, but each call's back-off starts from 0.8 s again."""
+    w = world(faults={"arm_transient_error_rate": 0.3})
+    delays = [w.arm_delay("snapshot", "vm-1") for _ in range(40)]
+    assert max(delays) < (0.8 * (2**10 - 1)) / 60  # never more than one call's worth of 10 back-offs
+    assert sum(delays) / len(delays) < 0.5  # minutes: typically a second or two per call

@@ -247,8 +247,8 @@ class FleetWorld:
         if f.arm_throttle_rate == 0 and f.arm_transient_error_rate == 0:
             return 0.0
         delay = 0.0
-        for _ in range(MAX_ARM_ATTEMPTS):
-            attempt = self._next_attempt(f"arm:{op}", resource)
+        for retry in range(MAX_ARM_ATTEMPTS):
+            attempt = self._next_attempt(f"arm:{op}", resource)  # keys the draw; ``retry`` sets the back-off
             u = float(uniform(self.seed, Stream.FAULT, text_key(op), text_key(resource), attempt, 0))
             if u < f.arm_throttle_rate:
                 lo, hi = RETRY_AFTER_SECONDS
@@ -256,7 +256,7 @@ class FleetWorld:
                                                          text_key(resource), attempt, 1))) / 60.0
                 continue
             if u < f.arm_throttle_rate + f.arm_transient_error_rate:
-                delay += BACKOFF_SECONDS * 2**attempt / 60.0
+                delay += BACKOFF_SECONDS * 2**retry / 60.0
                 continue
             return delay
         last_throttled = u < f.arm_throttle_rate
