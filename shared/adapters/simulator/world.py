@@ -270,6 +270,10 @@ class FleetWorld:
         :meth:`arm_delay` of (op, resource) is this delay instead of fresh draws."""
         self._prepaid.setdefault((op, resource), []).append(minutes)
 
+    def discard_prepaid(self, op: str, resource: str) -> None:
+        """Forget a prepaid delay that no operation consumed (the operation was refused first)."""
+        self._prepaid.pop((op, resource), None)
+
     def arm_delay(self, op: str, resource: str) -> float:
         """Minutes lost to 429s (Retry-After) and transient 5xx before the operation is accepted.
 
