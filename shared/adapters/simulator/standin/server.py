@@ -43,7 +43,7 @@ import numpy as np
 from ....domain.errors import AzureOperationError, Conflict, NotFound, Throttled
 from ....domain.model import ApplyStatus, ChangeSpec
 from ..adapters import to_datetime, to_minute
-from ..world import FLEET_RG, MAX_ARM_ATTEMPTS, SHADOW_RG, SUBSCRIPTION, FleetWorld, ShadowDraft
+from ..world import CLOCK_RESOLUTION, FLEET_RG, MAX_ARM_ATTEMPTS, SHADOW_RG, SUBSCRIPTION, FleetWorld, ShadowDraft
 
 LOAD_TARGET = re.compile(r"SHADOW_ROLLOUT_LOAD_TARGET=([0-9.]+)")
 TIMEOUT_PREFIX = re.compile(r"^\s*timeout\s+(\d+)\s")
@@ -449,7 +449,7 @@ class AzureStandIn:
     def _get_instance_view(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
         vm_id = _instance_id(match) if "iid" in match else _rid(match, "virtualMachines", match["vm"])
         i = self._row(vm_id)
-        running = self.world.t["exists_from"][i] <= self.now < self.world.t["exists_to"][i]
+        running = self.world.t["exists_from"][i] <= self.now + CLOCK_RESOLUTION < self.world.t["exists_to"][i]
         power = "PowerState/running" if running and vm_id.lower() not in self._deallocated else "PowerState/deallocated"
         view: dict[str, Any] = {"statuses": [
             {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"},
@@ -627,7 +627,8 @@ class AzureStandIn:
     def _target(self, match: dict[str, str]) -> tuple[str, int]:
         vm_id = _instance_id(match) if "iid" in match else _rid(match, "virtualMachines", match["vm"])
         i = self._row(vm_id)
-        if not (self.world.t["exists_from"][i] <= self.now < self.world.t["exists_to"][i]):
+        # the runner keeps time in datetimes (microseconds): allow that much
+        if not (self.world.t["exists_from"][i] <= self.now + CLOCK_RESOLUTION < self.world.t["exists_to"][i]):
             raise _HttpError(409, "OperationNotAllowed", f"{vm_id} is not running")
         return vm_id, i
 
@@ -883,6 +884,7 @@ class AzureStandIn:
 class _Handler(BaseHTTPRequestHandler):
     standin: AzureStandIn
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         return
