@@ -52,15 +52,17 @@ def simulate(
     = None,
     seed: Annotated[int | None, typer.Option(help="Seed; default: the scenario's own.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly the outcome JSON on stdout.")] = False,
-    backend: Annotated[str, typer.Option(help="Adapters to run through: sim (in-process simulator).")] = "sim",
+    backend: Annotated[str, typer.Option(help="Adapters to run through: sim (in-process simulator) or azure-sdk "
+                                               "(the Azure SDK adapters over HTTP, against the simulator's "
+                                               "Azure-shaped stand-in).")] = "sim",
 ) -> None:
     """Run one whole rollout of a scenario on the fleet simulator."""
     from .adapters.simulator.scenario import load_scenario
     from .scenarios import default_scenario_path
     from .simulation import simulate as run_simulation
 
-    if backend != "sim":
-        _fail(f"--backend {backend!r} is not available in this build; choose from: sim")
+    if backend not in ("sim", "azure-sdk"):
+        _fail(f"--backend {backend!r} is not available in this build; choose from: sim, azure-sdk")
     path = scenario or default_scenario_path()
     try:
         sc = load_scenario(path)
@@ -86,7 +88,12 @@ def simulate(
 
     try:
         with err.status("simulating", spinner="dots") if not as_json else _nullcontext():
-            run = run_simulation(sc, seed=seed, on_status=on_status)
+            if backend == "azure-sdk":
+                from .adapters.simulator.standin.backend import simulate_azure_sdk
+
+                run = simulate_azure_sdk(sc, seed=seed, on_status=on_status)
+            else:
+                run = run_simulation(sc, seed=seed, on_status=on_status)
     except ShadowRolloutError as exc:
         _fail(str(exc), 1)
         return
@@ -94,6 +101,59 @@ def simulate(
         sys.stdout.write(json.dumps(run.outcome, sort_keys=False) + "\n")
         return
     _account(run.outcome)
+
+
+@app.command()
+def publish(
+    topic: Annotated[str, typer.Option(envvar="SHADOW_ROLLOUT_TOPIC", help="Service Bus topic of rollout requests.")]
+    = "rollout-requests",
+    request: Annotated[Path | None, typer.Option(help="A rollout request as a JSON file (else built from the options "
+                                                     "below).")] = None,
+    rollout_id: Annotated[str | None, typer.Option(help="Rollout id, also the message id: a retried send is dropped "
+                                                        "as a duplicate.")] = None,
+    target: Annotated[list[str] | None, typer.Option(help="Scale set resource id (repeat for several).")] = None,
+    change_id: Annotated[str | None, typer.Option(help="The change's id.")] = None,
+    kind: Annotated[str, typer.Option(help="run-command | extension | model-update")] = "run-command",
+    payload: Annotated[str, typer.Option(help="The change's payload as JSON.")] = "{}",
+    policy: Annotated[str, typer.Option(help="Policy overrides as JSON.")] = "{}",
+    requester: Annotated[str, typer.Option(envvar="BUILD_REQUESTEDFOR", help="Who asks (Azure DevOps sets "
+                                                                              "BUILD_REQUESTEDFOR).")] = "pipeline",
+    namespace: Annotated[str, typer.Option(envvar="SERVICEBUS_NAMESPACE", help="Fully qualified Service Bus "
+                                           "namespace (DefaultAzureCredential).")] = "",
+    connection_string: Annotated[str, typer.Option(envvar="SERVICEBUS_CONNECTION_STRING",
+                                                   help="Or a connection string.")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the message; send nothing.")] = False,
+) -> None:
+    """Send a rollout request to Service Bus (the step an Azure DevOps pipeline runs)."""
+    from .adapters.azure.bus import RolloutBus, request_message
+
+    try:
+        if request is not None:
+            body = json.loads(request.read_text(encoding="utf-8"))
+        else:
+            body = {"rollout_id": rollout_id, "targets": target or [],
+                    "change": {"change_id": change_id, "kind": kind, "payload": json.loads(payload)},
+                    "policy": json.loads(policy), "requester": requester, "source": "pipeline"}
+        msg = request_message(body)
+        if dry_run:
+            sys.stdout.write(json.dumps({"message_id": msg.message_id, "subject": msg.subject,
+                                         "body": json.loads(str(msg))}) + "\n")
+            return
+        if not namespace and not connection_string:
+            _fail("publish needs --namespace (or SERVICEBUS_NAMESPACE) or --connection-string")
+        bus = RolloutBus(topic=topic, fully_qualified_namespace=namespace, connection_string=connection_string)
+        sent = bus.publish_request(body)
+    except (OSError, json.JSONDecodeError) as exc:
+        _fail(f"cannot read the request: {exc}")
+        return
+    except InvalidInput as exc:
+        _fail(str(exc))
+        return
+    except ShadowRolloutError as exc:
+        _fail(str(exc), 1)
+        return
+    err.print(f"sent rollout request [cyan]{sent}[/] to topic {topic}")
+    sys.stdout.write(sent + "\n")
 
 
 class _nullcontext:

@@ -105,7 +105,7 @@ class AzureSettings:
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for every SDK client: retries, and for the stand-in no TLS and no waits."""
-        kw: dict[str, Any] = {"retry_total": RETRY_TOTAL, **self.client_options}
+        kw: dict[str, Any] = {"retry_total": RETRY_TOTAL, "retry_status": RETRY_TOTAL, **self.client_options}
         if self.local:
             kw.update(authentication_policy=SansIOHTTPPolicy(), polling_interval=0, retry_backoff_factor=0,
                       transport=VirtualTimeTransport())

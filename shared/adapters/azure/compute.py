@@ -216,17 +216,17 @@ class AzureFleet(_Compute, Fleet):
             rid = ArmId.parse(sid)
             vmss = _start("get_scale_set", sid, lambda rid=rid: c.virtual_machine_scale_sets.get(
                 rid.resource_group, rid.name))
-            mode = vmss.orchestration_mode or "Uniform"
+            mode = _text(vmss.orchestration_mode) or "Uniform"
             if mode == "Uniform":
                 vms = _start("list_instances", sid, lambda rid=rid: list(c.virtual_machine_scale_set_vms.list(
                     rid.resource_group, rid.name)))
-                out.extend(VmInfo(v.id, rid.name, (v.sku.name if v.sku else "") or "", _image(v.storage_profile),
+                out.extend(VmInfo(v.id, rid.name, _text(v.sku.name if v.sku else ""), _image(v.storage_profile),
                                   (v.zones or [""])[0], "Uniform", _os_disk(v.storage_profile)) for v in vms)
             else:
                 flt = f"'virtualMachineScaleSet/id' eq '{vmss.id}'"
                 vms = _start("list_vms", sid, lambda rid=rid, flt=flt: list(c.virtual_machines.list(
                     rid.resource_group, filter=flt)))
-                out.extend(VmInfo(v.id, rid.name, v.hardware_profile.vm_size, _image(v.storage_profile),
+                out.extend(VmInfo(v.id, rid.name, _text(v.hardware_profile.vm_size), _image(v.storage_profile),
                                   (v.zones or [""])[0], "Flexible", _os_disk(v.storage_profile)) for v in vms)
         return out
 
@@ -784,6 +784,11 @@ def _ext_kwargs(ext: m.VirtualMachineExtension) -> dict[str, Any]:
     return {"properties": m.VirtualMachineScaleSetExtensionProperties(
         publisher=props.publisher, type=props.type, type_handler_version=props.type_handler_version,
         auto_upgrade_minor_version=props.auto_upgrade_minor_version, settings=props.settings)}
+
+
+def _text(value: Any) -> str:
+    """A model field that the SDK may give as one of its string enums."""
+    return str(getattr(value, "value", value) or "")
 
 
 def _image(storage: Any) -> str:

@@ -138,7 +138,7 @@ class AzureStandIn:
             pass
 
         Handler.standin = standin
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="azure-standin", daemon=True)
         self._thread.start()
@@ -648,9 +648,10 @@ class AzureStandIn:
             ok = res[0][1]
             out = "ok" if ok else "curl: (7) Failed to connect to localhost port 80"
         rc = 0 if ok else 1
-        result = {"value": [{"code": "ProvisioningState/succeeded", "level": "Info",
-                             "displayStatus": "Provisioning succeeded",
-                             "message": f"Enable succeeded: \n[stdout]\n{out}\nshadow-rollout-exit={rc}\n\n[stderr]\n"}]}
+        result = {"value": [{"code": "ComponentStatus/StdOut/succeeded", "level": "Info",
+                             "displayStatus": "Provisioning succeeded", "message": f"{out}\nshadow-rollout-exit={rc}"},
+                            {"code": "ComponentStatus/StdErr/succeeded", "level": "Info",
+                             "displayStatus": "Provisioning succeeded", "message": ""}]}
         return self._lro(202, None, self._operation(done, result=result), location=True)
 
     def _put_run_command(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
@@ -879,6 +880,16 @@ class AzureStandIn:
         return _Response(200, {"tables": [{"name": "PrimaryResult", "columns": [
             {"name": "_ResourceId", "type": "string"}, {"name": "TimeGenerated", "type": "datetime"},
             {"name": "Value", "type": "real"}], "rows": rows}]})
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that drops an idle keep-alive connection is not an error; anything else is reported."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
