@@ -333,7 +333,9 @@ class AzureStandIn:
 
     # ------------------------------------------------------------------ lookups
     def _row(self, vm_id: str) -> int:
-        """The world's row of a VM; resource ids are case-insensitive in ARM."""
+        """The world's row of a VM; resource ids are case-insensitive in ARM. A deleted shadow is gone."""
+        if f"/resourcegroups/{SHADOW_RG}/".lower() in vm_id.lower() and vm_id.lower() not in self.vms:
+            raise _HttpError(404, "ResourceNotFound", f"The Resource '{vm_id}' was not found.")
         by_id = self.world._by_id
         if vm_id in by_id:
             return by_id[vm_id]
@@ -526,7 +528,7 @@ class AzureStandIn:
         rid = _rid(match, "virtualMachines", match["vm"])
         if rid.lower() in self.vms:
             return _Response(200, self._shadow_json(self.vms[rid.lower()]))
-        if rid not in self.world._by_id:
+        if rid not in self.world._by_id or match["rg"].lower() == SHADOW_RG.lower():
             raise _HttpError(404, "ResourceNotFound", f"The Resource 'Microsoft.Compute/virtualMachines/{match['vm']}'"
                              f" under resource group '{match['rg']}' was not found.")
         return _Response(200, self._vm_json(self.world.index_of(rid)))
