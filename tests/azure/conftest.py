@@ -88,8 +88,8 @@ def azurite_tables() -> Iterator[str]:
     workdir = ROOT / ".pytest_cache" / f"azurite-{port}"
     workdir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([str(exe), "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck",
-                             "--tableHost", "127.0.0.1", "--tablePort", str(port), "--location", str(workdir),
-                             "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--tableHost", "127.0.0.1", "--tablePort", str(port), "--silent"],
+                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while True:

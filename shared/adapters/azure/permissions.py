@@ -11,6 +11,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "virtual_machine_scale_sets.get": ("Microsoft.Compute/virtualMachineScaleSets/read",),
     "virtual_machine_scale_sets.begin_update": ("Microsoft.Compute/virtualMachineScaleSets/write",),
     "virtual_machine_scale_set_vms.list": ("Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read",),
+    "virtual_machine_scale_set_vms.get": ("Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read",),
     "virtual_machines.list": ("Microsoft.Compute/virtualMachines/read",),
     "virtual_machines.get": ("Microsoft.Compute/virtualMachines/read",),
     "virtual_machines.instance_view": ("Microsoft.Compute/virtualMachines/instanceView/read",),
@@ -43,6 +44,8 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "virtual_machines.begin_deallocate": ("Microsoft.Compute/virtualMachines/deallocate/action",),
     "virtual_machines.begin_update": ("Microsoft.Compute/virtualMachines/write", "Microsoft.Compute/disks/write"),
     "virtual_machines.begin_start": ("Microsoft.Compute/virtualMachines/start/action",),
+    "virtual_machine_scale_set_vms.begin_update": (
+        "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/write", "Microsoft.Compute/disks/read"),
     "virtual_machine_scale_set_vms.begin_reimage": ("Microsoft.Compute/virtualMachineScaleSets/virtualMachines/reimage/action",),
     # the shadow pool
     "virtual_machine_scale_sets.begin_create_or_update": ("Microsoft.Compute/virtualMachineScaleSets/write",),

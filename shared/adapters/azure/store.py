@@ -44,27 +44,32 @@ def unescape_key(key: str) -> str:
 
 
 class TableRolloutStore(RolloutStore):
-    def __init__(self, table: TableClient) -> None:
-        self.table = table
+    """``create=True`` makes the table on first use (nothing reaches Azure before that)."""
+
+    def __init__(self, table: TableClient, *, create: bool = False) -> None:
+        self._table = table
+        self._create = create
+
+    @property
+    def table(self) -> TableClient:
+        if self._create:
+            with azure_errors("create_table", self._table.table_name):
+                try:
+                    self._table.create_table()
+                except ResourceExistsError:
+                    pass
+            self._create = False
+        return self._table
 
     @classmethod
     def from_connection_string(cls, connection_string: str, table_name: str = "rollouts") -> TableRolloutStore:
         service = TableServiceClient.from_connection_string(connection_string)
-        return cls._ensure(service, table_name)
+        return cls(service.get_table_client(table_name), create=True)
 
     @classmethod
     def from_account(cls, endpoint: str, credential: TokenCredential | AzureNamedKeyCredential,
                      table_name: str = "rollouts") -> TableRolloutStore:
-        return cls._ensure(TableServiceClient(endpoint, credential=credential), table_name)
-
-    @classmethod
-    def _ensure(cls, service: TableServiceClient, table_name: str) -> TableRolloutStore:
-        with azure_errors("create_table", table_name):
-            try:
-                service.create_table(table_name)
-            except ResourceExistsError:
-                pass
-        return cls(service.get_table_client(table_name))
+        return cls(TableServiceClient(endpoint, credential=credential).get_table_client(table_name), create=True)
 
     # ------------------------------------------------------------------ the port
     def put_rollout(self, rollout_id: str, record: Mapping[str, Any]) -> None:
