@@ -247,7 +247,7 @@ class AzureFleet(_Compute, Fleet):
         body = m.VirtualMachineRunCommand(
             location=self.settings.location,
             properties=m.VirtualMachineRunCommandProperties(
-                source=m.VirtualMachineRunCommandScriptSource(script=_script(change)),
+                source=m.VirtualMachineRunCommandScriptSource(script="\n".join(_script(change))),
                 timeout_in_seconds=int(round(timeout * 60)), async_execution=False,
                 treat_failure_as_deployment_failure=False))
         batch = Batch(c)

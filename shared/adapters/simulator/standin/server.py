@@ -114,6 +114,8 @@ class AzureStandIn:
         self.run_commands: dict[str, dict[str, Any]] = {}
         self.extensions: dict[str, dict[str, Any]] = {}
         self.models: dict[str, dict[str, Any]] = {}
+        self.os_disks: dict[str, str] = {}
+        """Production VMs whose OS disk was swapped (restored): VM id -> the disk it runs on now."""
         self._drafts: dict[str, ShadowDraft] = {}
         self._lower: dict[str, int] = {}
         self._restores: dict[int, float] = {}
@@ -379,7 +381,7 @@ class AzureStandIn:
         return body
 
     def _current_os_disk(self, i: int) -> str:
-        return self.vms.get(self.world.ids[i].lower(), {}).get("os_disk") or self.world.vm_info(i).os_disk_id
+        return self.os_disks.get(self.world.ids[i].lower()) or self.world.vm_info(i).os_disk_id
 
     # ------------------------------------------------------------------ scale sets
     def _get_scale_set(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
@@ -590,7 +592,7 @@ class AzureStandIn:
         snapshot = disk["properties"]["creationData"]["sourceResourceId"]
         op = self._restore(i, rid, snapshot)
         if op.ok:
-            self.vms.setdefault(rid.lower(), {"id": rid})["os_disk"] = new_disk
+            self.os_disks[rid.lower()] = new_disk
         return self._lro(200, self._vm_json(i), op)
 
     def _restore(self, i: int, vm_id: str, snapshot: str) -> _Operation:
@@ -660,8 +662,8 @@ class AzureStandIn:
         """Managed Run Command: the change itself (kind ``run-command``)."""
         vm_id, i = self._target(match)
         props = body["properties"]
-        if not (props.get("source") or {}).get("script"):
-            raise _HttpError(400, "InvalidParameter", "properties.source.script is required")
+        if not isinstance((props.get("source") or {}).get("script"), str):
+            raise _HttpError(400, "InvalidParameter", "properties.source.script (a string) is required")
         timeout = float(props.get("timeoutInSeconds") or DEFAULT_TIMEOUT_MINUTES * 60) / 60.0
         self._gate("apply:run-command", vm_id)
         start = self.now
