@@ -14,7 +14,7 @@ import pytest
 
 from shared.adapters.simulator.adapters import to_datetime
 from shared.adapters.simulator.standin import ScriptedFault
-from shared.domain.errors import AzureOperationError, Conflict, NotFound, ShadowRolloutError, TransientError
+from shared.domain.errors import AzureOperationError, Conflict, NotFound, ShadowRolloutError
 from shared.domain.model import ChangeSpec, ShadowPlan, ShadowState, SnapshotInfo
 
 from .conftest import API, WEB, Azure
@@ -226,11 +226,10 @@ def test_malformed_answer_is_an_error_of_the_project_not_a_crash(azure: Azure, n
 
 def test_retry_after_is_honoured_in_wall_time_outside_the_stand_in(azure: Azure) -> None:
     """Production settings keep azure-core's policy, which sleeps what ARM asks before retrying."""
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
     from azure.mgmt.compute import ComputeManagementClient
 
     from shared.adapters.azure.clients import StaticTokenCredential
-
-    from azure.core.pipeline.policies import SansIOHTTPPolicy
 
     client = ComputeManagementClient(StaticTokenCredential(), azure.settings.subscription_id,
                                      base_url=azure.standin.url, authentication_policy=SansIOHTTPPolicy())
@@ -248,8 +247,9 @@ def test_polling_advances_the_virtual_clock_to_the_operations_end(azure: Azure) 
 
 
 def test_a_crashing_change_comes_back_as_a_failed_apply_with_its_exit_code() -> None:
-    from .conftest import make_world
     from shared.adapters.simulator.standin import AzureStandIn
+
+    from .conftest import make_world
 
     world = make_world({"change": {"id": "c", "truth": {"effects": [{"mode": "crash_on_apply"}]}}})
     with AzureStandIn(world) as standin:
@@ -262,8 +262,9 @@ def test_a_crashing_change_comes_back_as_a_failed_apply_with_its_exit_code() -> 
 
 
 def test_a_hung_change_times_out_at_the_policy_limit() -> None:
-    from .conftest import make_world
     from shared.adapters.simulator.standin import AzureStandIn
+
+    from .conftest import make_world
 
     world = make_world({"change": {"id": "c", "truth": {"effects": [{"mode": "apply_timeout"}]}}})
     with AzureStandIn(world) as standin:
@@ -275,8 +276,9 @@ def test_a_hung_change_times_out_at_the_policy_limit() -> None:
 
 
 def test_spot_refusal_falls_back_to_a_regular_vm_or_to_none_as_policy_says() -> None:
-    from .conftest import make_world
     from shared.adapters.simulator.standin import AzureStandIn
+
+    from .conftest import make_world
 
     world = make_world({"faults": {"spot_unavailable_skus": ["Standard_D2s_v5"]}})
     with AzureStandIn(world) as standin:
@@ -293,8 +295,9 @@ def test_spot_refusal_falls_back_to_a_regular_vm_or_to_none_as_policy_says() -> 
 
 
 def test_evicted_shadow_is_reported_evicted_and_still_torn_down() -> None:
-    from .conftest import make_world
     from shared.adapters.simulator.standin import AzureStandIn
+
+    from .conftest import make_world
 
     world = make_world({"faults": {"spot_evictions_per_hour": 60.0}})
     with AzureStandIn(world) as standin:
@@ -308,8 +311,9 @@ def test_evicted_shadow_is_reported_evicted_and_still_torn_down() -> None:
 
 
 def test_a_restore_whose_first_attempt_fails_is_tried_once_more() -> None:
-    from .conftest import make_world
     from shared.adapters.simulator.standin import AzureStandIn
+
+    from .conftest import make_world
 
     world = make_world({"faults": {"restore_failure_rate": 1.0}})
     with AzureStandIn(world) as standin:

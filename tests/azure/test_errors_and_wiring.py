@@ -55,9 +55,8 @@ def _http(status: int, code: str = "") -> HttpResponseError:
     (_http(400, "InvalidParameter"), AzureOperationError),
 ])
 def test_sdk_errors_map_to_one_project_error(exc: Exception, expected: type[Exception]) -> None:
-    with pytest.raises(expected) as info:
-        with errors.azure_errors("op", "res"):
-            raise exc
+    with pytest.raises(expected) as info, errors.azure_errors("op", "res"):
+        raise exc
     assert info.value.__cause__ is exc
     assert type(info.value) is expected
     assert "op res" in str(info.value)
@@ -80,7 +79,7 @@ def test_every_sdk_call_of_the_adapters_is_listed_with_its_rbac_actions() -> Non
             if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Attribute) and n.value.attr in groups}
     assert used, "no SDK calls found"
     assert used <= set(OPERATIONS), sorted(used - set(OPERATIONS))
-    assert all("/" in a for a in REQUIRED_ACTIONS) and REQUIRED_ACTIONS == tuple(sorted(set(REQUIRED_ACTIONS)))
+    assert all("/" in a for a in REQUIRED_ACTIONS) and tuple(sorted(set(REQUIRED_ACTIONS))) == REQUIRED_ACTIONS
 
 
 def test_azure_backend_is_wired_lazily_from_app_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import time
-
-import requests
-import requests.adapters
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
+import requests.adapters
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import RequestsTransport
@@ -36,7 +35,7 @@ class StaticTokenCredential(TokenCredential):
         return AccessToken(self._token, int(time.time()) + 3600)
 
 
-class VirtualTimeTransport(RequestsTransport):
+class VirtualTimeTransport(RequestsTransport):  # type: ignore[misc]
     """A requests transport whose waits (Retry-After, LRO polling) cost no wall time: for the stand-in only."""
 
     def __init__(self) -> None:

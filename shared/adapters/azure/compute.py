@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 from azure.core.exceptions import HttpResponseError
 from azure.core.polling import LROPoller
 from azure.mgmt.compute import ComputeManagementClient
-from azure.mgmt.core.polling.arm_polling import ARMPolling
 from azure.mgmt.compute import models as m
+from azure.mgmt.core.polling.arm_polling import ARMPolling
 
 from ...domain.errors import AzureOperationError, CapacityUnavailable, ShadowRolloutError
 from ...domain.model import (
@@ -36,7 +36,7 @@ from ...domain.model import (
 )
 from ...ports import DiskSnapshots, Fleet, ShadowLoad, ShadowPool
 from .clients import AzureSettings
-from .errors import CAPACITY_CODES, azure_errors, error_code
+from .errors import azure_errors, error_code
 
 T = TypeVar("T")
 EXIT_MARKER = re.compile(r"shadow-rollout-exit=(\d+)")
@@ -214,19 +214,20 @@ class AzureFleet(_Compute, Fleet):
         c = self.client
         for sid in scale_set_ids:
             rid = ArmId.parse(sid)
-            vmss = _start("get_scale_set", sid, lambda rid=rid: c.virtual_machine_scale_sets.get(
-                rid.resource_group, rid.name))
+            with azure_errors("get_scale_set", sid):
+                vmss = c.virtual_machine_scale_sets.get(rid.resource_group, rid.name)
             mode = _text(vmss.orchestration_mode) or "Uniform"
             if mode == "Uniform":
-                vms = _start("list_instances", sid, lambda rid=rid: list(c.virtual_machine_scale_set_vms.list(
-                    rid.resource_group, rid.name)))
-                out.extend(VmInfo(v.id, rid.name, _text(v.sku.name if v.sku else ""), _image(v.storage_profile),
-                                  (v.zones or [""])[0], "Uniform", _os_disk(v.storage_profile)) for v in vms)
+                with azure_errors("list_instances", sid):
+                    instances = list(c.virtual_machine_scale_set_vms.list(rid.resource_group, rid.name))
+                out.extend(VmInfo(_text(v.id), rid.name, _text(v.sku.name if v.sku else ""), _image(v.storage_profile),
+                                  (v.zones or [""])[0], "Uniform", _os_disk(v.storage_profile)) for v in instances)
             else:
                 flt = f"'virtualMachineScaleSet/id' eq '{vmss.id}'"
-                vms = _start("list_vms", sid, lambda rid=rid, flt=flt: list(c.virtual_machines.list(
-                    rid.resource_group, filter=flt)))
-                out.extend(VmInfo(v.id, rid.name, _text(v.hardware_profile.vm_size), _image(v.storage_profile),
+                with azure_errors("list_vms", sid):
+                    vms = list(c.virtual_machines.list(rid.resource_group, filter=flt))
+                out.extend(VmInfo(_text(v.id), rid.name, _text(v.hardware_profile.vm_size if v.hardware_profile
+                                                               else ""), _image(v.storage_profile),
                                   (v.zones or [""])[0], "Flexible", _os_disk(v.storage_profile)) for v in vms)
         return out
 
@@ -248,7 +249,7 @@ class AzureFleet(_Compute, Fleet):
             location=self.settings.location,
             properties=m.VirtualMachineRunCommandProperties(
                 source=m.VirtualMachineRunCommandScriptSource(script="\n".join(_script(change))),
-                timeout_in_seconds=int(round(timeout * 60)), async_execution=False,
+                timeout_in_seconds=round(timeout * 60), async_execution=False,
                 treat_failure_as_deployment_failure=False))
         batch = Batch(c)
         for v in vm_ids:
@@ -263,12 +264,11 @@ class AzureFleet(_Compute, Fleet):
         out = []
         for v in vm_ids:
             rid = ArmId.parse(v)
-            if rid.is_instance:
-                rc = _start("get_run_command", v, lambda rid=rid: c.virtual_machine_scale_set_vm_run_commands.get(
-                    rid.resource_group, rid.scale_set, rid.instance, name, expand="instanceView"))
-            else:
-                rc = _start("get_run_command", v, lambda rid=rid: c.virtual_machine_run_commands.get_by_virtual_machine(
-                    rid.resource_group, rid.name, name, expand="instanceView"))
+            with azure_errors("get_run_command", v):
+                rc: Any = (c.virtual_machine_scale_set_vm_run_commands.get(
+                    rid.resource_group, rid.scale_set, rid.instance, name, expand="instanceView") if rid.is_instance
+                    else c.virtual_machine_run_commands.get_by_virtual_machine(
+                        rid.resource_group, rid.name, name, expand="instanceView"))
             view = rc.properties.instance_view if rc.properties else None
             if view is None:
                 raise AzureOperationError(f"run command on {v}: no instance view in ARM's answer", resource=v)
@@ -327,9 +327,10 @@ class AzureFleet(_Compute, Fleet):
                 if pool is None:
                     raise ShadowRolloutError(f"{v} belongs to no scale set: a model-update change cannot reach it")
                 groups.setdefault((pool.resource_group, pool.name), []).append(v)
-        model = m.VirtualMachineScaleSetUpdate(virtual_machine_profile=m.VirtualMachineScaleSetUpdateVMProfile(
-            extension_profile=m.VirtualMachineScaleSetExtensionProfile(extensions=[
-                m.VirtualMachineScaleSetExtension(name=name, **_ext_kwargs(ext))])))
+        model = m.VirtualMachineScaleSetUpdate(properties=m.VirtualMachineScaleSetUpdateProperties(
+            virtual_machine_profile=m.VirtualMachineScaleSetUpdateVMProfile(
+                extension_profile=m.VirtualMachineScaleSetExtensionProfile(extensions=[
+                    m.VirtualMachineScaleSetExtension(name=name, **_ext_kwargs(ext))]))))
         models = Batch(c)
         for rg, ss in groups:
             models.start(f"{rg}/{ss}", "update_model", c.virtual_machine_scale_sets.begin_update, rg, ss, model)
@@ -351,12 +352,10 @@ class AzureFleet(_Compute, Fleet):
 
     def _instance_result(self, v: str, extension: str, hook: OperationTimes) -> ApplyResult:
         rid = ArmId.parse(v)
-        if rid.is_instance:
-            view = _start("instance_view", v, lambda: self.client.virtual_machine_scale_set_vms.get_instance_view(
-                rid.resource_group, rid.scale_set, rid.instance))
-        else:
-            view = _start("instance_view", v, lambda: self.client.virtual_machines.instance_view(
-                rid.resource_group, rid.name))
+        with azure_errors("instance_view", v):
+            view: Any = (self.client.virtual_machine_scale_set_vms.get_instance_view(
+                rid.resource_group, rid.scale_set, rid.instance) if rid.is_instance
+                else self.client.virtual_machines.instance_view(rid.resource_group, rid.name))
         status = next((s for e in (view.extensions or []) if e.name == extension for s in (e.statuses or [])), None)
         if status is None:
             return ApplyResult(v, ApplyStatus.FAILED, None, hook.seconds(), "no status of the change's extension")
@@ -465,8 +464,8 @@ class AzureFleet(_Compute, Fleet):
             disk = m.Disk(location=vm.location, zones=vm.zones, properties=m.DiskProperties(
                 creation_data=m.CreationData(create_option="Copy", source_resource_id=f"{s.snapshot_id}-lun{d.lun}"),
                 network_access_policy="DenyAll", public_network_access="Disabled"))
-            created = _start("create_disk", s.vm_id, lambda n=disk_name, d=disk: c.disks.begin_create_or_update(
-                rid.resource_group, n, d).result())
+            with azure_errors("create_disk", s.vm_id):
+                created = c.disks.begin_create_or_update(rid.resource_group, disk_name, disk).result()
             new.append(m.DataDisk(lun=d.lun, create_option="Attach", managed_disk=m.ManagedDiskParameters(
                 id=created.id)))
         vm.storage_profile.data_disks = new
@@ -486,8 +485,11 @@ class AzureFleet(_Compute, Fleet):
 
     def capacity(self, scale_set_id: str) -> int:
         rid = ArmId.parse(scale_set_id)
-        vmss = _start("get_scale_set", scale_set_id, lambda: self.client.virtual_machine_scale_sets.get(
-            rid.resource_group, rid.name))
+        with azure_errors("get_scale_set", scale_set_id):
+            vmss = self.client.virtual_machine_scale_sets.get(rid.resource_group, rid.name)
+        if vmss.sku is None or vmss.sku.capacity is None:
+            raise AzureOperationError(f"scale set {scale_set_id} has no capacity in ARM's answer",
+                                      resource=scale_set_id)
         return int(vmss.sku.capacity)
 
     def set_capacity(self, scale_set_id: str, capacity: int) -> int:
@@ -534,7 +536,7 @@ class AzureDiskSnapshots(_Compute, DiskSnapshots):
             if (s.tags or {}).get(self.RETENTION_TAG) == label])
         batch = Batch(c)
         for snap in snaps:
-            batch.start(snap.name, "delete_snapshot", c.snapshots.begin_delete, resource_group, snap.name)
+            batch.start(_text(snap.name), "delete_snapshot", c.snapshots.begin_delete, resource_group, snap.name)
         batch.wait_ok()
         return len(snaps)
 
@@ -588,8 +590,8 @@ class AzureShadowPool(_Compute, ShadowPool):
             result[k] = ShadowInfo("", p.source_vm_id, p.stratum_key, p.sku, p.zone, False, ShadowState.FAILED, message)
 
         snaps = Batch(c)
-        for k, p in enumerate(plans):
-            snaps.start(str(k), "shadow_snapshot", c.snapshots.begin_create_or_update, rg, f"{names[k]}-snap",
+        for i, p in enumerate(plans):
+            snaps.start(str(i), "shadow_snapshot", c.snapshots.begin_create_or_update, rg, f"{names[i]}-snap",
                         _snapshot(s.location, _os_disk(sources[p.source_vm_id].storage_profile), label, p.source_vm_id))
         snap_done, snap_failed = snaps.wait()
         for k, e in snap_failed.items():
@@ -621,23 +623,25 @@ class AzureShadowPool(_Compute, ShadowPool):
         reg_done, reg_failed = regular.wait()
         for k, e in reg_failed.items():
             fail(int(k), str(e))
-        for k, vm in vm_done.items():
-            p = plans[int(k)]
-            result[int(k)] = ShadowInfo(vm.id, p.source_vm_id, p.stratum_key, p.sku, p.zone, True, ShadowState.RUNNING)
-        for k, vm in reg_done.items():
-            p = plans[int(k)]
-            result[int(k)] = ShadowInfo(vm.id, p.source_vm_id, p.stratum_key, p.sku, p.zone, False,
-                                        ShadowState.RUNNING, f"Spot refused for {p.sku}: regular-priced VM")
-        self._clean_failed([names[k] for k, r in result.items() if r.state is ShadowState.FAILED])
+        for key, vm in vm_done.items():
+            p = plans[int(key)]
+            result[int(key)] = ShadowInfo(vm.id, p.source_vm_id, p.stratum_key, p.sku, p.zone, True,
+                                          ShadowState.RUNNING)
+        for key, vm in reg_done.items():
+            p = plans[int(key)]
+            result[int(key)] = ShadowInfo(vm.id, p.source_vm_id, p.stratum_key, p.sku, p.zone, False,
+                                          ShadowState.RUNNING, f"Spot refused for {p.sku}: regular-priced VM")
+        self._clean_failed([names[i] for i, r in result.items() if r.state is ShadowState.FAILED])
         return [result[k] for k in range(len(plans))]
 
     def _vm_body(self, p: ShadowPlan, disk_id: str, pool: str, tags: dict[str, str], *, spot: bool) -> m.VirtualMachine:
         s = self.settings
+        ip = m.VirtualMachineNetworkInterfaceIPConfiguration(
+            name="ipconfig1", properties=m.VirtualMachineNetworkInterfaceIPConfigurationProperties(
+                subnet=m.SubResource(id=s.shadow_subnet_id)))
         nic = m.VirtualMachineNetworkInterfaceConfiguration(
             name="shadow-nic", properties=m.VirtualMachineNetworkInterfaceConfigurationProperties(
-                primary=True, delete_option="Delete", ip_configurations=[m.VirtualMachineNetworkInterfaceIPConfiguration(
-                    name="ipconfig1", properties=m.VirtualMachineNetworkInterfaceIPConfigurationProperties(
-                        subnet=m.SubResource(id=s.shadow_subnet_id)))]))
+                primary=True, delete_option="Delete", ip_configurations=[ip]))
         props = m.VirtualMachineProperties(
             hardware_profile=m.HardwareProfile(vm_size=p.sku),
             storage_profile=m.StorageProfile(os_disk=m.OSDisk(
@@ -669,8 +673,8 @@ class AzureShadowPool(_Compute, ShadowPool):
         for sid in shadow_ids:
             rid = ArmId.parse(sid)
             try:
-                view = _start("instance_view", sid, lambda rid=rid: self.client.virtual_machines.instance_view(
-                    rid.resource_group, rid.name))
+                with azure_errors("instance_view", sid):
+                    view = self.client.virtual_machines.instance_view(rid.resource_group, rid.name)
             except NotFound:
                 out[sid] = ShadowState.DELETED
                 continue
@@ -684,8 +688,9 @@ class AzureShadowPool(_Compute, ShadowPool):
         if not shadow_ids:
             return 0
         flt = f"'virtualMachineScaleSet/id' eq '{self._pool_id()}'"
-        existing = _start("list_shadows", s.shadow_pool_name, lambda: {
-            v.id.lower(): v.name for v in c.virtual_machines.list(s.shadow_resource_group, filter=flt)})
+        with azure_errors("list_shadows", s.shadow_pool_name):
+            existing = {_text(v.id).lower(): _text(v.name)
+                        for v in c.virtual_machines.list(s.shadow_resource_group, filter=flt)}
         names = [existing[x.lower()] for x in shadow_ids if x.lower() in existing]
         if names:
             with azure_errors("delete_shadows", s.shadow_pool_name):
@@ -772,7 +777,7 @@ def _extension(change: ChangeSpec, timeout: float, location: str) -> tuple[str, 
     version = p.get("type_handler_version", CHANGE_EXTENSION[2])
     command = "\n".join(_script(change))
     settings = dict(p.get("settings", {}))
-    settings["commandToExecute"] = f"timeout {int(round(timeout * 60))} sh -c {shlex.quote(command)}"
+    settings["commandToExecute"] = f"timeout {round(timeout * 60)} sh -c {shlex.quote(command)}"
     name = _resource_name(p.get("name", f"shadow-rollout-{change.change_id}"))
     return name, m.VirtualMachineExtension(location=location, properties=m.VirtualMachineExtensionProperties(
         publisher=publisher, type=kind, type_handler_version=version, auto_upgrade_minor_version=True,
@@ -781,6 +786,7 @@ def _extension(change: ChangeSpec, timeout: float, location: str) -> tuple[str, 
 
 def _ext_kwargs(ext: m.VirtualMachineExtension) -> dict[str, Any]:
     props = ext.properties
+    assert props is not None
     return {"properties": m.VirtualMachineScaleSetExtensionProperties(
         publisher=props.publisher, type=props.type, type_handler_version=props.type_handler_version,
         auto_upgrade_minor_version=props.auto_upgrade_minor_version, settings=props.settings)}
@@ -799,8 +805,8 @@ def _image(storage: Any) -> str:
         parts = ref.id.split("/")
         low = [x.lower() for x in parts]
         if "images" in low:
-            return parts[low.index("images") + 1]
-        return parts[-1]
+            return str(parts[low.index("images") + 1])
+        return str(parts[-1])
     return "-".join(x for x in (ref.offer, ref.sku, ref.exact_version or ref.version) if x)
 
 

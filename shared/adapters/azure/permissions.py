@@ -30,13 +30,14 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
         "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/extensions/write",),
     "virtual_machine_scale_set_vm_extensions.get": (
         "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/extensions/read",),
-    "virtual_machine_scale_sets.begin_update_instances": ("Microsoft.Compute/virtualMachineScaleSets/manualUpgrade/action",),
+    "virtual_machine_scale_sets.begin_update_instances": (
+        "Microsoft.Compute/virtualMachineScaleSets/manualUpgrade/action",),
     # scripts: shadow load and post-rollback script
     "virtual_machines.begin_run_command": ("Microsoft.Compute/virtualMachines/runCommand/action",),
     "virtual_machine_scale_set_vms.begin_run_command": (
         "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommand/action",),
     # snapshots, disks, restore
-    "snapshots.begin_create_or_update": ("Microsoft.Compute/snapshots/write", "Microsoft.Compute/disks/beginGetAccess/action"),
+    "snapshots.begin_create_or_update": ("Microsoft.Compute/snapshots/write", "Microsoft.Compute/disks/read"),
     "snapshots.list_by_resource_group": ("Microsoft.Compute/snapshots/read",),
     "snapshots.begin_delete": ("Microsoft.Compute/snapshots/delete",),
     "disks.begin_create_or_update": ("Microsoft.Compute/disks/write", "Microsoft.Compute/snapshots/read"),
@@ -46,7 +47,8 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "virtual_machines.begin_start": ("Microsoft.Compute/virtualMachines/start/action",),
     "virtual_machine_scale_set_vms.begin_update": (
         "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/write", "Microsoft.Compute/disks/read"),
-    "virtual_machine_scale_set_vms.begin_reimage": ("Microsoft.Compute/virtualMachineScaleSets/virtualMachines/reimage/action",),
+    "virtual_machine_scale_set_vms.begin_reimage": (
+        "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/reimage/action",),
     # the shadow pool
     "virtual_machine_scale_sets.begin_create_or_update": ("Microsoft.Compute/virtualMachineScaleSets/write",),
     "virtual_machines.begin_create_or_update": (

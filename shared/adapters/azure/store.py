@@ -10,6 +10,7 @@ safe because one activity at a time writes a rollout's items of one kind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -53,11 +54,8 @@ class TableRolloutStore(RolloutStore):
     @property
     def table(self) -> TableClient:
         if self._create:
-            with azure_errors("create_table", self._table.table_name):
-                try:
-                    self._table.create_table()
-                except ResourceExistsError:
-                    pass
+            with azure_errors("create_table", self._table.table_name), contextlib.suppress(ResourceExistsError):
+                self._table.create_table()
             self._create = False
         return self._table
 
@@ -106,7 +104,7 @@ class TableRolloutStore(RolloutStore):
         for a in range(0, len(entities), MAX_BATCH):
             ops = [("upsert", e, {"mode": UpdateMode.REPLACE}) for e in entities[a:a + MAX_BATCH]]
             with azure_errors("store_write", pk):
-                self.table.submit_transaction(ops)  # type: ignore[arg-type]
+                self.table.submit_transaction(ops)
 
     def _read(self, rollout_id: str, kind: str) -> dict[str, Any]:
         pk = escape_key(f"{rollout_id}|{kind}")

@@ -129,7 +129,8 @@ class AzureTelemetry(Telemetry):
 def _column(ts: Any, first: datetime, width: int) -> int | None:
     if not isinstance(ts, datetime):
         ts = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
-    k = (ts - first) / timedelta(minutes=1)
-    if not math.isclose(k, round(k), abs_tol=1e-6) or not 0 <= round(k) < width:
+    k: float = (ts - first) / timedelta(minutes=1)
+    col = round(k)
+    if not math.isclose(k, col, abs_tol=1e-6) or not 0 <= col < width:
         return None
-    return int(round(k))
+    return col

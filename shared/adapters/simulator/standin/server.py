@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -477,8 +478,9 @@ class AzureStandIn:
         change = ChangeSpec(ext[-1]["name"], "model-update")
         rows = [self._member(match, name, iid) for iid in ids]
         start, finish, failed = self.now, self.now, False
+        timeout = _timeout(command)
         for i in rows:
-            results, done = self._run_at(lambda i=i: self.world.apply(np.array([i]), change, _timeout(command)))
+            results, done = self._run_at(partial(self.world.apply, np.array([i]), change, timeout))
             finish = max(finish, done)
             failed = failed or results[0].status is not ApplyStatus.OK
             self._instance_status[i] = _extension_view(ext[-1]["name"], results[0].status, results[0].exit_code,
@@ -638,7 +640,7 @@ class AzureStandIn:
 
     def _action_run_command(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
         """Action Run Command: the load generator on a shadow, or a script (the post-rollback one)."""
-        vm_id, i = self._target(match)
+        _vm_id, i = self._target(match)
         if body.get("commandId") != "RunShellScript" or not isinstance(body.get("script"), list):
             raise _HttpError(400, "InvalidParameter", "commandId must be RunShellScript with a script (list of lines)")
         script = "\n".join(body["script"])
@@ -706,8 +708,8 @@ class AzureStandIn:
         view = _extension_view(match["name"], r.status, r.exit_code, done)
         resource = {"id": rid, "name": match["name"], "type": "Microsoft.Compute/virtualMachines/extensions",
                     "location": body.get("location", self.world.region),
-                    "properties": {**props, "provisioningState": "Succeeded" if r.status is ApplyStatus.OK else "Failed",
-                                   "instanceView": view}}
+                    "properties": {**props, "instanceView": view,
+                                   "provisioningState": "Succeeded" if r.status is ApplyStatus.OK else "Failed"}}
         self.extensions[rid.lower()] = resource
         error = None if r.status is ApplyStatus.OK else {"code": "VMExtensionProvisioningError",
                                                           "message": view["statuses"][0]["message"]}
@@ -901,7 +903,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _serve(self) -> None:
