@@ -21,7 +21,7 @@ from ..conftest import SCENARIOS
 FAULTS = Path(__file__).parent / "scenarios" / "arm-faults.yaml"
 
 
-@pytest.mark.parametrize("name", ["good-change", "crash-one-sku", "latent-crash", "fleet-wide-crash"])
+@pytest.mark.parametrize("name", ["good-change", "latent-crash", "fleet-wide-crash"])
 def test_azure_sdk_backend_gives_the_same_outcome_json_as_the_simulator(name: str) -> None:
     scenario = load_scenario(SCENARIOS / f"{name}.yaml")
     sim = simulate(scenario).outcome
@@ -39,13 +39,13 @@ def test_with_arm_faults_outcome_and_vms_are_the_same() -> None:
 
 
 def test_simulate_command_runs_the_azure_sdk_backend() -> None:
+    """The installed command, on a fourth scenario (a stratum skipped before production)."""
     exe = shutil.which("shadow-rollout", path=str(Path(sys.executable).parent))
     assert exe
-    path = str(SCENARIOS / "fleet-wide-crash.yaml")
-    sim = subprocess.run([exe, "simulate", "--scenario", path, "--json"], capture_output=True, text=True, timeout=300)
-    azure = subprocess.run([exe, "simulate", "--scenario", path, "--json", "--backend", "azure-sdk"],
+    path = SCENARIOS / "crash-one-sku.yaml"
+    azure = subprocess.run([exe, "simulate", "--scenario", str(path), "--json", "--backend", "azure-sdk"],
                            capture_output=True, text=True, timeout=300)
     assert azure.returncode == 0, azure.stderr
-    assert azure.stdout == sim.stdout
+    assert azure.stdout == json.dumps(simulate(load_scenario(path)).outcome) + "\n"
     bad = subprocess.run([exe, "simulate", "--backend", "azure"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "azure-sdk" in bad.stderr and "Traceback" not in bad.stderr

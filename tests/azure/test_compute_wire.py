@@ -338,3 +338,54 @@ def test_telemetry_asks_for_absolute_windows_from_the_rollouts_clock(azure: Azur
     body = azure.body("POST", "/query")
     assert body["timespan"].startswith("2026-01-05T00:10:00") and "/" in body["timespan"]
     assert "// query: error_counts" in body["query"] or "// query: health_probes" in body["query"]
+
+
+def test_uniform_restore_reimages_and_replaces_data_disks_from_their_snapshots() -> None:
+    from shared.adapters.simulator.standin import AzureStandIn
+
+    from .conftest import make_world
+
+    with AzureStandIn(make_world(), data_disks=2) as standin:
+        az = Azure(standin)
+        [snap] = az.snapshots.snapshot([API0], tag="pre-r")
+        names = sorted(p.rsplit("/", 1)[-1] for m, p in standin.requests if m == "PUT" and "/snapshots/" in p)
+        assert names == ["pre-r-api_0", "pre-r-api_0-lun0", "pre-r-api_0-lun1"]
+        [result] = az.fleet.restore_from_snapshots([snap])
+        assert result.ok and "reimage" in result.message
+        disks = az.fleet.client.virtual_machine_scale_set_vms.get("rg-fleet", "api", "0").storage_profile.data_disks
+        assert [d.lun for d in disks] == [0, 1]
+        assert all("restored-lun" in d.managed_disk.id for d in disks)
+        sources = [standin.disks[d.managed_disk.id.lower()]["properties"]["creationData"]["sourceResourceId"]
+                   for d in disks]
+        assert [x.rsplit("/", 1)[-1] for x in sources] == ["pre-r-api_0-lun0", "pre-r-api_0-lun1"]
+
+
+def test_a_vm_whose_data_disk_snapshot_failed_is_left_out(azure: Azure) -> None:
+    from shared.adapters.simulator.standin import AzureStandIn
+
+    from .conftest import make_world
+
+    with AzureStandIn(make_world(), data_disks=1) as standin:
+        az = Azure(standin)
+        standin.inject(ScriptedFault("PUT", r"/snapshots/pre-r-web_0-lun0$", 409, {"error": {
+            "code": "OperationNotAllowed", "message": "disk busy"}}, times=9))
+        assert [s.vm_id for s in az.snapshots.snapshot([WEB0, API0], tag="pre-r")] == [API0]
+
+
+def test_expired_snapshots_of_a_rollout_are_deleted(azure: Azure) -> None:
+    azure.snapshots.snapshot([WEB0, API0], tag="pre-old")
+    azure.snapshots.snapshot([f"{SUB}/resourceGroups/rg-fleet/providers/Microsoft.Compute/virtualMachines/web_1"],
+                             tag="pre-new")
+    assert azure.snapshots.delete_snapshots("rg-fleet", "pre-old") == 2
+    assert sorted(k.rsplit("/", 1)[-1] for k in azure.standin.snapshots) == ["pre-new-web_1"]
+    assert azure.snapshots.delete_snapshots("rg-fleet", "pre-old") == 0
+
+
+def test_apply_results_come_from_the_activity_log_query(azure: Azure) -> None:
+    azure.world.clock.now = 10.0
+    azure.fleet.apply_change([WEB0], CHANGE, timeout_minutes=15)
+    azure.fleet.apply_change([API0], ChangeSpec("chg-1", "extension", {"script": "x"}), timeout_minutes=15)
+    azure.world.clock.now = 30.0
+    got = azure.telemetry.apply_results([WEB0, API0, f"{API}/virtualMachines/2"], to_datetime(0), to_datetime(30))
+    assert got == {WEB0: "Succeeded", API0: "Succeeded"}
+    assert "// query: apply_results" in azure.body("POST", "/query")["query"]

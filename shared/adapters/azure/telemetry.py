@@ -79,6 +79,26 @@ class AzureTelemetry(Telemetry):
         self._log_signals(ids, row, start, end, first, width, out)
         return SignalFrame(ids, first, out)
 
+    def apply_results(self, vm_ids: Sequence[str], start: datetime, end: datetime) -> dict[str, str]:
+        """The last status ARM recorded for the change on each VM (``Succeeded``, ``Failed``...), from the
+        Activity log; VMs with no record are absent."""
+        ids = list(vm_ids)
+        if not ids:
+            return {}
+        with azure_errors("query_logs", "apply_results"):
+            response = self.logs.query_workspace(self.settings.workspace_id, render_query("apply_results", ids),
+                                                 timespan=(start, end))
+        if response.status != LogsQueryStatus.SUCCESS:
+            raise TransientError("log query apply_results answered partially", operation="query_logs")
+        by_lower = {v.lower(): v for v in ids}
+        out: dict[str, str] = {}
+        for table in list(getattr(response, "tables", []) or []):
+            for rec in table.rows:
+                vm = by_lower.get(str(rec[0]).lower())
+                if vm is not None and rec[2] is not None:
+                    out[vm] = str(rec[2])
+        return out
+
     def _platform_metrics(self, ids: list[str], start: datetime, end: datetime, first: datetime, width: int,
                           out: dict[str, np.ndarray]) -> None:
         net_seen = np.zeros((len(ids), width), dtype=bool)

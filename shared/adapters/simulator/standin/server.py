@@ -97,8 +97,14 @@ class _Response:
 class AzureStandIn:
     """Start with :meth:`start` (or as a context manager); ``url`` is the base URL for every client."""
 
-    def __init__(self, world: FleetWorld, *, min_polls: int = 1, page_size: int = 100) -> None:
+    def __init__(self, world: FleetWorld, *, min_polls: int = 1, page_size: int = 100, data_disks: int = 0) -> None:
+        """``data_disks``: data disks per production VM (the world models OS disks only; these are kept here)."""
         self.world = world
+        self.data_disks = data_disks
+        self.attached: dict[str, list[dict[str, Any]]] = {}
+        """VM id (lower) -> its data disks, once changed by a request."""
+        self.apply_log: dict[str, tuple[float, str]] = {}
+        """VM id (lower) -> when ARM finished the change on it and how (the Activity log)."""
         self.min_polls = min_polls
         self.page_size = page_size
         self.requests: list[tuple[str, str]] = []
@@ -212,6 +218,7 @@ class AzureStandIn:
             ("PATCH", _SS, self._patch_scale_set),
             ("GET", _SS + "/virtualMachines", self._list_instances),
             ("GET", _SSVM, self._get_instance),
+            ("PUT", _SSVM, self._put_instance),
             ("GET", _SSVM + "/instanceView", self._get_instance_view),
             ("POST", _SS + "/manualupgrade", self._update_instances),
             ("POST", _SS + "/delete", self._delete_instances),
@@ -367,7 +374,8 @@ class AzureStandIn:
         disk_id = self._current_os_disk(i)
         storage = {"imageReference": image, "osDisk": {"osType": "Linux", "name": disk_id.rsplit("/", 1)[-1],
                                                       "createOption": "FromImage",
-                                                      "managedDisk": {"id": disk_id}}, "dataDisks": []}
+                                                      "managedDisk": {"id": disk_id}},
+                   "dataDisks": self._data_disks(i)}
         body: dict[str, Any] = {"id": vm_id, "name": name.replace("/", "_"), "location": self.world.region,
                                 "zones": [info.zone]}
         if info.orchestration == "Uniform":
@@ -380,6 +388,19 @@ class AzureStandIn:
                         properties={"hardwareProfile": {"vmSize": info.sku}, "storageProfile": storage,
                                     "virtualMachineScaleSet": {"id": ss}, "provisioningState": "Succeeded"})
         return body
+
+    def _data_disks(self, i: int) -> list[dict[str, Any]]:
+        attached = self.attached.get(self.world.ids[i].lower())
+        if attached is not None:
+            return attached
+        base = self.world.vm_info(i).os_disk_id.removesuffix("_osdisk")
+        return [{"lun": k, "name": f"{base.rsplit('/', 1)[-1]}_data{k}", "createOption": "Empty", "diskSizeGB": 64,
+                 "managedDisk": {"id": f"{base}_data{k}"}} for k in range(self.data_disks)]
+
+    def _is_data_disk(self, disk_id: str) -> bool:
+        low = disk_id.lower()
+        return any(d["managedDisk"]["id"].lower() == low for i in range(self.world.n_production)
+                   for d in self._data_disks(i)) if self.data_disks or self.attached else False
 
     def _current_os_disk(self, i: int) -> str:
         return self.os_disks.get(self.world.ids[i].lower()) or self.world.vm_info(i).os_disk_id
@@ -451,6 +472,20 @@ class AzureStandIn:
         self._scale_set(match["ss"])
         return _Response(200, self._vm_json(self._row(_instance_id(match))))
 
+    def _put_instance(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
+        """A Uniform instance's one per-instance storage change: its data disks (attach/replace)."""
+        vm_id = _instance_id(match)
+        i = self._row(vm_id)
+        disks = ((body.get("properties") or {}).get("storageProfile") or {}).get("dataDisks")
+        if not isinstance(disks, list):
+            raise _HttpError(400, "InvalidParameter", "only storageProfile.dataDisks can change on an instance")
+        for d in disks:
+            disk_id = (d.get("managedDisk") or {}).get("id", "")
+            if d.get("createOption") == "Attach" and disk_id.lower() not in self.disks:
+                raise _HttpError(404, "NotFound", f"disk {disk_id} not found")
+        self.attached[vm_id.lower()] = [{k: v for k, v in d.items()} for d in disks]
+        return self._lro(200, self._vm_json(i), self._operation(self.now))
+
     def _get_instance_view(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
         vm_id = _instance_id(match) if "iid" in match else _rid(match, "virtualMachines", match["vm"])
         i = self._row(vm_id)
@@ -483,6 +518,8 @@ class AzureStandIn:
             results, done = self._run_at(partial(self.world.apply, np.array([i]), change, timeout))
             finish = max(finish, done)
             failed = failed or results[0].status is not ApplyStatus.OK
+            self.apply_log[self.world.ids[i].lower()] = (done, "Succeeded" if results[0].status is ApplyStatus.OK
+                                                         else "Failed")
             self._instance_status[i] = _extension_view(ext[-1]["name"], results[0].status, results[0].exit_code,
                                                        done)
         error = {"code": "VMExtensionProvisioningError",
@@ -673,6 +710,7 @@ class AzureStandIn:
             np.array([i]), ChangeSpec(match["name"], "run-command"), timeout))
         r = results[0]
         state = {ApplyStatus.OK: "Succeeded", ApplyStatus.FAILED: "Failed", ApplyStatus.TIMEOUT: "TimedOut"}[r.status]
+        self.apply_log[vm_id.lower()] = (done, "Succeeded" if r.status is ApplyStatus.OK else "Failed")
         rid = f"{vm_id}/runCommands/{match['name']}"
         resource = {"id": rid, "name": match["name"], "location": body.get("location", self.world.region),
                     "type": "Microsoft.Compute/virtualMachines/runCommands",
@@ -704,6 +742,7 @@ class AzureStandIn:
         results, done = self._world_call("apply:extension", vm_id, lambda: self.world.apply(
             np.array([i]), ChangeSpec(match["name"], "extension"), _timeout(command)))
         r = results[0]
+        self.apply_log[vm_id.lower()] = (done, "Succeeded" if r.status is ApplyStatus.OK else "Failed")
         rid = f"{vm_id}/extensions/{match['name']}"
         view = _extension_view(match["name"], r.status, r.exit_code, done)
         resource = {"id": rid, "name": match["name"], "type": "Microsoft.Compute/virtualMachines/extensions",
@@ -731,6 +770,12 @@ class AzureStandIn:
         if props["creationData"].get("createOption") != "Copy":
             raise _HttpError(400, "InvalidParameter", "only creationData.createOption=Copy is supported")
         rid = _rid(match, "snapshots", match["name"])
+        if self._is_data_disk(source):  # the world models OS disks only: a data disk's snapshot is bookkeeping
+            snap = {"id": rid, "name": match["name"], "type": "Microsoft.Compute/snapshots",
+                    "location": body["location"], "tags": body.get("tags", {}),
+                    "properties": {**props, "provisioningState": "Succeeded"}}
+            self.snapshots[rid.lower()] = snap
+            return self._lro(200, _creating(snap), self._operation(self.now))
         owner = self._disk_owner(source)
         snap = {"id": rid, "name": match["name"], "type": "Microsoft.Compute/snapshots", "location": body["location"],
                 "tags": body.get("tags", {}), "properties": {**props, "provisioningState": "Succeeded",
@@ -875,11 +920,18 @@ class AzureStandIn:
         if name is None or ids is None or "/" not in timespan:
             raise _HttpError(400, "BadArgumentError", "The request had some invalid properties: the stand-in answers "
                              "the project's named queries with an absolute timespan")
+        vm_ids = json.loads(ids.group(1))
+        a, b = self._window(*timespan.split("/"))
+        if name.group(1) == "apply_results":
+            log = [(v, self.apply_log.get(v.lower())) for v in vm_ids]
+            rows_ = [[v, _iso(t), status] for v, rec in log if rec is not None
+                     for t, status in [rec] if a <= t < b and t <= self.now]
+            return _Response(200, {"tables": [{"name": "PrimaryResult", "columns": [
+                {"name": "_ResourceId", "type": "string"}, {"name": "TimeGenerated", "type": "datetime"},
+                {"name": "Value", "type": "string"}], "rows": rows_}]})
         signal = {"error_counts": "error_count", "health_probes": "health_ok"}.get(name.group(1))
         if signal is None:
             raise _HttpError(400, "SemanticError", f"unknown query {name.group(1)}")
-        vm_ids = json.loads(ids.group(1))
-        a, b = self._window(*timespan.split("/"))
         arr = self._signals(vm_ids, a, b)[signal] if vm_ids else np.zeros((0, 0))
         rows = [[vm_ids[r], _iso(a + k), float(arr[r, k])] for r in range(len(vm_ids)) for k in range(b - a)
                 if not math.isnan(arr[r, k])]
