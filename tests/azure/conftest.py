@@ -110,3 +110,72 @@ def azurite_tables() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class FaultProxy:
+    """A reverse proxy on a free port in front of a real service (Azurite), answering scripted faults first.
+
+    Azurite cannot be told to answer 429 or 503; this puts those answers on the wire in front of it, so the
+    Table store's retries and error mapping are exercised over HTTP too.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        import http.client
+        import re
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        self.faults: list[tuple[str, str, int, bytes, dict[str, str], list[int]]] = []
+        self.requests: list[tuple[str, str]] = []
+        up = urlsplit(upstream)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+            def _serve(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.requests.append((self.command, self.path))
+                for method, pattern, status, payload, headers, left in proxy.faults:
+                    if left[0] > 0 and method == self.command and re.search(pattern, self.path):
+                        left[0] -= 1
+                        self.send_response(status)
+                        for k, v in headers.items():
+                            self.send_header(k, v)
+                        self.send_header("Content-Length", str(len(payload)))
+                        self.end_headers()
+                        self.wfile.write(payload)
+                        return
+                conn = http.client.HTTPConnection(up.hostname or "127.0.0.1", up.port or 80, timeout=30)
+                conn.request(self.command, self.path, body=body or None,
+                             headers={k: v for k, v in self.headers.items() if k.lower() != "connection"})
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = do_MERGE = _serve
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def inject(self, method: str, pattern: str, status: int, payload: bytes = b"",
+               headers: dict[str, str] | None = None, times: int = 1) -> None:
+        self.faults.append((method, pattern, status, payload, headers or {}, [times]))
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -12,6 +12,8 @@ from shared.adapters.azure.store import MAX_ENTITY_CHARS, MAX_STRING_CHARS, Tabl
 from shared.adapters.memory_store import InMemoryRolloutStore
 from shared.domain.errors import AzureOperationError, NotFound
 
+from .conftest import FaultProxy
+
 
 @pytest.fixture
 def store(azurite_tables: str) -> Iterator[TableRolloutStore]:
@@ -109,3 +111,57 @@ def test_a_whole_rollout_on_the_table_store_matches_the_in_memory_store(azurite_
     b = simulate(sc, adapt=on_tables).outcome  # type: ignore[arg-type]
     assert a == b
     TableServiceClient.from_connection_string(azurite_tables).delete_table(name)
+
+
+@pytest.fixture
+def proxied(azurite_tables: str) -> Iterator[tuple[TableRolloutStore, FaultProxy]]:
+    """The store talking to Azurite through a proxy that can answer faults (retries without wall-time waits)."""
+    import re
+
+    from shared.adapters.azure.clients import VirtualTimeTransport
+
+    port = int(re.search(r"127\.0\.0\.1:(\d+)", azurite_tables).group(1))  # type: ignore[union-attr]
+    proxy = FaultProxy(f"http://127.0.0.1:{port}")
+    conn = azurite_tables.replace(f"127.0.0.1:{port}", f"127.0.0.1:{proxy.port}")
+    name = "t" + uuid.uuid4().hex[:20]
+    service = TableServiceClient.from_connection_string(conn, transport=VirtualTimeTransport(),
+                                                        retry_backoff_factor=0, retry_total=9, retry_status=9)
+    store = TableRolloutStore(service.get_table_client(name), create=True)
+    store.put_rollout("r1", {"state": "running"})
+    yield store, proxy
+    proxy.stop()
+    TableServiceClient.from_connection_string(azurite_tables).delete_table(name)
+
+
+BATCH = r"/\$batch"
+QUERY = r"/t[0-9a-f]+\(\)"
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", BATCH), ("GET", QUERY)])
+@pytest.mark.parametrize(("status", "headers"), [(429, {"Retry-After": "20"}), (503, {}), (500, {})])
+def test_throttling_and_transient_errors_are_retried_by_the_sdk(
+        proxied: tuple[TableRolloutStore, FaultProxy], method: str, path: str, status: int,
+        headers: dict[str, str]) -> None:
+    store, proxy = proxied
+    proxy.inject(method, path, status, b'{"odata.error":{"code":"ServerBusy","message":{"value":"busy"}}}', headers)
+    store.put_items("r1", "vm", {VM: {"config": "new"}})
+    assert store.get_items("r1", "vm") == {VM: {"config": "new"}}
+    assert sum(1 for m, p in proxy.requests if m == method) >= 2
+
+
+@pytest.mark.parametrize(("status", "error"), [(409, "Conflict"), (404, "NotFound")])
+def test_conflict_and_not_found_are_mapped(proxied: tuple[TableRolloutStore, FaultProxy], status: int,
+                                           error: str) -> None:
+    store, proxy = proxied
+    proxy.inject("POST", BATCH, status, b'{"odata.error":{"code":"EntityAlreadyExists","message":{"value":"x"}}}',
+                 {"Content-Type": "application/json"}, times=9)
+    with pytest.raises(AzureOperationError) as info:
+        store.put_items("r1", "vm", {VM: {"config": "new"}})
+    assert type(info.value).__name__ == error
+
+
+def test_a_malformed_answer_is_an_error_of_the_project(proxied: tuple[TableRolloutStore, FaultProxy]) -> None:
+    store, proxy = proxied
+    proxy.inject("GET", QUERY, 200, b"<html>gateway</html>", {"Content-Type": "application/json"}, times=9)
+    with pytest.raises(AzureOperationError):
+        store.get_items("r1", "vm")
