@@ -123,8 +123,49 @@ def failure_model() -> FailureModel:
     return OnnxFailureModel(directory) if model_available(directory) else StatisticalFailureModel()
 
 
+def azure_services(settings: object | None = None, *, store: RolloutStore | None = None,
+                   model: FailureModel | None = None, now: Callable[[], datetime] | None = None) -> Services:
+    """Services over the Azure SDK adapters (``settings``: an :class:`~shared.adapters.azure.clients.AzureSettings`,
+    default from the app settings). Clients are made on first use."""
+    from .adapters.azure.clients import AzureSettings
+    from .adapters.azure.compute import AzureDiskSnapshots, AzureFleet, AzureShadowLoad, AzureShadowPool
+    from .adapters.azure.telemetry import AzureTelemetry
+
+    cfg = settings if settings is not None else AzureSettings.from_environment()
+    assert isinstance(cfg, AzureSettings)
+    fleet = AzureFleet(cfg)
+    return Services(
+        fleet=fleet,
+        shadows=AzureShadowPool(cfg),
+        shadow_load=AzureShadowLoad(cfg),
+        snapshots=AzureDiskSnapshots(cfg),
+        telemetry=AzureTelemetry(cfg),
+        model=model or failure_model(),
+        store=store or _table_store_from_environment(),
+        now=now or utcnow,
+    )
+
+
+def _table_store_from_environment() -> RolloutStore:
+    from .adapters.azure.store import TableRolloutStore
+
+    table = os.environ.get("SHADOW_ROLLOUT_TABLE", "rollouts")
+    conn = os.environ.get("SHADOW_ROLLOUT_TABLES_CONNECTION_STRING")
+    if conn:
+        return TableRolloutStore.from_connection_string(conn, table)
+    endpoint = os.environ.get("SHADOW_ROLLOUT_TABLES_ENDPOINT")
+    if not endpoint:
+        raise ShadowRolloutError("SHADOW_ROLLOUT_BACKEND=azure needs SHADOW_ROLLOUT_TABLES_ENDPOINT "
+                                 "(or SHADOW_ROLLOUT_TABLES_CONNECTION_STRING)")
+    from azure.identity import DefaultAzureCredential
+
+    return TableRolloutStore.from_account(endpoint, DefaultAzureCredential(), table)
+
+
 def _from_environment() -> Services:
     backend = os.environ.get("SHADOW_ROLLOUT_BACKEND", "sim")
+    if backend == "azure":
+        return azure_services()
     if backend == "sim":
         from .adapters.simulator.scenario import load_scenario
         from .adapters.simulator.world import FleetWorld
@@ -133,7 +174,7 @@ def _from_environment() -> Services:
         path = os.environ.get("SHADOW_ROLLOUT_SCENARIO") or str(default_scenario_path())
         return simulator_services(FleetWorld(load_scenario(path)))
     raise ShadowRolloutError(
-        f"SHADOW_ROLLOUT_BACKEND={backend!r} is not available in this build; use 'sim'"
+        f"SHADOW_ROLLOUT_BACKEND={backend!r} is not available in this build; use 'sim' or 'azure'"
     )
 
 

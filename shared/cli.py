@@ -52,15 +52,17 @@ def simulate(
     = None,
     seed: Annotated[int | None, typer.Option(help="Seed; default: the scenario's own.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly the outcome JSON on stdout.")] = False,
-    backend: Annotated[str, typer.Option(help="Adapters to run through: sim (in-process simulator).")] = "sim",
+    backend: Annotated[str, typer.Option(help="Adapters to run through: sim (in-process simulator) or azure-sdk "
+                                               "(the Azure SDK adapters over HTTP, against the simulator's "
+                                               "Azure-shaped stand-in).")] = "sim",
 ) -> None:
     """Run one whole rollout of a scenario on the fleet simulator."""
     from .adapters.simulator.scenario import load_scenario
     from .scenarios import default_scenario_path
     from .simulation import simulate as run_simulation
 
-    if backend != "sim":
-        _fail(f"--backend {backend!r} is not available in this build; choose from: sim")
+    if backend not in ("sim", "azure-sdk"):
+        _fail(f"--backend {backend!r} is not available in this build; choose from: sim, azure-sdk")
     path = scenario or default_scenario_path()
     try:
         sc = load_scenario(path)
@@ -86,7 +88,12 @@ def simulate(
 
     try:
         with err.status("simulating", spinner="dots") if not as_json else _nullcontext():
-            run = run_simulation(sc, seed=seed, on_status=on_status)
+            if backend == "azure-sdk":
+                from .adapters.simulator.standin.backend import simulate_azure_sdk
+
+                run = simulate_azure_sdk(sc, seed=seed, on_status=on_status)
+            else:
+                run = run_simulation(sc, seed=seed, on_status=on_status)
     except ShadowRolloutError as exc:
         _fail(str(exc), 1)
         return

@@ -37,10 +37,14 @@ def load_request(path: str, **overrides: Any) -> RolloutRequest:
 
 
 def message_of(req: RolloutRequest) -> dict[str, Any]:
-    """What goes on the topic: the body, the message id and the properties subscriptions can filter on."""
-    return {"body": req.model_dump_json(), "message_id": req.rollout_id, "content_type": "application/json",
-            "subject": "rollout-request",
-            "application_properties": {"rollout_id": req.rollout_id, "change_id": req.change.change_id}}
+    """What goes on the topic, as the bus adapter builds it: body, message id, the properties to filter on."""
+    from .adapters.azure.bus import request_message
+
+    msg = request_message(req.model_dump(mode="json"))
+    return {"body": str(msg), "message_id": msg.message_id, "content_type": msg.content_type,
+            "subject": msg.subject, "application_properties": {
+                (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else v)
+                for k, v in (msg.application_properties or {}).items()}}
 
 
 def exit_code_for(event: dict[str, Any]) -> int | None:
@@ -54,14 +58,9 @@ def exit_code_for(event: dict[str, Any]) -> int | None:
 
 
 def send(req: RolloutRequest, *, namespace: str, topic: str) -> None:  # pragma: no cover - needs Service Bus
-    from azure.identity import DefaultAzureCredential
-    from azure.servicebus import ServiceBusClient, ServiceBusMessage
+    from .adapters.azure.bus import RolloutBus
 
-    m = message_of(req)
-    with ServiceBusClient(namespace, DefaultAzureCredential()) as client, client.get_topic_sender(topic) as sender:
-        sender.send_messages(ServiceBusMessage(m["body"], message_id=m["message_id"], content_type=m["content_type"],
-                                               subject=m["subject"],
-                                               application_properties=m["application_properties"]))
+    RolloutBus(topic=topic, fully_qualified_namespace=namespace).publish_request(req.model_dump(mode="json"))
 
 
 def wait(rollout_id: str, *, namespace: str, topic: str, subscription: str, timeout_minutes: float,

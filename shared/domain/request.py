@@ -24,7 +24,8 @@ _VMSS_ID = re.compile(
 
 INSTANCE_PREFIX = "rollout-"
 
-Source = Literal["api", "cli", "http", "service-bus", "azure-devops", "app-configuration", "resource-write"]
+Source = Literal["api", "cli", "pipeline", "http", "service-bus", "azure-devops", "app-configuration",
+                 "resource-write"]
 
 
 def check_scale_set_ids(ids: list[str]) -> list[str]:

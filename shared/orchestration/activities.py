@@ -642,7 +642,7 @@ def reserve_capacity(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     for k in batch:
         by_set[items[k]["info"]["scale_set"]].append(k)
     extra = dict(r.record.get("extra", {}))
-    decisions = []
+    decisions: list[Decision] = []
     for target in r.record["request"]["targets"]:
         name = target.rsplit("/", 1)[-1]
         leaving = by_set.get(name, [])

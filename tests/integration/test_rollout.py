@@ -14,6 +14,7 @@ from shared.bootstrap import Services
 from shared.domain.errors import TransientError
 from shared.domain.features import FEATURES
 from shared.domain.model import ApplyResult, ChangeSpec
+from shared.domain.policy import RolloutPolicy
 from shared.simulation import SimulationRun, simulate
 
 Scenario = Callable[[str], Path]
@@ -145,7 +146,7 @@ def test_predictions_and_actions_are_recorded_per_vm(scenario_path: Scenario) ->
         if v["info"]["sku"] == "Standard_D2s_v5":
             assert v["features"]["own_apply_fail"] == 1.0
         if v["skipped"]:
-            assert v["risk"] >= 0.9 and v["config"] == "old" and "apply" not in v
+            assert v["risk"] >= RolloutPolicy().skip_probability and v["config"] == "old" and "apply" not in v
         else:
             assert v["config"] == "new" and v["actions"][:2] == ["snapshot", "apply"]
     assert np.mean([v["risk"] for v in items.values() if not v["skipped"]]) < 0.1

@@ -183,8 +183,8 @@ def test_published_json_schema_is_in_step_with_the_model() -> None:
 def test_schema_describes_every_field_of_the_request() -> None:
     props = request_json_schema()["properties"]
     assert set(props) == {"rollout_id", "targets", "change", "policy", "requester", "source", "origin"}
-    assert props["source"]["enum"] == ["api", "cli", "http", "service-bus", "azure-devops", "app-configuration",
-                                       "resource-write"]
+    assert props["source"]["enum"] == ["api", "cli", "pipeline", "http", "service-bus", "azure-devops",
+                                       "app-configuration", "resource-write"]
 
 
 def test_published_message_id_is_the_rollout_id_for_duplicate_detection() -> None:

@@ -77,6 +77,18 @@ def vmss_resource_id(name: str) -> str:
 
 
 @dataclass
+class ShadowDraft:
+    """A shadow on its way: its world key and name, and when its last finished step ended."""
+
+    source: int
+    key: int
+    name: str
+    rid: str
+    started: float
+    ready: float
+
+
+@dataclass
 class _ScaleSetState:
     name: str
     orchestration: str
@@ -117,6 +129,9 @@ class FleetWorld:
         self._deleted: set[int] = set()
         self._cleaned: set[int] = set()
         self._attempts: dict[tuple[str, str], int] = {}
+        self._prepaid: dict[tuple[str, str], list[float]] = {}
+        self.restore_first_failure: dict[int, float] = {}
+        """Row -> when its restore's failed first attempt ended (the stand-in answers that attempt Failed)."""
         self._shadow_names = 0
         self.snapshots_taken = 0
         self._build_production()
@@ -238,31 +253,57 @@ class FleetWorld:
         base, spread = LATENCY[op]
         return base + spread * uniform(self.seed, Stream.LATENCY, text_key(op), keys, attempt)
 
+    def arm_attempt(self, op: str, resource: str, retry: int = 0) -> tuple[str, float]:
+        """One attempt at a logical ARM operation: ``("ok", 0)``, ``("throttled", retry_after)`` or
+        ``("transient", back_off)``, in minutes. The Azure-shaped stand-in answers each attempt on the wire.
+
+        The attempt count (kept across calls) keys the draw; ``retry``, the attempt's index within this
+        operation, sets the exponential back-off, which restarts with each new operation.
+        """
+        f = self.faults
+        attempt = self._next_attempt(f"arm:{op}", resource)
+        u = float(uniform(self.seed, Stream.FAULT, text_key(op), text_key(resource), attempt, 0))
+        if u < f.arm_throttle_rate:
+            lo, hi = RETRY_AFTER_SECONDS
+            return "throttled", (lo + (hi - lo) * float(uniform(self.seed, Stream.FAULT, text_key(op),
+                                                                text_key(resource), attempt, 1))) / 60.0
+        if u < f.arm_throttle_rate + f.arm_transient_error_rate:
+            return "transient", BACKOFF_SECONDS * 2**retry / 60.0
+        return "ok", 0.0
+
+    @property
+    def arm_faults(self) -> bool:
+        return self.faults.arm_throttle_rate > 0 or self.faults.arm_transient_error_rate > 0
+
+    def prepay_arm_delay(self, op: str, resource: str, minutes: float) -> None:
+        """The stand-in already answered this operation's failed attempts on the wire: the next
+        :meth:`arm_delay` of (op, resource) is this delay instead of fresh draws."""
+        self._prepaid.setdefault((op, resource), []).append(minutes)
+
+    def discard_prepaid(self, op: str, resource: str) -> None:
+        """Forget a prepaid delay that no operation consumed (the operation was refused first)."""
+        self._prepaid.pop((op, resource), None)
+
     def arm_delay(self, op: str, resource: str) -> float:
         """Minutes lost to 429s (Retry-After) and transient 5xx before the operation is accepted.
 
         Draws are keyed by (seed, logical operation, resource, attempt), as in the Azure-shaped stand-in.
         """
-        f = self.faults
-        if f.arm_throttle_rate == 0 and f.arm_transient_error_rate == 0:
+        prepaid = self._prepaid.get((op, resource))
+        if prepaid:
+            return prepaid.pop(0)
+        if not self.arm_faults:
             return 0.0
         delay = 0.0
+        kind = "ok"
         for retry in range(MAX_ARM_ATTEMPTS):
-            attempt = self._next_attempt(f"arm:{op}", resource)  # keys the draw; ``retry`` sets the back-off
-            u = float(uniform(self.seed, Stream.FAULT, text_key(op), text_key(resource), attempt, 0))
-            if u < f.arm_throttle_rate:
-                lo, hi = RETRY_AFTER_SECONDS
-                delay += (lo + (hi - lo) * float(uniform(self.seed, Stream.FAULT, text_key(op),
-                                                         text_key(resource), attempt, 1))) / 60.0
-                continue
-            if u < f.arm_throttle_rate + f.arm_transient_error_rate:
-                delay += BACKOFF_SECONDS * 2**retry / 60.0
-                continue
-            return delay
-        last_throttled = u < f.arm_throttle_rate
-        err = Throttled if last_throttled else TransientError
+            kind, lost = self.arm_attempt(op, resource, retry)
+            if kind == "ok":
+                return delay
+            delay += lost
+        err = Throttled if kind == "throttled" else TransientError
         raise err(f"{op} on {resource}: still failing after {MAX_ARM_ATTEMPTS} attempts", operation=op,
-                  resource=resource, status=429 if last_throttled else 503)
+                  resource=resource, status=429 if kind == "throttled" else 503)
 
     def _next_attempt(self, op: str, resource: str) -> int:
         """Attempts are counted per (operation, resource) across calls, so a retry draws afresh."""
@@ -473,11 +514,13 @@ class FleetWorld:
             self.last_production_action = max(self.last_production_action, t)
 
     # ------------------------------------------------------------------ snapshots and restore
-    def snapshot(self, idx: NDArray[np.int64], tag: str) -> list[SnapshotInfo]:
+    def snapshot(self, idx: NDArray[np.int64], tag: str,
+                 snapshot_ids: list[str] | None = None) -> list[SnapshotInfo]:
+        """Pre-change snapshots; ``snapshot_ids`` names them as the caller did (default ``{tag}-{vm}``)."""
         now = self.clock.now
         out: list[SnapshotInfo] = []
         finish = now
-        for i in idx:
+        for pos, i in enumerate(idx):
             t = now + self.arm_delay("snapshot", self.ids[i])
             attempt = 0
             while attempt < SNAPSHOT_ATTEMPTS and self._fails("snapshot", self.faults.snapshot_failure_rate, int(i)):
@@ -487,7 +530,8 @@ class FleetWorld:
                 finish = max(finish, t)
                 continue  # this VM has no snapshot; the caller sees it missing from the result
             t += float(self._latency("snapshot", np.array([self.t["key"][i]]), attempt)[0])
-            sid = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{FLEET_RG}/providers/Microsoft.Compute/"
+            sid = (snapshot_ids[pos] if snapshot_ids is not None else
+                   f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{FLEET_RG}/providers/Microsoft.Compute/"
                    f"snapshots/{tag}-{self.names[i].replace('/', '_')}")
             self.snapshots.setdefault(int(i), []).append((t, sid))
             self.snapshots_taken += 1
@@ -519,6 +563,7 @@ class FleetWorld:
             if self._fails("restore", self.faults.restore_failure_rate, i):
                 t += float(self._latency(f"restore:{orch}", key, 0)[0])
                 attempts = 2
+                self.restore_first_failure[i] = t
             t_start = now
             t += float(self._latency(f"restore:{orch}", key, attempts)[0])
             T["restore_start"][i] = t_start
@@ -558,9 +603,16 @@ class FleetWorld:
     # ------------------------------------------------------------------ shadows
     def create_shadow(self, source: int, sku: str, zone: str, spot_fallback: str, tag: str) -> ShadowInfo:
         """Snapshot the source's disk, make a disk, start a Spot VM from it (or a regular one, per policy)."""
+        draft = self.begin_shadow(source, tag)
+        self.shadow_disk(draft)
+        return self.launch_shadow(draft, sku, zone, spot_fallback)
+
+    # The three steps of a shadow, each timed from the previous one's end (``draft.ready``): the simulator's
+    # adapter runs them back to back; the Azure-shaped stand-in runs each when its ARM request arrives.
+    def begin_shadow(self, source: int, tag: str) -> ShadowDraft:
+        """Step 1: the incremental snapshot of the source's OS disk."""
         now = self.clock.now
         src = self.vm_info(source)
-        n = len(self.ids)
         self._shadow_names += 1
         key = SHADOW_KEY_BASE + self._shadow_names
         name = f"shadow-{tag}-{self._shadow_names:04d}"
@@ -569,8 +621,26 @@ class FleetWorld:
         k = np.array([key])
         t = now + self.arm_delay("snapshot", src.vm_id) + float(self._latency("snapshot", k)[0])
         self.snapshots_taken += 1
-        t += float(self._latency("disk_from_snapshot", k)[0])
-        spot = sku not in self.faults.spot_unavailable_skus and sku_info(sku).spot_usd_hour is not None
+        return ShadowDraft(source, key, name, rid, now, t)
+
+    def shadow_disk(self, draft: ShadowDraft) -> float:
+        """Step 2: a managed disk from that snapshot; returns when it is ready."""
+        draft.ready += float(self._latency("disk_from_snapshot", np.array([draft.key]))[0])
+        return draft.ready
+
+    def spot_available(self, sku: str) -> bool:
+        return sku not in self.faults.spot_unavailable_skus and sku_info(sku).spot_usd_hour is not None
+
+    def launch_shadow(self, draft: ShadowDraft, sku: str, zone: str, spot_fallback: str,
+                      resource_id: str | None = None) -> ShadowInfo:
+        """Step 3: the VM on that disk, Spot or (if Spot is refused and policy allows) regular-priced."""
+        src = self.vm_info(draft.source)
+        source = draft.source
+        key, rid = draft.key, resource_id or draft.rid
+        n = len(self.ids)
+        k = np.array([key])
+        t = draft.ready
+        spot = self.spot_available(sku)
         if not spot and spot_fallback != "regular":
             self.clock.advance_to(t)
             raise CapacityUnavailable(f"Spot capacity refused for {sku} in zone {zone}", operation="create_vm",
@@ -599,10 +669,10 @@ class FleetWorld:
         self._append_rows(row)
         self._by_id[rid] = n
         self.ids.append(rid)
-        self.names.append(name)
+        self.names.append(rid.rsplit("/", 1)[-1])
         self.shadow_rows.append(n)
         self.shadow_spot[n] = spot
-        self.shadow_created_at[n] = now
+        self.shadow_created_at[n] = draft.started
         self.shadow_source[n] = source
         self.clock.advance_to(t)
         msg = "" if spot else f"Spot refused for {sku}: regular-priced VM"

@@ -1,0 +1,156 @@
+"""The Telemetry port over Azure Monitor: platform metrics (MetricsClient) and Log Analytics (LogsQueryClient).
+
+Windows are always absolute (start, end) taken from the rollout's clock, never a duration, which the SDKs
+would resolve against the machine's clock. The KQL lives in ``queries/*.kql``, one named query per file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from azure.monitor.query import LogsQueryClient, LogsQueryStatus
+from azure.monitor.querymetrics import MetricAggregationType, MetricsClient
+
+from ...domain.errors import TransientError
+from ...domain.model import SIGNALS, SignalFrame
+from ...ports import Telemetry
+from .clients import AzureSettings
+from .errors import azure_errors
+
+METRICS_PER_CALL = 50
+"""The metrics batch API takes at most 50 resources per call."""
+NAMESPACE = "Microsoft.Compute/virtualMachines"
+PLATFORM_METRICS = {
+    "Percentage CPU": ("cpu_pct", MetricAggregationType.AVERAGE),
+    "Available Memory Percentage": ("mem_available_pct", MetricAggregationType.AVERAGE),
+    "Network In Total": ("net_bytes", MetricAggregationType.TOTAL),
+    "Network Out Total": ("net_bytes", MetricAggregationType.TOTAL),
+}
+LOG_QUERIES = {"error_counts": "error_count", "health_probes": "health_ok"}
+
+
+@cache
+def query_text(name: str) -> str:
+    """A named KQL query from ``queries/<name>.kql``."""
+    return resources.files(__package__).joinpath("queries", f"{name}.kql").read_text(encoding="utf-8")
+
+
+def render_query(name: str, vm_ids: Sequence[str]) -> str:
+    return query_text(name).replace("{vm_ids}", json.dumps([v.lower() for v in vm_ids]))
+
+
+class AzureTelemetry(Telemetry):
+    def __init__(self, settings: AzureSettings, metrics: MetricsClient | None = None,
+                 logs: LogsQueryClient | None = None) -> None:
+        self.settings = settings
+        self._metrics = metrics
+        self._logs = logs
+
+    @property
+    def metrics(self) -> MetricsClient:
+        if self._metrics is None:
+            s = self.settings
+            self._metrics = MetricsClient(s.metrics_url, s.credential(), **s.client_kwargs())
+        return self._metrics
+
+    @property
+    def logs(self) -> LogsQueryClient:
+        if self._logs is None:
+            s = self.settings
+            self._logs = LogsQueryClient(s.credential(), endpoint=s.logs_url, **s.client_kwargs())
+        return self._logs
+
+    def signals(self, vm_ids: Sequence[str], start: datetime, end: datetime) -> SignalFrame:
+        first = start.replace(second=0, microsecond=0)
+        width = max(0, int((end.replace(second=0, microsecond=0) - first) / timedelta(minutes=1)))
+        ids = list(vm_ids)
+        out = {k: np.full((len(ids), width), np.nan) for k in SIGNALS}
+        if not ids or width == 0:
+            return SignalFrame(ids, first, {k: np.zeros((len(ids), width)) for k in SIGNALS})
+        row = {v.lower(): r for r, v in enumerate(ids)}
+        self._platform_metrics(ids, start, end, first, width, out)
+        self._log_signals(ids, row, start, end, first, width, out)
+        return SignalFrame(ids, first, out)
+
+    def apply_results(self, vm_ids: Sequence[str], start: datetime, end: datetime) -> dict[str, str]:
+        """The last status ARM recorded for the change on each VM (``Succeeded``, ``Failed``...), from the
+        Activity log; VMs with no record are absent."""
+        ids = list(vm_ids)
+        if not ids:
+            return {}
+        with azure_errors("query_logs", "apply_results"):
+            response = self.logs.query_workspace(self.settings.workspace_id, render_query("apply_results", ids),
+                                                 timespan=(start, end))
+        if response.status != LogsQueryStatus.SUCCESS:
+            raise TransientError("log query apply_results answered partially", operation="query_logs")
+        by_lower = {v.lower(): v for v in ids}
+        out: dict[str, str] = {}
+        for table in list(getattr(response, "tables", []) or []):
+            for rec in table.rows:
+                vm = by_lower.get(str(rec[0]).lower())
+                if vm is not None and rec[2] is not None:
+                    out[vm] = str(rec[2])
+        return out
+
+    def _platform_metrics(self, ids: list[str], start: datetime, end: datetime, first: datetime, width: int,
+                          out: dict[str, np.ndarray]) -> None:
+        net_seen = np.zeros((len(ids), width), dtype=bool)
+        net = np.zeros((len(ids), width))
+        for a in range(0, len(ids), METRICS_PER_CALL):
+            batch = ids[a:a + METRICS_PER_CALL]
+            with azure_errors("query_metrics", batch[0]):
+                results = self.metrics.query_resources(
+                    resource_ids=batch, metric_namespace=NAMESPACE, metric_names=list(PLATFORM_METRICS),
+                    timespan=(start, end), granularity=timedelta(minutes=1),
+                    aggregations=sorted({str(agg.value) for _, agg in PLATFORM_METRICS.values()}))
+            if len(results) != len(batch):
+                raise TransientError(f"metrics for {len(batch)} VMs answered {len(results)} results",
+                                     operation="query_metrics")
+            for r, result in enumerate(results, start=a):  # results come in request order
+                for metric in result.metrics:
+                    signal, agg = PLATFORM_METRICS[metric.name]
+                    for series in metric.timeseries:
+                        for point in series.data:
+                            k = _column(point.timestamp, first, width)
+                            value = getattr(point, str(agg.value).lower())
+                            if k is None or value is None:
+                                continue
+                            if signal == "net_bytes":
+                                net[r, k] += value
+                                net_seen[r, k] = True
+                            else:
+                                out[signal][r, k] = value
+        out["net_bytes"] = np.where(net_seen, net, np.nan)
+
+    def _log_signals(self, ids: list[str], row: dict[str, int], start: datetime, end: datetime, first: datetime,
+                     width: int, out: dict[str, np.ndarray]) -> None:
+        for name, signal in LOG_QUERIES.items():
+            with azure_errors("query_logs", name):
+                response = self.logs.query_workspace(self.settings.workspace_id, render_query(name, ids),
+                                                     timespan=(start, end))
+            if response.status != LogsQueryStatus.SUCCESS:
+                raise TransientError(f"log query {name} answered partially", operation="query_logs")
+            tables: list[Any] = list(getattr(response, "tables", []) or [])
+            for table in tables:
+                for rec in table.rows:
+                    r = row.get(str(rec[0]).lower())
+                    k = _column(rec[1], first, width)
+                    if r is not None and k is not None and rec[2] is not None:
+                        out[signal][r, k] = float(rec[2])
+
+
+def _column(ts: Any, first: datetime, width: int) -> int | None:
+    if not isinstance(ts, datetime):
+        ts = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+    k: float = (ts - first) / timedelta(minutes=1)
+    col = round(k)
+    if not math.isclose(k, col, abs_tol=1e-6) or not 0 <= col < width:
+        return None
+    return col
