@@ -106,8 +106,9 @@ def train(cfg: TrainingConfig, progress: Callable[[str], None] = lambda _: None)
     if parity > PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX parity {parity:.2e} > {PARITY_TOLERANCE:g}: the exported model disagrees")
     meta = {"version": FEATURE_VERSION, "features": list(FEATURES), "trained_at": datetime.now(UTC).isoformat(),
-            "seed": cfg.seed, "estimator": f"CalibratedClassifierCV(sigmoid, cv=3, ensemble=False) of GradientBoostingClassifier("
-                                           f"n_estimators={cfg.n_estimators}, max_depth={cfg.max_depth})",
+            "seed": cfg.seed,
+            "estimator": "CalibratedClassifierCV(sigmoid, cv=3, ensemble=False) of GradientBoostingClassifier("
+                         f"n_estimators={cfg.n_estimators}, max_depth={cfg.max_depth})",
             "scenarios": [p.name for p in paths], "train_seed_offsets": list(TRAIN_SEED_OFFSETS),
             "test_seed_offsets": list(TEST_SEED_OFFSETS)}
     (cfg.out / FEATURES_FILE).write_text(json.dumps(meta, indent=2) + "\n")
