@@ -230,7 +230,9 @@ resource metricsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// ... and the custom role (exactly the Compute and Network actions of the adapters) on the fleet and the shadow pool
+// ... and the custom role (exactly the Compute and Network actions of the adapters) on the shadow pool here, and
+// on the target resource groups by the postprovision hook (infra/scripts/grant-fleet-access.sh): a role assignment
+// deployed into a fleet resource group would make `azd down` delete that resource group.
 module rolloutRole 'modules/rollout-role.bicep' = {
   name: 'rollout-role'
   params: {
@@ -238,16 +240,6 @@ module rolloutRole 'modules/rollout-role.bicep' = {
     assignableScopes: union(targetIds, [shadowRg.id])
   }
 }
-
-module fleetAccess 'modules/role-assignment.bicep' = [for rg in targets: {
-  name: 'fleet-access-${rg}'
-  scope: resourceGroup(rg)
-  params: {
-    principalId: identity.outputs.principalId
-    roleDefinitionId: rolloutRole.outputs.id
-    description: 'shadow-rollout: snapshot, change, restore and scale the fleet\'s scale sets'
-  }
-}]
 
 module shadowAccess 'modules/role-assignment.bicep' = {
   name: 'shadow-access'
@@ -259,22 +251,26 @@ module shadowAccess 'modules/role-assignment.bicep' = {
   }
 }
 
-// Event Grid: scale-set writes in each target resource group, and App Configuration key changes
-module resourceEvents 'modules/resource-group-events.bicep' = [for rg in targets: if (subscribeEvents) {
-  name: 'resource-events-${rg}'
-  scope: resourceGroup(rg)
+// Event Grid: scale-set writes in the target resource groups (one subscription-level system topic, filtered to
+// them) and App Configuration key changes. Both topics live in the app's resource group: nothing is deployed into
+// a resource group azd did not create, because `azd down` deletes every resource group its deployment touched.
+module fleetEvents 'modules/fleet-events.bicep' = if (subscribeEvents) {
+  name: 'fleet-events'
+  scope: appRg
   params: {
-    topicName: '${abbrs.eventGridSystemTopics}${rg}-writes'
+    topicName: '${abbrs.eventGridSystemTopics}writes-${resourceToken}'
     functionId: functionApp.outputs.id
+    targetResourceGroupIds: targetIds
     tags: tags
   }
-}]
+}
 
 module appConfigEvents 'modules/app-configuration-events.bicep' = if (subscribeEvents && !empty(appConfigurationStoreId)) {
   name: 'app-configuration-events'
-  scope: resourceGroup(split(appConfigurationStoreId, '/')[4])
+  scope: appRg
   params: {
-    storeName: last(split(appConfigurationStoreId, '/'))
+    topicName: '${abbrs.eventGridSystemTopics}keys-${resourceToken}'
+    storeId: appConfigurationStoreId
     functionId: functionApp.outputs.id
     tags: tags
   }
@@ -287,6 +283,8 @@ output AZURE_RESOURCE_GROUP string = appRg.name
 output SHADOW_ROLLOUT_SHADOW_RESOURCE_GROUP string = shadowRg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output SHADOW_ROLLOUT_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output SHADOW_ROLLOUT_ROLE_ID string = rolloutRole.outputs.id
+output SHADOW_ROLLOUT_TARGET_RESOURCE_GROUP_IDS string = join(targetIds, ',')
 output SERVICEBUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output SHADOW_ROLLOUT_REQUESTS_TOPIC string = requestsTopic
 output SHADOW_ROLLOUT_OUTCOMES_TOPIC string = outcomesTopic

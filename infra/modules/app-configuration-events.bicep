@@ -1,19 +1,21 @@
-// Key changes of an existing App Configuration store, delivered to the intake_event_grid function. Deployed at
-// the store's resource group: a system topic lives beside its source.
-param storeName string
+// Key changes of an existing App Configuration store, delivered to the intake_event_grid function. The system
+// topic sits in the app's resource group (beside the store's would put it in a group azd did not create).
+param topicName string
+param storeId string
 param functionId string
 param tags object
 
 resource store 'Microsoft.AppConfiguration/configurationStores@2023-03-01' existing = {
-  name: storeName
+  name: last(split(storeId, '/'))
+  scope: resourceGroup(split(storeId, '/')[4])
 }
 
 resource topic 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = {
-  name: 'evgt-${storeName}-keys'
+  name: topicName
   location: store.location
   tags: tags
   properties: {
-    source: store.id
+    source: storeId
     topicType: 'Microsoft.AppConfiguration.ConfigurationStores'
   }
 }

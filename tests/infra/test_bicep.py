@@ -70,8 +70,23 @@ def test_azure_yaml_deploys_this_folder_as_a_python_function_app_from_infra_main
     (service,) = spec["services"].values()
     assert (service["language"], service["host"]) == ("python", "function")
     assert (ROOT / service["project"] / "function_app.py").is_file()
-    hook = spec["hooks"]["postdeploy"]["posix"]["run"]
-    assert (ROOT / hook).is_file(), hook
+    for event in ("postprovision", "postdeploy", "predown"):
+        hook = spec["hooks"][event]["posix"]["run"]
+        assert (ROOT / hook).is_file(), hook
+
+
+def test_nothing_is_deployed_into_a_resource_group_azd_did_not_create() -> None:
+    """`azd down` deletes every resource group that holds a resource of the deployment: never the fleet's."""
+    created = {name for name, r in parse(MAIN)["resources"].items()
+               if r["type"] == "Microsoft.Resources/resourceGroups"}
+    for name, module in parse(MAIN)["modules"].items():
+        scope = module_body(module).get("scope")
+        assert scope is None or scope in created, f"module {name} deploys into {scope}"
+    for path in FILES:
+        for name, r in parse(path).get("resources", {}).items():
+            if not r.get("existing"):
+                assert "scope" not in r["config"] or not str(r["config"]["scope"]).startswith("{'function'"), \
+                    f"{path.name}: {name} is deployed at a computed scope"
 
 
 def test_function_app_module_is_tagged_for_azd_deploy() -> None:

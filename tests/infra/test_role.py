@@ -67,11 +67,17 @@ def test_role_template_deploys_the_actions_file_and_is_assignable_only_where_it_
     loaded = role_module["variables"]["actions"]["value"]["function"]
     assert (loaded["type"], loaded["parameters"]["file_path"]) == ("load_json_content", "../rollout-role-actions.json")
     assert loaded["property_name"] == "actions"
-    main = (MAIN).read_text()
-    # assignable at the target resource groups and the shadow pool's; assigned at exactly those
+    main = MAIN.read_text()
+    # assignable at the target resource groups and the shadow pool's; assigned at exactly those: the shadow pool's
+    # in Bicep, the targets' by the postprovision hook (outside the deployment, so `azd down` leaves them alone)
     assert "assignableScopes: union(targetIds, [shadowRg.id])" in main
-    assert "module fleetAccess 'modules/role-assignment.bicep' = [for rg in targets:" in main
     assert "module shadowAccess 'modules/role-assignment.bicep'" in main and "scope: shadowRg" in main
+    outputs = parse(MAIN)["outputs"]
+    assert {"SHADOW_ROLLOUT_ROLE_ID", "SHADOW_ROLLOUT_TARGET_RESOURCE_GROUP_IDS",
+            "SHADOW_ROLLOUT_IDENTITY_PRINCIPAL_ID"} <= set(outputs)
+    grant = (INFRA / "scripts" / "grant-fleet-access.sh").read_text()
+    assert 'for scope in $(echo "$SHADOW_ROLLOUT_TARGET_RESOURCE_GROUP_IDS"' in grant
+    assert '--role "$SHADOW_ROLLOUT_ROLE_ID" --scope "$scope"' in grant
 
 
 def test_role_grants_exactly_the_compute_and_network_actions_the_adapters_perform() -> None:

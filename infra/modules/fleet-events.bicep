@@ -1,7 +1,9 @@
-// Scale-set writes in one target resource group, delivered to the intake_event_grid function. Deployed at that
-// resource group's scope: a resource group's system topic lives in the resource group it watches.
+// Scale-set writes in the target resource groups, delivered to the intake_event_grid function. One system topic
+// on the subscription (Azure allows one per source: if the subscription has one already, see docs/deploy.md),
+// filtered to scale-set writes whose subject lies in a target resource group.
 param topicName string
 param functionId string
+param targetResourceGroupIds array
 param tags object
 
 resource topic 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = {
@@ -9,8 +11,8 @@ resource topic 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = {
   location: 'global'
   tags: tags
   properties: {
-    source: resourceGroup().id
-    topicType: 'Microsoft.Resources.ResourceGroups'
+    source: subscription().id
+    topicType: 'Microsoft.Resources.Subscriptions'
   }
 }
 
@@ -27,11 +29,17 @@ resource toFunction 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-06
     }
     filter: {
       includedEventTypes: [ 'Microsoft.Resources.ResourceWriteSuccess' ]
+      enableAdvancedFilteringOnArrays: true
       advancedFilters: [
         {
           operatorType: 'StringIn'
           key: 'data.operationName'
           values: [ 'Microsoft.Compute/virtualMachineScaleSets/write' ]
+        }
+        {
+          operatorType: 'StringBeginsWith'
+          key: 'subject'
+          values: targetResourceGroupIds
         }
       ]
     }
