@@ -53,16 +53,23 @@ def configure(environ: Mapping[str, str] | None = None) -> bool:
         if not connection or env.get(WORKER_TELEMETRY_SETTING, "").lower() == "true":
             _configured = False
             return False
-        from azure.monitor.opentelemetry import configure_azure_monitor
-        from opentelemetry.sdk.resources import Resource
+        try:
+            from azure.monitor.opentelemetry import configure_azure_monitor
+            from opentelemetry.sdk.resources import Resource
 
-        configure_azure_monitor(
-            connection_string=connection,
-            logger_name=LOGGER,
-            resource=Resource.create({"service.name": SERVICE_NAME}),
-            # the Azure SDK's spans show each ARM and Monitor call as a dependency; no web framework runs here
-            instrumentation_options={name: {"enabled": False} for name in ("django", "fastapi", "flask", "psycopg2")},
-        )
+            configure_azure_monitor(
+                connection_string=connection,
+                logger_name=LOGGER,
+                resource=Resource.create({"service.name": SERVICE_NAME}),
+                # the Azure SDK's spans show each ARM and Monitor call as a dependency; no web framework runs here
+                instrumentation_options={name: {"enabled": False}
+                                         for name in ("django", "fastapi", "flask", "psycopg2")},
+            )
+        except Exception as exc:  # telemetry must never fail a rollout: say so through the host's logging, go on
+            logging.getLogger(__name__).warning("Azure Monitor export not configured: %s: %s",
+                                                type(exc).__name__, exc)
+            _configured = False
+            return False
         logger = logging.getLogger(LOGGER)
         logger.setLevel(logging.INFO)
         logger.propagate = False

@@ -136,3 +136,10 @@ def test_importing_the_app_configures_no_exporter_even_with_the_connection_strin
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
                          check=True)
     assert out.stdout.strip() == "_ProxyMeterProvider"
+
+
+def test_a_broken_connection_string_leaves_the_rollout_running_without_export(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(observability, "_configured", None)
+    assert observability.configure({observability.CONNECTION_SETTING: "not a connection string"}) is False
+    observability.rollback_queued("r-broken", "vm-1", "health probe failed")  # no exception
