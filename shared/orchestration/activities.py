@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import observability
 from ..bootstrap import Services
 from ..domain.control import gate_outcome, on_busy_targets
 from ..domain.decisions import (
@@ -233,6 +234,8 @@ def create_shadows(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
                                          for (i, p), s in zip(todo, created, strict=True)})
     failed = [s for s in created if s.state is ShadowState.FAILED]
     regular = [s for s in created if s.state is ShadowState.RUNNING and not s.spot]
+    observability.shadows_created(r.id, spot=len(created) - len(failed) - len(regular), regular=len(regular),
+                                  failed=len(failed))
     decisions = [Decision("shadow_unavailable", f"no shadow for {Stratum.from_key(s.stratum_key).label}: {s.message}",
                           s.stratum_key) for s in failed]
     decisions += [Decision("shadow_regular_price", f"{Stratum.from_key(s.stratum_key).label}: {s.message}",
@@ -398,6 +401,8 @@ def decide(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     plan = decide_before_production(risks, r.policy)
     threshold = adaptive_error_threshold(plan.predicted_rate, r.policy)
     skipped = set(plan.skipped)
+    observability.predictions_made(r.id, [(x.source, x.vm_id in skipped) for x in risks],
+                                   outcome="halt" if plan.halt else "dry_run" if r.policy.dry_run else "production")
     r.put_vms({x.vm_id: {"risk": x.probability, "risk_source": x.source, "judge_score": table.judge_scores[i],
                          "features": {n: (None if not np.isfinite(v) else round(float(v), 6))
                                       for n, v in zip(table.names, table.matrix[i], strict=True)},
@@ -489,7 +494,9 @@ def _scale_out(r: _Rollout, target: str, d: Decision | None, extra: dict[str, in
     """Carry out a scale-out decision, if there is one, and remember the instances borrowed."""
     if d is None:
         return
-    r.svc.fleet.set_capacity(target, r.svc.fleet.capacity(target) + d.data["add"])
+    before = r.svc.fleet.capacity(target)
+    r.svc.fleet.set_capacity(target, before + d.data["add"])
+    observability.capacity_changed(r.id, _short(target), before=before, after=before + d.data["add"], reason=d.reason)
     extra[target] = d.data["extra_total"]
     decisions.append(d)
 
@@ -592,6 +599,8 @@ def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
         r.put_vms({k: {"rollback": {"batch": batch, "state": "queued", "reason": why}} for k, why in failing.items()})
         decisions += [Decision("rollback_vm", f"{_short(k)}: {why}", k)
                       for k, why in sorted(failing.items())]
+        for k, why in sorted(failing.items()):
+            observability.rollback_queued(r.id, k, why)
     halt = False
     if payload.get("context") == "wave":
         threshold = adaptive_error_threshold(float(r.record.get("predicted_rate", 0.0)), r.policy)
@@ -677,6 +686,8 @@ def restore_vms(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
         return {"restored": 0}
     snaps = [SnapshotInfo.from_dict(items[k]["snapshot"]) for k in todo]
     results = svc.fleet.restore_from_snapshots(snaps)
+    for x in results:
+        observability.rollback_finished(r.id, x.vm_id, ok=x.ok, message=x.message)
     ok = [x.vm_id for x in results if x.ok]
     scripts = svc.fleet.run_script(ok, r.policy.post_rollback_script) if ok else {}
     updates: dict[str, dict[str, Any]] = {}
@@ -717,7 +728,9 @@ def release_capacity(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     for target, n in sorted(extra.items()):
         d = plan_scale_back(target.rsplit("/", 1)[-1], n, pending)
         if d is not None:
-            svc.fleet.set_capacity(target, svc.fleet.capacity(target) - n)
+            before = svc.fleet.capacity(target)
+            svc.fleet.set_capacity(target, before - n)
+            observability.capacity_changed(r.id, _short(target), before=before, after=before - n, reason=d.reason)
             extra[target] = 0
             decisions.append(d)
     r.update(extra=extra)
