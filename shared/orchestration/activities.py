@@ -742,8 +742,8 @@ def finish(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     """Record the end: every VM's believed configuration, the halt, and a summary."""
     r = _Rollout(svc, payload["rollout_id"])
     items = r.vms()
-    halted = bool(r.record.get("halted"))
     error = payload.get("error")
+    halted = bool(r.record.get("halted")) or bool(error)  # an error stops the rollout part-way: a halt
     refused = payload.get("refused")
     counts: dict[str, int] = defaultdict(int)
     for v in items.values():
@@ -752,7 +752,7 @@ def finish(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
             counts["rolled_back"] += 1
     state = ("failed" if error else "refused" if refused else "aborted" if r.record.get("aborted")
              else "halted" if halted else "completed")
-    r.update(state=state, phase="done", finished_at=_iso(r.now), error=error, refused=refused)
+    r.update(state=state, phase="done", finished_at=_iso(r.now), error=error, refused=refused, halted=halted)
     reason = (f"rollout {state}: {counts['new']} VMs on the new config, "
               f"{counts['old']} on the old config ({counts['rolled_back']} of them rolled back)"
               + (f"; error: {error}" if error else "") + (f"; {refused}" if refused else ""))

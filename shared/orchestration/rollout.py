@@ -103,6 +103,7 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         _status(context, status, phase="refused", reason=claim["reason"], result=result)
         return result
     torn_down = False
+    in_production = False
     try:
         _status(context, status, phase="shadow_pool", vms=plan["vms"], strata=plan["strata"])
         shadows = yield context.task_all([context.call_activity_with_retry("create_shadows", RETRY,
@@ -158,6 +159,7 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             result = yield context.call_activity("finish", base)
             _status(context, status, phase="aborted", result=result)
             return result
+        in_production = True  # from here on VMs may be changed (prepare snapshots, the waves apply)
         prepared = yield context.call_activity_with_retry("prepare", RETRY, base)
         _status(context, status, capacity={"extra": prepared.get("extra", {})}, rollbacks=0)
         for w, size in enumerate(decision["waves"]):
@@ -197,10 +199,21 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         return result
     except Exception as exc:
         # Leave nothing behind: shadows deleted, borrowed capacity returned, the record says what happened.
+        # VMs already changed are not abandoned: production is still watched, and failing VMs restored.
+        error = str(exc).split("\n")[0][:500]
         if not torn_down:
             yield context.call_activity("teardown_shadows", base)
+        if in_production and policy["production_watch_minutes"] > 0:
+            _status(context, status, phase="watch", error=error)
+            try:
+                yield context.call_sub_orchestrator(
+                    WATCH, {**base, "until": _after(context, policy["production_watch_minutes"]).isoformat(),
+                            "interval": policy["watch_interval_minutes"], "generation": 0},
+                    f"{context.instance_id}:watch-after-error")
+            except Exception as watch_exc:
+                error += f"; the watch failed too: {str(watch_exc).split(chr(10))[0][:200]}"
         yield context.call_activity("release_capacity", base)
-        result = yield context.call_activity("finish", {**base, "error": str(exc).split("\n")[0][:500]})
+        result = yield context.call_activity("finish", {**base, "error": error})
         _status(context, status, phase="failed", result=result)
         return result
 

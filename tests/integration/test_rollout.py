@@ -119,6 +119,38 @@ def test_shadows_are_torn_down_and_the_rollout_recorded_when_an_activity_fails(s
     assert r.runner.instances[r.rollout_id].status == "Completed"
 
 
+class FleetFailingAfterFirstWave(SimFleet):
+    """ARM refuses every production apply after the first one."""
+
+    calls = 0
+
+    def apply_change(self, vm_ids: Sequence[str], change: ChangeSpec, *,
+                     timeout_minutes: float) -> list[ApplyResult]:
+        if any("shadow" not in v for v in vm_ids):
+            FleetFailingAfterFirstWave.calls += 1
+            if FleetFailingAfterFirstWave.calls > 1:
+                raise TransientError("ARM answered 503 after the SDK's retries", operation="run_command", status=503)
+        return super().apply_change(vm_ids, change, timeout_minutes=timeout_minutes)
+
+
+def test_vms_changed_before_an_error_are_still_watched_and_restored() -> None:
+    def adapt(s: Services) -> Services:
+        FleetFailingAfterFirstWave.calls = 0
+        s.fleet = FleetFailingAfterFirstWave(s.fleet.world)  # type: ignore[attr-defined]
+        return s
+
+    sc = parse_scenario({"name": "late-crash", "seed": 3, "fleet": {"scale_sets": [{"name": "web", "capacity": 40}]},
+                         "change": {"id": "c", "truth": {"effects": [{"mode": "latent_crash", "onset_minutes": 60}]}}})
+    r = simulate(sc, adapt=adapt)
+    record = r.services.store.get_rollout(r.rollout_id)
+    assert record is not None and record["state"] == "failed" and "503" in record["error"]
+    changed = [v for v in r.services.store.get_items(r.rollout_id, "vm").values() if "apply" in v]
+    assert changed and len(changed) < 40
+    o = r.outcome
+    assert o["outcome"] == "halted_in_production"
+    assert o["vms"]["rolled_back"] == len(changed) and o["vms"]["failed_unrecovered"] == 0
+
+
 def test_same_scenario_and_seed_give_identical_outcomes(scenario_path: Scenario) -> None:
     a = run(scenario_path("latent-crash")).outcome
     b = run(scenario_path("latent-crash")).outcome
