@@ -181,6 +181,7 @@ module functionApp 'modules/function-app.bicep' = {
       ServiceBusConnection__clientId: identity.outputs.clientId
       SHADOW_ROLLOUT_REQUESTS_TOPIC: requestsTopic
       SHADOW_ROLLOUT_REQUESTS_SUBSCRIPTION: requestsSubscription
+      SHADOW_ROLLOUT_OUTCOMES_TOPIC: outcomesTopic
       SHADOW_ROLLOUT_INTAKE_CONFIG_JSON: empty(intakeConfigJson) ? string(defaultIntake) : intakeConfigJson
       SHADOW_ROLLOUT_RETRAIN_SCHEDULE: retrainSchedule
       'AzureWebJobs.retrain_failure_model.Disabled': enableRetraining ? 'false' : 'true'

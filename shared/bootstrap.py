@@ -143,7 +143,40 @@ def azure_services(settings: object | None = None, *, store: RolloutStore | None
         model=model or failure_model(),
         store=store or _table_store_from_environment(),
         now=now or utcnow,
+        leases=_table_leases_from_environment(),
+        outcomes=_outcome_publisher_from_environment(),
     )
+
+
+def _table_leases_from_environment() -> Leases:
+    """Leases in Table storage, shared by every instance of the app (in-process ones would not be)."""
+    from azure.data.tables import TableServiceClient
+
+    from .adapters.azure.leases import TableLeases
+
+    table = os.environ.get("SHADOW_ROLLOUT_LEASES_TABLE", "leases")
+    conn = os.environ.get("SHADOW_ROLLOUT_TABLES_CONNECTION_STRING")
+    if conn:
+        return TableLeases.from_connection_string(conn, table)
+    endpoint = os.environ.get("SHADOW_ROLLOUT_TABLES_ENDPOINT")
+    if not endpoint:
+        raise ShadowRolloutError("SHADOW_ROLLOUT_BACKEND=azure needs SHADOW_ROLLOUT_TABLES_ENDPOINT "
+                                 "(or SHADOW_ROLLOUT_TABLES_CONNECTION_STRING)")
+    from azure.identity import DefaultAzureCredential
+
+    return TableLeases(TableServiceClient(endpoint, credential=DefaultAzureCredential()).get_table_client(table))
+
+
+def _outcome_publisher_from_environment() -> OutcomePublisher:
+    """Outcome events onto the outcomes topic, through the same identity connection as the request trigger."""
+    from .adapters.azure.bus import BusOutcomePublisher, RolloutBus
+
+    topic = os.environ.get("SHADOW_ROLLOUT_OUTCOMES_TOPIC")
+    namespace = os.environ.get("ServiceBusConnection__fullyQualifiedNamespace")  # noqa: SIM112 - the trigger's name
+    if not topic or not namespace:
+        raise ShadowRolloutError("SHADOW_ROLLOUT_BACKEND=azure needs SHADOW_ROLLOUT_OUTCOMES_TOPIC and "
+                                 "ServiceBusConnection__fullyQualifiedNamespace to publish rollout outcomes")
+    return BusOutcomePublisher(RolloutBus(topic=topic, fully_qualified_namespace=namespace))
 
 
 def _table_store_from_environment() -> RolloutStore:

@@ -91,3 +91,19 @@ def test_publish_command_validates_and_prints_the_message_in_a_dry_run(tmp_path:
     none = subprocess.run([*exe, "publish", str(req)], capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin"})
     assert none.returncode == 2 and "--namespace" in none.stderr
+
+
+def test_outcome_events_go_to_the_topic_with_their_own_id_for_duplicate_detection() -> None:
+    from shared.adapters.azure.bus import BusOutcomePublisher
+
+    sender = RecordingSender()
+    publisher = BusOutcomePublisher(RolloutBus(topic="rollout-outcomes", sender=sender))
+    event = {"event_id": "rel-42-prod:finished", "type": "rollout.finished", "rollout_id": "rel-42-prod",
+             "state": "halted"}
+    publisher.publish(event)
+    publisher.publish(dict(event))  # a retry: same message id, so Service Bus drops it
+    assert [m.message_id for m in sender.sent] == ["rel-42-prod:finished"] * 2
+    props = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+             for k, v in (sender.sent[0].application_properties or {}).items()}
+    assert props == {"rollout_id": "rel-42-prod", "type": "rollout.finished"}
+    assert json.loads(str(sender.sent[0]))["state"] == "halted"

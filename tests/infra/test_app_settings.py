@@ -30,6 +30,8 @@ OPTIONAL: dict[str, str] = {
                                     "sets",
     "SHADOW_ROLLOUT_TABLES_CONNECTION_STRING": "Azurite and local runs only: in Azure the store uses "
                                                "SHADOW_ROLLOUT_TABLES_ENDPOINT and the identity, never a key",
+    "SHADOW_ROLLOUT_LEASES_TABLE": "defaults to 'leases' in the app's storage account, which infra creates no "
+                                   "differently from any other table (the adapter creates it on first use)",
     "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "left unset on purpose: the app configures OpenTelemetry itself "
                                                    "(shared/observability.py); set, the worker would too",
 }

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 
 from ...domain.request import parse_request
+from ...ports import OutcomePublisher
 from .errors import azure_errors
 
 REQUEST_SUBJECT = "rollout-request"
@@ -75,3 +76,18 @@ class RolloutBus:
         from azure.identity import DefaultAzureCredential
 
         return ServiceBusClient(self.namespace, DefaultAzureCredential())
+
+
+class BusOutcomePublisher(OutcomePublisher):
+    """Outcome events on the outcomes topic. The message id is the event's own stable id, so a retried
+    publish is dropped by duplicate detection; ``rollout_id`` and ``type`` are properties subscriptions filter on."""
+
+    def __init__(self, bus: RolloutBus) -> None:
+        self.bus = bus
+
+    def publish(self, event: dict[str, Any]) -> None:
+        msg = ServiceBusMessage(json.dumps(event, sort_keys=True, default=str), message_id=str(event["event_id"]),
+                                content_type="application/json", subject=OUTCOME_SUBJECT,
+                                application_properties={"rollout_id": str(event.get("rollout_id", "")),
+                                                        "type": str(event.get("type", ""))})
+        self.bus._send(msg)
