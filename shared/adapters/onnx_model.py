@@ -22,8 +22,6 @@ _WHY_MISSING = {
     "own": "no shadow of its stratum was observed",
     "vm_vcpus": "its SKU is not known to the model",
     "vm_memory_gib": "its SKU is not known to the model",
-    "vm_load": "no recent CPU telemetry",
-    "vm_load_gap": "no recent CPU telemetry or shadow load",
     "fleet": "no pooled shadow evidence",
 }
 

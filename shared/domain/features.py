@@ -22,7 +22,7 @@ from .judge import Phase, StratumVerdict
 from .model import ApplyResult, ApplyStatus, Stratum, VmInfo
 from .skus import sku_size
 
-FEATURE_VERSION = "2"
+FEATURE_VERSION = "3"
 SIGNAL_NAMES = {"cpu_pct": "cpu", "mem_available_pct": "mem", "net_bytes": "net", "error_count": "err",
                 "health_ok": "health"}
 BAD_DIRECTION = {"cpu": 1.0, "mem": -1.0, "net": -1.0, "err": 1.0, "health": -1.0}
@@ -32,13 +32,14 @@ MAX_LOG_P = 12.0
 
 FEATURES: tuple[str, ...] = (
     "own_observed", "own_apply_fail", "own_apply_timeout", "own_apply_minutes",
-    *(f"own_{s}_{k}" for s in SIGNAL_NAMES.values() for k in ("effect", "logp")),
     "own_mem_slope", "own_judge_score", "own_worst_effect", "own_worst_logp",
     "sku_max_score", "image_max_score", "set_max_score",
-    "fleet_fail_share", *(f"fleet_{s}_effect" for s in SIGNAL_NAMES.values()), "fleet_mem_slope",
-    "fleet_worst_effect", "fleet_worst_logp",
-    "vm_vcpus", "vm_memory_gib", "vm_uniform", "vm_load", "vm_load_gap",
+    "fleet_fail_share", "fleet_mem_slope", "fleet_worst_effect", "fleet_worst_logp",
+    "vm_vcpus", "vm_memory_gib", "vm_uniform",
 )
+"""Version 3 keeps only mode-agnostic evidence: per-signal columns and the VM's load now let the model learn
+which signal or which load a corpus family happened to use, and held-out families showed it (ROC-AUC 0.89
+with them, 0.92 without, the same on held-out seeds)."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class FeatureTable:
         return [n for n, v in zip(self.names, self.matrix[i], strict=True) if not np.isfinite(v)]
 
 
-def build_features(vms: Sequence[VmInfo], vm_loads: Mapping[str, float], evidence: Mapping[str, StratumEvidence],
+def build_features(vms: Sequence[VmInfo], evidence: Mapping[str, StratumEvidence],
                    fleet: StratumEvidence | None) -> FeatureTable:
     """One row per VM; evidence is keyed by stratum key."""
     strata = {Stratum.from_key(k): e for k, e in evidence.items()}
@@ -130,28 +131,24 @@ def build_features(vms: Sequence[VmInfo], vm_loads: Mapping[str, float], evidenc
         by_set[s.scale_set].append(score)
     failing = sum(1 for e in evidence.values() if e.phase == Phase.FAILED.value)
     fleet_share = failing / len(evidence) if evidence else math.nan
-    fleet_part = [fleet_share, *((fleet.effects.get(s, math.nan) if fleet else math.nan)
-                                 for s in SIGNAL_NAMES.values()),
-                  fleet.mem_slope if fleet else math.nan, *(_worst(fleet) if fleet else (math.nan, math.nan))]
+    fleet_part = [fleet_share, fleet.mem_slope if fleet else math.nan,
+                  *(_worst(fleet) if fleet else (math.nan, math.nan))]
     rows = np.full((len(vms), len(FEATURES)), np.nan, dtype=np.float32)
     scores: list[float | None] = []
     for i, vm in enumerate(vms):
         st = vm.stratum
         e = evidence.get(st.key)
         scores.append(e.judge_score if e is not None else None)
-        own: list[float] = [math.nan] * 18
+        own: list[float] = [math.nan] * 8
         if e is not None and e.observed > 0:
             own = [float(e.observed), e.apply_fail, e.apply_timeout, e.apply_minutes,
-                   *(v for s in SIGNAL_NAMES.values() for v in (e.effects.get(s, math.nan), e.logp.get(s, math.nan))),
                    e.mem_slope, e.judge_score if e.judge_score is not None else math.nan, *_worst(e)]
         own_score = e.judge_score if e is not None and e.judge_score is not None else math.nan
         siblings = [_max_other(by_sku[st.sku], own_score), _max_other(by_image[st.image], own_score),
                     _max_other(by_set[st.scale_set], own_score)]
         size = sku_size(vm.sku)
-        load = vm_loads.get(vm.vm_id, math.nan)
-        shadow_load = e.shadow_load if e is not None else math.nan
         traits = [float(size[0]) if size else math.nan, float(size[1]) if size else math.nan,
-                  1.0 if vm.orchestration == "Uniform" else 0.0, load, load - shadow_load]
+                  1.0 if vm.orchestration == "Uniform" else 0.0]
         rows[i] = own + siblings + fleet_part + traits
     return FeatureTable([vm.vm_id for vm in vms], [vm.stratum.key for vm in vms], rows, scores)
 

@@ -353,18 +353,10 @@ def _evidence(r: _Rollout, verdicts: dict[str, StratumVerdict], fleet: StratumVe
     return evidence, pooled
 
 
-def _vm_loads(r: _Rollout, vm_ids: list[str]) -> dict[str, float]:
-    """Each VM's utilisation now, estimated from its CPU over the last minutes."""
-    now = r.now
-    frame = r.svc.telemetry.signals(vm_ids, now - timedelta(minutes=PRE_CHANGE_MINUTES), now)
-    cpu = _nanmean_rows(frame.signals["cpu_pct"]) / 100.0
-    return {v: float(c) for v, c in zip(vm_ids, cpu, strict=True) if not np.isnan(c)}
-
-
 def _risks(r: _Rollout, evidence: dict[str, StratumEvidence], fleet: StratumEvidence | None
            ) -> tuple[list[VmInfo], FeatureTable, list[VmRisk]]:
     vms = [VmInfo.from_dict(v["info"]) for v in r.vms().values()]
-    table = build_features(vms, _vm_loads(r, [vm.vm_id for vm in vms]), evidence, fleet)
+    table = build_features(vms, evidence, fleet)
     return vms, table, r.svc.model.predict(table)
 
 

@@ -226,7 +226,8 @@ def wave_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
                                 for c in range(inp["chunks"])])
     except Exception as exc:  # VMs left without a snapshot are excluded by apply_wave, with a decision
         context.set_custom_status({"wave": inp["wave"], "snapshot_error": str(exc).split("\n")[0][:300]})
-    applied = yield context.task_all([context.call_activity("apply_wave", {**base, "chunk": c})
+    # a batch ARM refused as a whole changed nothing and is safe to retry: apply_wave skips applied VMs
+    applied = yield context.task_all([context.call_activity_with_retry("apply_wave", RETRY, {**base, "chunk": c})
                                       for c in range(inp["chunks"])])
     if not any(a["applied"] for a in applied) and any(a.get("excluded") for a in applied):
         yield context.call_activity("halt", {"rollout_id": inp["rollout_id"],

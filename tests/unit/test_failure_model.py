@@ -50,15 +50,15 @@ def test_a_model_of_another_feature_schema_is_refused(trained: tuple[Path, objec
     d, _ = trained
     (tmp_path / "failure_model.onnx").write_bytes((d / "failure_model.onnx").read_bytes())
     (tmp_path / FEATURES_FILE).write_text(json.dumps({"version": "0", "features": list(FEATURES[:-1])}))
-    with pytest.raises(ModelError, match=r"feature schema mismatch: .* version '0' \(34 features\), this code "
-                                         rf"computes version '{FEATURE_VERSION}' \(35 features\); retrain"):
+    with pytest.raises(ModelError, match=r"feature schema mismatch: .* version '0' \(17 features\), this code "
+                                         rf"computes version '{FEATURE_VERSION}' \(18 features\); retrain"):
         OnnxFailureModel(tmp_path)
 
 
 def test_rows_with_missing_features_fall_back_to_the_judge_and_say_why(trained: tuple[Path, object]) -> None:
     d, _ = trained
     x, _ = synthetic(3, 3)
-    x[1, FEATURES.index("own_cpu_effect")] = np.nan
+    x[1, FEATURES.index("own_worst_effect")] = np.nan
     x[2, FEATURES.index("vm_vcpus")] = np.nan
     risks = OnnxFailureModel(d).predict(table(x, judge=0.07))
     assert risks[0].source == "model" and risks[0].probability is not None
@@ -71,7 +71,7 @@ def test_an_unknown_sku_leaves_its_size_features_missing() -> None:
     key = Stratum("web", "Standard_Z9_v9", "u22", "1").key
     ev = StratumEvidence(key, "Successful", 0.01, 2, 0.0, 0.0, 1.0, {"cpu": 0.0}, {"cpu": 0.1}, -0.01, 0.4)
     vms = [VmInfo("vm0", "web", "Standard_Z9_v9", "u22", "1"), VmInfo("vm1", "web", "Standard_D2s_v5", "u22", "1")]
-    t = build_features(vms, {"vm0": 0.4, "vm1": 0.5}, {key: ev}, None)
+    t = build_features(vms, {key: ev}, None)
     assert "vm_vcpus" in t.missing(0)
     assert t.row(1)["own_observed"] != t.row(1)["own_observed"]  # vm1's stratum has no evidence: NaN
 
@@ -84,7 +84,7 @@ def test_sibling_strata_evidence_excludes_the_vms_own_stratum() -> None:
     def ev(s: Stratum, score: float) -> StratumEvidence:
         return StratumEvidence(s.key, "Failed" if score > 0.5 else "Successful", score, 2, 0.0, 0.0, 1.0)
 
-    t = build_features([VmInfo("v", "web", "Standard_D2s_v5", "u20", "2")], {"v": 0.4},
+    t = build_features([VmInfo("v", "web", "Standard_D2s_v5", "u20", "2")],
                        {a.key: ev(a, 0.97), b.key: ev(b, 0.02), c.key: ev(c, 0.01)}, None)
     row = t.row(0)
     assert row["own_judge_score"] == pytest.approx(0.02)
