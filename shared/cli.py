@@ -204,6 +204,95 @@ def _account(o: dict[str, Any]) -> None:
     out.print(summary)
 
 
+@app.command()
+def bench(
+    scenarios: Annotated[Path, typer.Option(help="Directory of scenario files (YAML or JSON).")]
+    = Path("bench/scenarios"),
+    strategies: Annotated[str, typer.Option(help="Comma-separated strategy names, or all.")] = "all",
+    seeds: Annotated[int, typer.Option(help="Seeds per scenario: its own seed, seed+1, ..., seed+N-1.")] = 1,
+    good_seeds: Annotated[int | None, typer.Option(help="More seeds for good-change scenarios (no effects), so "
+                                                        "false halts are counted over enough good runs.")] = None,
+    max_vms: Annotated[int, typer.Option(help="Skip fleets of this many VMs or more.")] = 10_000,
+    exclude_tags: Annotated[str, typer.Option(help="Skip scenarios with any of these tags (comma-separated); "
+                                                   "the scale fleets are measured by bench-scale.")] = "scale",
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly the benchmark JSON on stdout.")] = False,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report with PNG plots into this directory.")]
+    = None,
+    timeline: Annotated[str | None, typer.Option(help="Scenario whose shadow-predictive rollout the report draws "
+                                                      "as a timeline (default: onset-two-effects if present).")]
+    = None,
+) -> None:
+    """Benchmark strategies on a corpus of scenarios (scenarios contract §3)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .bench.corpus import bench as run_bench
+    from .bench.corpus import parse_strategies
+
+    try:
+        names = parse_strategies(strategies)
+        if report is not None:
+            from .bench.report import require_matplotlib
+
+            require_matplotlib()
+        progress = Progress(TextColumn("[bold]bench[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("{task.description}"), console=err, transient=False)
+        bar: dict[str, Any] = {}
+
+        def on_plan(tasks: list[Any], corpus: Any) -> None:
+            for s in corpus.skipped:
+                err.print(f"  [dim]skipped {s['scenario']}: {s['reason']}[/]", highlight=False)
+            bar["id"] = progress.add_task("", total=len(tasks))
+
+        def on_run(task: Any, outcome: dict[str, Any]) -> None:
+            progress.update(bar["id"], advance=1, description=f"{outcome['strategy']} · {outcome['scenario']}")
+
+        with progress:
+            result = run_bench(scenarios, names, seeds, good_seeds=good_seeds, max_vms=max_vms,
+                               exclude_tags=[t.strip() for t in exclude_tags.split(",") if t.strip()],
+                               workers=workers, progress=on_run, on_plan=on_plan)
+    except ShadowRolloutError as exc:
+        _fail(str(exc))
+        return
+    result["meta"]["command"] = "shadow-rollout " + " ".join(sys.argv[1:])
+    from .bench.report import evaluate_targets
+
+    result["targets"] = evaluate_targets(result)
+    if report is not None:
+        from .bench.report import timeline_of, write_report
+
+        with err.status("drawing the report"):
+            result["timeline"] = timeline_of(scenarios, timeline, result)
+            write_report(result, report)
+        err.print(f"report written to {report / 'index.html'}", highlight=False)
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    _bench_table(result)
+
+
+def _bench_table(result: dict[str, Any]) -> None:
+    table = Table(title=f"Benchmark: {result['meta']['runs']} runs in {result['meta']['wall_seconds']:.0f} s")
+    cols = ("strategy", "runs", "impaired VM-min", "VMs impaired", "false halts", "excluded on good", "missed bad",
+            "median min (good)", "shadow cost", "shortfall VM-min", "extra VM-min")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for name, s in result["summary"].items():
+        table.add_row(name, str(s["runs"]), f"{s['impaired_vm_minutes']:,.0f}", str(s["production_vms_impaired"]),
+                      f"{s['false_halts']}/{s['good_runs']}", str(s["vms_excluded_on_good"]),
+                      f"{s['missed_bad_changes']}/{s['bad_runs']}", str(s["median_duration_minutes_good"]),
+                      f"{s['shadow_cost_ratio']:.2%}", f"{s['capacity_shortfall_vm_minutes']:,.0f}",
+                      f"{s['extra_vm_minutes']:,.0f}")
+    out.print(table)
+    for t in result.get("targets", []):
+        mark = "[green]met[/]" if t["met"] else "[red]missed[/]" if t["met"] is False else "[yellow]n/a[/]"
+        out.print(f"{mark}  {t['target']}: {t['measured']}", highlight=False)
+
+
 @app.command("bench-scale")
 def bench_scale(
     sizes: Annotated[str, typer.Option(help="Comma-separated fleet sizes.")] = "1000,10000,50000",
