@@ -137,6 +137,8 @@ def run_tasks(tasks: Sequence[Task], *, workers: int = WORKERS,
 def summarise(runs: Sequence[dict[str, Any]], strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The contract's summary per strategy, and more."""
     out: dict[str, dict[str, Any]] = {}
+    floor = {(r["scenario"], r["seed"]): r["capacity"]["shortfall_vm_minutes"] for r in runs
+             if r["strategy"] == "oracle"}
     for s in strategies:
         rs = [r for r in runs if r["strategy"] == s]
         good = [r for r in rs if not r["bench"]["bad_change"]]
@@ -173,6 +175,9 @@ def summarise(runs: Sequence[dict[str, Any]], strategies: Sequence[str]) -> dict
             "max_extra_instances": max((r["capacity"]["max_extra_instances"] for r in rs), default=0),
             "impaired_vm_minutes_bad": round(sum(r["impaired_vm_minutes"] for r in bad), 1),
             "impaired_vm_minutes_by_family": {k: round(v, 1) for k, v in sorted(by_family.items())},
+            "capacity_shortfall_over_oracle_vm_minutes": round(sum(
+                max(0.0, r["capacity"]["shortfall_vm_minutes"] - floor[(r["scenario"], r["seed"])]) for r in rs
+                if (r["scenario"], r["seed"]) in floor), 1) if floor else None,
             "median_wall_seconds": round(statistics.median(r["bench"]["wall_seconds"] for r in rs), 3) if rs else None,
         }
     return out

@@ -125,12 +125,19 @@ class PeerRun:
                                          f"calls, e.g. {refused[0].rsplit('/', 1)[-1]}")
         return out
 
-    def apply(self, vm_ids: Sequence[str]) -> dict[str, ApplyResult]:
-        """Apply the change; every VM it was attempted on is believed to run the new configuration."""
+    def apply(self, vm_ids: Sequence[str], *, wait: bool = True) -> dict[str, ApplyResult]:
+        """Apply the change; every VM it was attempted on is believed to run the new configuration.
+
+        ``wait=False`` hands the change out and goes on at once (the clock returns to when it was handed out), as
+        a configuration service does: the targets fetch it, the deployment does not wait for them.
+        """
+        start = self.now
         results = self._each(vm_ids, "apply", lambda v: self.fleet.apply_change(
             v, self.change, timeout_minutes=APPLY_TIMEOUT_MINUTES)[0])
         for vm in results:
             self.believed[vm] = Config.NEW.value
+        if not wait:
+            self.world.clock.now = start
         return results
 
     def snapshot(self, vm_ids: Sequence[str]) -> list[str]:

@@ -16,7 +16,8 @@ The alarms are the contract's (scenarios contract §3), evaluated every minute l
   deployment (a per-minute median of a count near 1 would be a poor reference).
 
 Modelling choices (bench/README.md): the increments go out at minutes 0, 6, 12, 18 and 24 (the first at once,
-the earliest AppConfig allows); the deployment's 30 minutes end at 30 and the bake at 60. AppConfig's rollback
+the earliest AppConfig allows) without waiting for the targets (they fetch the configuration; a hung apply shows
+in the alarms, not in the schedule); the deployment's 30 minutes end at 30 and the bake at 60. AppConfig's rollback
 brings every target back to the previous configuration; on VMs here that is a restore from a snapshot taken just
 before each VM's change. Nothing watches production after the bake.
 """
@@ -71,7 +72,7 @@ def deploy(peer: PeerRun) -> Process:
         batch = order[s * size:(s + 1) * size]
         if batch:
             peer.snapshot(batch)
-            changed.extend(peer.apply(batch))
+            changed.extend(peer.apply(batch, wait=False))
             peer.decide("step", f"step {s + 1}/{steps}: {len(changed)}/{len(order)} VMs on the new configuration")
         until = start + (s + 1) * STEP_MINUTES if s < steps - 1 else bake_end
         while not alarm and peer.now < until:
