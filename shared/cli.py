@@ -217,7 +217,8 @@ def bench(
                                                    "the scale fleets are measured by bench-scale.")] = "scale",
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly the benchmark JSON on stdout.")] = False,
-    out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here.")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here (gzipped if it ends in "
+                                                               ".gz), and summary.json beside it.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write an HTML report with PNG plots into this directory.")]
     = None,
     timeline: Annotated[str | None, typer.Option(help="Scenario whose shadow-predictive rollout the report draws "
@@ -267,12 +268,25 @@ def bench(
             write_report(result, report)
         err.print(f"report written to {report / 'index.html'}", highlight=False)
     if out_file is not None:
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        out_file.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        _write_json(out_file, result)
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
         return
     _bench_table(result)
+
+
+def _write_json(path: Path, result: dict[str, Any]) -> None:
+    """The whole result (gzipped when the name ends in .gz), and its summary, targets and meta beside it."""
+    import gzip
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, separators=(",", ":")) + "\n"
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
+    else:
+        path.write_text(text, encoding="utf-8")
+    brief = {k: result[k] for k in ("meta", "summary", "targets") if k in result}
+    (path.parent / "summary.json").write_text(json.dumps(brief, indent=1) + "\n", encoding="utf-8")
 
 
 def _bench_table(result: dict[str, Any]) -> None:
@@ -299,7 +313,8 @@ def bench_scale(
     out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report on stdout.")] = False,
 ) -> None:
-    """Scale benchmark: wall time, peak memory and orchestration work for each fleet size."""
+    """Scale benchmark: wall time, peak memory, orchestration work and replay time, and the failure model's
+    inference throughput, for each fleet size."""
     from .bench.scale import run_sizes
 
     try:
@@ -316,12 +331,14 @@ def bench_scale(
         sys.stdout.write(json.dumps(report) + "\n")
         return
     table = Table(title="Scale benchmark (one rollout each, its whole watch window included)")
-    for col in ("VMs", "wall s", "peak MiB", "turns", "events replayed", "longest history", "outcome"):
+    for col in ("VMs", "wall s", "peak MiB", "turns", "events replayed", "longest history", "history KiB",
+                "replay s", "predict VMs/s", "outcome"):
         table.add_column(col, justify="right")
     for r in report["runs"]:
         table.add_row(str(r["vms"]), f"{r['wall_seconds']:.1f}", f"{r['peak_rss_mib']:.0f}",
                       str(r["orchestration_turns"]), str(r["history_events_replayed"]),
-                      str(r["max_history_events"]), r["outcome"])
+                      str(r["max_history_events"]), f"{r['max_history_bytes'] / 1024:.0f}",
+                      f"{r['replay_seconds']:.1f}", f"{r['inference_vms_per_second']:,}", r["outcome"])
     out.print(table)
     out.print("growth with the fleet (slope of log cost over log VMs; 1 = linear): "
               + ", ".join(f"{k} {v}" for k, v in report["growth"].items()))

@@ -115,9 +115,11 @@ def _why_impaired(runs: Sequence[dict[str, Any]], best: str) -> list[str]:
 
 
 def _first_reason(r: dict[str, Any], kinds: Sequence[str]) -> str:
-    for d in r["decisions"]:
-        if d["kind"] in kinds:
-            return f"{d['kind']} at minute {d['minute']:g}: {str(d['reason'])[:220]}"
+    """The first decision of these kinds, else how the run finished (a failed orchestration says its error)."""
+    for want in (kinds, ("orchestration_failed", "finished")):
+        for d in r["decisions"]:
+            if d["kind"] in want:
+                return f"{d['kind']} at minute {d['minute']:g}: {str(d['reason'])[:260]}"
     return str(r["outcome"])
 
 
@@ -142,9 +144,12 @@ def _why_duration(runs: Sequence[dict[str, Any]]) -> list[str]:
     if not firsts:
         return []
     durations = [r["duration_minutes"] for r in good]
-    return [f"median minute at which production may start (shadow pool, {statistics.median(firsts):.0f} min of "
-            f"baseline, change and bake): {statistics.median(firsts):.1f}; median duration "
-            f"{statistics.median(durations):.1f}: the waves and their watches take the rest"]
+    start, total = statistics.median(firsts), statistics.median(durations)
+    return [f"production starts at minute {start:.1f} (median over good runs): shadow pool, baseline, change on the "
+            f"shadows and bake come first", f"the waves and the watch after each take the other {total - start:.1f} "
+            f"minutes (median duration {total:.1f})",
+            f"{BASELINE_DURATION}'s 30-minute bake changes nothing in production, so its duration ends with its last "
+            "step"]
 
 
 def _first_minute(r: dict[str, Any], kinds: Sequence[str]) -> float | None:
