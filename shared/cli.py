@@ -221,9 +221,9 @@ def bench(
                                                                ".gz), and summary.json beside it.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write an HTML report with PNG plots into this directory.")]
     = None,
-    timeline: Annotated[str | None, typer.Option(help="Scenario whose shadow-predictive rollout the report draws "
-                                                      "as a timeline (default: onset-two-effects if present).")]
-    = None,
+    timeline: Annotated[str | None, typer.Option(help="Scenario (a file, or a name in --scenarios) whose "
+                                                      "shadow-predictive rollout the report draws as a timeline "
+                                                      "(default: the bundled demo).")] = None,
 ) -> None:
     """Benchmark strategies on a corpus of scenarios (scenarios contract §3)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -264,7 +264,7 @@ def bench(
         from .bench.report import timeline_of, write_report
 
         with err.status("drawing the report"):
-            result["timeline"] = timeline_of(scenarios, timeline, result)
+            result["timeline"] = timeline_of(scenarios, timeline)
             write_report(result, report)
         err.print(f"report written to {report / 'index.html'}", highlight=False)
     if out_file is not None:
@@ -273,6 +273,38 @@ def bench(
         sys.stdout.write(json.dumps(result) + "\n")
         return
     _bench_table(result)
+
+
+@app.command("bench-report")
+def bench_report(
+    result_file: Annotated[Path, typer.Argument(help="A bench JSON (.json or .json.gz) written by bench --out.")],
+    report: Annotated[Path, typer.Option(help="Write index.html and the PNG plots into this directory.")],
+    scenarios: Annotated[Path, typer.Option(help="Where --timeline names are looked up.")] = Path("bench/scenarios"),
+    timeline: Annotated[str | None, typer.Option(help="Redraw the timeline from this scenario (default: keep the "
+                                                      "one in the file, else the bundled demo).")] = None,
+) -> None:
+    """Redraw the report of an earlier bench run without running it again (the file's targets and timeline are
+    brought up to date too)."""
+    import gzip
+
+    from .bench.report import evaluate_targets, require_matplotlib, timeline_of, write_report
+
+    try:
+        require_matplotlib()
+        raw = result_file.read_bytes()
+        result = json.loads(gzip.decompress(raw) if result_file.suffix == ".gz" else raw)
+        result["targets"] = evaluate_targets(result)
+        if timeline is not None or not result.get("timeline"):
+            result["timeline"] = timeline_of(scenarios, timeline)
+        write_report(result, report)
+    except (OSError, ValueError) as exc:
+        _fail(f"{result_file}: {exc}")
+        return
+    except ShadowRolloutError as exc:
+        _fail(str(exc))
+        return
+    _write_json(result_file, result)
+    err.print(f"report written to {report / 'index.html'}", highlight=False)
 
 
 def _write_json(path: Path, result: dict[str, Any]) -> None:

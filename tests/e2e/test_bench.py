@@ -82,7 +82,7 @@ def test_report_renders_every_plot_and_states_each_target(corpus: Path, tmp_path
 
     result = bench(corpus, list(STRATEGIES), 1, workers=2)
     result["targets"] = evaluate_targets(result)
-    result["timeline"] = timeline_of(corpus, "latent-crash", result)
+    result["timeline"] = timeline_of(corpus, "latent-crash")
     files = write_report(result, tmp_path / "report")
     names = {f.name for f in files}
     assert names == {"impaired.png", "false_halts.png", "duration_good.png", "shadow_cost.png", "capacity.png",
