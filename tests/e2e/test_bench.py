@@ -93,3 +93,14 @@ def test_report_renders_every_plot_and_states_each_target(corpus: Path, tmp_path
         assert html.escape(t["target"]) in page and html.escape(t["measured"]) in page
     assert {t["target"].split(" ")[0] for t in result["targets"]} >= {"impaired", "false", "no", "median",
                                                                        "capacity", "shadow_cost_ratio"}
+
+
+def test_bench_report_redraws_the_report_from_a_saved_result(corpus: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "results" / "bench.json.gz"
+    p = cli("bench", "--scenarios", str(corpus), "--strategies", "no-guard,oracle", "--seeds", "1", "--out", str(saved))
+    assert p.returncode == 0, p.stderr
+    assert json.loads((saved.parent / "summary.json").read_text())["summary"]["oracle"]["runs"] == 3
+    p = cli("bench-report", str(saved), "--report", str(tmp_path / "report"), "--scenarios", str(corpus),
+            "--timeline", "latent-crash")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "report" / "index.html").is_file() and (tmp_path / "report" / "timeline.png").is_file()
