@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck unit clean bench
 
 $(STAMP): pyproject.toml requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ typecheck: $(STAMP)
 
 test: lint typecheck $(NODE_STAMP)
 	$(BIN)/pytest
+
+# The committed benchmark (bench/results/): the corpus run, then the scale runs. About 20 minutes on 2 cores.
+bench: $(STAMP)
+	$(BIN)/shadow-rollout bench --scenarios bench/scenarios --strategies all --seeds 5 --good-seeds 17 \
+		--out bench/results/bench.json.gz --report bench/results/report
+	$(BIN)/shadow-rollout bench-scale --out bench/results/scale.json
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -7,6 +7,7 @@ installs its services before it drives the orchestration.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ def services() -> Services:
     return _services
 
 
-def simulator_services(world: object) -> Services:
+def simulator_services(world: object, *, model: FailureModel | None = None) -> Services:
     """Services over a simulated fleet (a :class:`~shared.adapters.simulator.world.FleetWorld`)."""
     from .adapters.memory_store import InMemoryRolloutStore
     from .adapters.simulator.adapters import (
@@ -101,7 +102,7 @@ def simulator_services(world: object) -> Services:
         shadow_load=SimShadowLoad(world),
         snapshots=SimDiskSnapshots(world),
         telemetry=SimTelemetry(world),
-        model=failure_model(),
+        model=model or failure_model(),
         store=InMemoryRolloutStore(),
         now=lambda: to_datetime(world.clock.now),
     )
@@ -149,7 +150,8 @@ def azure_services(settings: object | None = None, *, store: RolloutStore | None
 
 
 def _table_leases_from_environment() -> Leases:
-    """Leases in Table storage, shared by every instance of the app (in-process ones would not be)."""
+    """Leases in Table storage, shared by every instance of the app; in-process only where no table is set
+    (the Azure-shaped stand-in), with a warning, since those protect one process only."""
     from azure.data.tables import TableServiceClient
 
     from .adapters.azure.leases import TableLeases
@@ -160,8 +162,8 @@ def _table_leases_from_environment() -> Leases:
         return TableLeases.from_connection_string(conn, table)
     endpoint = os.environ.get("SHADOW_ROLLOUT_TABLES_ENDPOINT")
     if not endpoint:
-        raise ShadowRolloutError("SHADOW_ROLLOUT_BACKEND=azure needs SHADOW_ROLLOUT_TABLES_ENDPOINT "
-                                 "(or SHADOW_ROLLOUT_TABLES_CONNECTION_STRING)")
+        logging.getLogger(__name__).warning("no SHADOW_ROLLOUT_TABLES_ENDPOINT: scale-set leases are in-process")
+        return InMemoryLeases()
     from azure.identity import DefaultAzureCredential
 
     return TableLeases(TableServiceClient(endpoint, credential=DefaultAzureCredential()).get_table_client(table))
@@ -174,8 +176,8 @@ def _outcome_publisher_from_environment() -> OutcomePublisher:
     topic = os.environ.get("SHADOW_ROLLOUT_OUTCOMES_TOPIC")
     namespace = os.environ.get("ServiceBusConnection__fullyQualifiedNamespace")  # noqa: SIM112 - the trigger's name
     if not topic or not namespace:
-        raise ShadowRolloutError("SHADOW_ROLLOUT_BACKEND=azure needs SHADOW_ROLLOUT_OUTCOMES_TOPIC and "
-                                 "ServiceBusConnection__fullyQualifiedNamespace to publish rollout outcomes")
+        logging.getLogger(__name__).warning("no SHADOW_ROLLOUT_OUTCOMES_TOPIC: outcome events stay in-process")
+        return InMemoryOutcomePublisher()
     return BusOutcomePublisher(RolloutBus(topic=topic, fully_qualified_namespace=namespace))
 
 

@@ -211,13 +211,149 @@ def _account(o: dict[str, Any]) -> None:
     out.print(summary)
 
 
+@app.command()
+def bench(
+    scenarios: Annotated[Path, typer.Option(help="Directory of scenario files (YAML or JSON).")]
+    = Path("bench/scenarios"),
+    strategies: Annotated[str, typer.Option(help="Comma-separated strategy names, or all.")] = "all",
+    seeds: Annotated[int, typer.Option(help="Seeds per scenario: its own seed, seed+1, ..., seed+N-1.")] = 1,
+    good_seeds: Annotated[int | None, typer.Option(help="More seeds for good-change scenarios (no effects), so "
+                                                        "false halts are counted over enough good runs.")] = None,
+    max_vms: Annotated[int, typer.Option(help="Skip fleets of this many VMs or more.")] = 10_000,
+    exclude_tags: Annotated[str, typer.Option(help="Skip scenarios with any of these tags (comma-separated); "
+                                                   "the scale fleets are measured by bench-scale.")] = "scale",
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly the benchmark JSON on stdout.")] = False,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here (gzipped if it ends in "
+                                                               ".gz), and summary.json beside it.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report with PNG plots into this directory.")]
+    = None,
+    timeline: Annotated[str | None, typer.Option(help="Scenario (a file, or a name in --scenarios) whose "
+                                                      "shadow-predictive rollout the report draws as a timeline "
+                                                      "(default: the bundled demo).")] = None,
+) -> None:
+    """Benchmark strategies on a corpus of scenarios (scenarios contract §3)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .bench.corpus import bench as run_bench
+    from .bench.corpus import parse_strategies
+
+    try:
+        names = parse_strategies(strategies)
+        if report is not None:
+            from .bench.report import require_matplotlib
+
+            require_matplotlib()
+        progress = Progress(TextColumn("[bold]bench[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("{task.description}"), console=err, transient=False)
+        bar: dict[str, Any] = {}
+
+        def on_plan(tasks: list[Any], corpus: Any) -> None:
+            for s in corpus.skipped:
+                err.print(f"  [dim]skipped {s['scenario']}: {s['reason']}[/]", highlight=False)
+            bar["id"] = progress.add_task("", total=len(tasks))
+
+        def on_run(task: Any, outcome: dict[str, Any]) -> None:
+            progress.update(bar["id"], advance=1, description=f"{outcome['strategy']} · {outcome['scenario']}")
+
+        with progress:
+            result = run_bench(scenarios, names, seeds, good_seeds=good_seeds, max_vms=max_vms,
+                               exclude_tags=[t.strip() for t in exclude_tags.split(",") if t.strip()],
+                               workers=workers, progress=on_run, on_plan=on_plan)
+    except ShadowRolloutError as exc:
+        _fail(str(exc))
+        return
+    result["meta"]["command"] = "shadow-rollout " + " ".join(sys.argv[1:])
+    from .bench.report import evaluate_targets
+
+    result["targets"] = evaluate_targets(result)
+    if report is not None:
+        from .bench.report import timeline_of, write_report
+
+        with err.status("drawing the report"):
+            result["timeline"] = timeline_of(scenarios, timeline)
+            write_report(result, report)
+        err.print(f"report written to {report / 'index.html'}", highlight=False)
+    if out_file is not None:
+        _write_json(out_file, result)
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    _bench_table(result)
+
+
+@app.command("bench-report")
+def bench_report(
+    result_file: Annotated[Path, typer.Argument(help="A bench JSON (.json or .json.gz) written by bench --out.")],
+    report: Annotated[Path, typer.Option(help="Write index.html and the PNG plots into this directory.")],
+    scenarios: Annotated[Path, typer.Option(help="Where --timeline names are looked up.")] = Path("bench/scenarios"),
+    timeline: Annotated[str | None, typer.Option(help="Redraw the timeline from this scenario (default: keep the "
+                                                      "one in the file, else the bundled demo).")] = None,
+) -> None:
+    """Redraw the report of an earlier bench run without running it again (the file's targets and timeline are
+    brought up to date too)."""
+    import gzip
+
+    from .bench.report import evaluate_targets, require_matplotlib, timeline_of, write_report
+
+    try:
+        require_matplotlib()
+        raw = result_file.read_bytes()
+        result = json.loads(gzip.decompress(raw) if result_file.suffix == ".gz" else raw)
+        result["targets"] = evaluate_targets(result)
+        if timeline is not None or not result.get("timeline"):
+            result["timeline"] = timeline_of(scenarios, timeline)
+        write_report(result, report)
+    except (OSError, ValueError) as exc:
+        _fail(f"{result_file}: {exc}")
+        return
+    except ShadowRolloutError as exc:
+        _fail(str(exc))
+        return
+    _write_json(result_file, result)
+    err.print(f"report written to {report / 'index.html'}", highlight=False)
+
+
+def _write_json(path: Path, result: dict[str, Any]) -> None:
+    """The whole result (gzipped when the name ends in .gz), and its summary, targets and meta beside it."""
+    import gzip
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, separators=(",", ":")) + "\n"
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
+    else:
+        path.write_text(text, encoding="utf-8")
+    brief = {k: result[k] for k in ("meta", "summary", "targets") if k in result}
+    (path.parent / "summary.json").write_text(json.dumps(brief, indent=1) + "\n", encoding="utf-8")
+
+
+def _bench_table(result: dict[str, Any]) -> None:
+    table = Table(title=f"Benchmark: {result['meta']['runs']} runs in {result['meta']['wall_seconds']:.0f} s")
+    cols = ("strategy", "runs", "impaired VM-min", "VMs impaired", "false halts", "excluded on good", "missed bad",
+            "median min (good)", "shadow cost", "shortfall VM-min", "extra VM-min")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for name, s in result["summary"].items():
+        table.add_row(name, str(s["runs"]), f"{s['impaired_vm_minutes']:,.0f}", str(s["production_vms_impaired"]),
+                      f"{s['false_halts']}/{s['good_runs']}", str(s["vms_excluded_on_good"]),
+                      f"{s['missed_bad_changes']}/{s['bad_runs']}", str(s["median_duration_minutes_good"]),
+                      f"{s['shadow_cost_ratio']:.2%}", f"{s['capacity_shortfall_vm_minutes']:,.0f}",
+                      f"{s['extra_vm_minutes']:,.0f}")
+    out.print(table)
+    for t in result.get("targets", []):
+        mark = "[green]met[/]" if t["met"] else "[red]missed[/]" if t["met"] is False else "[yellow]n/a[/]"
+        out.print(f"{mark}  {t['target']}: {t['measured']}", highlight=False)
+
+
 @app.command("bench-scale")
 def bench_scale(
     sizes: Annotated[str, typer.Option(help="Comma-separated fleet sizes.")] = "1000,10000,50000",
     out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report on stdout.")] = False,
 ) -> None:
-    """Scale benchmark: wall time, peak memory and orchestration work for each fleet size."""
+    """Scale benchmark: wall time, peak memory, orchestration work and replay time, and the failure model's
+    inference throughput, for each fleet size."""
     from .bench.scale import run_sizes
 
     try:
@@ -234,12 +370,14 @@ def bench_scale(
         sys.stdout.write(json.dumps(report) + "\n")
         return
     table = Table(title="Scale benchmark (one rollout each, its whole watch window included)")
-    for col in ("VMs", "wall s", "peak MiB", "turns", "events replayed", "longest history", "outcome"):
+    for col in ("VMs", "wall s", "peak MiB", "turns", "events replayed", "longest history", "history KiB",
+                "replay s", "predict VMs/s", "outcome"):
         table.add_column(col, justify="right")
     for r in report["runs"]:
         table.add_row(str(r["vms"]), f"{r['wall_seconds']:.1f}", f"{r['peak_rss_mib']:.0f}",
                       str(r["orchestration_turns"]), str(r["history_events_replayed"]),
-                      str(r["max_history_events"]), r["outcome"])
+                      str(r["max_history_events"]), f"{r['max_history_bytes'] / 1024:.0f}",
+                      f"{r['replay_seconds']:.1f}", f"{r['inference_vms_per_second']:,}", r["outcome"])
     out.print(table)
     out.print("growth with the fleet (slope of log cost over log VMs; 1 = linear): "
               + ", ".join(f"{k} {v}" for k, v in report["growth"].items()))
@@ -261,7 +399,7 @@ def train(
     cfg = TrainingConfig(scenarios=scenarios, out=out_dir or MODEL_DIR, seed=seed, max_vms=max_vms)
     try:
         metrics = run_training(cfg, progress=lambda msg: err.print(f"  [dim]…[/] {msg}"))
-    except InvalidInput as exc:
+    except ShadowRolloutError as exc:
         _fail(str(exc))
         return
     obs = metrics["held_out_seeds"].get("observable", {})
@@ -286,7 +424,7 @@ def evaluate(
     try:
         with err.status("evaluating (dry rollouts: shadows and predictions only)"):
             result = run_evaluation(scenarios, seeds, max_vms=max_vms)
-    except InvalidInput as exc:
+    except ShadowRolloutError as exc:
         _fail(str(exc))
         return
     if as_json:

@@ -11,6 +11,7 @@ from .adapters.simulator.adapters import SIM_EPOCH, to_datetime, to_minute
 from .adapters.simulator.scenario import Scenario
 from .adapters.simulator.world import FleetWorld, vmss_resource_id
 from .orchestration.rollout import ROLLOUT
+from .ports import FailureModel
 from .runtime.local_durable import LocalDurableRunner, RunnerStats
 
 STRATEGY = "shadow-predictive"
@@ -44,13 +45,14 @@ def rollout_request(scenario: Scenario, rollout_id: str) -> dict[str, Any]:
 
 def simulate(scenario: Scenario, *, seed: int | None = None,
              on_status: Callable[[str, Any], None] | None = None,
-             adapt: Callable[[bootstrap.Services], bootstrap.Services] | None = None) -> SimulationRun:
+             adapt: Callable[[bootstrap.Services], bootstrap.Services] | None = None,
+             model: FailureModel | None = None) -> SimulationRun:
     """Run the shadow-predictive strategy on ``scenario`` and account for it from the ground truth.
 
-    ``adapt`` may replace services before the run (a different failure model, a wrapped port).
+    ``model`` replaces the shipped failure model; ``adapt`` may replace other services (a wrapped port).
     """
     world = FleetWorld(scenario, seed=seed)
-    services = bootstrap.simulator_services(world)
+    services = bootstrap.simulator_services(world, model=model)
     if adapt is not None:
         services = adapt(services)
     bootstrap.install(services)

@@ -1,7 +1,9 @@
 """Scale benchmark: one rollout per fleet size, each in its own process so peak memory is its own.
 
 Reports wall time, peak resident memory, the local Durable runner's work (turns, events replayed, the
-longest history) and how each grows with the fleet (the slope of log(cost) over log(VMs): 1.0 is linear).
+longest history in events and bytes, and the time spent replaying), the inference throughput of the
+FailureModel port on the whole fleet as one batch, and how each grows with the fleet (the slope of log(cost)
+over log(VMs): 1.0 is linear).
 """
 
 from __future__ import annotations
@@ -46,11 +48,38 @@ def run_one(vms: int) -> dict[str, Any]:
     wall = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     stats = run.stats
+    inference = inference_seconds(run)
     return {"vms": vms, "wall_seconds": round(wall, 2), "peak_rss_mib": round(peak_kib / 1024, 1),
             "outcome": run.outcome["outcome"], "orchestration_turns": stats.turns,
             "history_events_replayed": stats.replayed_events, "max_history_events": stats.max_history,
+            "max_history_bytes": stats.max_history_bytes, "replay_seconds": round(stats.replay_seconds, 2),
             "activities": stats.activities, "orchestration_instances": stats.instances,
+            "inference_model": run.services.model.name, "inference_seconds": round(inference, 4),
+            "inference_vms_per_second": round(vms / inference) if inference > 0 else None,
             "simulated_minutes": round(run.world.clock.now, 1)}
+
+
+def inference_seconds(run: Any, min_seconds: float = 0.5) -> float:
+    """Seconds for one ``FailureModel.predict`` over every production VM as one batch (best of repeats).
+
+    The evidence is the run's own: every stratum's verdict as the bake left it in the store.
+    """
+    from ..domain.judge import Phase, StratumVerdict
+    from ..domain.model import VmInfo
+
+    items = run.services.store.get_items(run.rollout_id, "vm")
+    vms = [VmInfo.from_dict(v["info"]) for v in items.values()]
+    raw = run.services.store.get_items(run.rollout_id, "verdict")
+    evidence = {k: StratumVerdict(k, v["label"], Phase(v["phase"]), v["score"], v["reason"], v["shadows_observed"])
+                for k, v in raw.items()}
+    best = math.inf
+    spent = 0.0
+    while spent < min_seconds or best == math.inf:
+        started = time.perf_counter()
+        run.services.model.predict(vms, evidence)
+        took = time.perf_counter() - started
+        best, spent = min(best, took), spent + took
+    return best
 
 
 def slope(points: list[tuple[float, float]]) -> float | None:
@@ -73,7 +102,8 @@ def run_sizes(sizes: list[int]) -> dict[str, Any]:
     return {
         "runs": rows,
         "growth": {key: slope([(r["vms"], r[key]) for r in rows])
-                   for key in ("wall_seconds", "peak_rss_mib", "history_events_replayed", "max_history_events")},
+                   for key in ("wall_seconds", "peak_rss_mib", "history_events_replayed", "max_history_events",
+                               "max_history_bytes", "replay_seconds", "inference_seconds")},
         "note": "growth is the slope of log(cost) over log(VMs): 1.0 is linear, 0 is constant",
     }
 

@@ -59,17 +59,12 @@ def rollout_rows(path: str, seed: int, *, use_model: bool = False) -> Dataset:
     from ..adapters.simulator.adapters import to_minute
     from ..adapters.simulator.scenario import load_scenario
     from ..adapters.statistical_model import StatisticalFailureModel
-    from ..bootstrap import Services
     from ..simulation import simulate
 
     sc = load_scenario(path)
     sc = sc.model_copy(update={"policy": {**sc.policy, "dry_run": True, "production_watch_minutes": 0}})
 
-    def judge_only(s: Services) -> Services:
-        s.model = StatisticalFailureModel()
-        return s
-
-    run = simulate(sc, seed=seed, adapt=None if use_model else judge_only)
+    run = simulate(sc, seed=seed, model=None if use_model else StatisticalFailureModel())
     record = run.services.store.get_rollout(run.rollout_id) or {}
     items = run.services.store.get_items(run.rollout_id, "vm")
     if "decided_at" not in record:

@@ -19,6 +19,7 @@ import heapq
 import itertools
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,6 +70,10 @@ class RunnerStats:
     activities: int = 0
     max_history: int = 0
     instances: int = 0
+    replay_seconds: float = 0.0
+    """Wall time of the turns themselves: building the history and the SDK's replay (activities excluded)."""
+    max_history_bytes: int = 0
+    """The largest history handed to the SDK, as JSON."""
 
 
 Registry = tuple[dict[str, Callable[..., Any]], dict[str, tuple[Callable[..., Any], str]]]
@@ -217,21 +222,26 @@ class LocalDurableRunner:
         new = [self._event({"EventType": ORCHESTRATOR_STARTED}, t, False)]
         new += [self._event(e, t, False) for e in events]
         history = old + new
+        started = time.perf_counter()
         body = {"history": history, "instanceId": inst.instance_id, "isReplaying": bool(old),
                 "parentInstanceId": inst.parent, "input": inst.input}
-        ctx = DurableOrchestrationContext.from_json(json.dumps(body))
+        text = json.dumps(body)
+        ctx = DurableOrchestrationContext.from_json(text)
         inst.status = "Running"
         inst.turns += 1
         self.stats.turns += 1
         self.stats.replayed_events += len(history)
         self.stats.max_history = max(self.stats.max_history, len(history))
+        self.stats.max_history_bytes = max(self.stats.max_history_bytes, len(text))
         self._set_clock(t)
         try:
             state = json.loads(df.Orchestrator(self._orchestrators[inst.name]).handle(ctx))
         except Exception as exc:  # the SDK raises with the orchestrator's exception as the message
+            self.stats.replay_seconds += time.perf_counter() - started
             inst.history = history
             self._complete(inst, error=str(exc).split("\n\n$OutOfProcData$")[0])
             return
+        self.stats.replay_seconds += time.perf_counter() - started
         history.append(self._event({"EventType": ORCHESTRATOR_COMPLETED}, t, False))
         inst.history = history
         if state.get("customStatus") != inst.custom_status:

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
 
+from ...domain.errors import Conflict, NotFound
 from ...ports import LeaseConflict, LeaseResult, Leases
 from .errors import azure_errors
 from .store import escape_key, unescape_key
@@ -41,13 +42,14 @@ class TableLeases(Leases):
         self._ensure()
         taken: list[str] = []
         for key in sorted({r.lower() for r in resources}):
-            with azure_errors("lease_acquire", key):
-                try:
+            try:
+                with azure_errors("lease_acquire", key):
                     self.table.create_entity({"PartitionKey": PARTITION, "RowKey": escape_key(key),
                                               "Holder": holder, "Since": now.isoformat()})
-                    taken.append(key)
-                    continue
-                except ResourceExistsError:
+                taken.append(key)
+                continue
+            except Conflict:  # the row exists: someone holds it (perhaps this very holder)
+                with azure_errors("lease_read", key):
                     row = self.table.get_entity(PARTITION, escape_key(key))
             if row["Holder"] == holder:
                 continue  # already ours: acquiring again is a no-op
@@ -61,11 +63,11 @@ class TableLeases(Leases):
         self._ensure()
         out: dict[str, LeaseConflict] = {}
         for key in {r.lower() for r in resources}:
-            with azure_errors("lease_read", key):
-                try:
+            try:
+                with azure_errors("lease_read", key):
                     row = self.table.get_entity(PARTITION, escape_key(key))
-                except ResourceNotFoundError:
-                    continue
+            except NotFound:
+                continue
             out[key] = LeaseConflict(key, str(row["Holder"]), str(row["Since"]))
         return out
 

@@ -10,8 +10,10 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .prices import hourly_price
+from .rng import Stream, uniform
 
 if TYPE_CHECKING:
     from .world import FleetWorld
@@ -108,6 +110,25 @@ def account(world: FleetWorld, *, strategy: str, believed: dict[str, str], halte
         "duration_minutes": _r(duration, 1),
         "decisions": decisions,
     }
+
+
+def affected_if_applied(world: FleetWorld, idx: NDArray[np.int64],
+                        utilisation: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Which rows ``idx`` the change would affect if it reached them at the given utilisation.
+
+    The same three conditions as :meth:`FleetWorld.apply` (``when`` match, the per-(effect, VM) draw against
+    ``probability``, ``load_above`` at apply). Read by the ``oracle`` strategy and the benchmark's truth only.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    util = np.asarray(utilisation, dtype=float)
+    out = np.zeros(len(idx), dtype=bool)
+    keys = world.t["key"][idx]
+    for e, eff in enumerate(world.effects):
+        hit = world.t["match"][e, idx] & (uniform(world.seed, Stream.AFFECT, e, keys) < eff.probability)
+        if eff.when.load_above is not None:
+            hit &= util > eff.when.load_above
+        out |= hit
+    return out
 
 
 def _capacity(world: FleetWorld, end: float, imp_at: np.ndarray, restore_done: np.ndarray) -> tuple[float, float, int]:

@@ -725,11 +725,9 @@ class FleetWorld:
 
     def affected_if_applied(self, idx: NDArray[np.int64], minute: float) -> NDArray[np.bool_]:
         """Truth: would each row be affected if the change reached it at ``minute``? (For training labels.)"""
-        hit = np.zeros(len(idx), dtype=bool)
-        keys = self.t["key"][idx]
-        for e, (eff, m) in enumerate(zip(self.effects, self._effect_matches(idx, minute), strict=True)):
-            hit |= m & (uniform(self.seed, Stream.AFFECT, e, keys) < eff.probability)
-        return hit
+        from .accounting import affected_if_applied
+
+        return affected_if_applied(self, idx, self.utilisation(idx, np.array([int(minute)]))[:, 0])
 
     def truth_risk(self, idx: NDArray[np.int64], minute: float) -> NDArray[np.float64]:
         """The truth's own risk score: the chance a matching effect hits each row (0 where none matches)."""
