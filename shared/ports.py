@@ -64,8 +64,13 @@ class ShadowPool(ABC):
     """Spot clones of production VMs, made from snapshots of their disks."""
 
     @abstractmethod
-    def create(self, plans: Sequence[ShadowPlan], *, rollout_id: str, spot_fallback: str) -> list[ShadowInfo]:
-        """Create one shadow per plan; a refused or failed one comes back with state FAILED and a message."""
+    def create(self, plans: Sequence[ShadowPlan], *, rollout_id: str, spot_fallback: str,
+               max_regular: int | None = None) -> list[ShadowInfo]:
+        """Create one shadow per plan; a refused or failed one comes back with state FAILED and a message.
+
+        Where Spot is refused: ``regular`` makes a regular-priced VM (at most ``max_regular`` in this call),
+        ``family`` a Spot VM of the nearest other size of the same series, ``skip`` nothing.
+        """
 
     @abstractmethod
     def status(self, shadow_ids: Sequence[str]) -> dict[str, ShadowState]: ...

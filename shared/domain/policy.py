@@ -25,8 +25,12 @@ class RolloutPolicy(BaseModel):
     control_shadows_per_group: int = Field(
         1, ge=0, le=10, description="Untouched twins per (scale set, SKU, image): what changes without the change."
     )
-    spot_fallback: Literal["regular", "skip"] = Field(
-        "regular", description="When Spot is refused for a SKU: a regular-priced VM of the same SKU, or none."
+    spot_fallback: Literal["regular", "family", "skip"] = Field(
+        "regular", description="When Spot is refused for a SKU: a regular-priced VM of the same SKU (at most "
+        "max_regular_shadows of them), a Spot VM of another size of the same family, or none."
+    )
+    max_regular_shadows: int = Field(
+        50, ge=0, le=10_000, description="Cap on regular-priced shadows, which cost 5-10x a Spot one."
     )
     # --- bake and analysis ---------------------------------------------------------------------
     baseline_minutes: int = Field(10, ge=3, le=240, description="Pre-change window on each shadow.")

@@ -20,3 +20,21 @@ SKU_SIZES: dict[str, tuple[int, float]] = {
 def sku_size(sku: str) -> tuple[int, float] | None:
     """(vCPUs, memory GiB), or None for a SKU this build does not know."""
     return SKU_SIZES.get(sku)
+
+
+def _series(sku: str) -> tuple[str, str] | None:
+    """``Standard_D4s_v5`` -> ("D", "s_v5"): the letters before the size and everything after it."""
+    import re
+
+    m = re.fullmatch(r"Standard_([A-Za-z]+)(\d+)([A-Za-z_0-9]*)", sku)
+    return (m.group(1), m.group(3)) if m else None
+
+
+def family_alternatives(sku: str) -> list[str]:
+    """Other known SKUs of the same series, nearest in size first (the larger of two equally near first):
+    where Spot is refused for one size, a shadow on a neighbour shows the change on the same hardware family."""
+    series, size = _series(sku), sku_size(sku)
+    if series is None or size is None:
+        return []
+    same = [k for k in SKU_SIZES if k != sku and _series(k) == series]
+    return sorted(same, key=lambda k: (abs(SKU_SIZES[k][0] - size[0]), -SKU_SIZES[k][0]))

@@ -227,18 +227,21 @@ def create_shadows(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     plans = chunk(_plans(r), payload["chunk"])
     done = {v["plan"] for v in svc.store.get_items(r.id, "shadow").values()}
     todo = [(i, p) for i, p in plans if i not in done]
-    created = svc.shadows.create([p for _, p in todo], rollout_id=r.id,
-                                 spot_fallback=r.policy.spot_fallback) if todo else []
+    regular_now = sum(1 for v in svc.store.get_items(r.id, "shadow").values()
+                      if v["info"]["state"] != ShadowState.FAILED.value and not v["info"]["spot"])
+    created = svc.shadows.create([p for _, p in todo], rollout_id=r.id, spot_fallback=r.policy.spot_fallback,
+                                 max_regular=max(0, r.policy.max_regular_shadows - regular_now)) if todo else []
     svc.store.put_items(r.id, "shadow", {s.shadow_id or f"failed:{i}": {"info": s.to_dict(), "plan": i,
                                                                          "role": p.role}
                                          for (i, p), s in zip(todo, created, strict=True)})
     failed = [s for s in created if s.state is ShadowState.FAILED]
-    regular = [s for s in created if s.state is ShadowState.RUNNING and not s.spot]
+    regular = [s for s in created if s.state is ShadowState.RUNNING and (not s.spot or s.message)]
     observability.shadows_created(r.id, spot=len(created) - len(failed) - len(regular), regular=len(regular),
                                   failed=len(failed))
     decisions = [Decision("shadow_unavailable", f"no shadow for {Stratum.from_key(s.stratum_key).label}: {s.message}",
                           s.stratum_key) for s in failed]
-    decisions += [Decision("shadow_regular_price", f"{Stratum.from_key(s.stratum_key).label}: {s.message}",
+    decisions += [Decision("shadow_regular_price" if not s.spot else "shadow_family_size",
+                           f"{Stratum.from_key(s.stratum_key).label}: {s.message}",
                            s.stratum_key) for s in regular]
     r.decide(decisions)
     return {"created": len(created) - len(failed), "failed": len(failed), "regular": len(regular)}

@@ -294,6 +294,26 @@ def test_spot_refusal_falls_back_to_a_regular_vm_or_to_none_as_policy_says() -> 
         assert not any("r-2" in k and "osdisk" in k for k in standin.disks), "the refused shadow's disk was left"
 
 
+def test_spot_refusal_falls_back_to_the_same_family_or_to_a_capped_number_of_regular_vms() -> None:
+    from shared.adapters.simulator.standin import AzureStandIn
+
+    from .conftest import make_world
+
+    world = make_world({"faults": {"spot_unavailable_skus": ["Standard_D2s_v5"]}})
+    with AzureStandIn(world) as standin:
+        az = Azure(standin)
+        [family] = az.shadows.create([_plan(az)], rollout_id="r-1", spot_fallback="family")
+        assert family.state is ShadowState.RUNNING and family.spot and family.sku == "Standard_D4s_v5"
+        assert family.message == "Spot refused for Standard_D2s_v5: Spot Standard_D4s_v5 of the same family"
+        body = az.body("PUT", family.shadow_id.rsplit("/", 1)[-1])["properties"]
+        assert body["priority"] == "Spot" and body["hardwareProfile"]["vmSize"] == "Standard_D4s_v5"
+        plans = [_plan(az, f"{SUB}/resourceGroups/rg-fleet/providers/Microsoft.Compute/virtualMachines/web_{i}")
+                 for i in (1, 2)]
+        capped = az.shadows.create(plans, rollout_id="r-2", spot_fallback="regular", max_regular=1)
+        assert [s.state for s in capped] == [ShadowState.RUNNING, ShadowState.FAILED]
+        assert not capped[0].spot
+
+
 def test_evicted_shadow_is_reported_evicted_and_still_torn_down() -> None:
     from shared.adapters.simulator.standin import AzureStandIn
 

@@ -157,3 +157,19 @@ def test_transient_back_off_restarts_with_each_new_operation() -> None:
     delays = [w.arm_delay("snapshot", "vm-1") for _ in range(40)]
     assert max(delays) < (0.8 * (2**10 - 1)) / 60  # never more than one call's worth of 10 back-offs
     assert sum(delays) / len(delays) < 0.5  # minutes: typically a second or two per call
+
+
+def test_spot_refused_can_fall_back_to_the_nearest_size_of_the_same_family() -> None:
+    from shared.adapters.simulator.adapters import SimShadowPool
+    from shared.domain.model import ShadowPlan
+    from shared.domain.skus import family_alternatives
+
+    assert family_alternatives("Standard_D4s_v5")[:2] == ["Standard_D2s_v5", "Standard_D8s_v5"]
+    assert family_alternatives("Standard_B2s") == [] and family_alternatives("Standard_Q9_v9") == []
+    w = world(faults={"spot_unavailable_skus": ["Standard_D4s_v5"]})
+    pool = SimShadowPool(w)
+    plans = [ShadowPlan(w.ids[i], "k", "Standard_D4s_v5", "1") for i in range(3)]
+    [fam, *_] = pool.create(plans[:1], rollout_id="r", spot_fallback="family")
+    assert fam.spot and fam.sku == "Standard_D2s_v5" and "of the same family" in fam.message
+    capped = pool.create(plans[1:], rollout_id="r", spot_fallback="regular", max_regular=1)
+    assert [s.state for s in capped] == [ShadowState.RUNNING, ShadowState.FAILED] and not capped[0].spot

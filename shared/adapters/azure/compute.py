@@ -7,6 +7,7 @@ parallel in Azure (and start at the same virtual moment against the stand-in). E
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import shlex
@@ -34,6 +35,7 @@ from ...domain.model import (
     SnapshotInfo,
     VmInfo,
 )
+from ...domain.skus import family_alternatives
 from ...ports import DiskSnapshots, Fleet, ShadowLoad, ShadowPool
 from .clients import AzureSettings
 from .errors import azure_errors, error_code
@@ -573,7 +575,8 @@ class AzureShadowPool(_Compute, ShadowPool):
                 return str(c.virtual_machine_scale_sets.begin_create_or_update(
                     s.shadow_resource_group, s.shadow_pool_name, pool).result().id)
 
-    def create(self, plans: Sequence[ShadowPlan], *, rollout_id: str, spot_fallback: str) -> list[ShadowInfo]:
+    def create(self, plans: Sequence[ShadowPlan], *, rollout_id: str, spot_fallback: str,
+               max_regular: int | None = None) -> list[ShadowInfo]:
         if not plans:
             return []
         s, c = self.settings, self.client
@@ -611,11 +614,21 @@ class AzureShadowPool(_Compute, ShadowPool):
                       self._vm_body(plans[int(k)], disk_done[k].id, pool, tags, spot=True))
         vm_done, vm_failed = vms.wait()
         regular = Batch(c)
+        regular_left = max_regular
+        family: dict[str, ShadowPlan] = {}
         for k, e in sorted(vm_failed.items(), key=lambda x: int(x[0])):
             p = plans[int(k)]
-            if isinstance(e, CapacityUnavailable) and spot_fallback == "regular":
+            alternatives = family_alternatives(p.sku) if spot_fallback == "family" else []
+            if isinstance(e, CapacityUnavailable) and spot_fallback == "regular" and (
+                    regular_left is None or regular_left > 0):
                 regular.start(k, "create_vm", c.virtual_machines.begin_create_or_update, rg, f"{names[int(k)]}-r",
                               self._vm_body(p, disk_done[k].id, pool, tags, spot=False))
+                regular_left = None if regular_left is None else regular_left - 1
+            elif isinstance(e, CapacityUnavailable) and alternatives:
+                # one Spot try on the nearest size of the same series
+                family[k] = dataclasses.replace(p, sku=alternatives[0])
+                regular.start(k, "create_vm", c.virtual_machines.begin_create_or_update, rg, f"{names[int(k)]}-f",
+                              self._vm_body(family[k], disk_done[k].id, pool, tags, spot=True))
             elif isinstance(e, CapacityUnavailable):
                 fail(int(k), f"Spot capacity refused for {p.sku} in zone {p.zone}")
             else:
@@ -629,6 +642,12 @@ class AzureShadowPool(_Compute, ShadowPool):
                                           ShadowState.RUNNING)
         for key, vm in reg_done.items():
             p = plans[int(key)]
+            if key in family:
+                alt = family[key].sku
+                result[int(key)] = ShadowInfo(vm.id, p.source_vm_id, p.stratum_key, alt, p.zone, True,
+                                              ShadowState.RUNNING, f"Spot refused for {p.sku}: Spot {alt} of the "
+                                                                   "same family")
+                continue
             result[int(key)] = ShadowInfo(vm.id, p.source_vm_id, p.stratum_key, p.sku, p.zone, False,
                                           ShadowState.RUNNING, f"Spot refused for {p.sku}: regular-priced VM")
         self._clean_failed([names[i] for i, r in result.items() if r.state is ShadowState.FAILED])

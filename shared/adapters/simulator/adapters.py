@@ -76,15 +76,23 @@ class SimShadowPool(ShadowPool):
     def __init__(self, world: FleetWorld) -> None:
         self.world = world
 
-    def create(self, plans: Sequence[ShadowPlan], *, rollout_id: str, spot_fallback: str) -> list[ShadowInfo]:
+    def create(self, plans: Sequence[ShadowPlan], *, rollout_id: str, spot_fallback: str,
+               max_regular: int | None = None) -> list[ShadowInfo]:
         clock = self.world.clock
         start = finish = clock.now
         out: list[ShadowInfo] = []
+        regular_left = max_regular
         for plan in plans:
             clock.now = start  # the creations run in parallel
+            fallback = spot_fallback
+            if fallback == "regular" and regular_left is not None and regular_left <= 0:
+                fallback = "skip"
             try:
-                out.append(self.world.create_shadow(self.world.index_of(plan.source_vm_id), plan.sku, plan.zone,
-                                                    spot_fallback, _tag(rollout_id)))
+                made = self.world.create_shadow(self.world.index_of(plan.source_vm_id), plan.sku, plan.zone,
+                                                fallback, _tag(rollout_id))
+                if not made.spot and regular_left is not None:
+                    regular_left -= 1
+                out.append(made)
             except AzureOperationError as exc:
                 out.append(ShadowInfo("", plan.source_vm_id, plan.stratum_key, plan.sku, plan.zone, False,
                                       ShadowState.FAILED, str(exc)))

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from ...domain.errors import CapacityUnavailable, Conflict, NotFound, Throttled, TransientError
 from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, ShadowInfo, ShadowState, SnapshotInfo, VmInfo
+from ...domain.skus import family_alternatives
 from .prices import hourly_price, sku_info
 from .rng import Stream, normal, poisson, text_key, uniform
 from .scenario import Mode, Scenario
@@ -641,9 +642,15 @@ class FleetWorld:
         k = np.array([key])
         t = draft.ready
         spot = self.spot_available(sku)
+        asked = sku
+        if not spot and spot_fallback == "family":
+            # one try on the nearest size of the same series, as the Azure adapter makes it
+            alternatives = family_alternatives(sku)
+            if alternatives and self.spot_available(alternatives[0]):
+                sku, spot = alternatives[0], True
         if not spot and spot_fallback != "regular":
             self.clock.advance_to(t)
-            raise CapacityUnavailable(f"Spot capacity refused for {sku} in zone {zone}", operation="create_vm",
+            raise CapacityUnavailable(f"Spot capacity refused for {asked} in zone {zone}", operation="create_vm",
                                       resource=rid, status=409)
         t += self.arm_delay("create_vm", rid) + float(self._latency("spot_vm_create", k)[0])
         rate = self.faults.spot_evictions_per_hour if spot else 0.0
@@ -675,7 +682,8 @@ class FleetWorld:
         self.shadow_created_at[n] = draft.started
         self.shadow_source[n] = source
         self.clock.advance_to(t)
-        msg = "" if spot else f"Spot refused for {sku}: regular-priced VM"
+        msg = ("" if sku == asked else f"Spot refused for {asked}: Spot {sku} of the same family") if spot else \
+            f"Spot refused for {sku}: regular-priced VM"
         return ShadowInfo(rid, src.vm_id, src.stratum.key, sku, zone, spot, ShadowState.RUNNING, msg)
 
     def shadow_state(self, i: int) -> ShadowState:
