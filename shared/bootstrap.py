@@ -149,24 +149,32 @@ def azure_services(settings: object | None = None, *, store: RolloutStore | None
     )
 
 
+def _table_client(table: str) -> Any:
+    """A TableClient for ``table`` from the app settings (a connection string locally, else the endpoint and
+    the identity), or None when neither is set."""
+    from azure.data.tables import TableServiceClient
+
+    conn = os.environ.get("SHADOW_ROLLOUT_TABLES_CONNECTION_STRING")
+    if conn:
+        return TableServiceClient.from_connection_string(conn).get_table_client(table)
+    endpoint = os.environ.get("SHADOW_ROLLOUT_TABLES_ENDPOINT")
+    if not endpoint:
+        return None
+    from azure.identity import DefaultAzureCredential
+
+    return TableServiceClient(endpoint, credential=DefaultAzureCredential()).get_table_client(table)
+
+
 def _table_leases_from_environment() -> Leases:
     """Leases in Table storage, shared by every instance of the app; in-process only where no table is set
     (the Azure-shaped stand-in), with a warning, since those protect one process only."""
-    from azure.data.tables import TableServiceClient
-
     from .adapters.azure.leases import TableLeases
 
-    table = os.environ.get("SHADOW_ROLLOUT_LEASES_TABLE", "leases")
-    conn = os.environ.get("SHADOW_ROLLOUT_TABLES_CONNECTION_STRING")
-    if conn:
-        return TableLeases.from_connection_string(conn, table)
-    endpoint = os.environ.get("SHADOW_ROLLOUT_TABLES_ENDPOINT")
-    if not endpoint:
+    client = _table_client(os.environ.get("SHADOW_ROLLOUT_LEASES_TABLE", "leases"))
+    if client is None:
         logging.getLogger(__name__).warning("no SHADOW_ROLLOUT_TABLES_ENDPOINT: scale-set leases are in-process")
         return InMemoryLeases()
-    from azure.identity import DefaultAzureCredential
-
-    return TableLeases(TableServiceClient(endpoint, credential=DefaultAzureCredential()).get_table_client(table))
+    return TableLeases(client)
 
 
 def _outcome_publisher_from_environment() -> OutcomePublisher:
@@ -184,17 +192,11 @@ def _outcome_publisher_from_environment() -> OutcomePublisher:
 def _table_store_from_environment() -> RolloutStore:
     from .adapters.azure.store import TableRolloutStore
 
-    table = os.environ.get("SHADOW_ROLLOUT_TABLE", "rollouts")
-    conn = os.environ.get("SHADOW_ROLLOUT_TABLES_CONNECTION_STRING")
-    if conn:
-        return TableRolloutStore.from_connection_string(conn, table)
-    endpoint = os.environ.get("SHADOW_ROLLOUT_TABLES_ENDPOINT")
-    if not endpoint:
+    client = _table_client(os.environ.get("SHADOW_ROLLOUT_TABLE", "rollouts"))
+    if client is None:
         raise ShadowRolloutError("SHADOW_ROLLOUT_BACKEND=azure needs SHADOW_ROLLOUT_TABLES_ENDPOINT "
                                  "(or SHADOW_ROLLOUT_TABLES_CONNECTION_STRING)")
-    from azure.identity import DefaultAzureCredential
-
-    return TableRolloutStore.from_account(endpoint, DefaultAzureCredential(), table)
+    return TableRolloutStore(client, create=True)
 
 
 def _from_environment() -> Services:
