@@ -62,21 +62,21 @@ def run_one(vms: int) -> dict[str, Any]:
 def inference_seconds(run: Any, min_seconds: float = 0.5) -> float:
     """Seconds for one ``FailureModel.predict`` over every production VM as one batch (best of repeats).
 
-    The evidence is the run's own: every stratum's verdict as the bake left it in the store.
+    The features are the run's own: every stratum's evidence as the bake left it in the store.
     """
-    from ..domain.judge import Phase, StratumVerdict
+    from ..domain.features import StratumEvidence, build_features
     from ..domain.model import VmInfo
 
-    items = run.services.store.get_items(run.rollout_id, "vm")
-    vms = [VmInfo.from_dict(v["info"]) for v in items.values()]
-    raw = run.services.store.get_items(run.rollout_id, "verdict")
-    evidence = {k: StratumVerdict(k, v["label"], Phase(v["phase"]), v["score"], v["reason"], v["shadows_observed"])
-                for k, v in raw.items()}
+    store = run.services.store
+    vms = [VmInfo.from_dict(v["info"]) for v in store.get_items(run.rollout_id, "vm").values()]
+    evidence = {k: StratumEvidence.from_dict(v) for k, v in store.get_items(run.rollout_id, "evidence").items()}
+    pooled = store.get_items(run.rollout_id, "fleet_evidence").get("fleet")
+    table = build_features(vms, evidence, StratumEvidence.from_dict(pooled) if pooled else None)
     best = math.inf
     spent = 0.0
     while spent < min_seconds or best == math.inf:
         started = time.perf_counter()
-        run.services.model.predict(vms, evidence)
+        run.services.model.predict(table)
         took = time.perf_counter() - started
         best, spent = min(best, took), spent + took
     return best

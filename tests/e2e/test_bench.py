@@ -104,3 +104,11 @@ def test_bench_report_redraws_the_report_from_a_saved_result(corpus: Path, tmp_p
             "--timeline", "latent-crash")
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "report" / "index.html").is_file() and (tmp_path / "report" / "timeline.png").is_file()
+
+
+def test_scale_benchmark_times_the_shipped_models_batch_inference() -> None:
+    from shared.bench.scale import run_one
+
+    r = run_one(200)
+    assert r["vms"] == 200 and r["inference_model"] == "onnx"
+    assert r["inference_vms_per_second"] > 0 and r["max_history_events"] > 0
