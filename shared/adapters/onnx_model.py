@@ -73,12 +73,8 @@ class OnnxFailureModel(FailureModel):
         probs = np.full(len(table.vm_ids), np.nan)
         if complete.any():
             probs[complete] = self.probabilities(table.matrix[complete])
-        risks = []
-        for i, (vm, key) in enumerate(zip(table.vm_ids, table.stratum_keys, strict=True)):
-            if complete[i]:
-                risks.append(VmRisk(vm, key, round(float(probs[i]), 6), "model"))
-            else:
-                missing = table.missing(i)
-                risks.append(VmRisk(vm, key, table.judge_scores[i],
-                                    f"judge (fallback: {why_missing(missing[0])})"))
-        return risks
+        rounded = np.round(probs, 6).tolist()
+        ok = complete.tolist()
+        return [VmRisk(vm, key, rounded[i], "model") if ok[i] else
+                VmRisk(vm, key, table.judge_scores[i], f"judge (fallback: {why_missing(table.missing(i)[0])})")
+                for i, (vm, key) in enumerate(zip(table.vm_ids, table.stratum_keys, strict=True))]
