@@ -120,14 +120,11 @@ def affected_if_applied(world: FleetWorld, idx: NDArray[np.int64],
     ``probability``, ``load_above`` at apply). Read by the ``oracle`` strategy and the benchmark's truth only.
     """
     idx = np.asarray(idx, dtype=np.int64)
-    util = np.asarray(utilisation, dtype=float)
     out = np.zeros(len(idx), dtype=bool)
     keys = world.t["key"][idx]
-    for e, eff in enumerate(world.effects):
-        hit = world.t["match"][e, idx] & (uniform(world.seed, Stream.AFFECT, e, keys) < eff.probability)
-        if eff.when.load_above is not None:
-            hit &= util > eff.when.load_above
-        out |= hit
+    matches = world.effect_matches(idx, np.asarray(utilisation, dtype=float))
+    for e, (eff, m) in enumerate(zip(world.effects, matches, strict=True)):
+        out |= m & (uniform(world.seed, Stream.AFFECT, e, keys) < eff.probability)
     return out
 
 

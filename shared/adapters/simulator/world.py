@@ -720,9 +720,9 @@ class FleetWorld:
         return count
 
     # ------------------------------------------------------------------ the truth, at the end
-    def _effect_matches(self, idx: NDArray[np.int64], minute: float) -> list[NDArray[np.bool_]]:
-        """Per effect: which rows match its ``when`` at ``minute`` (load included), ignoring probability."""
-        util = self.utilisation(idx, np.array([int(minute)]))[:, 0]
+    def effect_matches(self, idx: NDArray[np.int64], util: NDArray[np.float64]) -> list[NDArray[np.bool_]]:
+        """Per effect: which rows match its ``when`` at the given utilisation (load included), ignoring the
+        per-VM probability draw. The truth's risk score and the truth's affected set both start here."""
         out = []
         for e, eff in enumerate(self.effects):
             m = self.t["match"][e, idx].copy()
@@ -740,7 +740,8 @@ class FleetWorld:
     def truth_risk(self, idx: NDArray[np.int64], minute: float) -> NDArray[np.float64]:
         """The truth's own risk score: the chance a matching effect hits each row (0 where none matches)."""
         miss = np.ones(len(idx))
-        for eff, m in zip(self.effects, self._effect_matches(idx, minute), strict=True):
+        util = self.utilisation(idx, np.array([int(minute)]))[:, 0]
+        for eff, m in zip(self.effects, self.effect_matches(idx, util), strict=True):
             miss *= np.where(m, 1.0 - eff.probability, 1.0)
         return 1.0 - miss
 
