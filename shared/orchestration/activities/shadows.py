@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -49,7 +50,8 @@ def create_shadows(svc: Services, payload: ChunkRef) -> CreateShadowsResult:
     todo = [(i, p) for i, p in plans if i not in done]
     regular_now = sum(1 for v in existing if v.info.state is not ShadowState.FAILED and not v.info.spot)
     quota = regular_quota(r.policy.max_regular_shadows, len(every), payload.chunk)
-    created = svc.shadows.create([p for _, p in todo], rollout_id=r.id, spot_fallback=r.policy.spot_fallback,
+    created = svc.shadows.create([replace(p, ordinal=i + 1) for i, p in todo], rollout_id=r.id,
+                                 spot_fallback=r.policy.spot_fallback,
                                  max_regular=max(0, quota - regular_now)) if todo else []
     r.repo.put_shadows({s.shadow_id or f"failed:{i}": ShadowItem(info=s, plan=i, role=ShadowRole(p.role))
                         for (i, p), s in zip(todo, created, strict=True)})
