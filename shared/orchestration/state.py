@@ -142,6 +142,7 @@ class Abort(Model):
 class RolloutRecord(Model):
     """The rollout's one record row: written by steps that run one at a time, so ETags rarely collide."""
 
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
     rollout_id: str
     request: RolloutRequest
     policy: RolloutPolicy
@@ -453,6 +454,7 @@ class ApprovalStatus(Model):
 class RolloutStatus(Model):
     """The orchestration's custom status (what the status page shows while it runs)."""
 
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
     rollout_id: str
     phase: RolloutPhase
     reason: str | None = None

@@ -96,12 +96,12 @@ def resolve_gate(svc: Services, payload: GateInput) -> GateResult:
     d = gate_outcome(payload.outcome.value, event, r.policy, (r.now - payload.opened_at) / timedelta(minutes=1))
     proceed = bool(d.data["proceed"])
     by = str(d.data["by"])
-    fields: dict[str, object] = {"approval": Approval(outcome=payload.outcome, by=by, reason=d.reason)}
-    if not proceed:
-        fields.update(halted=True, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION)
-        if payload.outcome is GateOutcome.ABORTED:
-            fields["aborted"] = Abort(by=by, reason=d.reason)
-    r.update(**fields)
+    approval = Approval(outcome=payload.outcome, by=by, reason=d.reason)
+    if proceed:
+        r.update(approval=approval)
+    else:
+        aborted = Abort(by=by, reason=d.reason) if payload.outcome is GateOutcome.ABORTED else r.record.aborted
+        r.update(approval=approval, halted=True, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION, aborted=aborted)
     r.decide([d])
     return GateResult(proceed=proceed, reason=d.reason)
 
