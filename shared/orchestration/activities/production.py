@@ -32,6 +32,7 @@ from ..state import (
     Rollback,
     RollbackState,
     RolloutPhase,
+    RolloutRecord,
     RolloutRef,
     SnapshotResult,
     VerifyResult,
@@ -148,9 +149,11 @@ def check_production(svc: Services, payload: CheckInput) -> CheckResult:
     decisions: list[Decision] = []
     batch = ""
     if failing:
-        n = r.record.rollback_batches + 1
-        batch = f"b{n}"
-        r.update(rollback_batches=n)
+        def next_batch(rec: RolloutRecord) -> None:  # counted on the fresh record: no two checks share a number
+            rec.rollback_batches += 1
+
+        r.record = r.repo.update_record(next_batch)
+        batch = f"b{r.record.rollback_batches}"
         r.repo.put_batch(batch, sorted(failing))
         r.repo.update_vms(failing, lambda k, cur: cur.model_copy(update={
             "rollback": Rollback(batch=batch, state=RollbackState.QUEUED, reason=failing[k])}))
