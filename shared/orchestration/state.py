@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
 
@@ -85,7 +85,6 @@ class CheckContext(StrEnum):
 
 
 # ---------------------------------------------------------------------------------------------- domain values
-D = TypeVar("D")
 
 
 def _dict_of(value: Any) -> Any:
