@@ -131,6 +131,12 @@ def run(design: SequentialDesign, strata: int, *, effect: Effect | None = None, 
     look_ends = np.arange(design.check_minutes, horizon_minutes + 1e-9, design.check_minutes)
     cols = np.minimum(np.floor(look_ends + 1e-9).astype(int), post)
     crossed_h = np.zeros((strata, k, len(cols)), dtype=bool)
+    # a restart's e-process takes the looks whose window opens at or after it (as update_sequence does)
+    opens = np.concatenate([[0.0], look_ends[:-1]])
+    open_cols = np.concatenate([[0], cols[:-1]])
+    first = [int(np.argmax(opens >= r)) if np.any(opens >= r) else len(cols) for r in design.harm_restarts]
+    start_cols = [int(open_cols[f]) if f < len(cols) else 0 for f in first]
+    active = [(np.arange(len(cols)) >= f)[None, :] for f in first]
     crossed_s = np.zeros((strata, k, len(cols)), dtype=bool)
     for j, name in enumerate(names):
         limit = design.limits[name]
@@ -160,12 +166,15 @@ def run(design: SequentialDesign, strata: int, *, effect: Effect | None = None, 
         per_min_n = np.sum(ok, axis=1).astype(np.float64)
         per_min_sum = np.sum(np.where(ok, xc, 0.0), axis=1)
         per_min_sq = np.sum(np.where(ok, xc * xc, 0.0), axis=1)
-        cum = [np.concatenate([np.zeros((strata, 1)), np.cumsum(a, axis=1)], axis=1)[:, cols]
-               for a in (per_min_n, per_min_sum, per_min_sq)]
+        full = [np.concatenate([np.zeros((strata, 1)), np.cumsum(a, axis=1)], axis=1)
+                for a in (per_min_n, per_min_sum, per_min_sq)]
+        cum = [f[:, cols] for f in full]
+        seg_n, seg_t = (np.stack([np.where(active[r], f[:, cols] - f[:, start_cols[r]][:, None], 0.0)
+                                  for r in range(len(start_cols))], axis=-1) for f in full[:2])
         margin = limit.harm_margin + z_harm * se
         tolerable = limit.tolerable - z_safe * se
         lh, ls = signal_evidence(name, cum[0], cum[1], cum[2], ss[:, None], df[:, None], margin[:, None],
-                                 tolerable[:, None], design)
+                                 tolerable[:, None], design, seg_n, seg_t)
         harm_level, safe_level = thresholds(design, k, name)
         crossed_h[:, j] = (cum[0] >= design.min_increments) & (lh >= harm_level)
         crossed_s[:, j] = ((cum[0] >= design.min_increments) & (ls >= safe_level)

@@ -33,6 +33,11 @@ shared by every later increment of that shadow, which no martingale argument rem
 split in two: half bounds that bias (a normal quantile of the centre's standard error widens the harm margin and
 narrows the tolerable effect, fixed at the start), half goes to the e-process.
 
+The harm test restarts: fresh e-processes begin at the design's ``harm_restarts`` (0, 10, 20, 30, 45 and 60
+minutes) and are mixed with equal weights, which is a test supermartingale too (each is 1 until it starts). An
+effect whose onset comes at minute 20 is then judged on the minutes after 20, not diluted by the clean ones
+before; an effect present from the start pays log(6) in evidence for it.
+
 Error rates, stated (and measured by simulation in ``tests/unit/test_sequential.py`` and reported by
 :mod:`shared.bench.sequential_oc`):
 
@@ -54,6 +59,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from enum import StrEnum
+from itertools import pairwise
 
 import numpy as np
 from numpy.typing import NDArray
@@ -134,6 +140,9 @@ class SequentialDesign(BaseModel):
     mixture_sd: float = Field(2.0, gt=0.0, description="Scale of the half-normal mixing density (standardised).")
     clip_sd: float = Field(10.0, gt=0.0, description="Increments are clipped at this many baseline scales.")
     min_increments: int = Field(4, ge=1, description="A signal with fewer increments decides nothing.")
+    harm_restarts: tuple[float, ...] = Field(
+        (0.0, 10.0, 20.0, 30.0, 45.0, 60.0), min_length=1,
+        description="Minutes at which a fresh harm e-process starts; mixed with equal weights (late onsets).")
     limits: dict[str, SignalLimits] = Field(default_factory=lambda: dict(DEFAULT_LIMITS))
 
     @model_validator(mode="after")
@@ -142,6 +151,9 @@ class SequentialDesign(BaseModel):
             raise ValueError("min_bake_minutes must be <= max_bake_minutes")
         if not self.limits:
             raise ValueError("limits must name at least one signal")
+        r = self.harm_restarts
+        if r[0] != 0.0 or any(b <= a for a, b in pairwise(r)):
+            raise ValueError("harm_restarts must start at 0 and increase")
         return self
 
     @classmethod
@@ -171,6 +183,8 @@ class SignalEvidence(BaseModel):
     n: int = 0
     total: float = 0.0
     total_sq: float = 0.0
+    segment_n: tuple[int, ...] = Field(description="Increments since each of the design's harm restarts.")
+    segment_total: tuple[float, ...]
     log_e_harm: float = 0.0
     log_e_safe: float = 0.0
     harm_minute: float | None = None
@@ -254,16 +268,34 @@ def log_bernoulli_mixture(n: FloatArray, failures: FloatArray, null: FloatArray 
 
 def signal_evidence(name: str, n: FloatArray, total: FloatArray, total_sq: FloatArray, baseline_ss: FloatArray,
                     baseline_df: FloatArray, margin: FloatArray | float, tolerable: FloatArray | float,
-                    design: SequentialDesign) -> tuple[FloatArray, FloatArray]:
-    """(log E harm, log E no harm) of one signal: Bernoulli mixtures for probe signals, normal mixtures otherwise."""
+                    design: SequentialDesign, segment_n: FloatArray | None = None,
+                    segment_total: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
+    """(log E harm, log E no harm) of one signal: Bernoulli mixtures for probe signals, normal mixtures otherwise.
+
+    ``segment_n`` and ``segment_total`` (a last axis over the design's ``harm_restarts``) give the harm test its
+    restarts: the harm e-value is the equal-weight mean of the e-processes begun at each restart (one not yet begun
+    counts as 1). Each is a test supermartingale that is 1 until it starts, so their mean is one too, and Ville's
+    bound holds for the mixture as a whole: a mixture over onset times, at a cost of log(restarts) for an effect
+    present from the start, and much sooner detection of one that begins later (the cumulative sum from minute 0
+    would dilute it with the clean minutes before). Without segments the harm test runs from minute 0 only.
+    """
     limit = design.limits[name]
+    seg_n = np.asarray(n, dtype=np.float64)[..., None] if segment_n is None else np.asarray(segment_n, np.float64)
+    seg_t = (np.asarray(total, dtype=np.float64)[..., None] if segment_total is None
+             else np.asarray(segment_total, np.float64))
     if name not in ABSOLUTE_CENTRES:
-        return evidence(n, total, total_sq, baseline_ss, baseline_df, margin, tolerable, limit.min_sd,
-                        design.mixture_sd)
-    up = np.geomspace(max(2.0 * limit.harm_margin, 1e-3), 0.9, BERNOULLI_GRID)
-    down = np.geomspace(limit.tolerable / 100.0, 0.9 * limit.tolerable, BERNOULLI_GRID)
-    harm = log_bernoulli_mixture(n, total, limit.harm_margin, up[up > limit.harm_margin])
-    safe = log_bernoulli_mixture(n, total, limit.tolerable, down)
+        sd = plug_in_sd(baseline_ss, baseline_df, n, total, total_sq, limit.min_sd)
+        m = np.asarray(margin, dtype=np.float64)[..., None]
+        per_segment = log_mixture_e((seg_t - seg_n * m) / np.asarray(sd)[..., None], seg_n, design.mixture_sd)
+        safe = log_mixture_e((n * tolerable - total) / sd, n, design.mixture_sd)
+    else:
+        up = np.geomspace(max(2.0 * limit.harm_margin, 1e-3), 0.9, BERNOULLI_GRID)
+        down = np.geomspace(limit.tolerable / 100.0, 0.9 * limit.tolerable, BERNOULLI_GRID)
+        per_segment = log_bernoulli_mixture(seg_n, seg_t, limit.harm_margin, up[up > limit.harm_margin])
+        safe = log_bernoulli_mixture(n, total, limit.tolerable, down)
+    per_segment = np.where(seg_n <= 0, 0.0, per_segment)
+    top = np.max(per_segment, axis=-1, keepdims=True)
+    harm = (top + np.log(np.mean(np.exp(per_segment - top), axis=-1, keepdims=True)))[..., 0]
     none = np.asarray(n) <= 0
     return np.where(none, 0.0, harm), np.where(none, 0.0, safe)
 
@@ -300,7 +332,9 @@ def start_sequence(stratum_key: str, baseline: Mapping[str, FloatArray], design:
             se2 += _spread(name, control_baseline[name], limit.min_sd)[2]
         se = math.sqrt(se2)
         clip = 1.0 if name in ABSOLUTE_CENTRES else design.clip_sd * sd
+        restarts = len(design.harm_restarts)
         signals.append(SignalEvidence(signal=name, baseline_ss=ss, baseline_df=df, clip=clip,
+                                      segment_n=(0,) * restarts, segment_total=(0.0,) * restarts,
                                       margin=limit.harm_margin + z_harm * se, tolerable=limit.tolerable - z_safe * se))
     return StratumSequence(stratum_key=stratum_key, signals=tuple(signals))
 
@@ -351,9 +385,12 @@ def update_sequence(state: StratumSequence, increments: Mapping[str, FloatArray]
         raw = np.asarray(increments.get(ev.signal, np.zeros(0)), dtype=np.float64).ravel()
         x = np.clip(raw[~np.isnan(raw)], -ev.clip, ev.clip)
         n, total, total_sq = ev.n + x.size, ev.total + float(x.sum()), ev.total_sq + float(np.sum(x * x))
+        begun = [start <= state.minute for start in design.harm_restarts]  # the look's window opens at state.minute
+        seg_n = tuple(c + (x.size if b else 0) for c, b in zip(ev.segment_n, begun, strict=True))
+        seg_t = tuple(c + (float(x.sum()) if b else 0.0) for c, b in zip(ev.segment_total, begun, strict=True))
         lh, ls = signal_evidence(ev.signal, np.asarray(float(n)), np.asarray(total), np.asarray(total_sq),
                                  np.asarray(ev.baseline_ss), np.asarray(float(ev.baseline_df)), ev.margin,
-                                 ev.tolerable, design)
+                                 ev.tolerable, design, np.asarray(seg_n, dtype=np.float64), np.asarray(seg_t))
         log_h, log_s = float(lh), float(ls)
         enough = n >= design.min_increments
         harm_minute = ev.harm_minute
@@ -362,7 +399,8 @@ def update_sequence(state: StratumSequence, increments: Mapping[str, FloatArray]
         safe_minute = ev.safe_minute
         if safe_minute is None and enough and minute >= design.min_bake_minutes and log_s >= safe_level:
             safe_minute = minute
-        updated.append(ev.model_copy(update={"n": n, "total": total, "total_sq": total_sq, "log_e_harm": log_h,
+        updated.append(ev.model_copy(update={"n": n, "total": total, "total_sq": total_sq, "segment_n": seg_n,
+                                             "segment_total": seg_t, "log_e_harm": log_h,
                                              "log_e_safe": log_s, "harm_minute": harm_minute,
                                              "safe_minute": safe_minute}))
     verdict = classify(updated, minute, design)

@@ -54,9 +54,12 @@ def test_strong_effects_are_shown_harmful_within_the_bake(effect: Effect) -> Non
     assert p["detected_by_max_bake"] >= 0.95, p
 
 
-def test_an_effect_with_a_late_onset_is_still_caught_while_the_shadows_are_watched() -> None:
-    p = power(SequentialDesign(), Effect("cpu +24 from 20", cpu_points=24.0, onset=20.0), 300, seed=4)
-    assert p["detected_by_horizon"] >= 0.95 and p["median_detection_minute"] > 20.0
+def test_an_effect_with_a_late_onset_is_caught_soon_after_it_begins_thanks_to_the_restarts() -> None:
+    late = Effect("cpu +24 from 20", cpu_points=24.0, onset=20.0)
+    p = power(SequentialDesign(), late, 300, seed=4)
+    assert p["detected_by_horizon"] >= 0.95 and 20.0 < p["median_detection_minute"] <= 26.0
+    from_zero_only = power(SequentialDesign(harm_restarts=(0.0,)), late, 300, seed=4)
+    assert from_zero_only["median_detection_minute"] > p["median_detection_minute"] + 6.0  # diluted by minutes 0-20
 
 
 # ---------------------------------------------------------------------------------------------- the stratum state
@@ -165,3 +168,5 @@ def test_the_design_follows_the_policy_bake() -> None:
     assert (d.max_bake_minutes, d.min_bake_minutes, d.check_minutes) == (45.0, 10.0, 2.0)
     with pytest.raises(ValueError, match="min_bake_minutes"):
         SequentialDesign(min_bake_minutes=40, max_bake_minutes=30)
+    with pytest.raises(ValueError, match="harm_restarts must start at 0"):
+        SequentialDesign(harm_restarts=(10.0, 20.0))
