@@ -8,12 +8,16 @@ bake into the waves, as the shadows keep being watched) and how soon "no harm" e
 the power and the time to detection. Every statistic is the domain module's own (:func:`evidence`,
 :func:`thresholds`, :func:`centre_quantiles`); only the bookkeeping is done here over arrays, and a test checks it
 against :func:`update_sequence` stratum by stratum.
+
+``python -m shared.bench.sequential_oc`` writes the default design's figures to ``bench/results/sequential.json``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -229,8 +233,24 @@ def power(design: SequentialDesign, effect: Effect, strata: int = 500, *, seed: 
 
 
 def operating_characteristics(design: SequentialDesign | None = None, *, strata: int = 2000,
-                              seed: int = 0) -> dict[str, Any]:
-    """The false-alarm rate over good strata and the power on :data:`TYPICAL_EFFECTS`."""
+                              seed: int = 0, rows: tuple[int, ...] = (2, 4)) -> dict[str, Any]:
+    """The false-alarm rate over good strata and the power on :data:`TYPICAL_EFFECTS`, for strata of 2 shadows
+    (the policy's minimum) and of 4."""
     d = design or SequentialDesign()
-    return {"design": d.model_dump(mode="json"), "good": false_alarms(d, strata, seed=seed),
-            "bad": [power(d, e, max(200, strata // 4), seed=seed + 1 + i) for i, e in enumerate(TYPICAL_EFFECTS)]}
+    return {"design": d.model_dump(mode="json"),
+            "good": [false_alarms(d, strata, seed=seed, rows=r) for r in rows],
+            "bad": [power(d, e, max(200, strata // 4), seed=seed + 1 + i, rows=r)
+                    for r in rows for i, e in enumerate(TYPICAL_EFFECTS)]}
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "sequential.json"
+
+
+def main() -> None:
+    """Write the operating characteristics of the default design to bench/results/sequential.json."""
+    RESULTS.write_text(json.dumps(operating_characteristics(), indent=1) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -232,11 +232,14 @@ def log_mixture_e(s: FloatArray | float, v: FloatArray | float, mixture_sd: floa
 
 def plug_in_sd(baseline_ss: FloatArray, baseline_df: FloatArray, n: FloatArray, total: FloatArray,
                total_sq: FloatArray, min_sd: FloatArray | float) -> FloatArray:
-    """Pooled scale of the pre-change minutes and the increments so far (each about its own mean), floored."""
+    """Pooled scale of the pre-change minutes and the increments so far (each about its own mean), floored, and
+    never below the increments' own scale: a change that makes a signal noisier (a doubled Poisson rate doubles its
+    variance) must not be judged with the calmer past's, which would overstate both kinds of evidence."""
     post_ss = np.maximum(total_sq - np.where(n > 0, total * total / np.maximum(n, 1), 0.0), 0.0)
     df = baseline_df + np.maximum(n - 1, 0)
     var = np.where(df > 0, (baseline_ss + post_ss) / np.maximum(df, 1), 0.0)
-    out: FloatArray = np.maximum(np.sqrt(var), min_sd)
+    post_var = np.where(n >= 2, post_ss / np.maximum(n - 1, 1), 0.0)
+    out: FloatArray = np.maximum(np.sqrt(np.maximum(var, post_var)), min_sd)
     return out
 
 

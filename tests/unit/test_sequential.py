@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from shared.bench.sequential_oc import Effect, false_alarms, power, run, signals
+from shared.bench.sequential_oc import RESULTS, Effect, false_alarms, power, run, signals
 from shared.domain.model import SignalFrame
 from shared.domain.policy import RolloutPolicy
 from shared.domain.sequential import (
@@ -32,11 +33,21 @@ def test_false_alarm_rate_over_2000_good_strata_stays_within_nominal_plus_one_po
     assert fa["ci95"][1] <= alpha + 0.01, fa
 
 
-def test_a_harmful_signal_at_the_tolerable_effect_is_called_harmless_at_most_beta_of_the_time() -> None:
+@pytest.mark.parametrize("rows", [2, 4])
+def test_a_harmful_signal_at_the_tolerable_effect_is_called_harmless_at_most_beta_of_the_time(rows: int) -> None:
     design = SequentialDesign()
     for effect in (Effect("probe fails 10%", flap_probability=0.10), Effect("errors x2", error_factor=2.0)):
-        p = power(design, effect, 1000, seed=5)
+        p = power(design, effect, 1000, seed=5, rows=rows)
         assert p["no_harm_first"] <= design.beta, p
+
+
+def test_the_committed_operating_characteristics_are_what_the_simulation_gives() -> None:
+    committed = json.loads(RESULTS.read_text())
+    design = SequentialDesign.model_validate(committed["design"])
+    assert design == SequentialDesign()  # the figures are the default design's
+    good = committed["good"][0]
+    assert false_alarms(design, good["strata"], seed=0, rows=good["rows"]) == good
+    assert good["strata"] >= 1000 and good["ci95"][1] <= design.alpha + 0.01
 
 
 def test_good_strata_end_their_bake_early_with_no_harm() -> None:
