@@ -424,6 +424,38 @@ def classify(signals: list[SignalEvidence], minute: float, design: SequentialDes
     return SeqVerdict.CONTINUE
 
 
+class BakeStatus(BaseModel):
+    """Whether the bake can end: every stratum decided (harm or no harm), or the maximum bake reached."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    done: bool
+    harmed: tuple[str, ...]
+    no_harm: tuple[str, ...]
+    pending: tuple[str, ...]
+    reason: str
+
+
+def bake_status(states: Mapping[str, StratumSequence], minute: float, design: SequentialDesign) -> BakeStatus:
+    """The bake ends at the first look where no stratum is still undecided, and at the latest at the maximum bake.
+
+    A harmed stratum does not end the bake alone: the halt rule decides from all of them whether to halt or to
+    skip it, and the others' evidence keeps accruing meanwhile. Strata inconclusive at the maximum are pending.
+    """
+    harmed = tuple(sorted(k for k, s in states.items() if s.verdict is SeqVerdict.HARM))
+    no_harm = tuple(sorted(k for k, s in states.items() if s.verdict is SeqVerdict.NO_HARM))
+    pending = tuple(sorted(k for k, s in states.items() if s.verdict not in (SeqVerdict.HARM, SeqVerdict.NO_HARM)))
+    counts = f"{len(harmed)} harmed, {len(no_harm)} no harm, {len(pending)} undecided of {len(states)} strata"
+    if not pending:
+        return BakeStatus(done=True, harmed=harmed, no_harm=no_harm, pending=pending,
+                          reason=f"bake ends at minute {minute:g}: every stratum decided ({counts})")
+    if minute >= design.max_bake_minutes:
+        return BakeStatus(done=True, harmed=harmed, no_harm=no_harm, pending=pending,
+                          reason=f"bake ends at the maximum {design.max_bake_minutes:g} min: {counts}")
+    return BakeStatus(done=False, harmed=harmed, no_harm=no_harm, pending=pending,
+                      reason=f"bake continues at minute {minute:g}: {counts}")
+
+
 def explain(state: StratumSequence, design: SequentialDesign) -> str:
     levels = {s.signal: thresholds(design, len(state.signals), s.signal) for s in state.signals}
     safe_level = max(v[1] for v in levels.values()) if levels else 0.0

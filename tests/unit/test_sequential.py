@@ -15,6 +15,7 @@ from shared.domain.sequential import (
     SequentialDesign,
     SeqVerdict,
     StratumSequence,
+    bake_status,
     baseline_deviations,
     oriented_changes,
     start_sequence,
@@ -181,3 +182,18 @@ def test_the_design_follows_the_policy_bake() -> None:
         SequentialDesign(min_bake_minutes=40, max_bake_minutes=30)
     with pytest.raises(ValueError, match="harm_restarts must start at 0"):
         SequentialDesign(harm_restarts=(10.0, 20.0))
+
+
+def test_the_bake_ends_when_every_stratum_is_decided_or_at_the_maximum() -> None:
+    design = SequentialDesign(max_bake_minutes=30)
+    base = StratumSequence(stratum_key="x", signals=())
+    states = {"a": base.model_copy(update={"verdict": SeqVerdict.NO_HARM}),
+              "b": base.model_copy(update={"verdict": SeqVerdict.HARM}),
+              "c": base.model_copy(update={"verdict": SeqVerdict.CONTINUE})}
+    waiting = bake_status(states, 12.0, design)
+    assert not waiting.done and waiting.pending == ("c",) and "1 undecided of 3 strata" in waiting.reason
+    states["c"] = base.model_copy(update={"verdict": SeqVerdict.NO_HARM})
+    done = bake_status(states, 14.0, design)
+    assert done.done and done.harmed == ("b",) and done.no_harm == ("a", "c")
+    states["c"] = base.model_copy(update={"verdict": SeqVerdict.INCONCLUSIVE})
+    assert bake_status(states, 30.0, design).done and "maximum 30 min" in bake_status(states, 30.0, design).reason
