@@ -22,11 +22,18 @@ density of scale ``1 / sqrt(r)`` gives, in closed form,
 
     E = 2 sqrt(r / (n + r)) exp(S^2 / (2 (n + r))) Phi(S / sqrt(n + r)),
 
-a nonnegative supermartingale under H0 for 1-sub-Gaussian standardised increments (every mixed term is one). The
-scale ``s`` is a plug-in (Johari et al. §4 justify plug-in variances asymptotically): the pooled within-window
-variance of the pre-change minutes and of the increments so far, floored per signal so that a quiet signal (a
-health probe that never failed) is not trusted to a precision it has not shown. Increments are clipped at
-``clip_sd`` baseline scales, which bounds a benign spike's weight.
+a nonnegative supermartingale under H0 for 1-sub-Gaussian standardised increments (each mixed term is one). The
+scale ``s`` is a plug-in (Johari et al. justify plug-in variances asymptotically): the pooled within-window
+variance of the pre-change minutes and of the increments so far, never below the increments' own, floored per
+signal so that a quiet signal is not trusted to a precision it has not shown. Increments are clipped at
+``clip_sd`` baseline scales, which bounds a benign spike's weight. Probe signals (:data:`ABSOLUTE_CENTRES`: the
+health probe) need none of this: their increments are failed probes, tested with exact Bernoulli likelihood-ratio
+mixtures on the absolute failure rate.
+
+What is exact and what is not: for the probe signals the guarantee is Ville's, exactly. For the others it rests
+on the plug-in scale and on a shadow's minutes being independent given its centre; benign spikes last a few
+minutes and metrics have gaps, so the error rates below are also measured, on the simulator's own signal models
+(:mod:`shared.bench.sequential_oc`), not only asserted.
 
 The pre-change centre each increment is measured from is itself estimated, from few minutes: its error is a bias
 shared by every later increment of that shadow, which no martingale argument removes. So each error budget is
