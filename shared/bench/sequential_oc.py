@@ -27,6 +27,7 @@ from scipy.stats import beta as beta_dist
 from ..domain.sequential import (
     ABSOLUTE_CENTRES,
     SIGNAL_ORIENTATION,
+    SUSPICION_E,
     FloatArray,
     SequentialDesign,
     centre_quantiles,
@@ -37,6 +38,8 @@ from ..domain.sequential import (
 SPIKE_RATE = 0.003
 """Benign spikes per VM-minute, as the simulator's ``SPIKE_RATE``; each lasts 1 to 5 minutes."""
 GAP_RATE = 0.01
+ROLLOUT_STRATA = 25
+"""Strata of a typical corpus rollout (the standard three-set fleet has about 25)."""
 HEALTH_FAIL = 0.0005
 
 
@@ -78,6 +81,9 @@ class Outcome:
     signal_safe_minute: FloatArray
     """(strata, signals): when each signal showed no harm; ``signals`` names the columns."""
     signals: tuple[str, ...]
+    look_minutes: FloatArray
+    max_log_e_harm: FloatArray
+    """(strata, looks): the largest harm log e-value over the signals at each look."""
 
 
 def signals(rng: np.random.Generator, strata: int, rows: int, minutes: int, change_at: int,
@@ -135,6 +141,7 @@ def run(design: SequentialDesign, strata: int, *, effect: Effect | None = None, 
     look_ends = np.arange(design.check_minutes, horizon_minutes + 1e-9, design.check_minutes)
     cols = np.minimum(np.floor(look_ends + 1e-9).astype(int), post)
     crossed_h = np.zeros((strata, k, len(cols)), dtype=bool)
+    max_log_h = np.full((strata, len(cols)), -np.inf)
     # a restart's e-process takes the looks whose window opens at or after it (as update_sequence does)
     opens = np.concatenate([[0.0], look_ends[:-1]])
     open_cols = np.concatenate([[0], cols[:-1]])
@@ -180,6 +187,7 @@ def run(design: SequentialDesign, strata: int, *, effect: Effect | None = None, 
         lh, ls = signal_evidence(name, cum[0], cum[1], cum[2], ss[:, None], df[:, None], margin[:, None],
                                  tolerable[:, None], design, seg_n, seg_t)
         harm_level, safe_level = thresholds(design, k, name)
+        max_log_h = np.maximum(max_log_h, lh)
         crossed_h[:, j] = (cum[0] >= design.min_increments) & (lh >= harm_level)
         crossed_s[:, j] = ((cum[0] >= design.min_increments) & (ls >= safe_level)
                            & (look_ends >= design.min_bake_minutes)[None, :])
@@ -188,7 +196,8 @@ def run(design: SequentialDesign, strata: int, *, effect: Effect | None = None, 
     safe_minute = np.max(per_signal, axis=1)
     stop = np.minimum(harm_minute, safe_minute)
     stop = np.where(np.isinf(stop), np.maximum(design.max_bake_minutes, 0.0), stop)
-    return Outcome(harm_minute, safe_minute, np.minimum(stop, design.max_bake_minutes), per_signal, tuple(names))
+    return Outcome(harm_minute, safe_minute, np.minimum(stop, design.max_bake_minutes), per_signal, tuple(names),
+                   look_ends, max_log_h)
 
 
 def _first(crossed: NDArray[np.bool_], minutes: FloatArray) -> FloatArray:
@@ -213,9 +222,18 @@ def false_alarms(design: SequentialDesign, strata: int = 2000, *, seed: int = 0,
     harmed = int(np.sum(np.isfinite(o.harm_minute)))
     lo, hi = clopper_pearson(harmed, strata)
     safe_by_max = np.isfinite(o.safe_minute) & (o.safe_minute <= design.max_bake_minutes)
+    rollouts = safe_by_max[: strata - strata % ROLLOUT_STRATA].reshape(-1, ROLLOUT_STRATA)
+    at_min = int(np.argmin(np.abs(o.look_minutes - design.min_bake_minutes)))
+    suspect = (o.max_log_e_harm[:, at_min] >= math.log(SUSPICION_E)) & ~(o.harm_minute <= o.look_minutes[at_min])
+    suspect_rollouts = suspect[: strata - strata % ROLLOUT_STRATA].reshape(-1, ROLLOUT_STRATA)
     return {"strata": strata, "rows": rows, "horizon_minutes": horizon_minutes, "nominal": design.alpha,
             "false_alarms": harmed, "rate": harmed / strata, "ci95": [round(lo, 5), round(hi, 5)],
             "no_harm_by_max_bake": round(float(np.mean(safe_by_max)), 4),
+            f"all_of_{ROLLOUT_STRATA}_no_harm_by_max_bake": round(float(np.mean(np.all(rollouts, axis=1))), 4)
+            if rollouts.size else None,
+            "suspect_at_min_bake": round(float(np.mean(suspect)), 4),
+            f"any_of_{ROLLOUT_STRATA}_suspect_at_min_bake": round(float(np.mean(np.any(suspect_rollouts, axis=1))), 4)
+            if suspect_rollouts.size else None,
             "median_stop_minute": float(np.median(o.stop_minute))}
 
 
@@ -235,10 +253,12 @@ def power(design: SequentialDesign, effect: Effect, strata: int = 500, *, seed: 
 def operating_characteristics(design: SequentialDesign | None = None, *, strata: int = 2000,
                               seed: int = 0, rows: tuple[int, ...] = (2, 4)) -> dict[str, Any]:
     """The false-alarm rate over good strata and the power on :data:`TYPICAL_EFFECTS`, for strata of 2 shadows
-    (the policy's minimum) and of 4."""
+    (the policy's minimum) and of 4; and the pooled sequence of a rollout's shadows (25 strata of 2: 50 rows)."""
     d = design or SequentialDesign()
+    pooled = ROLLOUT_STRATA * 2
     return {"design": d.model_dump(mode="json"),
             "good": [false_alarms(d, strata, seed=seed, rows=r) for r in rows],
+            "pooled": false_alarms(d, max(1000, strata // 2), seed=seed, rows=pooled),
             "bad": [power(d, e, max(200, strata // 4), seed=seed + 1 + i, rows=r)
                     for r in rows for i, e in enumerate(TYPICAL_EFFECTS)]}
 

@@ -443,19 +443,42 @@ class BakeStatus(BaseModel):
     reason: str
 
 
-def bake_status(states: Mapping[str, StratumSequence], minute: float, design: SequentialDesign) -> BakeStatus:
+SUSPICION_E = 10.0
+"""An undecided stratum whose harm e-value reached this (strong evidence on Jeffreys' scale, though short of
+proof) is suspect: it keeps the bake going and counts as doubt for the waves. Good strata almost never get there
+(the harm margins keep their evidence near 1; bench/results/sequential.json)."""
+
+
+def suspicious(state: StratumSequence) -> bool:
+    """Undecided, with harm evidence of at least :data:`SUSPICION_E` on some signal."""
+    return state.verdict not in (SeqVerdict.HARM, SeqVerdict.NO_HARM) and any(
+        s.log_e_harm >= math.log(SUSPICION_E) for s in state.signals)
+
+
+def bake_status(states: Mapping[str, StratumSequence], minute: float, design: SequentialDesign,
+                fleet: StratumSequence | None = None) -> BakeStatus:
     """The bake ends at the first look where no stratum is still undecided, and at the latest at the maximum bake.
 
-    A harmed stratum does not end the bake alone: the halt rule decides from all of them whether to halt or to
-    skip it, and the others' evidence keeps accruing meanwhile. Strata inconclusive at the maximum are pending.
+    Two shadows per stratum rarely show every stratum free of harm within half an hour (with 25 strata, almost
+    never: bench/results/sequential.json), so the bake may also end from the minimum bake on when ``fleet`` (the
+    same procedure on every shadow pooled) shows no harm and no undecided stratum is suspect. The undecided strata
+    then go on being watched on their shadows through the waves, whose first slice holds each of them. A harmed
+    stratum does not end the bake alone: the halt rule decides from all of them whether to halt or to skip it.
     """
     harmed = tuple(sorted(k for k, s in states.items() if s.verdict is SeqVerdict.HARM))
     no_harm = tuple(sorted(k for k, s in states.items() if s.verdict is SeqVerdict.NO_HARM))
     pending = tuple(sorted(k for k, s in states.items() if s.verdict not in (SeqVerdict.HARM, SeqVerdict.NO_HARM)))
-    counts = f"{len(harmed)} harmed, {len(no_harm)} no harm, {len(pending)} undecided of {len(states)} strata"
+    suspects = [k for k in pending if suspicious(states[k])]
+    counts = (f"{len(harmed)} harmed, {len(no_harm)} no harm, {len(pending)} undecided ({len(suspects)} suspect) "
+              f"of {len(states)} strata")
     if not pending:
         return BakeStatus(done=True, harmed=harmed, no_harm=no_harm, pending=pending,
                           reason=f"bake ends at minute {minute:g}: every stratum decided ({counts})")
+    if (fleet is not None and fleet.verdict is SeqVerdict.NO_HARM and not suspects
+            and minute >= design.min_bake_minutes):
+        return BakeStatus(done=True, harmed=harmed, no_harm=no_harm, pending=pending,
+                          reason=f"bake ends at minute {minute:g}: the pooled shadows show no harm at the tolerable "
+                                 f"effect and no undecided stratum is suspect ({counts})")
     if minute >= design.max_bake_minutes:
         return BakeStatus(done=True, harmed=harmed, no_harm=no_harm, pending=pending,
                           reason=f"bake ends at the maximum {design.max_bake_minutes:g} min: {counts}")

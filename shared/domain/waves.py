@@ -1,10 +1,11 @@
 """Risk-adaptive production waves: how many, how large and how long each is watched follow the evidence.
 
 Why: a fixed 5/20/35/40% schedule with 10-minute watches costs a good change about 44 minutes after the bake,
-whatever the bake showed. When the predicted failure rate is low and every included stratum's bake ended with
-"no harm" at the tolerable effect (:mod:`shared.domain.sequential`), production is the last place a problem could
-hide, and the 24-hour production watch stays as the backstop: fewer waves with short, sequentially tested watches
-lose little. Any doubt (an inconclusive or uncovered stratum, a harmed stratum skipped, a higher predicted rate)
+whatever the bake showed. When the predicted failure rate is low and the bake was clean (no stratum harmed,
+suspect or uncovered, and "no harm" at the tolerable effect shown by every included stratum or by the pooled
+shadows: :mod:`shared.domain.sequential`), the shadows keep watching as leading indicators and the 24-hour
+production watch stays as the backstop: fewer waves with short, sequentially tested watches lose little. Any
+doubt (a suspect or uncovered stratum, no harm not shown, a harmed stratum skipped, a higher predicted rate)
 brings more, smaller waves, watched longer. Whatever the level, the first wave holds a slice of every included
 stratum, so a problem the shadows missed shows in the smallest wave wherever it lives.
 
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .policy import RolloutPolicy
 from .sampling import stable_rank
-from .sequential import SeqVerdict
+from .sequential import SeqVerdict, StratumSequence, suspicious
 
 
 class RiskLevel(StrEnum):
@@ -107,20 +108,30 @@ class BakeEvidence(BaseModel):
 
     no_harm: int = Field(0, ge=0, description="Included strata shown free of harm at the tolerable effect.")
     inconclusive: int = Field(0, ge=0, description="Included strata whose bake ended undecided.")
+    suspicious: int = Field(0, ge=0, description="Of the undecided, those with strong (not conclusive) harm evidence.")
     uncovered: int = Field(0, ge=0, description="Included strata without shadow evidence.")
     harmed_skipped: int = Field(0, ge=0, description="Strata shown harmed, skipped: proof the change can harm.")
+    fleet_no_harm: bool = Field(False, description="Every shadow pooled showed no harm at the tolerable effect.")
 
     @classmethod
-    def from_verdicts(cls, verdicts: Mapping[str, SeqVerdict], included: Iterable[str]) -> BakeEvidence:
-        """Count the included strata by their sequential verdict (none: uncovered) and the harmed ones left out."""
+    def from_states(cls, states: Mapping[str, StratumSequence], included: Iterable[str],
+                    fleet: StratumSequence | None = None) -> BakeEvidence:
+        """Count the included strata by their sequential verdict (no state: uncovered) and the harmed ones left
+        out; ``fleet`` is the pooled sequence over every shadow."""
         inc = set(included)
-        counts = {"no_harm": 0, "inconclusive": 0, "uncovered": 0}
+        counts = {"no_harm": 0, "inconclusive": 0, "suspicious": 0, "uncovered": 0}
         for key in inc:
-            v = verdicts.get(key)
-            slot = ("uncovered" if v is None else "no_harm" if v is SeqVerdict.NO_HARM else "inconclusive")
-            counts[slot] += 1
-        harmed = sum(1 for k, v in verdicts.items() if v is SeqVerdict.HARM and k not in inc)
-        return cls(**counts, harmed_skipped=harmed)
+            st = states.get(key)
+            if st is None:
+                counts["uncovered"] += 1
+            elif st.verdict is SeqVerdict.NO_HARM:
+                counts["no_harm"] += 1
+            else:
+                counts["inconclusive"] += 1
+                counts["suspicious"] += int(suspicious(st))
+        harmed = sum(1 for k, st in states.items() if st.verdict is SeqVerdict.HARM and k not in inc)
+        return cls(**counts, harmed_skipped=harmed,
+                   fleet_no_harm=fleet is not None and fleet.verdict is SeqVerdict.NO_HARM)
 
 
 class Wave(BaseModel):
@@ -142,25 +153,33 @@ class WavePlan(BaseModel):
 
 
 def assess_risk(predicted_rate: float, bake: BakeEvidence, design: WaveDesign) -> tuple[RiskLevel, str]:
-    """Low only when the prediction is low and every included stratum's bake showed no harm; high on any sign of
-    harm or a high prediction; moderate otherwise."""
+    """Low only when the prediction is low and the bake was clean; high on any harm shown or a high prediction;
+    moderate otherwise.
+
+    A clean bake: no stratum harmed, none uncovered or suspect, and either every included stratum showed no harm or
+    the pooled shadows did (strata still undecided then stay watched on their shadows through the waves).
+    """
     facts = (f"predicted failure rate {predicted_rate:.2%}; bake: {bake.no_harm} strata no harm, "
-             f"{bake.inconclusive} inconclusive, {bake.uncovered} uncovered, {bake.harmed_skipped} harmed and skipped")
+             f"{bake.inconclusive} undecided ({bake.suspicious} suspect), {bake.uncovered} uncovered, "
+             f"{bake.harmed_skipped} harmed and skipped; pooled shadows "
+             f"{'show no harm' if bake.fleet_no_harm else 'do not show no harm'}")
     if bake.harmed_skipped or predicted_rate >= design.high_risk_rate:
         why = (f"{bake.harmed_skipped} strata showed harm" if bake.harmed_skipped
                else f"predicted rate >= {design.high_risk_rate:.0%}")
         return RiskLevel.HIGH, f"high risk ({why}): {facts}"
-    if (predicted_rate <= design.low_risk_rate and bake.no_harm > 0 and not bake.inconclusive
-            and not bake.uncovered):
-        return RiskLevel.LOW, (f"low risk (predicted rate <= {design.low_risk_rate:.0%} and every included stratum "
-                               f"showed no harm): {facts}")
+    every_stratum = bake.no_harm > 0 and not bake.inconclusive
+    clean = not bake.uncovered and not bake.suspicious and (every_stratum or bake.fleet_no_harm)
+    if predicted_rate <= design.low_risk_rate and clean:
+        return RiskLevel.LOW, f"low risk (predicted rate <= {design.low_risk_rate:.0%}, clean bake): {facts}"
     doubt = []
     if predicted_rate > design.low_risk_rate:
         doubt.append(f"predicted rate > {design.low_risk_rate:.0%}")
-    if bake.inconclusive or bake.uncovered:
-        doubt.append("not every included stratum showed no harm")
-    if not bake.no_harm and not doubt:
-        doubt.append("no stratum showed no harm")
+    if bake.uncovered:
+        doubt.append("uncovered strata")
+    if bake.suspicious:
+        doubt.append("suspect strata")
+    if not (every_stratum or bake.fleet_no_harm):
+        doubt.append("no harm not shown")
     return RiskLevel.MODERATE, f"moderate risk ({'; '.join(doubt)}): {facts}"
 
 

@@ -58,6 +58,15 @@ def test_good_strata_end_their_bake_early_with_no_harm() -> None:
     assert fa["no_harm_by_max_bake"] >= 0.7
 
 
+def test_a_rollout_of_25_two_shadow_strata_rarely_shows_every_stratum_harmless_but_its_pooled_shadows_do() -> None:
+    design = SequentialDesign()
+    per_stratum = false_alarms(design, 500, seed=8, horizon_minutes=design.max_bake_minutes)
+    assert per_stratum["all_of_25_no_harm_by_max_bake"] <= 0.2  # why bake_status also takes the pooled sequence
+    pooled = false_alarms(design, 200, seed=8, rows=50, horizon_minutes=design.max_bake_minutes)
+    assert pooled["median_stop_minute"] == design.min_bake_minutes and pooled["no_harm_by_max_bake"] >= 0.99
+    assert per_stratum["any_of_25_suspect_at_min_bake"] <= 0.05  # suspicion rarely holds a good bake back
+
+
 @pytest.mark.parametrize("effect", [Effect("cpu +24", cpu_points=24.0), Effect("errors x13", error_factor=13.0),
                                     Effect("network -40%", net_drop=0.4),
                                     Effect("probe fails 22%", flap_probability=0.22)])
@@ -191,9 +200,23 @@ def test_the_bake_ends_when_every_stratum_is_decided_or_at_the_maximum() -> None
               "b": base.model_copy(update={"verdict": SeqVerdict.HARM}),
               "c": base.model_copy(update={"verdict": SeqVerdict.CONTINUE})}
     waiting = bake_status(states, 12.0, design)
-    assert not waiting.done and waiting.pending == ("c",) and "1 undecided of 3 strata" in waiting.reason
+    assert not waiting.done and waiting.pending == ("c",) and "1 undecided (0 suspect) of 3 strata" in waiting.reason
     states["c"] = base.model_copy(update={"verdict": SeqVerdict.NO_HARM})
     done = bake_status(states, 14.0, design)
     assert done.done and done.harmed == ("b",) and done.no_harm == ("a", "c")
     states["c"] = base.model_copy(update={"verdict": SeqVerdict.INCONCLUSIVE})
     assert bake_status(states, 30.0, design).done and "maximum 30 min" in bake_status(states, 30.0, design).reason
+
+
+def test_the_bake_ends_early_when_the_pooled_shadows_show_no_harm_and_no_undecided_stratum_is_suspect() -> None:
+    design = SequentialDesign(min_bake_minutes=10, max_bake_minutes=30)
+    base = start_sequence("x", {"cpu_pct": np.zeros((2, 10))}, design)
+    pooled = base.model_copy(update={"verdict": SeqVerdict.NO_HARM})
+    states = {"a": base.model_copy(update={"verdict": SeqVerdict.NO_HARM}), "b": base}
+    assert not bake_status(states, 8.0, design, fleet=pooled).done  # not before the minimum bake
+    early = bake_status(states, 12.0, design, fleet=pooled)
+    assert early.done and early.pending == ("b",) and "pooled shadows show no harm" in early.reason
+    hot = base.signals[0].model_copy(update={"log_e_harm": 3.0})  # e = 20 >= SUSPICION_E
+    states["b"] = base.model_copy(update={"signals": (hot, *base.signals[1:])})
+    waiting = bake_status(states, 12.0, design, fleet=pooled)
+    assert not waiting.done and "(1 suspect)" in waiting.reason

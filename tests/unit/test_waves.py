@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain.policy import DEFAULT_POLICY, RolloutPolicy
-from shared.domain.sequential import SeqVerdict
+from shared.domain.sequential import SeqVerdict, SignalEvidence, StratumSequence
 from shared.domain.waves import (
     BakeEvidence,
     RiskLevel,
@@ -34,9 +34,9 @@ def test_a_clean_bake_and_a_low_prediction_give_fewer_waves_with_short_sequentia
     assert "low risk" in plan.reason and "3 strata no harm" in plan.reason
 
 
-def test_an_inconclusive_stratum_keeps_the_policy_waves() -> None:
+def test_an_undecided_stratum_without_pooled_no_harm_keeps_the_policy_waves() -> None:
     plan = plan_adaptive_waves(fleet({"a": 100}), 0.002, BakeEvidence(no_harm=2, inconclusive=1), DESIGN, "s")
-    assert plan.level is RiskLevel.MODERATE and "not every included stratum showed no harm" in plan.reason
+    assert plan.level is RiskLevel.MODERATE and "no harm not shown" in plan.reason
     assert [len(w.vm_ids) for w in plan.waves] == [5, 20, 35, 40]
     assert {w.min_watch_minutes for w in plan.waves} == {float(DEFAULT_POLICY.wave_watch_minutes)}
 
@@ -59,11 +59,26 @@ def test_an_uncovered_stratum_is_doubt_even_with_a_low_prediction() -> None:
     assert level is RiskLevel.MODERATE and "1 uncovered" in reason
 
 
+def test_pooled_no_harm_makes_a_bake_with_undecided_strata_clean_unless_one_is_suspect() -> None:
+    pooled = BakeEvidence(no_harm=5, inconclusive=20, fleet_no_harm=True)
+    assert assess_risk(0.002, pooled, DESIGN)[0] is RiskLevel.LOW
+    suspect = pooled.model_copy(update={"suspicious": 1})
+    level, reason = assess_risk(0.002, suspect, DESIGN)
+    assert level is RiskLevel.MODERATE and "suspect strata" in reason
+
+
+def state(verdict: SeqVerdict, log_e_harm: float = 0.0) -> StratumSequence:
+    ev = SignalEvidence(signal="cpu_pct", baseline_ss=1.0, baseline_df=9, clip=1.0, margin=0.05, tolerable=0.25,
+                        segment_n=(0,), segment_total=(0.0,), log_e_harm=log_e_harm)
+    return StratumSequence(stratum_key="k", signals=(ev,), verdict=verdict)
+
+
 def test_bake_evidence_counts_the_included_strata_by_verdict_and_the_harmed_ones_left_out() -> None:
-    verdicts = {"a": SeqVerdict.NO_HARM, "b": SeqVerdict.INCONCLUSIVE, "c": SeqVerdict.HARM,
-                "d": SeqVerdict.CONTINUE}
-    bake = BakeEvidence.from_verdicts(verdicts, ["a", "b", "d", "e"])
-    assert bake == BakeEvidence(no_harm=1, inconclusive=2, uncovered=1, harmed_skipped=1)
+    states = {"a": state(SeqVerdict.NO_HARM), "b": state(SeqVerdict.INCONCLUSIVE, log_e_harm=3.0),
+              "c": state(SeqVerdict.HARM), "d": state(SeqVerdict.CONTINUE)}
+    bake = BakeEvidence.from_states(states, ["a", "b", "d", "e"], fleet=state(SeqVerdict.NO_HARM))
+    assert bake == BakeEvidence(no_harm=1, inconclusive=2, suspicious=1, uncovered=1, harmed_skipped=1,
+                                fleet_no_harm=True)
 
 
 def test_a_design_where_more_risk_means_fewer_waves_is_refused() -> None:
@@ -83,7 +98,8 @@ def test_the_design_takes_the_policy_waves_as_its_moderate_level() -> None:
 strata_sizes = st.dictionaries(st.text("abcdefgh", min_size=1, max_size=3), st.integers(1, 60), min_size=1,
                                max_size=8)
 bakes = st.builds(BakeEvidence, no_harm=st.integers(0, 5), inconclusive=st.integers(0, 3),
-                  uncovered=st.integers(0, 2), harmed_skipped=st.integers(0, 2))
+                  suspicious=st.integers(0, 1), uncovered=st.integers(0, 2), harmed_skipped=st.integers(0, 2),
+                  fleet_no_harm=st.booleans())
 rates = st.floats(0.0, 0.3, allow_nan=False)
 
 
@@ -114,11 +130,15 @@ def test_more_predicted_risk_never_means_fewer_waves_or_shorter_watches(a: float
     assert len(p_hi.waves[0].vm_ids) <= len(p_lo.waves[0].vm_ids)
 
 
-@settings(max_examples=100, deadline=None)
-@given(rates, bakes, st.integers(0, 3), st.integers(0, 2))
-def test_more_doubt_from_the_bake_never_means_fewer_waves(rate: float, bake: BakeEvidence, more_inconclusive: int,
-                                                          more_harm: int) -> None:
-    worse = bake.model_copy(update={"inconclusive": bake.inconclusive + more_inconclusive,
-                                    "harmed_skipped": bake.harmed_skipped + more_harm})
+@settings(max_examples=200, deadline=None)
+@given(rates, bakes, st.integers(0, 3), st.integers(0, 2), st.integers(0, 2), st.booleans())
+def test_more_doubt_from_the_bake_never_means_fewer_waves(rate: float, bake: BakeEvidence, more_suspect: int,
+                                                          more_harm: int, more_uncovered: int,
+                                                          lose_pooled: bool) -> None:
+    worse = bake.model_copy(update={"inconclusive": bake.inconclusive + more_suspect,
+                                    "suspicious": bake.suspicious + more_suspect,
+                                    "harmed_skipped": bake.harmed_skipped + more_harm,
+                                    "uncovered": bake.uncovered + more_uncovered,
+                                    "fleet_no_harm": bake.fleet_no_harm and not lose_pooled})
     order = [RiskLevel.LOW, RiskLevel.MODERATE, RiskLevel.HIGH]
     assert order.index(assess_risk(rate, worse, DESIGN)[0]) >= order.index(assess_risk(rate, bake, DESIGN)[0])
