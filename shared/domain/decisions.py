@@ -9,6 +9,7 @@ from typing import Any
 
 from .model import Stratum
 from .policy import RolloutPolicy
+from .registry import ModelInUse
 from .sampling import stable_rank
 
 
@@ -38,6 +39,27 @@ class VmRisk:
     probability: float | None
     source: str = "judge"
     """Who scored it: ``model``, ``judge``, or ``judge (fallback: <why>)``."""
+    model_version: str = ""
+    """The model version that scored the fleet (set by the model adapter; empty for the judge alone)."""
+
+
+def model_decision(in_use: ModelInUse, risks: list[VmRisk]) -> Decision:
+    """Which model version scored this rollout; a fallback says so, with its reason.
+
+    The version comes from the risks themselves (the adapter stamps them), so a model promoted between the
+    prediction and this record cannot be credited with it.
+    """
+    versions = sorted({r.model_version for r in risks if r.model_version})
+    version = versions[0] if len(versions) == 1 else (", ".join(versions) or in_use.version)
+    by_model = sum(1 for r in risks if r.source == "model")
+    reason = (f"failure model {version} ({in_use.source.value}) scored {by_model} of {len(risks)} VMs; "
+              "the judge the rest")
+    fallback = in_use.is_fallback and version == in_use.version
+    if fallback:
+        reason = f"FALLBACK to {version}: {in_use.fallback_reason}; " + reason
+    return Decision("model_version", reason, data={"version": version, "source": in_use.source.value,
+                                                    "fallback": fallback,
+                                                    "fallback_reason": in_use.fallback_reason if fallback else ""})
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ and re-raise ``from exc``::
     │   ├── NotFound            404: the resource does not exist
     │   ├── Conflict            409: the resource is busy or in the wrong state
     │   └── CapacityUnavailable Spot (or regular) capacity was refused
-    └── ModelError              the failure model cannot score (schema mismatch, missing file)
+    ├── ModelError              the failure model cannot score (schema mismatch, missing file)
+    └── PromotionConflict       another trainer moved the registry's ``promoted`` pointer first
 """
 
 from __future__ import annotations
@@ -82,3 +83,7 @@ class CapacityUnavailable(AzureOperationError):
 
 class ModelError(ShadowRolloutError):
     """The failure model cannot score this input."""
+
+
+class PromotionConflict(ShadowRolloutError):
+    """The registry's ``promoted`` pointer changed since it was read: another trainer promoted first."""

@@ -23,6 +23,7 @@ from ..domain.decisions import (
     adaptive_error_threshold,
     assess_changed_vms,
     decide_before_production,
+    model_decision,
     plan_capacity,
     plan_scale_back,
     plan_waves,
@@ -403,7 +404,7 @@ def decide(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
                                       for n, v in zip(table.names, table.matrix[i], strict=True)},
                          "evidence": verdicts[x.stratum_key].reason if x.stratum_key in verdicts else "",
                          "skipped": x.vm_id in skipped} for i, x in enumerate(risks)})
-    decisions = list(plan.decisions)
+    decisions = [model_decision(svc.model.in_use(), risks), *plan.decisions]
     fallbacks: dict[tuple[str, str], int] = defaultdict(int)
     for x in risks:
         if x.source.startswith("judge (fallback"):
