@@ -64,6 +64,7 @@ class RegistryFailureModel(FailureModel):
     def _load(self, version: str) -> OnnxFailureModel:
         directory = self.cache / version
         if not (directory / MODEL_FILE).is_file():
+            self.cache.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=self.cache, prefix=f".{version}."))
             for name in (FEATURES_FILE, MODEL_FILE):
                 (staging / name).write_bytes(self.registry.get_file(version, name))
