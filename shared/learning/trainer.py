@@ -242,3 +242,49 @@ def retrain_into_registry(stores: Sequence[RolloutStore], registry: ModelRegistr
 def _describe(cfg: Any) -> str:
     return (f"CalibratedClassifierCV(sigmoid) of GradientBoostingClassifier(n_estimators={cfg.n_estimators}, "
             f"max_depth={cfg.max_depth})")
+
+
+# ---------------------------------------------------------------------------------------------- the trainer app
+MIN_ROLLOUTS_SETTING = "SHADOW_ROLLOUT_MIN_ROLLOUTS"
+PACKAGED_ROWS_SETTING = "SHADOW_ROLLOUT_TRAINER_PACKAGED_ROWS"
+PACKAGED_ROWS_FILE = "training-rows.npz"
+
+
+def save_rows(rows: PackagedRows, path: Path) -> None:
+    np.savez_compressed(path, X=rows.X, y=rows.y, hashes=json.dumps(rows.scenario_hashes))
+
+
+def load_rows(path: Path) -> PackagedRows:
+    with np.load(path) as f:
+        return PackagedRows(f["X"].astype(np.float32), f["y"].astype(np.int8), json.loads(str(f["hashes"])))
+
+
+def run_from_environment(now: datetime) -> TrainerRun:
+    """One run as the trainer app makes it: the rollout store and the registry named by the app settings.
+
+    The store is read only (the trainer's identity holds Table data *reader*); the registry container exists
+    already (infra makes it; the identity may write blobs in it, not create containers).
+    """
+    import os
+
+    from ..adapters.azure.store import TableRolloutStore
+    from ..bootstrap import _table_client, model_registry
+    from ..domain.errors import ConfigurationError
+
+    url = os.environ.get("SHADOW_ROLLOUT_REGISTRY_URL")
+    if not url:
+        raise ConfigurationError("the trainer needs SHADOW_ROLLOUT_REGISTRY_URL (the model registry's container)")
+    client = _table_client(os.environ.get("SHADOW_ROLLOUT_TABLE", "rollouts"))
+    if client is None:
+        raise ConfigurationError("the trainer needs SHADOW_ROLLOUT_TABLES_ENDPOINT (the rollout store)")
+    raw = os.environ.get(MIN_ROLLOUTS_SETTING)
+    try:
+        min_rollouts = int(raw) if raw else MIN_ROLLOUTS
+    except ValueError as exc:
+        raise ConfigurationError(f"{MIN_ROLLOUTS_SETTING}={raw!r} is not a whole number") from exc
+    rows_path = Path(os.environ.get(PACKAGED_ROWS_SETTING) or MODEL_DIR / PACKAGED_ROWS_FILE)
+    packaged = load_rows(rows_path) if rows_path.is_file() else None
+    if packaged is None:
+        log.warning("trainer: no packaged training rows at %s; training on recorded rollouts only", rows_path)
+    return retrain_into_registry([TableRolloutStore(client)], model_registry(url), now=now, packaged=packaged,
+                                 cfg=TrainerConfig(min_rollouts=min_rollouts))
