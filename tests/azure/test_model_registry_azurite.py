@@ -217,3 +217,31 @@ def test_below_the_minimum_of_recorded_rollouts_no_retrain_is_attempted(registry
     run = retrain_into_registry([store], registry, now=NOW, cfg=TrainerConfig(packaged_dir=tmp_path / "none"))
     assert not run.trained and "no retrain: 0 recorded rollouts" in run.reason and "minimum 20" in run.reason
     assert registry.promoted() is None  # no packaged model to seed with, nothing promoted
+
+
+def test_retrain_on_demand_reads_the_store_and_seeds_the_registry_with_the_packaged_model(
+        azurite_tables: str, azurite_blobs: str, container: ContainerClient) -> None:
+    """`shadow-rollout retrain --registry URL`, as documented: rollouts recorded in the Table store (Azurite),
+    too few of them to retrain on, so it says so; the packaged model becomes the registry's first version."""
+    from dataclasses import replace
+
+    from azure.data.tables import TableServiceClient
+
+    from shared.adapters.azure.store import TableRolloutStore
+    from tests.e2e.test_cli import cli
+
+    table = f"rollouts{uuid.uuid4().hex[:8]}"
+    client = TableServiceClient.from_connection_string(azurite_tables).get_table_client(table)
+    simulate(load_scenario(ROOT / "tests" / "scenarios" / "crash-one-sku.yaml"),
+             adapt=lambda s: replace(s, store=TableRolloutStore(client, create=True)))
+    url = f"http://127.0.0.1/devstoreaccount1/{container.container_name}"
+    p = cli("retrain", "--registry", url, "--min-rollouts", "2",
+            env={"SHADOW_ROLLOUT_TABLES_CONNECTION_STRING": azurite_tables, "SHADOW_ROLLOUT_TABLE": table,
+                 "SHADOW_ROLLOUT_REGISTRY_CONNECTION_STRING": azurite_blobs})
+    assert p.returncode == 0, p.stderr
+    assert "reading recorded rollouts from the rollout store" in p.stderr
+    assert "not retrained: no retrain: 1 recorded rollouts with labelled VMs, fewer than the minimum 2" in \
+        " ".join(p.stdout.split())
+    pointer = BlobModelRegistry(container).promoted()
+    assert pointer is not None and pointer.version == packaged_version((ROOT / "model" / MODEL_FILE).read_bytes())
+    assert len(runs(container)) == 1
