@@ -7,7 +7,7 @@ the rollout app scores with. Which model a rollout used is recorded in its decis
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -32,7 +32,8 @@ def packaged_version(onnx: bytes) -> str:
 
 def trained_version(onnx: bytes, at: datetime) -> str:
     """A trained version's id: sortable by time, unique by content."""
-    return f"{at:%Y%m%dT%H%M%SZ}-{content_hash(onnx)}"
+    t = at.astimezone(UTC)
+    return f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}Z-{content_hash(onnx)}"
 
 
 class ModelSource(StrEnum):
