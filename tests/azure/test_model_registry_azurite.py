@@ -15,6 +15,7 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from shared.adapters.azure.blob_registry import BlobModelRegistry
+from shared.adapters.azure.store import TableRolloutStore
 from shared.adapters.memory_store import InMemoryRolloutStore
 from shared.adapters.registry_model import RegistryFailureModel
 from shared.adapters.simulator.scenario import load_scenario
@@ -83,10 +84,23 @@ def test_a_worse_candidate_is_refused_and_the_run_says_why(registry: BlobModelRe
     assert [r.reason for r in runs(container)] == [run.reason]
 
 
+def in_tables(store: InMemoryRolloutStore, connection_string: str) -> TableRolloutStore:
+    """The same recorded rollouts in the Table store on Azurite, where the trainer reads them in Azure."""
+    from azure.data.tables import TableServiceClient
+
+    client = TableServiceClient.from_connection_string(connection_string).get_table_client(
+        f"rollouts{uuid.uuid4().hex[:8]}")
+    table = TableRolloutStore(client, create=True)
+    for rid in store.rollout_ids():
+        table.put_rollout(rid, store.get_rollout(rid) or {})
+        table.put_items(rid, "vm", store.get_items(rid, "vm"))
+    return table
+
+
 def test_a_better_candidate_is_promoted_with_its_manifest_and_card(registry: BlobModelRegistry,
-                                                                    tmp_path: Path) -> None:
+                                                                    azurite_tables: str, tmp_path: Path) -> None:
     bad = model_dir(tmp_path / "bad", wrong=True)  # the packaged model: wrong
-    history = store_with(8, 100, flip=False, seed=3, start_day=1)
+    history = in_tables(store_with(8, 100, flip=False, seed=3, start_day=1), azurite_tables)
     run = retrain_into_registry([history], registry, now=NOW, cfg=TrainerConfig(packaged_dir=bad, **FAST))
     assert run.promoted, run.reason
     pointer = registry.promoted()
@@ -227,7 +241,6 @@ def test_retrain_on_demand_reads_the_store_and_seeds_the_registry_with_the_packa
 
     from azure.data.tables import TableServiceClient
 
-    from shared.adapters.azure.store import TableRolloutStore
     from tests.e2e.test_cli import cli
 
     table = f"rollouts{uuid.uuid4().hex[:8]}"
