@@ -458,6 +458,8 @@ def retrain(
                                                           "retrain (default 20).")] = None,
     packaged_rows: Annotated[Path | None, typer.Option(help="With --registry: packaged training rows (.npz) to "
                                                             "train on besides the recorded rollouts.")] = None,
+    validation_rows: Annotated[Path | None, typer.Option(help="With --registry: rows of the simulator's "
+                                                              "validation families (.npz) to validate on too.")] = None,
 ) -> None:
     """Retrain from recorded rollouts (labelled by what production showed); promote only a better model.
 
@@ -500,6 +502,7 @@ def retrain(
     try:
         run = retrain_into_registry(stores, model_registry(registry, create=True), now=utcnow(),
                                     packaged=load_rows(packaged_rows) if packaged_rows else None,
+                                    validation=load_rows(validation_rows) if validation_rows else None,
                                     cfg=TrainerConfig(min_rollouts=MIN_ROLLOUTS if min_rollouts is None
                                                       else min_rollouts))
     except ShadowRolloutError as exc:

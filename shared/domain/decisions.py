@@ -9,7 +9,7 @@ from typing import Any
 
 from .model import Stratum
 from .policy import RolloutPolicy
-from .registry import ModelInUse
+from .registry import PACKAGED_PREFIX, ModelInUse, ModelSource
 from .sampling import stable_rank
 
 
@@ -52,12 +52,15 @@ def model_decision(in_use: ModelInUse, risks: list[VmRisk]) -> Decision:
     versions = sorted({r.model_version for r in risks if r.model_version})
     version = versions[0] if len(versions) == 1 else (", ".join(versions) or in_use.version)
     by_model = sum(1 for r in risks if r.source == "model")
-    reason = (f"failure model {version} ({in_use.source.value}) scored {by_model} of {len(risks)} VMs; "
+    current = version == in_use.version
+    source = in_use.source if current else \
+        ModelSource.PACKAGED if version.startswith(PACKAGED_PREFIX) else ModelSource.REGISTRY
+    reason = (f"failure model {version} ({source.value}) scored {by_model} of {len(risks)} VMs; "
               "the judge the rest")
-    fallback = in_use.is_fallback and version == in_use.version
+    fallback = in_use.is_fallback and current
     if fallback:
         reason = f"FALLBACK to {version}: {in_use.fallback_reason}; " + reason
-    return Decision("model_version", reason, data={"version": version, "source": in_use.source.value,
+    return Decision("model_version", reason, data={"version": version, "source": source.value,
                                                     "fallback": fallback,
                                                     "fallback_reason": in_use.fallback_reason if fallback else ""})
 

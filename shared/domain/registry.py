@@ -84,6 +84,9 @@ class Validation(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     rows: int
+    """Held-out recorded rows plus ``simulated_rows``."""
+    simulated_rows: int = 0
+    """Rows of the simulator's validation families (scenario families never trained on)."""
     positives: int
     candidate: dict[str, Any]
     current: dict[str, Any]

@@ -8,7 +8,8 @@ rollout app only reads the registry. One run:
    rollouts nothing is trained and the run says so;
 3. fits a candidate on the packaged training rows plus the older recorded rollouts;
 4. scores the candidate and what is in use (the promoted version, else the judge) on the newest rollouts,
-   held out, and asks the one rule (:func:`~shared.learning.retrain.candidate_beats`);
+   held out, plus the simulator's validation families when given, and asks the one rule
+   (:func:`~shared.learning.retrain.candidate_beats`);
 5. if the rule says so, writes the version (ONNX, feature schema, manifest, card) and moves the pointer with
    the ETag it read in step 4: of two trainers racing, at most one promotes.
 
@@ -47,7 +48,7 @@ from ..domain.registry import (
     trained_version,
 )
 from ..ports import ModelRegistry, RolloutStore
-from .retrain import History, candidate_beats, history_rows, split_by_time
+from .retrain import candidate_beats, history_rows, split_by_time
 
 log = logging.getLogger(__name__)
 MIN_ROLLOUTS = 20
@@ -61,11 +62,13 @@ class PackagedRows:
 
     X: np.ndarray
     y: np.ndarray
+    judge: np.ndarray
+    """The statistical judge's score of each row: what is in use when no model is."""
     scenario_hashes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> PackagedRows:
-        return cls(np.zeros((0, len(FEATURES)), dtype=np.float32), np.zeros(0, dtype=np.int8))
+        return cls(np.zeros((0, len(FEATURES)), dtype=np.float32), np.zeros(0, dtype=np.int8), np.zeros(0))
 
     @classmethod
     def from_scenarios(cls, paths: Sequence[Path], seed_offsets: Sequence[int]) -> PackagedRows:
@@ -74,7 +77,7 @@ class PackagedRows:
 
         d = collect(paths, seed_offsets)
         ok = np.isfinite(d.X).all(axis=1) & d.observable.astype(bool)
-        return cls(d.X[ok].astype(np.float32), d.y[ok].astype(np.int8),
+        return cls(d.X[ok].astype(np.float32), d.y[ok].astype(np.int8), d.judge_score[ok].astype(np.float64),
                    {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths})
 
 
@@ -134,9 +137,9 @@ def seed_registry(registry: ModelRegistry, packaged_dir: Path, *, now: datetime)
         return registry.promoted()
 
 
-def _current_scores(registry: ModelRegistry, pointer: PromotedPointer | None, h: History, rows: np.ndarray
+def _current_scores(registry: ModelRegistry, pointer: PromotedPointer | None, X: np.ndarray, judge: np.ndarray
                     ) -> tuple[str, np.ndarray]:
-    """What is in use, scoring the held-out rows: the promoted version, else the judge (as recorded)."""
+    """What is in use, scoring the validation rows: the promoted version, else the judge (as recorded)."""
     if pointer is not None:
         with tempfile.TemporaryDirectory(prefix="shadow-rollout-current-") as tmp:
             directory = Path(tmp)
@@ -144,11 +147,11 @@ def _current_scores(registry: ModelRegistry, pointer: PromotedPointer | None, h:
                 for name in (MODEL_FILE, FEATURES_FILE):
                     (directory / name).write_bytes(registry.get_file(pointer.version, name))
                 model = OnnxFailureModel(directory, version=pointer.version)
-                return pointer.version, model.probabilities(h.X[rows])
+                return pointer.version, model.probabilities(X)
             except ModelError as exc:
                 log.warning("trainer: the promoted version %s cannot score (%s); comparing with the judge",
                             pointer.version, exc)
-    return "the statistical judge", np.nan_to_num(h.judge[rows], nan=0.5)
+    return "the statistical judge", np.nan_to_num(judge, nan=0.5)
 
 
 def _card(manifest: ModelManifest) -> str:
@@ -163,7 +166,8 @@ def _card(manifest: ModelManifest) -> str:
              f"{d.fleet_rows} VM rows (skipped and never-changed VMs are unlabelled and left out)",
              f"- held out: the newest {d.held_out_rollouts} rollouts ({d.held_out_rows} rows)"]
     if v is not None:
-        lines += ["", "## Validation (held-out recorded rollouts)", "",
+        lines += ["", f"## Validation: {v.rows} rows never trained on ({v.rows - v.simulated_rows} of the held-out "
+                      f"recorded rollouts, {v.simulated_rows} of the simulator's validation families)", "",
                   f"- candidate: ROC-AUC {v.candidate.get('roc_auc')}, Brier {v.candidate.get('brier')}",
                   f"- in use ({v.current_version}): ROC-AUC {v.current.get('roc_auc')}, Brier {v.current.get('brier')}",
                   f"- decision: {v.reason}"]
@@ -171,8 +175,13 @@ def _card(manifest: ModelManifest) -> str:
 
 
 def retrain_into_registry(stores: Sequence[RolloutStore], registry: ModelRegistry, *, now: datetime,
-                          packaged: PackagedRows | None = None, cfg: TrainerConfig | None = None) -> TrainerRun:
-    """One trainer run (see the module's docstring); the result is also kept in the registry."""
+                          packaged: PackagedRows | None = None, validation: PackagedRows | None = None,
+                          cfg: TrainerConfig | None = None) -> TrainerRun:
+    """One trainer run (see the module's docstring); the result is also kept in the registry.
+
+    ``validation``: rows of the simulator's validation families (never trained on), scored with the held-out
+    recorded rollouts, so a candidate that forgets a failure mode the fleet has not shown yet is refused.
+    """
     from .metrics import figures
     from .train import TrainingConfig, export_onnx, make_estimator
 
@@ -199,15 +208,18 @@ def retrain_into_registry(stores: Sequence[RolloutStore], registry: ModelRegistr
     if len(set(y.tolist())) < 2:
         return _record(registry, TrainerRun(**base, reason=f"no retrain: the {len(y)} training rows show one "
                                                            "outcome only"))
+    validation = validation or PackagedRows.empty()
+    X_test = np.vstack([h.X[split.test], validation.X])
+    y_test = np.concatenate([h.y[split.test], validation.y])
     pointer = registry.promoted()
-    current_name, current_p = _current_scores(registry, pointer, h, split.test)
+    current_name, current_p = _current_scores(registry, pointer, X_test,
+                                              np.concatenate([h.judge[split.test], validation.judge]))
     train_cfg = TrainingConfig(scenarios=Path("."), seed=cfg.seed, n_estimators=cfg.n_estimators,
                                max_depth=cfg.max_depth)
     estimator = make_estimator(train_cfg).fit(X, y)
-    y_test = h.y[split.test]
-    cand = figures(y_test, np.asarray(estimator.predict_proba(h.X[split.test]))[:, 1])
+    cand = figures(y_test, np.asarray(estimator.predict_proba(X_test))[:, 1])
     cur = figures(y_test, current_p)
-    verdict = candidate_beats(cand, cur, current_name=current_name, rows=int(split.test.sum()))
+    verdict = candidate_beats(cand, cur, current_name=current_name, rows=len(y_test))
     with tempfile.TemporaryDirectory(prefix="shadow-rollout-candidate-") as tmp:
         export_onnx(estimator, Path(tmp) / MODEL_FILE)
         onnx = (Path(tmp) / MODEL_FILE).read_bytes()
@@ -216,11 +228,13 @@ def retrain_into_registry(stores: Sequence[RolloutStore], registry: ModelRegistr
                         recorded_rows=int(split.fit.sum()), positives=int(y.sum()), fleet_rows=h.fleet_rows,
                         labelled_share=h.labelled_share, held_out_rollouts=split.held_rollouts,
                         held_out_rows=int(split.test.sum()))
-    validation = Validation(rows=int(split.test.sum()), positives=int(y_test.sum()), candidate=cand, current=cur,
-                            current_version=current_name, promote=verdict.promote, reason=verdict.reason)
+    checked = Validation(rows=len(y_test), simulated_rows=len(validation.y), positives=int(y_test.sum()),
+                         candidate=cand, current=cur, current_version=current_name, promote=verdict.promote,
+                         reason=verdict.reason)
     manifest = ModelManifest(version=version, created_at=now, feature_version=FEATURE_VERSION,
                              features=list(FEATURES), seed=cfg.seed, estimator=_describe(train_cfg), data=data,
-                             scenario_hashes=packaged.scenario_hashes, validation=validation,
+                             scenario_hashes={**packaged.scenario_hashes, **validation.scenario_hashes},
+                             validation=checked,
                              parent=pointer.version if pointer else None)
     trained = {**base, "trained": True, "version": version, "in_use": current_name, "manifest": manifest}
     if not verdict.promote:
@@ -250,13 +264,28 @@ PACKAGED_ROWS_SETTING = "SHADOW_ROLLOUT_TRAINER_PACKAGED_ROWS"
 PACKAGED_ROWS_FILE = "training-rows.npz"
 
 
+VALIDATION_ROWS_SETTING = "SHADOW_ROLLOUT_TRAINER_VALIDATION_ROWS"
+VALIDATION_ROWS_FILE = "validation-rows.npz"
+
+
 def save_rows(rows: PackagedRows, path: Path) -> None:
-    np.savez_compressed(path, X=rows.X, y=rows.y, hashes=json.dumps(rows.scenario_hashes))
+    np.savez_compressed(path, X=rows.X, y=rows.y, judge=rows.judge, hashes=json.dumps(rows.scenario_hashes))
 
 
 def load_rows(path: Path) -> PackagedRows:
     with np.load(path) as f:
-        return PackagedRows(f["X"].astype(np.float32), f["y"].astype(np.int8), json.loads(str(f["hashes"])))
+        return PackagedRows(f["X"].astype(np.float32), f["y"].astype(np.int8), f["judge"].astype(np.float64),
+                            json.loads(str(f["hashes"])))
+
+
+def _rows_from(setting: str, default: Path) -> PackagedRows | None:
+    import os
+
+    path = Path(os.environ.get(setting) or default)
+    if not path.is_file():
+        log.warning("trainer: no rows at %s (%s)", path, setting)
+        return None
+    return load_rows(path)
 
 
 def run_from_environment(now: datetime) -> TrainerRun:
@@ -282,9 +311,7 @@ def run_from_environment(now: datetime) -> TrainerRun:
         min_rollouts = int(raw) if raw else MIN_ROLLOUTS
     except ValueError as exc:
         raise ConfigurationError(f"{MIN_ROLLOUTS_SETTING}={raw!r} is not a whole number") from exc
-    rows_path = Path(os.environ.get(PACKAGED_ROWS_SETTING) or MODEL_DIR / PACKAGED_ROWS_FILE)
-    packaged = load_rows(rows_path) if rows_path.is_file() else None
-    if packaged is None:
-        log.warning("trainer: no packaged training rows at %s; training on recorded rollouts only", rows_path)
-    return retrain_into_registry([TableRolloutStore(client)], model_registry(url), now=now, packaged=packaged,
+    return retrain_into_registry([TableRolloutStore(client)], model_registry(url), now=now,
+                                 packaged=_rows_from(PACKAGED_ROWS_SETTING, MODEL_DIR / PACKAGED_ROWS_FILE),
+                                 validation=_rows_from(VALIDATION_ROWS_SETTING, MODEL_DIR / VALIDATION_ROWS_FILE),
                                  cfg=TrainerConfig(min_rollouts=min_rollouts))

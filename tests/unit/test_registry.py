@@ -10,10 +10,12 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from shared.adapters.azure.blob_registry import BlobModelRegistry
 from shared.adapters.file_registry import FileModelRegistry
+from shared.adapters.memory_store import InMemoryRolloutStore
 from shared.adapters.registry_model import RegistryFailureModel
 from shared.bootstrap import model_registry
 from shared.domain.decisions import VmRisk, model_decision
@@ -21,6 +23,8 @@ from shared.domain.errors import ConfigurationError, Conflict, PromotionConflict
 from shared.domain.features import FEATURE_VERSION, FEATURES
 from shared.domain.registry import FEATURES_FILE, MODEL_FILE, ModelInUse, ModelSource, Promotion
 from shared.learning.retrain import label_of
+from shared.learning.train import TrainingConfig, export_onnx, make_estimator
+from shared.learning.trainer import PackagedRows, TrainerConfig, retrain_into_registry
 from shared.runtime.local_durable import indexed_functions
 from tests.infra.test_app_settings import app_modules
 
@@ -109,7 +113,7 @@ def test_the_model_decision_names_the_version_and_a_fallback_loudly() -> None:
     assert "scored 1 of 2 VMs" in d.reason and d.data["fallback"] is True
     # a model promoted after the prediction is not credited with it, nor its fallback reason
     d = model_decision(ModelInUse(version="v9", source=ModelSource.REGISTRY), risks)
-    assert d.data["version"] == "packaged-x" and d.data["fallback"] is False
+    assert (d.data["version"], d.data["source"], d.data["fallback"]) == ("packaged-x", "packaged", False)
 
 
 @pytest.mark.parametrize(("vm", "state", "label"), [
@@ -164,3 +168,50 @@ def test_the_trainer_app_runs_the_retraining_on_its_schedule_setting() -> None:
     assert function.get_trigger().schedule == "%SHADOW_ROLLOUT_RETRAIN_SCHEDULE%"  # type: ignore[attr-defined]
     requirements = (ROOT / "trainer" / "requirements.txt").read_text()
     assert all(dep in requirements for dep in ("scikit-learn", "skl2onnx", "onnx>=", "azure-storage-blob"))
+
+
+def _history(feature: int, rollouts: int = 8, vms: int = 100) -> InMemoryRolloutStore:
+    """Recorded rollouts whose failures follow one feature."""
+    rng = np.random.default_rng(feature)
+    store = InMemoryRolloutStore()
+    for r in range(rollouts):
+        rid = f"f{feature}-{r}"
+        store.put_rollout(rid, {"state": "completed", "started_at": f"2026-01-{r + 1:02d}T00:00:00+00:00"})
+        items = {}
+        for v in range(vms):
+            x = rng.normal(size=len(FEATURES))
+            items[f"{rid}-{v}"] = {"apply": {"status": "ok"}, "features": dict(zip(FEATURES, x.tolist(), strict=True)),
+                                   **({"rollback": {"state": "verified"}} if x[feature] > 0.5 else {})}
+        store.put_items(rid, "vm", items)
+    return store
+
+
+def _rows(feature: int, n: int = 2000) -> PackagedRows:
+    x = np.random.default_rng(100 + feature).normal(size=(n, len(FEATURES))).astype(np.float32)
+    return PackagedRows(x, (x[:, feature] > 0.5).astype(np.int8), np.full(n, 0.5))
+
+
+def test_a_candidate_that_forgets_what_the_simulator_validates_is_refused(tmp_path: Path) -> None:
+    """The fleet so far only failed on feature 1; the validation families still fail on feature 0, which the
+    model in use knows. On the recorded rollouts alone the candidate wins; with the families, it is refused."""
+    history = _history(feature=1)
+    runs = {}
+    for name, validation in (("recorded only", None), ("with the families", _rows(feature=0))):
+        registry = FileModelRegistry(tmp_path / name)
+        packaged = _packaged_model(tmp_path / f"packaged-{name}", feature=0)
+        runs[name] = retrain_into_registry([history], registry, now=NOW, validation=validation,
+                                           cfg=TrainerConfig(packaged_dir=packaged, n_estimators=30, min_rollouts=4))
+    assert runs["recorded only"].promoted, runs["recorded only"].reason
+    refused = runs["with the families"]
+    assert refused.trained and not refused.promoted and "worse than the current model's" in refused.reason
+    assert refused.manifest is not None and refused.manifest.validation is not None
+    assert refused.manifest.validation.simulated_rows == 2000 and refused.manifest.validation.rows == 2200
+
+
+def _packaged_model(directory: Path, *, feature: int) -> Path:
+    rows = _rows(feature)
+    est = make_estimator(TrainingConfig(scenarios=Path("."), n_estimators=30)).fit(rows.X, rows.y)
+    directory.mkdir(parents=True, exist_ok=True)
+    export_onnx(est, directory / MODEL_FILE)
+    (directory / FEATURES_FILE).write_text(json.dumps({"version": FEATURE_VERSION, "features": list(FEATURES)}))
+    return directory
