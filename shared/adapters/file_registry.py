@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..domain.errors import Conflict, NotFound, PromotionConflict
-from ..domain.registry import PromotedPointer, Promotion
+from ..domain.registry import PromotedPointer, Promotion, check_version
 from ..ports import ModelRegistry
 
 POINTER = "promoted.json"
@@ -50,6 +50,7 @@ class FileModelRegistry(ModelRegistry):
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def put_version(self, version: str, files: Mapping[str, bytes]) -> None:
+        check_version(version)
         with self._locked():
             for name, body in files.items():
                 path = self.root / "versions" / version / name
@@ -61,7 +62,7 @@ class FileModelRegistry(ModelRegistry):
                 _write_atomically(path, body)
 
     def get_file(self, version: str, name: str) -> bytes:
-        path = self.root / "versions" / version / name
+        path = self.root / "versions" / check_version(version) / check_version(name)
         try:
             return path.read_bytes()
         except FileNotFoundError as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..domain.decisions import VmRisk
 from ..domain.errors import ModelError, ShadowRolloutError
 from ..domain.features import FeatureTable
-from ..domain.registry import FEATURES_FILE, MODEL_FILE, ModelInUse, ModelSource
+from ..domain.registry import FEATURES_FILE, MODEL_FILE, ModelInUse, ModelSource, check_version
 from ..ports import FailureModel, ModelRegistry
 from .onnx_model import MODEL_DIR, OnnxFailureModel, model_available
 from .statistical_model import StatisticalFailureModel
@@ -62,7 +62,7 @@ class RegistryFailureModel(FailureModel):
         return judge, ModelInUse(version=judge.name, source=ModelSource.JUDGE, fallback_reason=reason)
 
     def _load(self, version: str) -> OnnxFailureModel:
-        directory = self.cache / version
+        directory = self.cache / check_version(version)
         if not (directory / MODEL_FILE).is_file():
             self.cache.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=self.cache, prefix=f".{version}."))

@@ -7,11 +7,14 @@ the rollout app scores with. Which model a rollout used is recorded in its decis
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ModelError
 
 MODEL_FILE = "failure_model.onnx"
 FEATURES_FILE = "features.json"
@@ -19,6 +22,16 @@ MANIFEST_FILE = "manifest.json"
 CARD_FILE = "README.md"
 VERSION_FILES = (MODEL_FILE, FEATURES_FILE, MANIFEST_FILE, CARD_FILE)
 PACKAGED_PREFIX = "packaged-"
+
+
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_version(version: str) -> str:
+    """A version id is a name, never a path: it becomes a blob prefix and a cache directory."""
+    if not _VERSION.fullmatch(version):
+        raise ModelError(f"model version {version!r} is not a valid id (letters, digits, '.', '_', '-')")
+    return version
 
 
 def content_hash(onnx: bytes) -> str:

@@ -19,7 +19,7 @@ from shared.adapters.memory_store import InMemoryRolloutStore
 from shared.adapters.registry_model import RegistryFailureModel
 from shared.bootstrap import model_registry
 from shared.domain.decisions import VmRisk, model_decision
-from shared.domain.errors import ConfigurationError, Conflict, PromotionConflict
+from shared.domain.errors import ConfigurationError, Conflict, ModelError, PromotionConflict
 from shared.domain.features import FEATURE_VERSION, FEATURES
 from shared.domain.registry import FEATURES_FILE, MODEL_FILE, ModelInUse, ModelSource, Promotion
 from shared.learning.retrain import label_of
@@ -96,6 +96,16 @@ def test_an_empty_registry_falls_back_to_the_packaged_model_saying_so(tmp_path: 
     used = model.in_use()
     assert used.source is ModelSource.PACKAGED and used.version.startswith("packaged-")
     assert "no version is promoted" in used.fallback_reason
+
+
+def test_a_pointer_naming_a_path_instead_of_a_version_is_refused(tmp_path: Path) -> None:
+    registry = FileModelRegistry(tmp_path / "registry")
+    registry.promote(promotion("../../etc"), expected_etag=None)
+    model = RegistryFailureModel(registry, now=lambda: NOW, cache=tmp_path / "cache")
+    used = model.in_use()
+    assert used.source is ModelSource.PACKAGED and "'../../etc' is not a valid id" in used.fallback_reason
+    with pytest.raises(ModelError, match="not a valid id"):
+        registry.put_version("a/b", {MODEL_FILE: b"x"})
 
 
 def test_without_a_packaged_model_the_fallback_is_the_judge_and_says_why(tmp_path: Path) -> None:

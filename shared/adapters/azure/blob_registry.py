@@ -30,7 +30,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from azure.storage.blob import ContainerClient
 
 from ...domain.errors import ConfigurationError, Conflict, NotFound, PromotionConflict
-from ...domain.registry import PromotedPointer, Promotion
+from ...domain.registry import PromotedPointer, Promotion, check_version
 from ...ports import ModelRegistry
 from .errors import azure_errors
 
@@ -73,6 +73,7 @@ class BlobModelRegistry(ModelRegistry):
         return self._container
 
     def put_version(self, version: str, files: Mapping[str, bytes]) -> None:
+        check_version(version)
         for name, body in files.items():
             blob = f"versions/{version}/{name}"
             try:
