@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -444,31 +445,72 @@ def evaluate(
 
 @app.command()
 def retrain(
-    history: Annotated[Path, typer.Option(help="Scenarios whose full rollouts make the history.")]
-    = Path("bench/scenarios"),
+    history: Annotated[Path, typer.Option(help="Scenarios whose full rollouts make the history (when no rollout "
+                                                "store is configured).")] = Path("bench/scenarios"),
     seeds: Annotated[int, typer.Option(help="Rollouts per scenario.")] = 1,
-    model_dir: Annotated[Path | None, typer.Option(help="The model to challenge (default: model/).")] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="The model to challenge (default: model/); without "
+                                                        "--registry only.")] = None,
     max_vms: Annotated[int, typer.Option(help="Leave out scenarios with larger fleets.")] = 2000,
+    registry: Annotated[str | None, typer.Option(
+        help="Promote into this model registry instead of model/: https://<account>.blob.core.windows.net/"
+             "<container> (identity; SHADOW_ROLLOUT_REGISTRY_CONNECTION_STRING for Azurite) or a directory.")] = None,
+    min_rollouts: Annotated[int | None, typer.Option(help="With --registry: fewer recorded rollouts, no "
+                                                          "retrain (default 20).")] = None,
+    packaged_rows: Annotated[Path | None, typer.Option(help="With --registry: packaged training rows (.npz) to "
+                                                            "train on besides the recorded rollouts.")] = None,
+    validation_rows: Annotated[Path | None, typer.Option(help="With --registry: rows of the simulator's "
+                                                              "validation families (.npz) to validate on too.")] = None,
 ) -> None:
     """Retrain from recorded rollouts (labelled by what production showed); promote only a better model.
 
-    Locally the history is made by full simulated rollouts; in Azure the timer function reads the store.
+    With --registry this is the trainer app's run, on demand: it reads the rollout store named by
+    SHADOW_ROLLOUT_TABLES_ENDPOINT (or SHADOW_ROLLOUT_TABLES_CONNECTION_STRING), or, with neither, records full
+    simulated rollouts of --history; and promotes into the registry only what beats the version in use.
     """
     from .adapters.onnx_model import MODEL_DIR
     from .adapters.simulator.scenario import load_scenario
     from .learning.dataset import scenario_files
     from .learning.retrain import retrain as run_retrain
+    from .ports import RolloutStore
     from .simulation import simulate as run_simulation
 
-    stores = []
-    paths = scenario_files(history, max_vms)
-    with err.status(f"recording {len(paths) * seeds} full rollouts"):
-        for p in paths:
-            sc = load_scenario(p)
-            for k in range(seeds):
-                stores.append(run_simulation(sc, seed=sc.seed + 100 + k).services.store)
-    result = run_retrain(stores, model_dir or MODEL_DIR)
-    out.print(("[green]promoted[/]: " if result["promoted"] else "[yellow]not promoted[/]: ") + result["reason"])
+    stores: list[RolloutStore] = []
+    table = None
+    if registry is not None:
+        from .bootstrap import _table_client
+
+        table = _table_client(os.environ.get("SHADOW_ROLLOUT_TABLE", "rollouts"))
+    if table is not None:
+        from .adapters.azure.store import TableRolloutStore
+
+        err.print(f"reading recorded rollouts from the rollout store (table {table.table_name})")
+        stores.append(TableRolloutStore(table))
+    else:
+        paths = scenario_files(history, max_vms)
+        with err.status(f"recording {len(paths) * seeds} full rollouts"):
+            for p in paths:
+                sc = load_scenario(p)
+                for k in range(seeds):
+                    stores.append(run_simulation(sc, seed=sc.seed + 100 + k).services.store)
+    if registry is None:
+        result = run_retrain(stores, model_dir or MODEL_DIR)
+        out.print(("[green]promoted[/]: " if result["promoted"] else "[yellow]not promoted[/]: ") + result["reason"])
+        return
+    from .bootstrap import model_registry, utcnow
+    from .learning.trainer import MIN_ROLLOUTS, TrainerConfig, load_rows, retrain_into_registry
+
+    try:
+        run = retrain_into_registry(stores, model_registry(registry, create=True), now=utcnow(),
+                                    packaged=load_rows(packaged_rows) if packaged_rows else None,
+                                    validation=load_rows(validation_rows) if validation_rows else None,
+                                    cfg=TrainerConfig(min_rollouts=MIN_ROLLOUTS if min_rollouts is None
+                                                      else min_rollouts))
+    except ShadowRolloutError as exc:
+        _fail(str(exc))
+        return
+    label = ("[green]promoted[/]" if run.promoted else "[yellow]not promoted[/]" if run.trained
+             else "[yellow]not retrained[/]")
+    out.print(f"{label}{f' {run.version}' if run.version else ''}: {run.reason}")
 
 
 def main() -> None:

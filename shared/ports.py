@@ -27,6 +27,7 @@ from .domain.model import (
     SnapshotInfo,
     VmInfo,
 )
+from .domain.registry import ModelInUse, ModelSource, PromotedPointer, Promotion
 
 
 class Fleet(ABC):
@@ -112,6 +113,46 @@ class FailureModel(ABC):
     @abstractmethod
     def predict(self, table: FeatureTable) -> list[VmRisk]:
         """One risk per row, in order; a row the model cannot score falls back to the judge, saying why."""
+
+    def in_use(self) -> ModelInUse:
+        """Which model scores now and, if it is a fallback, why (recorded in every rollout's decisions)."""
+        return ModelInUse(version=self.name, source=ModelSource.JUDGE)
+
+
+class ModelRegistry(ABC):
+    """Versions of the failure model and the ``promoted`` pointer the rollout app scores with.
+
+    Versions are immutable: writing a version again with the same bytes is a no-op, with other bytes an
+    error. ``promote`` is a compare-and-swap on the pointer, so two trainers cannot both promote.
+    """
+
+    location: str = ""
+
+    @abstractmethod
+    def put_version(self, version: str, files: Mapping[str, bytes]) -> None: ...
+
+    @abstractmethod
+    def get_file(self, version: str, name: str) -> bytes:
+        """One file of a version; NotFound when the version or the file is missing."""
+
+    @abstractmethod
+    def versions(self) -> list[str]:
+        """Every version written, sorted."""
+
+    @abstractmethod
+    def promoted(self) -> PromotedPointer | None:
+        """The pointer with its ETag, or None before the first promotion."""
+
+    @abstractmethod
+    def promote(self, promotion: Promotion, *, expected_etag: str | None) -> PromotedPointer:
+        """Move the pointer only if it still has ``expected_etag`` (None: only if there is no pointer yet).
+
+        Raises :class:`~shared.domain.errors.PromotionConflict` when it moved meanwhile.
+        """
+
+    @abstractmethod
+    def put_run(self, name: str, report: bytes) -> None:
+        """Keep a trainer run's report (promoted or not, and why) under ``runs/``."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-// The Function App on a Flex Consumption plan (why this plan: docs/deploy.md). Python 3.11, v2 programming
-// model, Durable Functions over the storage account's task hub; every connection uses the user-assigned identity.
+// A Function App on its own Flex Consumption plan (why this plan: docs/deploy.md; a Flex plan hosts one app).
+// Python 3.11, v2 programming model; every connection uses the user-assigned identity. Used twice: the rollout
+// app (Durable Functions over the storage account's task hub) and the trainer (infra/modules/trainer.bicep).
 param name string
 param planName string
 param location string
@@ -11,6 +12,8 @@ param deploymentContainerUrl string
 param appInsightsConnectionString string
 param instanceMemoryMB int
 param maximumInstanceCount int
+@description('azd service (azure.yaml) deployed to this app: the rollout app is \'api\', the trainer \'trainer\'.')
+param serviceName string = 'api'
 @description('App settings the code reads (names in tests/infra/test_app_settings.py); merged with the host\'s own.')
 param appSettings object
 
@@ -41,7 +44,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_213: a health check path needs an anonymous HTTP route; the app has none, on purpose.
   name: name
   location: location
-  tags: union(tags, { 'azd-service-name': 'api' })
+  tags: union(tags, { 'azd-service-name': serviceName })
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'

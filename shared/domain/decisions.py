@@ -10,6 +10,7 @@ from typing import Any
 from .kinds import DecisionKind
 from .model import Stratum
 from .policy import RolloutPolicy
+from .registry import PACKAGED_PREFIX, ModelInUse, ModelSource
 from .sampling import stable_rank
 
 
@@ -41,6 +42,30 @@ class VmRisk:
     """Who scored it: ``model``, ``judge``, or ``judge (fallback: <why>)`` (a label for people)."""
     fallback: str | None = None
     """Why the model could not score it and the judge did, when it could not (the typed form of the label)."""
+    model_version: str = ""
+    """The model version that scored the fleet (set by the model adapter; empty for the judge alone)."""
+
+
+def model_decision(in_use: ModelInUse, risks: list[VmRisk]) -> Decision:
+    """Which model version scored this rollout; a fallback says so, with its reason.
+
+    The version comes from the risks themselves (the adapter stamps them), so a model promoted between the
+    prediction and this record cannot be credited with it.
+    """
+    versions = sorted({r.model_version for r in risks if r.model_version})
+    version = versions[0] if len(versions) == 1 else (", ".join(versions) or in_use.version)
+    by_model = sum(1 for r in risks if r.source == "model")
+    current = version == in_use.version
+    source = in_use.source if current else \
+        ModelSource.PACKAGED if version.startswith(PACKAGED_PREFIX) else ModelSource.REGISTRY
+    reason = (f"failure model {version} ({source.value}) scored {by_model} of {len(risks)} VMs; "
+              "the judge the rest")
+    fallback = in_use.is_fallback and current
+    if fallback:
+        reason = f"FALLBACK to {version}: {in_use.fallback_reason}; " + reason
+    return Decision(DecisionKind.MODEL_VERSION, reason, data={"version": version, "source": source.value,
+                                                    "fallback": fallback,
+                                                    "fallback_reason": in_use.fallback_reason if fallback else ""})
 
 
 @dataclass(frozen=True)

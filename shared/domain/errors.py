@@ -17,7 +17,8 @@ and re-raise ``from exc``::
     │   ├── Conflict            409: the resource is busy or in the wrong state
     │   │   └── StaleWrite      412: a row changed since it was read (optimistic concurrency)
     │   └── CapacityUnavailable Spot (or regular) capacity was refused
-    └── ModelError              the failure model cannot score (schema mismatch, missing file)
+    ├── ModelError              the failure model cannot score (schema mismatch, missing file)
+    └── PromotionConflict       another trainer moved the registry's ``promoted`` pointer first
 """
 
 from __future__ import annotations
@@ -87,3 +88,7 @@ class CapacityUnavailable(AzureOperationError):
 
 class ModelError(ShadowRolloutError):
     """The failure model cannot score this input."""
+
+
+class PromotionConflict(ShadowRolloutError):
+    """The registry's ``promoted`` pointer changed since it was read: another trainer promoted first."""

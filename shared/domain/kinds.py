@@ -31,6 +31,7 @@ class DecisionKind(StrEnum):
     UNCOVERED_STRATUM = "uncovered_stratum"
     PROCEED = "proceed"
     MODEL_FALLBACK = "model_fallback"
+    MODEL_VERSION = "model_version"
     DRY_RUN = "dry_run"
     ERROR_THRESHOLD = "error_threshold"
     PLAN_WAVES = "plan_waves"

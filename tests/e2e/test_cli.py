@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,10 +19,11 @@ OUTCOMES = {"completed", "completed_with_exclusions", "completed_with_rollbacks"
             "halted_in_production", "failed"}
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("shadow-rollout", path=str(Path(sys.executable).parent))
     assert exe, "the shadow-rollout console command is not installed"
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env} if env else None)
 
 
 @pytest.mark.parametrize("name", ["good-change", "crash-one-sku", "latent-crash", "fleet-wide-crash"])

@@ -13,6 +13,7 @@ from ...domain.decisions import (
     VmRisk,
     adaptive_error_threshold,
     decide_before_production,
+    model_decision,
     plan_waves,
 )
 from ...domain.features import FeatureTable, StratumEvidence, build_features, evidence_of
@@ -142,7 +143,7 @@ def decide(svc: Services, payload: RolloutRef) -> DecideResult:
             "skipped": vm_id in skipped})
 
     r.repo.update_vms(by_vm, predicted)
-    decisions = list(plan.decisions)
+    decisions = [model_decision(svc.model.in_use(), risks), *plan.decisions]
     fallbacks: dict[tuple[str, str], int] = defaultdict(int)
     for x in risks:
         if x.fallback is not None:
