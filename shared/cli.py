@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from .consoles import console
 from .domain.errors import InvalidInput, ShadowRolloutError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Safe configuration rollouts for Azure VM scale sets: shadow pool, predict, prepare, "
                        "roll and recover.")
-err = Console(stderr=True)
-out = Console()
+err = console(stderr=True)
+out = console()
 
 PHASES = {
     "inventory": "Taking the inventory",
@@ -55,6 +55,14 @@ def simulate(
     backend: Annotated[str, typer.Option(help="Adapters to run through: sim (in-process simulator) or azure-sdk "
                                                "(the Azure SDK adapters over HTTP, against the simulator's "
                                                "Azure-shaped stand-in).")] = "sim",
+    serve: Annotated[bool, typer.Option("--serve", help="Serve the rollout page and the control API on "
+                                                        "127.0.0.1 while the rollout runs, and after it ends "
+                                                        "until interrupted; stdout's first line is its URL.")]
+    = False,
+    port: Annotated[int, typer.Option(help="With --serve: the port (0: any free one).")] = 7071,
+    speed: Annotated[float, typer.Option(help="With --serve: simulated seconds per wall second.")] = 60.0,
+    approval: Annotated[bool, typer.Option("--approval", help="Require the approval gate "
+                                                              "(policy approval_required).")] = False,
 ) -> None:
     """Run one whole rollout of a scenario on the fleet simulator."""
     from .adapters.simulator.scenario import load_scenario
@@ -71,8 +79,9 @@ def simulate(
         return
     if not as_json:
         n = sum(s.capacity for s in sc.fleet.scale_sets)
+        sets = len(sc.fleet.scale_sets)
         err.print(f"[bold]shadow-rollout[/] · scenario [cyan]{sc.name}[/] · {n} VMs in "
-                  f"{len(sc.fleet.scale_sets)} scale sets · change [cyan]{sc.change.id}[/] ({sc.change.kind})")
+                  f"{sets} scale set{'s' if sets != 1 else ''} · change [cyan]{sc.change.id}[/] ({sc.change.kind})")
     seen: list[str] = []
 
     def on_status(instance_id: str, status: Any) -> None:
@@ -86,6 +95,17 @@ def simulate(
             seen.append(label)
             err.print(f"  [dim]…[/] {label}")
 
+    if serve:
+        from .localserve import serve_until_interrupted
+
+        if backend != "sim":
+            _fail("--serve runs on the in-process simulator only (--backend sim)")
+        try:
+            serve_until_interrupted(sc, seed=seed, port=port, speed=speed, approval=approval, on_status=on_status,
+                                    echo=lambda line: err.print(line, highlight=False))
+        except (OSError, ValueError) as exc:
+            _fail(str(exc))
+        return
     try:
         with err.status("simulating", spinner="dots") if not as_json else _nullcontext():
             if backend == "azure-sdk":
@@ -473,3 +493,8 @@ def retrain(
 
 def main() -> None:
     app()
+
+
+from .appcli import register as _register_app_commands  # noqa: E402 - status, watch, approve, abort, list
+
+_register_app_commands(app)

@@ -156,7 +156,8 @@ def start_rollout(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
         for vm in vms})
     svc.store.put_items(req.rollout_id, "plan", {str(i): p.to_dict() for i, p in enumerate(sample.plans)})
     r = _Rollout(svc, req.rollout_id)
-    r.decide([Decision("inventory", f"{len(vms)} VMs in {len(req.targets)} scale sets, {len(strata)} strata"),
+    r.decide([Decision("inventory", f"{len(vms)} VMs in {len(req.targets)} scale "
+                       f"set{'' if len(req.targets) == 1 else 's'}, {len(strata)} strata"),
               Decision("plan_shadows", sample.reason, data={"shadows": len(sample.plans)})])
     return {"rollout_id": req.rollout_id, "vms": len(vms), "strata": len(strata),
             "shadow_chunks": record["shadow_chunks"], "policy": record["policy"]}
