@@ -21,7 +21,7 @@ ACTIVITIES: dict[str, Handler] = {
         "start_rollout", "create_shadows", "drive_shadow_load", "apply_to_shadows", "analyse_shadows", "decide",
         "teardown_shadows", "prepare", "snapshot_wave", "apply_wave", "check_production", "reserve_capacity",
         "restore_vms", "verify_recovered", "release_capacity", "halt", "finish", "claim_targets", "resolve_gate",
-        "abort_rollout",
+        "abort_rollout", "production_done",
     )
 }
 

@@ -153,9 +153,17 @@ def publish(
     outcomes_subscription: Annotated[str | None, typer.Option(help="A subscription of the outcomes topic filtered "
                                                                    "on this rollout id.")] = None,
     timeout_minutes: Annotated[float, typer.Option(help="Give up waiting after this long (exit 3).")] = 1440.0,
+    until: Annotated[str, typer.Option(help="With --wait: production_done (every wave done, before the "
+                                            "production watch) or finished (after the watch).")]
+    = "production_done",
 ) -> None:
     """Publish a rollout request to the requests topic (what a pipeline does), optionally wait for its outcome."""
+    from azure.core.exceptions import AzureError
+
     from . import publish as pub
+
+    if until not in pub.UNTIL:
+        _fail(f"--until must be one of {', '.join(pub.UNTIL)} (got {until!r})")
 
     try:
         req = pub.load_request(str(request_file), rollout_id=rollout_id, requester=requester)
@@ -168,15 +176,21 @@ def publish(
     if not namespace:
         _fail("--namespace (or SHADOW_ROLLOUT_SERVICEBUS_NAMESPACE) is required to send")
         return
-    pub.send(req, namespace=namespace, topic=topic)
-    err.print(f"published rollout [cyan]{req.rollout_id}[/] to {namespace}/{topic}", highlight=False)
-    if wait_for:
-        if not outcomes_subscription:
-            _fail("--outcomes-subscription is required with --wait")
+    if wait_for and not outcomes_subscription:
+        _fail("--outcomes-subscription is required with --wait")
+        return
+    try:
+        pub.send(req, namespace=namespace, topic=topic)
+        err.print(f"published rollout [cyan]{req.rollout_id}[/] to {namespace}/{topic}", highlight=False)
+        if not wait_for or not outcomes_subscription:
             return
         code = pub.wait(req.rollout_id, namespace=namespace, topic=outcomes_topic, subscription=outcomes_subscription,
-                        timeout_minutes=timeout_minutes, echo=lambda line: err.print(line, highlight=False))
-        raise typer.Exit(code)
+                        timeout_minutes=timeout_minutes, echo=lambda line: err.print(line, highlight=False),
+                        until=until)
+    except (AzureError, ShadowRolloutError, OSError) as exc:  # one line, not the SDK's traceback: unreachable, refused, no identity
+        _fail(f"Service Bus {namespace}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", 1)
+        return
+    raise typer.Exit(code)
 
 
 class _nullcontext:

@@ -613,6 +613,18 @@ def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
             "changed": len(changed)}
 
 
+def production_done(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Announce that every wave is done, before the production watch: what a pipeline waits for."""
+    r = _Rollout(svc, payload["rollout_id"])
+    items = r.vms().values()
+    changed, rolled = sum(1 for v in items if "apply" in v), sum(1 for v in items if v.get("rollback"))
+    watch = r.policy.production_watch_minutes
+    publish_outcome(r, "production_done", f"every wave done: {changed} VMs changed, {rolled} rolled back; "
+                    f"production is watched for {watch:g} more minutes", changed=changed, rolled_back=rolled,
+                    watch_minutes=watch)
+    return {"changed": changed, "rolled_back": rolled}
+
+
 def halt(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     """Stop before the next wave for a reason found outside the error threshold."""
     r = _Rollout(svc, payload["rollout_id"])

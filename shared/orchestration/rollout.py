@@ -187,6 +187,8 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
                                                                        "finished; no further wave)"})
                 _status(context, status, phase="halted_in_production", aborted=True)
                 break
+        else:  # every wave ran: say so before the watch (a pipeline cannot wait out the watch)
+            yield context.call_activity("production_done", base)
         if policy["production_watch_minutes"] > 0:
             _status(context, status, phase="watch")
             until = _after(context, policy["production_watch_minutes"])
