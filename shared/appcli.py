@@ -107,7 +107,7 @@ def _client(app_url: str, function_key: str | None, scope: str | None) -> AppCli
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -1,5 +1,5 @@
-"""The CLI's consoles: the terminal's width on a terminal, and a wide one in CI logs and pipes, where rich would
-otherwise cut tables and wrap lines at 80 columns (COLUMNS, when set, still wins)."""
+"""The CLI's consoles: the terminal's width on a terminal; in CI logs and pipes a wide one, where rich would
+otherwise cut tables and wrap lines at 80 columns (or at a COLUMNS a CI runner sets for its own terminal)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ LOG_WIDTH = 200
 
 def console(*, stderr: bool = False) -> Console:
     c = Console(stderr=stderr)
-    if c.is_terminal or os.environ.get("COLUMNS"):
+    if c.is_terminal:
         return c
-    return Console(stderr=stderr, width=LOG_WIDTH)
+    columns = os.environ.get("COLUMNS", "")
+    return Console(stderr=stderr, width=max(LOG_WIDTH, int(columns) if columns.isdigit() else 0))

@@ -18,10 +18,14 @@ OUTCOMES = {"completed", "completed_with_exclusions", "completed_with_rollbacks"
             "halted_in_production", "failed"}
 
 
+def exe() -> str:
+    found = shutil.which("shadow-rollout", path=str(Path(sys.executable).parent))
+    assert found, "the shadow-rollout console command is not installed"
+    return found
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("shadow-rollout", path=str(Path(sys.executable).parent))
-    assert exe, "the shadow-rollout console command is not installed"
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([exe(), *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("name", ["good-change", "crash-one-sku", "latent-crash", "fleet-wide-crash"])

@@ -246,3 +246,31 @@ def test_a_queued_rollout_gives_up_after_busy_wait_minutes(monkeypatch: MP) -> N
         assert rec["state"] == "refused" and "waited 20 minutes >= busy_wait_minutes 20" in rec["refused"]
         [final] = [e for e in s.outcomes.of("w") if e["type"] == "rollout.finished"]
         assert final["state"] == "refused"
+
+
+def test_production_done_is_published_after_the_last_wave_and_before_the_watch(monkeypatch: MP) -> None:
+    with stack(monkeypatch) as s:
+        s.request("start_rollout_http", http("POST", "rollouts", request("pd1", production_watch_minutes=30,
+                                                                         watch_interval_minutes=10)))
+        s.run(until_phase=("pd1", "watch"))
+        types = [e["type"] for e in s.outcomes.events if e["rollout_id"] == "pd1"]
+        assert types == ["rollout.production_done"]
+        done = s.outcomes.events[-1]
+        assert done["event_id"] == "pd1:production_done" and done["summary"]["watch_minutes"] == 30
+        assert done["summary"]["changed"] == sum(1 for v in s.services.store.get_items("pd1", "vm").values()
+                                                 if "apply" in v) > 0
+        s.run()
+        types = [e["type"] for e in s.outcomes.events if e["rollout_id"] == "pd1"]
+        assert types == ["rollout.production_done", "rollout.finished"]
+
+
+def test_no_production_done_when_the_rollout_is_aborted_before_production(monkeypatch: MP) -> None:
+    with stack(monkeypatch) as s:
+        s.request("start_rollout_http", http("POST", "rollouts", request("pd2", approval_required=True)))
+        s.run(until_phase=("pd2", "awaiting_approval"))
+        status, _ = s.request("abort_rollout_http", http("POST", "rollouts/pd2/abort", {"reason": "no"},
+                                                         route_params={"rollout_id": "pd2"}))
+        assert status == 202
+        s.run()
+        types = [e["type"] for e in s.outcomes.events if e["rollout_id"] == "pd2"]
+        assert "rollout.production_done" not in types and types[-1] == "rollout.finished"
