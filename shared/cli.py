@@ -187,7 +187,7 @@ def publish(
         code = pub.wait(req.rollout_id, namespace=namespace, topic=outcomes_topic, subscription=outcomes_subscription,
                         timeout_minutes=timeout_minutes, echo=lambda line: err.print(line, highlight=False),
                         until=until)
-    except (AzureError, ShadowRolloutError, OSError) as exc:  # one line, not the SDK's traceback: unreachable, refused, no identity
+    except (AzureError, ShadowRolloutError, OSError) as exc:  # one line, not a traceback: unreachable, no identity
         _fail(f"Service Bus {namespace}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", 1)
         return
     raise typer.Exit(code)
