@@ -29,6 +29,7 @@ from ..domain.decisions import (
 )
 from ..domain.errors import ShadowRolloutError, TransientError
 from ..domain.features import FeatureTable, StratumEvidence, build_features, evidence_of
+from ..domain.guest import missing_prerequisites
 from ..domain.health import Baseline, failing_vms
 from ..domain.judge import Phase, StratumVerdict, apply_fleet_evidence, judge_stratum
 from ..domain.model import (
@@ -159,8 +160,19 @@ def start_rollout(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     r.decide([Decision("inventory", f"{len(vms)} VMs in {len(req.targets)} scale "
                        f"set{'' if len(req.targets) == 1 else 's'}, {len(strata)} strata"),
               Decision("plan_shadows", sample.reason, data={"shadows": len(sample.plans)})])
+    refusal = _guest_refusal(svc, req.targets)
+    if refusal is not None:
+        r.decide([refusal])
     return {"rollout_id": req.rollout_id, "vms": len(vms), "strata": len(strata),
-            "shadow_chunks": record["shadow_chunks"], "policy": record["policy"]}
+            "shadow_chunks": record["shadow_chunks"], "policy": record["policy"],
+            **({"refused": refusal.reason} if refusal is not None else {})}
+
+
+def _guest_refusal(svc: Services, targets: list[str]) -> Decision | None:
+    try:
+        return missing_prerequisites(svc.fleet.guest_extensions(targets))
+    except NotImplementedError as exc:  # fail closed: unchecked prerequisites are missing ones
+        return Decision("refused", f"guest prerequisites could not be checked: {exc}")
 
 
 def claim_targets(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:

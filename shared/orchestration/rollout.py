@@ -96,6 +96,10 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
     plan = yield context.call_activity("start_rollout", {"request": request})
     policy = plan["policy"]
     base = {"rollout_id": rid}
+    if plan.get("refused"):  # e.g. a target lacks the guest prerequisites: nothing was created or changed
+        result = yield context.call_activity("finish", {**base, "refused": plan["refused"]})
+        _status(context, status, phase="refused", reason=plan["refused"], result=result)
+        return result
     abort = context.wait_for_external_event("abort")
     claim = yield from _claim(context, status, base, abort)
     if not claim["claimed"]:
