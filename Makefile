@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/shadow-rollout bench --scenarios bench/scenarios --strategies all --seeds 5 --good-seeds 17 \
 		--out bench/results/bench.json.gz --report bench/results/report
 	$(BIN)/shadow-rollout bench-scale --out bench/results/scale.json
+	$(BIN)/shadow-rollout bench-import --out bench/results/import.json
 
 clean:
 	rm -rf $(VENV) node_modules tests/output .pytest_cache .mypy_cache .ruff_cache *.egg-info
