@@ -38,7 +38,7 @@ KeyOpt = Annotated[str | None, typer.Option("--function-key", envvar="SHADOW_ROL
 ScopeOpt = Annotated[str | None, typer.Option("--scope", envvar="SHADOW_ROLLOUT_APP_SCOPE",
                                               help="Entra ID scope of the app, e.g. api://<app id>/.default; a "
                                                    "token comes from DefaultAzureCredential.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON reply on stdout.")]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print the JSON reply on stdout.")]
 ReasonOpt = Annotated[str | None, typer.Option(help="Why (recorded with the decision).")]
 
 

@@ -51,17 +51,18 @@ def simulate(
     scenario: Annotated[Path | None, typer.Option(help="Scenario file (YAML or JSON); default: the bundled demo.")]
     = None,
     seed: Annotated[int | None, typer.Option(help="Seed; default: the scenario's own.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print exactly the outcome JSON on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print exactly the outcome JSON on stdout.")]
+    = False,
     backend: Annotated[str, typer.Option(help="Adapters to run through: sim (in-process simulator) or azure-sdk "
                                                "(the Azure SDK adapters over HTTP, against the simulator's "
                                                "Azure-shaped stand-in).")] = "sim",
-    serve: Annotated[bool, typer.Option("--serve", help="Serve the rollout page and the control API on "
+    serve: Annotated[bool, typer.Option("--serve", metavar="", help="Serve the rollout page and the control API on "
                                                         "127.0.0.1 while the rollout runs, and after it ends "
                                                         "until interrupted; stdout's first line is its URL.")]
     = False,
     port: Annotated[int, typer.Option(help="With --serve: the port (0: any free one).")] = 7071,
     speed: Annotated[float, typer.Option(help="With --serve: simulated seconds per wall second.")] = 60.0,
-    approval: Annotated[bool, typer.Option("--approval", help="Require the approval gate "
+    approval: Annotated[bool, typer.Option("--approval", metavar="", help="Require the approval gate "
                                                               "(policy approval_required).")] = False,
 ) -> None:
     """Run one whole rollout of a scenario on the fleet simulator."""
@@ -145,9 +146,10 @@ def publish(
     namespace: Annotated[str | None, typer.Option(envvar="SHADOW_ROLLOUT_SERVICEBUS_NAMESPACE",
                                                   help="<name>.servicebus.windows.net")] = None,
     topic: Annotated[str, typer.Option(envvar="SHADOW_ROLLOUT_REQUESTS_TOPIC")] = "rollout-requests",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the message; send nothing.")]
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="",
+                                          help="Validate and print the message; send nothing.")]
     = False,
-    wait_for: Annotated[bool, typer.Option("--wait", help="Wait for the outcome; exit 0 only if completed.")]
+    wait_for: Annotated[bool, typer.Option("--wait", metavar="", help="Wait for the outcome (see --until).")]
     = False,
     outcomes_topic: Annotated[str, typer.Option(envvar="SHADOW_ROLLOUT_OUTCOMES_TOPIC")] = "rollout-outcomes",
     outcomes_subscription: Annotated[str | None, typer.Option(help="A subscription of the outcomes topic filtered "
@@ -257,7 +259,8 @@ def bench(
     exclude_tags: Annotated[str, typer.Option(help="Skip scenarios with any of these tags (comma-separated); "
                                                    "the scale fleets are measured by bench-scale.")] = "scale",
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
-    as_json: Annotated[bool, typer.Option("--json", help="Print exactly the benchmark JSON on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print exactly the benchmark JSON on stdout.")]
+    = False,
     out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here (gzipped if it ends in "
                                                                ".gz), and summary.json beside it.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write an HTML report with PNG plots into this directory.")]
@@ -387,7 +390,7 @@ def _bench_table(result: dict[str, Any]) -> None:
 def bench_scale(
     sizes: Annotated[str, typer.Option(help="Comma-separated fleet sizes.")] = "1000,10000,50000",
     out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON report here.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the JSON report on stdout.")] = False,
 ) -> None:
     """Scale benchmark: wall time, peak memory, orchestration work and replay time, and the failure model's
     inference throughput, for each fleet size."""
@@ -470,7 +473,7 @@ def train(
 def evaluate(
     scenarios: Annotated[Path, typer.Option(help="Scenario directory.")] = Path("bench/scenarios"),
     seeds: Annotated[int, typer.Option(help="Seeds per scenario (the file's seed first).")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON object on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the JSON object on stdout.")] = False,
     max_vms: Annotated[int, typer.Option(help="Leave out scenarios with larger fleets.")] = 10_000,
 ) -> None:
     """Score the failure model per production VM against the judge and the truth."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -100,3 +101,11 @@ def test_evaluate_reports_the_contract_figures_for_model_judge_and_truth(
     assert r["examples"] == 120 and 0 < r["positives"] < 120
     assert r["oracle_roc_auc"] == 1.0  # crash-one-sku: the truth knows exactly which SKU fails
     assert r["roc_auc"] > 0.9 and r["brier"] < 0.1
+
+
+def test_flags_show_no_type_in_help() -> None:
+    """A flag takes no value: its help must not suggest one (``--json <bool>``)."""
+    for command in ("simulate", "bench", "publish", "status"):
+        p = cli(command, "--help")
+        assert p.returncode == 0 and ("--json" in p.stdout or "--dry-run" in p.stdout)
+        assert not re.search(r"--(json|serve|approval|dry-run|wait)\s+<bool>", p.stdout), p.stdout
