@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -274,3 +275,35 @@ def test_no_production_done_when_the_rollout_is_aborted_before_production(monkey
         s.run()
         types = [e["type"] for e in s.outcomes.events if e["rollout_id"] == "pd2"]
         assert "rollout.production_done" not in types and types[-1] == "rollout.finished"
+
+
+def test_a_browser_gets_the_page_and_an_api_client_the_json(monkeypatch: MP) -> None:
+    import re
+
+    from shared.control.roles import principal_header
+
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    with stack(monkeypatch) as s:
+        s.request("start_rollout_http", http("POST", "rollouts", request("pg1")))
+        s.run(until_phase=("pg1", "bake"))
+        for headers, actions in (({"accept": browser}, []),  # a function key alone: no buttons
+                                 ({"accept": browser,
+                                   "x-ms-client-principal": principal_header("op", frozenset({"Rollout.Operate"}))},
+                                  ["abort"])):
+            resp = s.call("rollout_status_http", http("GET", "rollouts/pg1", route_params={"rollout_id": "pg1"},
+                                                      headers=headers))
+            assert resp.status_code == 200 and resp.mimetype == "text/html"
+            assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+            page = resp.get_body().decode()
+            config = re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.S)
+            assert config is not None and json.loads(config.group(1))["actions"] == actions
+            status = re.search(r'<script type="application/json" id="status">(.*?)</script>', page, re.S)
+            assert status is not None and json.loads(status.group(1))["phase"] == "bake"
+        resp = s.call("list_rollouts_http", http("GET", "rollouts", headers={"accept": browser}))
+        assert resp.mimetype == "text/html" and "pg1" in resp.get_body().decode()
+        status, body = s.request("rollout_status_http", http("GET", "rollouts/pg1", route_params={"rollout_id": "pg1"},
+                                                             headers={"accept": "application/json"}))
+        assert status == 200 and body["phase"] == "bake" and body["view"]["spans"][0]["lane"] == "shadows"
+        status, body = s.request("rollout_status_http", http("GET", "rollouts/nope", headers={"accept": browser},
+                                                             route_params={"rollout_id": "nope"}))
+        assert status == 404 and body["reason"] == "no rollout nope"  # errors stay JSON
