@@ -84,11 +84,13 @@ async def rollout_status(rollout_id: str, *, orch: Orchestrations, svc: Services
                        "phase": _phase(custom), "created_at": st.created_at.isoformat() if st.created_at else None,
                        "last_updated_at": st.last_updated_at.isoformat() if st.last_updated_at else None,
                        "custom_status": custom, "output": st.output, "rollout": summary(svc, rollout_id),
-                       "view": _view(svc, rollout_id)})
+                       "view": _view(svc, rollout_id, custom)})
 
 
-def _view(svc: Services, rollout_id: str) -> dict[str, Any] | None:
-    view = rollout_view(svc.store, rollout_id, svc.now())
+def _view(svc: Services, rollout_id: str, custom: dict[str, Any]) -> dict[str, Any] | None:
+    approval = custom.get("approval")
+    view = rollout_view(svc.store, rollout_id, svc.now(),
+                        gate_opened_at=approval.get("opened_at") if isinstance(approval, dict) else None)
     return view.model_dump(mode="json") if view is not None else None
 
 

@@ -68,8 +68,12 @@ def _first(decisions: list[dict[str, Any]], *kinds: str) -> float | None:
     return next((float(d["minute"]) for d in decisions if d.get("kind") in kinds), None)
 
 
-def rollout_view(store: RolloutStore, rollout_id: str, now: datetime) -> RolloutView | None:
-    """The timeline and lists of one rollout, or None when the store has no record of it."""
+def rollout_view(store: RolloutStore, rollout_id: str, now: datetime,
+                 gate_opened_at: str | None = None) -> RolloutView | None:
+    """The timeline and lists of one rollout, or None when the store has no record of it.
+
+    ``gate_opened_at``: when the approval gate opened (the orchestration's status says so while it waits; the
+    store records the gate only once it is resolved)."""
     record = store.get_rollout(rollout_id)
     if record is None or not record.get("started_at"):
         return None
@@ -89,9 +93,10 @@ def rollout_view(store: RolloutStore, rollout_id: str, now: datetime) -> Rollout
     if bake is not None:
         spans.append(Span(lane="bake", start=bake, end=decided, label="bake"))
     gate_end = _first(decisions, "approved", "approval_timeout", "aborted")
-    approval = record.get("approval")
-    if isinstance(approval, dict) or (decided is not None and gate_end is not None and gate_end >= decided):
-        spans.append(Span(lane="gate", start=decided or 0.0, end=gate_end, label="approval gate"))
+    gate_start = _minute(started, gate_opened_at)
+    if gate_start is not None or isinstance(record.get("approval"), dict):
+        start = gate_start if gate_start is not None else decided or 0.0
+        spans.append(Span(lane="gate", start=start, end=gate_end, label="approval gate"))
     vms = store.get_items(rollout_id, "vm")
     waves: dict[int, list[float]] = {}
     rolled: list[RolledBack] = []

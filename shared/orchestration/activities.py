@@ -184,7 +184,8 @@ def claim_targets(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
         if not r.record.get("claimed"):
             waited = r.minute() - r.minute(datetime.fromisoformat(r.record.get("queued_since") or _iso(r.now)))
             r.update(claimed=True)
-            r.decide([Decision("claimed", f"{len(targets)} target scale sets leased to this rollout"
+            sets = f"{len(targets)} target scale set{'' if len(targets) == 1 else 's'}"
+            r.decide([Decision("claimed", f"{sets} leased to this rollout"
                                + (f" after waiting {waited:.0f} minutes" if waited > 0 else ""))])
         return {"claimed": True, "retry_minutes": None, "reason": ""}
     since = r.record.get("queued_since") or _iso(r.now)
@@ -779,7 +780,7 @@ def finish(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     r.decide([Decision("finished", reason)])
     released = svc.leases.release(r.id)
     if released:
-        r.decide([Decision("released", f"{released} target scale sets released")])
+        r.decide([Decision("released", f"{released} target scale set{'' if released == 1 else 's'} released")])
     publish_outcome(r, "finished", reason, state=state,
                     on_new_config=counts["new"], on_old_config=counts["old"], rolled_back=counts["rolled_back"],
                     halted=halted)

@@ -59,6 +59,8 @@ def test_page_renders_each_phase_and_approve_approves_from_the_keyboard(page: Pa
     text = page.page.inner_text("#strata tbody")
     assert all(x["evidence"] in text and x["label"] in text for x in strata)  # the judge's evidence, per stratum
     assert "times out" in page.page.inner_text("#approval")
+    gate = page.page.locator("svg.timeline rect title", has_text="approval gate: minute")
+    assert gate.count() == 1 and gate.text_content().endswith("to now")  # the gate's bar runs while it waits
     page.page.fill("#reason", "bake clean, change reviewed")
     for _ in range(20):  # reach the Approve button with the keyboard alone
         page.page.keyboard.press("Tab")
