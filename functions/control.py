@@ -14,7 +14,8 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared.bootstrap import orchestrations, services
-from shared.control import api
+from shared.control import api, page
+from shared.control.roles import allowed_actions
 from shared.domain.errors import ConfigurationError
 from shared.intake import service
 from shared.intake.config import load_intake_config
@@ -27,6 +28,14 @@ PRINCIPAL_HEADER = "x-ms-client-principal-name"  # set by App Service authentica
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json",
                              headers=headers)
+
+
+def _reply(req: func.HttpRequest, reply: api.Reply, kind: str, title: str) -> func.HttpResponse:
+    """JSON, or the rollout page when a browser asks for HTML (the page then refreshes from the JSON)."""
+    if reply.status != 200 or not page.wants_html(req.headers.get("accept")):
+        return _json(reply.status, reply.body)
+    html, headers = page.render(kind, reply.body, actions=allowed_actions(req.headers), title=title)
+    return func.HttpResponse(html, status_code=200, mimetype="text/html", charset="utf-8", headers=headers)
 
 
 def _operator(req: func.HttpRequest) -> tuple[str, str | None] | func.HttpResponse:
@@ -75,15 +84,16 @@ async def list_rollouts_http(req: func.HttpRequest, client: df.DurableOrchestrat
                                      f"(got limit={req.params.get('limit')!r}, days={req.params.get('days')!r})"})
     reply = await api.list_rollouts(orch=orchestrations(client), limit=limit,
                                     created_from=services().now() - timedelta(days=days))
-    return _json(reply.status, reply.body)
+    return _reply(req, reply, "list", "Rollouts")
 
 
 @bp.function_name("rollout_status_http")
 @bp.route(route="rollouts/{rollout_id}", methods=["GET"], auth_level=AUTH)
 @bp.durable_client_input(client_name="client")
 async def rollout_status_http(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    reply = await api.rollout_status(req.route_params["rollout_id"], orch=orchestrations(client), svc=services())
-    return _json(reply.status, reply.body)
+    rollout_id = req.route_params["rollout_id"]
+    reply = await api.rollout_status(rollout_id, orch=orchestrations(client), svc=services())
+    return _reply(req, reply, "detail", f"Rollout {rollout_id}")
 
 
 @bp.function_name("approve_rollout_http")

@@ -53,6 +53,12 @@ class Fleet(ABC):
     @abstractmethod
     def set_capacity(self, scale_set_id: str, capacity: int) -> int: ...
 
+    def guest_extensions(self, scale_set_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """Each scale set's VM extensions in its model (names and types), for the guest prerequisites
+        (shared/domain/guest.py). Not abstract, like ``tags``: an adapter without it fails closed (the rollout
+        is refused, saying the prerequisites could not be checked)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read the scale sets' VM extensions")
+
     def tags(self, scale_set_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """Each scale set's resource tags, for scope rules on tags.
 

@@ -17,6 +17,7 @@ from ..bootstrap import Services
 from ..domain.request import instance_id_for, rollout_id_of
 from ..orchestration.rollout import ROLLOUT
 from ..ports import Orchestrations
+from .view import rollout_view
 
 MAX_STRATA = 200
 RECENT_DECISIONS = 20
@@ -58,7 +59,8 @@ def summary(svc: Services, rollout_id: str) -> dict[str, Any]:
         s = strata[key]
         verdict = verdicts.get(key, {})
         per_stratum.append({"stratum": key, "label": verdict.get("label", key), "judge": verdict.get("phase"),
-                            "evidence": verdict.get("reason"), "vms": s["vms"], "skipped": s["skipped"],
+                            "evidence": verdict.get("reason"), "shadows": verdict.get("shadows_observed"),
+                            "vms": s["vms"], "skipped": s["skipped"],
                             "mean_predicted_failure": round(s["risk_sum"] / s["risk_n"], 4) if s["risk_n"] else None,
                             "on_new_config": s["on_new_config"], "rolled_back": s["rolled_back"]})
     waves = svc.store.get_items(rollout_id, "wave")
@@ -81,7 +83,15 @@ async def rollout_status(rollout_id: str, *, orch: Orchestrations, svc: Services
     return Reply(200, {"rollout_id": rollout_id, "instance_id": st.instance_id, "runtime_status": st.runtime_status,
                        "phase": _phase(custom), "created_at": st.created_at.isoformat() if st.created_at else None,
                        "last_updated_at": st.last_updated_at.isoformat() if st.last_updated_at else None,
-                       "custom_status": custom, "output": st.output, "rollout": summary(svc, rollout_id)})
+                       "custom_status": custom, "output": st.output, "rollout": summary(svc, rollout_id),
+                       "view": _view(svc, rollout_id, custom)})
+
+
+def _view(svc: Services, rollout_id: str, custom: dict[str, Any]) -> dict[str, Any] | None:
+    approval = custom.get("approval")
+    view = rollout_view(svc.store, rollout_id, svc.now(),
+                        gate_opened_at=approval.get("opened_at") if isinstance(approval, dict) else None)
+    return view.model_dump(mode="json") if view is not None else None
 
 
 async def _event(rollout_id: str, name: str, *, by: str, note: str | None, orch: Orchestrations, now: datetime,

@@ -63,6 +63,7 @@ class Step(StrEnum):
     SNAPSHOT_WAVE = "snapshot_wave"
     APPLY_WAVE = "apply_wave"
     CHECK_PRODUCTION = "check_production"
+    PRODUCTION_DONE = "production_done"
     HALT = "halt"
     RESERVE_CAPACITY = "reserve_capacity"
     RESTORE_VMS = "restore_vms"

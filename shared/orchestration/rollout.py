@@ -155,6 +155,10 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
     policy = plan.policy
     base = RolloutRef(rollout_id=plan.rollout_id)
     ref = base.json_dict()
+    if plan.refused:  # e.g. a target lacks the guest prerequisites: nothing was created or changed
+        refused = FinishResult.model_validate((yield _finish(context, base, refused=plan.refused)))
+        _status(context, status, phase=RolloutPhase.REFUSED, reason=plan.refused, result=refused)
+        return refused.json_dict()
     abort = context.wait_for_external_event("abort")
     claim = yield from _claim(context, status, base, abort)
     if not claim.claimed:
@@ -244,6 +248,8 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
                              "no further wave)", in_production=True)
                 _status(context, status, phase=RolloutPhase.HALTED_IN_PRODUCTION, aborted=True)
                 break
+        else:  # every wave ran: say so before the watch (a pipeline cannot wait out the watch)
+            yield context.call_activity("production_done", ref)
         if policy.production_watch_minutes > 0:
             _status(context, status, phase=RolloutPhase.WATCH)
             until = _after(context, policy.production_watch_minutes)

@@ -316,6 +316,13 @@ class StartResult(Model):
     strata: int
     shadow_chunks: int
     policy: RolloutPolicy
+    refused: str | None = None
+    """Why the rollout cannot start (a target lacks the guest prerequisites): nothing was created or changed."""
+
+
+class ProductionDoneResult(Model):
+    changed: int
+    rolled_back: int
 
 
 class ClaimResult(Model):

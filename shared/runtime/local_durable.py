@@ -194,6 +194,16 @@ class LocalDurableRunner:
             self.now = max(self.now, t)
             self._turn(self.instances[iid], batch)
 
+    def idle_until(self, t: datetime) -> None:
+        """Let virtual time pass with nothing to deliver (a local server keeping pace with the wall clock), so
+        that an event raised now is stamped now."""
+        if t > self.now:
+            self.now = t
+            self._set_clock(t)
+
+    def next_event_at(self) -> datetime | None:
+        return self._queue[0][0] if self._queue else None
+
     def result(self, instance_id: str) -> Any:
         inst = self.instances[instance_id]
         if inst.status == "Failed":

@@ -409,3 +409,18 @@ def test_apply_results_come_from_the_activity_log_query(azure: Azure) -> None:
     got = azure.telemetry.apply_results([WEB0, API0, f"{API}/virtualMachines/2"], to_datetime(0), to_datetime(30))
     assert got == {WEB0: "Succeeded", API0: "Succeeded"}
     assert "// query: apply_results" in azure.body("POST", "/query")["query"]
+
+
+def test_guest_extensions_are_read_from_each_scale_sets_model_over_the_wire() -> None:
+    from shared.adapters.azure.compute import AzureFleet
+    from shared.adapters.simulator.standin import AzureStandIn
+    from shared.adapters.simulator.standin.backend import standin_settings
+
+    from .conftest import SMALL_FLEET, make_world
+
+    sets = [dict(SMALL_FLEET["fleet"]["scale_sets"][0]),
+            {**SMALL_FLEET["fleet"]["scale_sets"][1], "extensions": ["AzureMonitorLinuxAgent"]}]
+    with AzureStandIn(make_world({"fleet": {"scale_sets": sets}})) as standin:
+        found = AzureFleet(standin_settings(standin)).guest_extensions([WEB, API])
+    assert {"AzureMonitorLinuxAgent", "shadow-rollout-guest"} <= found[WEB]
+    assert "AzureMonitorLinuxAgent" in found[API] and "shadow-rollout-guest" not in found[API]

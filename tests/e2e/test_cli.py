@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,10 +20,14 @@ OUTCOMES = {"completed", "completed_with_exclusions", "completed_with_rollbacks"
             "halted_in_production", "failed"}
 
 
+def exe() -> str:
+    found = shutil.which("shadow-rollout", path=str(Path(sys.executable).parent))
+    assert found, "the shadow-rollout console command is not installed"
+    return found
+
+
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("shadow-rollout", path=str(Path(sys.executable).parent))
-    assert exe, "the shadow-rollout console command is not installed"
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([exe(), *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, **env} if env else None)
 
 
@@ -98,3 +103,11 @@ def test_evaluate_reports_the_contract_figures_for_model_judge_and_truth(
     assert r["examples"] == 120 and 0 < r["positives"] < 120
     assert r["oracle_roc_auc"] == 1.0  # crash-one-sku: the truth knows exactly which SKU fails
     assert r["roc_auc"] > 0.9 and r["brier"] < 0.1
+
+
+def test_flags_show_no_type_in_help() -> None:
+    """A flag takes no value: its help must not suggest one (``--json <bool>``)."""
+    for command in ("simulate", "bench", "publish", "status"):
+        p = cli(command, "--help")
+        assert p.returncode == 0 and ("--json" in p.stdout or "--dry-run" in p.stdout)
+        assert not re.search(r"--(json|serve|approval|dry-run|wait)\s+<bool>", p.stdout), p.stdout

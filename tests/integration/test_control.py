@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -246,3 +247,63 @@ def test_a_queued_rollout_gives_up_after_busy_wait_minutes(monkeypatch: MP) -> N
         assert rec["state"] == "refused" and "waited 20 minutes >= busy_wait_minutes 20" in rec["refused"]
         [final] = [e for e in s.outcomes.of("w") if e["type"] == "rollout.finished"]
         assert final["state"] == "refused"
+
+
+def test_production_done_is_published_after_the_last_wave_and_before_the_watch(monkeypatch: MP) -> None:
+    with stack(monkeypatch) as s:
+        s.request("start_rollout_http", http("POST", "rollouts", request("pd1", production_watch_minutes=30,
+                                                                         watch_interval_minutes=10)))
+        s.run(until_phase=("pd1", "watch"))
+        types = [e["type"] for e in s.outcomes.events if e["rollout_id"] == "pd1"]
+        assert types == ["rollout.production_done"]
+        done = s.outcomes.events[-1]
+        assert done["event_id"] == "pd1:production_done" and done["summary"]["watch_minutes"] == 30
+        assert done["summary"]["changed"] == sum(1 for v in s.services.store.get_items("pd1", "vm").values()
+                                                 if "apply" in v) > 0
+        s.run()
+        types = [e["type"] for e in s.outcomes.events if e["rollout_id"] == "pd1"]
+        assert types == ["rollout.production_done", "rollout.finished"]
+
+
+def test_no_production_done_when_the_rollout_is_aborted_before_production(monkeypatch: MP) -> None:
+    with stack(monkeypatch) as s:
+        s.request("start_rollout_http", http("POST", "rollouts", request("pd2", approval_required=True)))
+        s.run(until_phase=("pd2", "awaiting_approval"))
+        status, _ = s.request("abort_rollout_http", http("POST", "rollouts/pd2/abort", {"reason": "no"},
+                                                         route_params={"rollout_id": "pd2"}))
+        assert status == 202
+        s.run()
+        types = [e["type"] for e in s.outcomes.events if e["rollout_id"] == "pd2"]
+        assert "rollout.production_done" not in types and types[-1] == "rollout.finished"
+
+
+def test_a_browser_gets_the_page_and_an_api_client_the_json(monkeypatch: MP) -> None:
+    import re
+
+    from shared.control.roles import principal_header
+
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    with stack(monkeypatch) as s:
+        s.request("start_rollout_http", http("POST", "rollouts", request("pg1")))
+        s.run(until_phase=("pg1", "bake"))
+        for headers, actions in (({"accept": browser}, []),  # a function key alone: no buttons
+                                 ({"accept": browser,
+                                   "x-ms-client-principal": principal_header("op", frozenset({"Rollout.Operate"}))},
+                                  ["abort"])):
+            resp = s.call("rollout_status_http", http("GET", "rollouts/pg1", route_params={"rollout_id": "pg1"},
+                                                      headers=headers))
+            assert resp.status_code == 200 and resp.mimetype == "text/html"
+            assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+            page = resp.get_body().decode()
+            config = re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.S)
+            assert config is not None and json.loads(config.group(1))["actions"] == actions
+            status = re.search(r'<script type="application/json" id="status">(.*?)</script>', page, re.S)
+            assert status is not None and json.loads(status.group(1))["phase"] == "bake"
+        resp = s.call("list_rollouts_http", http("GET", "rollouts", headers={"accept": browser}))
+        assert resp.mimetype == "text/html" and "pg1" in resp.get_body().decode()
+        status, body = s.request("rollout_status_http", http("GET", "rollouts/pg1", route_params={"rollout_id": "pg1"},
+                                                             headers={"accept": "application/json"}))
+        assert status == 200 and body["phase"] == "bake" and body["view"]["spans"][0]["lane"] == "shadows"
+        status, body = s.request("rollout_status_http", http("GET", "rollouts/nope", headers={"accept": browser},
+                                                             route_params={"rollout_id": "nope"}))
+        assert status == 404 and body["reason"] == "no rollout nope"  # errors stay JSON

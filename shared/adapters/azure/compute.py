@@ -233,6 +233,18 @@ class AzureFleet(_Compute, Fleet):
                                   (v.zones or [""])[0], "Flexible", _os_disk(v.storage_profile)) for v in vms)
         return out
 
+    def guest_extensions(self, scale_set_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """The extensions in each scale set's model: their names and types (``properties.type``)."""
+        out: dict[str, frozenset[str]] = {}
+        for sid in scale_set_ids:
+            rid = ArmId.parse(sid)
+            with azure_errors("get_scale_set", sid):
+                vmss = self.client.virtual_machine_scale_sets.get(rid.resource_group, rid.name)
+            profile = vmss.virtual_machine_profile
+            exts = (profile.extension_profile.extensions or []) if profile and profile.extension_profile else []
+            out[sid] = frozenset(x for e in exts for x in (e.name, e.properties.type if e.properties else None) if x)
+        return out
+
     # ---------------------------------------------------------------- the change
     def apply_change(self, vm_ids: Sequence[str], change: ChangeSpec, *, timeout_minutes: float) -> list[ApplyResult]:
         if change.kind == "run-command":

@@ -66,6 +66,9 @@ class SimFleet(Fleet):
     def set_capacity(self, scale_set_id: str, capacity: int) -> int:
         return self.world.set_capacity(_name(scale_set_id), capacity)
 
+    def guest_extensions(self, scale_set_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        return {sid: frozenset(self.world.scale_sets[_name(sid)].extensions) for sid in scale_set_ids}
+
     def tags(self, scale_set_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """Tags of the simulated scale sets (from the scenario's ``tags``); unknown sets are left out."""
         return {sid: dict(self.world.scale_sets[_name(sid)].tags) for sid in scale_set_ids

@@ -57,6 +57,8 @@ class ScaleSet(_Strict):
     images: dict[str, float] = Field(default_factory=lambda: {"ubuntu-22.04": 1.0})
     load: Load = Field(default_factory=Load)
     tags: dict[str, str] = Field(default_factory=dict)  # resource tags, for intake scope rules
+    # VM extensions in the scale set's model: by default the guest prerequisites (shared/domain/guest.py)
+    extensions: list[str] = Field(default_factory=lambda: ["AzureMonitorLinuxAgent", "shadow-rollout-guest"])
 
     @field_validator("skus")
     @classmethod

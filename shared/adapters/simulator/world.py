@@ -98,6 +98,7 @@ class _ScaleSetState:
     # one entry per extra instance: [up_at, down_at]
     extra: list[list[float]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    extensions: list[str] = field(default_factory=list)
 
 
 class FleetWorld:
@@ -113,7 +114,7 @@ class FleetWorld:
         self._ss_names = [s.name for s in scenario.fleet.scale_sets]
         self._ss_index = {n: i for i, n in enumerate(self._ss_names)}
         self.scale_sets = {s.name: _ScaleSetState(s.name, s.orchestration, s.capacity, s.capacity,
-                                                  tags=dict(s.tags))
+                                                  tags=dict(s.tags), extensions=list(s.extensions))
                            for s in scenario.fleet.scale_sets}
         self._skus: list[str] = []
         self._images: list[str] = []

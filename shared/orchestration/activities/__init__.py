@@ -3,7 +3,8 @@
     start       start_rollout, claim_targets, resolve_gate, abort_rollout, finish
     shadows     create_shadows, drive_shadow_load, apply_to_shadows, teardown_shadows
     decide      analyse_shadows, decide
-    production  prepare, snapshot_wave, apply_wave, check_production, halt, restore_vms, verify_recovered
+    production  prepare, snapshot_wave, apply_wave, check_production, production_done, halt, restore_vms,
+                verify_recovered
     capacity    reserve_capacity, release_capacity
 
 A handler takes the wired Services and its typed payload and returns a small typed result; per-VM data stays
@@ -35,7 +36,16 @@ from ..state import (
 )
 from .capacity import release_capacity, reserve_capacity
 from .decide import analyse_shadows, decide
-from .production import apply_wave, check_production, halt, prepare, restore_vms, snapshot_wave, verify_recovered
+from .production import (
+    apply_wave,
+    check_production,
+    halt,
+    prepare,
+    production_done,
+    restore_vms,
+    snapshot_wave,
+    verify_recovered,
+)
 from .shadows import apply_to_shadows, create_shadows, drive_shadow_load, teardown_shadows
 from .start import abort_rollout, claim_targets, finish, resolve_gate, start_rollout
 
@@ -64,14 +74,16 @@ ACTIVITIES: dict[str, Activity[Any, Any]] = _table(
     Activity(analyse_shadows, RolloutRef), Activity(decide, RolloutRef), Activity(teardown_shadows, RolloutRef),
     Activity(resolve_gate, GateInput), Activity(abort_rollout, AbortInput), Activity(prepare, RolloutRef),
     Activity(snapshot_wave, WaveChunkRef), Activity(apply_wave, WaveChunkRef), Activity(check_production, CheckInput),
-    Activity(halt, HaltInput), Activity(reserve_capacity, BatchRef), Activity(restore_vms, BatchChunkRef),
+    Activity(halt, HaltInput),
+    Activity(production_done, RolloutRef), Activity(reserve_capacity, BatchRef), Activity(restore_vms, BatchChunkRef),
     Activity(verify_recovered, BatchRef), Activity(release_capacity, RolloutRef), Activity(finish, FinishInput),
 )
 """Every activity by its Durable name."""
 
 __all__ = [
     "ACTIVITIES", "Activity", "abort_rollout", "analyse_shadows", "apply_to_shadows", "apply_wave", "check_production",
-    "claim_targets", "create_shadows", "decide", "drive_shadow_load", "finish", "halt", "prepare", "release_capacity",
+    "claim_targets", "create_shadows", "decide", "drive_shadow_load", "finish", "halt", "prepare", "production_done",
+    "release_capacity",
     "reserve_capacity", "resolve_gate", "restore_vms", "snapshot_wave", "start_rollout", "teardown_shadows",
     "verify_recovered",
 ]

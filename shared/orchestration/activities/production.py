@@ -28,6 +28,7 @@ from ..state import (
     CheckResult,
     HaltInput,
     HaltResult,
+    ProductionDoneResult,
     RestoreChunkResult,
     Rollback,
     RollbackState,
@@ -174,6 +175,19 @@ def check_production(svc: Services, payload: CheckInput) -> CheckResult:
     r.decide(decisions)
     return CheckResult(failing=len(failing), batch=batch, chunks=chunk_count(len(failing)), halt=halt,
                         changed=len(changed))
+
+
+def production_done(svc: Services, payload: RolloutRef) -> ProductionDoneResult:
+    """Announce that every wave is done, before the production watch: what a pipeline waits for."""
+    r = Rollout(svc, payload.rollout_id, Step.PRODUCTION_DONE)
+    items = r.vms().values()
+    changed = sum(1 for v in items if v.apply is not None)
+    rolled = sum(1 for v in items if v.rollback is not None)
+    watch = r.policy.production_watch_minutes
+    publish_outcome(r, "production_done", f"every wave done: {changed} VMs changed, {rolled} rolled back; "
+                    f"production is watched for {watch:g} more minutes", changed=changed, rolled_back=rolled,
+                    watch_minutes=watch)
+    return ProductionDoneResult(changed=changed, rolled_back=rolled)
 
 
 def halt(svc: Services, payload: HaltInput) -> HaltResult:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from ...domain.control import gate_outcome, on_busy_targets
 from ...domain.decisions import Decision
+from ...domain.guest import missing_prerequisites
 from ...domain.kinds import DecisionKind
 from ...domain.model import Config
 from ...domain.policy import RolloutPolicy
@@ -39,7 +40,18 @@ from .common import Rollout, publish_outcome
 
 def _started(record: RolloutRecord) -> StartResult:
     return StartResult(rollout_id=record.rollout_id, vms=record.vm_count, strata=record.strata,
-                       shadow_chunks=record.shadow_chunks, policy=record.policy)
+                       shadow_chunks=record.shadow_chunks, policy=record.policy, refused=record.refused)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _guest_refusal(svc: Services, targets: list[str]) -> Decision | None:
+    try:
+        return missing_prerequisites(svc.fleet.guest_extensions(targets))
+    except NotImplementedError as exc:  # fail closed: unchecked prerequisites are missing ones
+        return Decision(DecisionKind.REFUSED, f"guest prerequisites could not be checked: {exc}")
 
 
 def start_rollout(svc: Services, payload: StartInput) -> StartResult:
@@ -54,17 +66,20 @@ def start_rollout(svc: Services, payload: StartInput) -> StartResult:
     now = svc.now()
     strata = sorted({vm.stratum for vm in vms})
     sample = plan_shadow_sample(vms, policy, salt=req.rollout_id)
+    refusal = _guest_refusal(svc, req.targets)
     repo.put_vms({vm.vm_id: VmItem(info=vm, stratum=vm.stratum.key, config=Config.OLD) for vm in vms})
     repo.put_plans(sample.plans)
     record = RolloutRecord(
         rollout_id=req.rollout_id, request=req, policy=policy, started_at=now, phase=RolloutPhase.SHADOW_POOL,
         vm_count=len(vms), strata=len(strata), shadow_chunks=chunk_count(len(sample.plans)),
-        original_capacity={t: svc.fleet.capacity(t) for t in req.targets})
+        original_capacity={t: svc.fleet.capacity(t) for t in req.targets},
+        refused=refusal.reason if refusal is not None else None)
     repo.put_record(record)
     r = Rollout(svc, req.rollout_id, Step.START_ROLLOUT)
     r.decide([Decision(DecisionKind.INVENTORY,
-                       f"{len(vms)} VMs in {len(req.targets)} scale sets, {len(strata)} strata"),
-              Decision(DecisionKind.PLAN_SHADOWS, sample.reason, data={"shadows": len(sample.plans)})])
+                       f"{len(vms)} VMs in {_plural(len(req.targets), 'scale set')}, {len(strata)} strata"),
+              Decision(DecisionKind.PLAN_SHADOWS, sample.reason, data={"shadows": len(sample.plans)}),
+              *([refusal] if refusal is not None else [])])
     return _started(record)
 
 
@@ -77,7 +92,8 @@ def claim_targets(svc: Services, payload: RolloutRef) -> ClaimResult:
         if not r.record.claimed:
             waited = r.minute() - r.minute(r.record.queued_since or r.now)
             r.update(claimed=True)
-            r.decide([Decision(DecisionKind.CLAIMED, f"{len(targets)} target scale sets leased to this rollout"
+            sets = _plural(len(targets), "target scale set")
+            r.decide([Decision(DecisionKind.CLAIMED, f"{sets} leased to this rollout"
                                + (f" after waiting {waited:.0f} minutes" if waited > 0 else ""))])
         return ClaimResult(claimed=True)
     since = r.record.queued_since or r.now
@@ -138,7 +154,7 @@ def finish(svc: Services, payload: FinishInput) -> FinishResult:
     r.decide([Decision(DecisionKind.FINISHED, reason)])
     released = svc.leases.release(r.id)
     if released:
-        r.decide([Decision(DecisionKind.RELEASED, f"{released} target scale sets released")])
+        r.decide([Decision(DecisionKind.RELEASED, f"{_plural(released, 'target scale set')} released")])
     publish_outcome(r, "finished", reason, state=state.value, on_new_config=on_new, on_old_config=on_old,
                     rolled_back=rolled_back, halted=halted)
     return FinishResult(state=state, halted=halted, on_new_config=on_new, rolled_back=rolled_back)
