@@ -186,7 +186,7 @@ def test_app_configuration_change_starts_one_rollout_of_its_route(monkeypatch: M
     (APPCONFIG, {"label": "prod"}, "App Configuration event is missing data.key, data.etag"),
     (APPCONFIG, "not-an-object", "data: expected an object (got str)"),
     (WRITE, {"operationName": "Microsoft.Compute/virtualMachineScaleSets/write", "resourceUri": "/subscriptions/x"},
-     "is not a virtual machine scale set resource id"),
+     "not a virtual machine scale set resource id"),
 ])
 def test_malformed_event_grid_event_is_rejected_with_its_reason(monkeypatch: MP, event_type: str, data: Any,
                                                                 reason: str) -> None:
