@@ -471,5 +471,10 @@ def retrain(
     out.print(("[green]promoted[/]: " if result["promoted"] else "[yellow]not promoted[/]: ") + result["reason"])
 
 
+from .intake.check_command import register as _register_intake_check  # noqa: E402 - its own module
+
+_register_intake_check(app)
+
+
 def main() -> None:
     app()
