@@ -12,12 +12,14 @@ from ..ports import InstanceStatus, Orchestrations, StartResult
 class DryRunOrchestrations(Orchestrations):
     def __init__(self) -> None:
         self.would_start: dict[str, InstanceStatus] = {}
+        self.inputs: dict[str, Any] = {}
 
     async def start(self, name: str, instance_id: str, input_: Any) -> StartResult:
         existing = self.would_start.get(instance_id)
         if existing is not None:
             return StartResult(instance_id, started=False, existing=existing)
         self.would_start[instance_id] = InstanceStatus(instance_id, name, "Pending")
+        self.inputs[instance_id] = input_
         return StartResult(instance_id, started=True)
 
     async def status(self, instance_id: str) -> InstanceStatus | None:
