@@ -49,7 +49,7 @@ def test_ids_differing_only_in_case_are_one_resource() -> None:
 
 def test_nan_and_infinity_in_a_policy_are_refused() -> None:
     for bad in (float("nan"), float("inf")):
-        with pytest.raises(InvalidInput, match="wave_fractions.*finite number"):
+        with pytest.raises(InvalidInput, match=r"wave_fractions.*finite number"):
             parse_request({"rollout_id": "r", "targets": [WEB], "change": {"change_id": "c"},
                            "policy": {"wave_fractions": [bad, 1.0]}})
 
