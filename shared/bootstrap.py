@@ -10,41 +10,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from .adapters.memory_leases import InMemoryLeases
 from .adapters.memory_outcomes import InMemoryOutcomePublisher
 from .domain.errors import ShadowRolloutError
-from .ports import (
-    DiskSnapshots,
-    FailureModel,
-    Fleet,
-    Leases,
-    Orchestrations,
-    OutcomePublisher,
-    RolloutStore,
-    ShadowLoad,
-    ShadowPool,
-    Telemetry,
-)
-
-
-@dataclass
-class Services:
-    fleet: Fleet
-    shadows: ShadowPool
-    shadow_load: ShadowLoad
-    snapshots: DiskSnapshots
-    telemetry: Telemetry
-    model: FailureModel
-    store: RolloutStore
-    now: Callable[[], datetime]
-    # in-process defaults; in Azure both must be shared by every worker (Table leases, a Service Bus topic)
-    leases: Leases = field(default_factory=InMemoryLeases)
-    outcomes: OutcomePublisher = field(default_factory=InMemoryOutcomePublisher)
-
+from .ports import FailureModel, Leases, Orchestrations, OutcomePublisher, RolloutStore
+from .services import Services as Services  # re-exported: the CLI and the simulation build Services here
 
 _services: Services | None = None
 _orchestrations: Orchestrations | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,8 +11,10 @@ from . import bootstrap
 from .adapters.simulator.adapters import SIM_EPOCH, to_datetime, to_minute
 from .adapters.simulator.scenario import Scenario
 from .adapters.simulator.world import FleetWorld, vmss_resource_id
+from .domain.kinds import DecisionKind
 from .orchestration.rollout import ROLLOUT
 from .ports import FailureModel
+from .runtime.interleave import InterleavedStore, Interleaver
 from .runtime.local_durable import LocalDurableRunner, RunnerStats
 
 STRATEGY = "shadow-predictive"
@@ -24,6 +27,7 @@ class SimulationRun:
     services: bootstrap.Services
     runner: LocalDurableRunner
     rollout_id: str
+    interleaver: Interleaver | None = None
 
     @property
     def stats(self) -> RunnerStats:
@@ -46,24 +50,36 @@ def rollout_request(scenario: Scenario, rollout_id: str) -> dict[str, Any]:
 def simulate(scenario: Scenario, *, seed: int | None = None,
              on_status: Callable[[str, Any], None] | None = None,
              adapt: Callable[[bootstrap.Services], bootstrap.Services] | None = None,
-             model: FailureModel | None = None) -> SimulationRun:
+             model: FailureModel | None = None, interleave: int | None = None,
+             sequential: bool = False) -> SimulationRun:
     """Run the shadow-predictive strategy on ``scenario`` and account for it from the ground truth.
 
     ``model`` replaces the shipped failure model; ``adapt`` may replace other services (a wrapped port).
+    The activities of each fan-out interleave at their store calls in an order drawn from ``interleave``
+    (default: the run's seed), so the same scenario and seed give the same outcome; ``sequential`` runs
+    them one after another instead.
     """
     world = FleetWorld(scenario, seed=seed)
     services = bootstrap.simulator_services(world, model=model)
     if adapt is not None:
         services = adapt(services)
+
+    def set_clock(t: Any) -> None:
+        world.clock.now = to_minute(t)
+
+    def read_clock() -> Any:
+        return to_datetime(world.clock.now)
+
+    interleaver = None if sequential else Interleaver(world.seed if interleave is None else interleave,
+                                                     set_clock=set_clock, read_clock=read_clock)
+    if interleaver is not None:
+        services = dataclasses.replace(services, store=InterleavedStore(services.store, interleaver))
     bootstrap.install(services)
     try:
         import function_app  # the real app: its blueprints, orchestrators and activities
 
-        def set_clock(t: Any) -> None:
-            world.clock.now = to_minute(t)
-
-        runner = LocalDurableRunner(function_app.app, start=SIM_EPOCH, set_clock=set_clock,
-                                    read_clock=lambda: to_datetime(world.clock.now), on_status=on_status)
+        runner = LocalDurableRunner(function_app.app, start=SIM_EPOCH, set_clock=set_clock, read_clock=read_clock,
+                                    on_status=on_status, interleaver=interleaver)
         rollout_id = f"{scenario.change.id}-s{world.seed}"
         request = rollout_request(scenario, rollout_id)
         runner.start_new(ROLLOUT, rollout_id, request)
@@ -76,10 +92,10 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
         decisions = [{"minute": d["minute"], "kind": d["kind"], "reason": d["reason"]}
                      for d in services.store.decisions(rollout_id)]
         if inst.status == "Failed":
-            decisions.append({"minute": round(finished, 1), "kind": "orchestration_failed",
+            decisions.append({"minute": round(finished, 1), "kind": DecisionKind.ORCHESTRATION_FAILED.value,
                               "reason": inst.error or "unknown error"})
         outcome = world.outcome(strategy=STRATEGY, believed=believed, halted=bool(record.get("halted")),
                                 finished_at=finished, decisions=decisions)
-        return SimulationRun(outcome, world, services, runner, rollout_id)
+        return SimulationRun(outcome, world, services, runner, rollout_id, interleaver)
     finally:
         bootstrap.install(None)

@@ -76,5 +76,9 @@ class OnnxFailureModel(FailureModel):
         rounded = np.round(probs, 6).tolist()
         ok = complete.tolist()
         return [VmRisk(vm, key, rounded[i], "model") if ok[i] else
-                VmRisk(vm, key, table.judge_scores[i], f"judge (fallback: {why_missing(table.missing(i)[0])})")
+                _fallback(vm, key, table.judge_scores[i], why_missing(table.missing(i)[0]))
                 for i, (vm, key) in enumerate(zip(table.vm_ids, table.stratum_keys, strict=True))]
+
+
+def _fallback(vm_id: str, stratum_key: str, judge_score: float | None, why: str) -> VmRisk:
+    return VmRisk(vm_id, stratum_key, judge_score, f"judge (fallback: {why})", fallback=why)

@@ -22,6 +22,7 @@ from typing import Any
 from ..adapters.simulator.scenario import Scenario, load_scenario
 from ..domain.errors import InvalidInput
 from ..strategies import STRATEGIES
+from .phases import phase_breakdown
 from .truth import change_truth
 
 DEFAULT_MAX_VMS = 10_000
@@ -180,6 +181,9 @@ def summarise(runs: Sequence[dict[str, Any]], strategies: Sequence[str]) -> dict
                 if (r["scenario"], r["seed"]) in floor), 1) if floor else None,
             "median_wall_seconds": round(statistics.median(r["bench"]["wall_seconds"] for r in rs), 3) if rs else None,
         }
+        phases = phase_breakdown(good)
+        if phases:  # strategies whose decisions mark the phases (shadow-predictive)
+            out[s]["phases_good"] = phases
     return out
 
 

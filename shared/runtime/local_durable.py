@@ -10,11 +10,13 @@ EventRaised), and hands the whole history to ``DurableOrchestrationContext.from_
 Time is virtual: events are delivered in timestamp order from a queue. An activity runs at the moment it
 is scheduled, with the clock set to that moment; the time it took (the simulator advances the clock) sets
 when its completion is delivered. Activities scheduled together run from the same start time, as they
-would in parallel.
+would in parallel; with an :class:`~shared.runtime.interleave.Interleaver` they also interleave (at store
+calls, in an order its seed picks), as the activities of a fan-out do in Azure.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
@@ -32,6 +34,8 @@ from azure.durable_functions.models.DurableOrchestrationContext import DurableOr
 from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask
 from azure.functions import FunctionApp
 from azure.functions.decorators.function_app import Function
+
+from .interleave import Interleaver
 
 ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 12, 0, 4, 5, 6
 SUB_CREATED, SUB_COMPLETED, SUB_FAILED, TIMER_CREATED, TIMER_FIRED, ORCHESTRATOR_COMPLETED = 7, 8, 9, 10, 11, 13
@@ -121,8 +125,10 @@ class LocalDurableRunner:
 
     def __init__(self, app: FunctionApp, *, start: datetime, set_clock: Callable[[datetime], None],
                  read_clock: Callable[[], datetime],
-                 on_status: Callable[[str, Any], None] | None = None) -> None:
+                 on_status: Callable[[str, Any], None] | None = None,
+                 interleaver: Interleaver | None = None) -> None:
         self._orchestrators, self._activities = _registry(app)
+        self._interleaver = interleaver
         self.now = start
         self._set_clock = set_clock
         self._read_clock = read_clock
@@ -262,11 +268,20 @@ class LocalDurableRunner:
             for task in tasks if isinstance(tasks, list) else [tasks]:
                 if isinstance(task, AtomicTask) and isinstance(task.id, int) and task.id not in inst.dispatched:
                     pending.append(task)
+        activities: list[tuple[int, str, str | None]] = []
         for task in sorted(pending, key=lambda x: int(x.id)):
             inst.dispatched.add(int(task.id))
-            self._schedule(inst, task)
+            job = self._schedule(inst, task)
+            if job is not None:
+                activities.append(job)
+        if len(activities) > 1 and self._interleaver is not None:
+            self._activities_together(inst, activities, self._interleaver)
+        else:
+            for tid, name, input_json in activities:
+                self._activity(inst, tid, name, input_json)
 
-    def _schedule(self, inst: Instance, task: AtomicTask) -> None:
+    def _schedule(self, inst: Instance, task: AtomicTask) -> tuple[int, str, str | None] | None:
+        """Schedule a timer or a sub-orchestration; an activity is returned, to be run with its fan-out."""
         tid = int(task.id)
         action = task._get_action()
         parent = task.parent
@@ -274,13 +289,13 @@ class LocalDurableRunner:
             if parent.is_waiting_on_timer:  # the back-off before the next attempt
                 delay = timedelta(milliseconds=parent.retry_options.first_retry_interval_in_milliseconds)
                 self._timer(inst, tid, self.now + delay)
-                return
+                return None
             original = parent.actions[0] if isinstance(parent.actions, list) else parent.actions
             action = original
         kind = action.action_type
         if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY):
-            self._activity(inst, tid, action.function_name, action.input_)
-        elif kind == ActionType.CREATE_TIMER:
+            return tid, action.function_name, action.input_
+        if kind == ActionType.CREATE_TIMER:
             self._timer(inst, tid, action.fire_at)
         elif kind in (ActionType.CALL_SUB_ORCHESTRATOR, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY):
             child_id = action.instance_id or f"{inst.instance_id}:{tid}"
@@ -289,6 +304,7 @@ class LocalDurableRunner:
             self._create(action.function_name, child_id, action._input, inst.instance_id, tid)
         else:
             raise NotImplementedError(f"the local runner does not support action type {kind!r}")
+        return None
 
     def _timer(self, inst: Instance, tid: int, fire_at: datetime) -> None:
         inst.history.append(self._event({"EventType": TIMER_CREATED, "EventId": tid, "FireAt": fire_at.isoformat()},
@@ -297,22 +313,41 @@ class LocalDurableRunner:
                    {"EventType": TIMER_FIRED, "TimerId": tid, "FireAt": fire_at.isoformat()})
 
     def _activity(self, inst: Instance, tid: int, name: str, input_json: str | None) -> None:
-        inst.history.append(self._event({"EventType": TASK_SCHEDULED, "EventId": tid, "Name": name,
-                                         "Input": input_json}, self.now, False))
-        fn, param = self._activities[name]
+        self._scheduled(inst, tid, name, input_json)
         start = self.now
         self._set_clock(start)
-        self.stats.activities += 1
-        try:
-            arg = json.loads(input_json) if input_json else None
-            result = fn(**{param: arg})
-            event = {"EventType": TASK_COMPLETED, "TaskScheduledId": tid, "Result": json.dumps(result)}
-        except Exception as exc:
-            event = {"EventType": TASK_FAILED, "TaskScheduledId": tid, "Reason": f"{type(exc).__name__}: {exc}",
-                     "Details": name}
+        event = self._call(tid, name, input_json)
         done = max(self._read_clock(), start)
         self._set_clock(start)
         self._push(done, inst.instance_id, event)
+
+    def _activities_together(self, inst: Instance, jobs: list[tuple[int, str, str | None]],
+                             interleaver: Interleaver) -> None:
+        """A fan-out: the activities run interleaved, each from the same start on its own clock."""
+        for tid, name, input_json in jobs:
+            self._scheduled(inst, tid, name, input_json)
+        outcomes = interleaver.run([functools.partial(self._call, tid, name, input_json)
+                                    for tid, name, input_json in jobs], self.now)
+        for outcome in outcomes:
+            if outcome.error is not None:
+                raise outcome.error  # _call records an activity's own failure: this is the runner's
+            self._push(max(outcome.finished_at, self.now), inst.instance_id, outcome.value)
+
+    def _scheduled(self, inst: Instance, tid: int, name: str, input_json: str | None) -> None:
+        inst.history.append(self._event({"EventType": TASK_SCHEDULED, "EventId": tid, "Name": name,
+                                         "Input": input_json}, self.now, False))
+        self.stats.activities += 1
+
+    def _call(self, tid: int, name: str, input_json: str | None) -> dict[str, Any]:
+        """Run one activity; its completion or failure event (delivered when its clock says it finished)."""
+        fn, param = self._activities[name]
+        try:
+            arg = json.loads(input_json) if input_json else None
+            result = fn(**{param: arg})
+            return {"EventType": TASK_COMPLETED, "TaskScheduledId": tid, "Result": json.dumps(result)}
+        except Exception as exc:
+            return {"EventType": TASK_FAILED, "TaskScheduledId": tid, "Reason": f"{type(exc).__name__}: {exc}",
+                    "Details": name}
 
     def _continue_as_new(self, inst: Instance, state: dict[str, Any]) -> None:
         new_input = None

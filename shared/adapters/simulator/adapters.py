@@ -95,7 +95,7 @@ class SimShadowPool(ShadowPool):
                 fallback = "skip"
             try:
                 made = self.world.create_shadow(self.world.index_of(plan.source_vm_id), plan.sku, plan.zone,
-                                                fallback, _tag(rollout_id))
+                                                fallback, _tag(rollout_id), plan.ordinal)
                 if not made.spot and regular_left is not None:
                     regular_left -= 1
                 out.append(made)

@@ -134,6 +134,7 @@ class FleetWorld:
         self.restore_first_failure: dict[int, float] = {}
         """Row -> when its restore's failed first attempt ended (the stand-in answers that attempt Failed)."""
         self._shadow_names = 0
+        self._shadow_bases: dict[str, int] = {}
         self.snapshots_taken = 0
         self._build_production()
 
@@ -602,21 +603,30 @@ class FleetWorld:
         return capacity
 
     # ------------------------------------------------------------------ shadows
-    def create_shadow(self, source: int, sku: str, zone: str, spot_fallback: str, tag: str) -> ShadowInfo:
+    def create_shadow(self, source: int, sku: str, zone: str, spot_fallback: str, tag: str,
+                      ordinal: int | None = None) -> ShadowInfo:
         """Snapshot the source's disk, make a disk, start a Spot VM from it (or a regular one, per policy)."""
-        draft = self.begin_shadow(source, tag)
+        draft = self.begin_shadow(source, tag, ordinal)
         self.shadow_disk(draft)
         return self.launch_shadow(draft, sku, zone, spot_fallback)
 
     # The three steps of a shadow, each timed from the previous one's end (``draft.ready``): the simulator's
     # adapter runs them back to back; the Azure-shaped stand-in runs each when its ARM request arrives.
-    def begin_shadow(self, source: int, tag: str) -> ShadowDraft:
-        """Step 1: the incremental snapshot of the source's OS disk."""
+    def begin_shadow(self, source: int, tag: str, ordinal: int | None = None) -> ShadowDraft:
+        """Step 1: the incremental snapshot of the source's OS disk.
+
+        The shadow is numbered by ``ordinal`` (its plan's place in the pool) when given, else in call order:
+        parallel chunks then get the same shadows (names and draws) whichever runs first.
+        """
         now = self.clock.now
         src = self.vm_info(source)
-        self._shadow_names += 1
-        key = SHADOW_KEY_BASE + self._shadow_names
-        name = f"shadow-{tag}-{self._shadow_names:04d}"
+        if ordinal is None:
+            number = self._shadow_names + 1
+        else:  # numbered from where the pool of this tag (rollout) started, so rollouts never share a number
+            number = self._shadow_bases.setdefault(tag, self._shadow_names) + ordinal
+        self._shadow_names = max(self._shadow_names, number)
+        key = SHADOW_KEY_BASE + number
+        name = f"shadow-{tag}-{number:04d}"
         rid = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{SHADOW_RG}/providers/"
                f"Microsoft.Compute/virtualMachines/{name}")
         k = np.array([key])
