@@ -29,6 +29,9 @@ param subscribeEvents bool = false
 @description('Run the trainer app\'s weekly retraining timer (it promotes into the model registry only a better model; docs/operations.md, "Retraining"). Off: the trainer runs only on demand.')
 param enableRetraining bool = true
 
+@description('Client id of the Entra ID app registration with the app roles (infra/scripts/register-app.sh). Empty: no App Service Authentication; the HTTP API runs in function-key mode (callers recorded as the anonymous key holder).')
+param authClientId string = ''
+
 @description('Intake mapping (docs/intake.md) as JSON. Empty: scope = the target resource groups, scale-set writes reported.')
 param intakeConfigJson string = ''
 
@@ -180,7 +183,10 @@ module functionApp 'modules/function-app.bicep' = {
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    authClientId: authClientId
     appSettings: {
+      // who calls the HTTP API: App Service Authentication's principal, or (no app registration) the function key
+      SHADOW_ROLLOUT_AUTH_MODE: empty(authClientId) ? 'function-key' : 'app-service'
       // the Service Bus trigger (identity-based connection "ServiceBusConnection") and its topic
       ServiceBusConnection__fullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
       ServiceBusConnection__credential: 'managedidentity'

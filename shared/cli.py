@@ -573,6 +573,11 @@ def retrain(
     out.print(f"{label}{f' {run.version}' if run.version else ''}: {run.reason}")
 
 
+from .intake.check_command import register as _register_intake_check  # noqa: E402 - its own module
+
+_register_intake_check(app)
+
+
 def main() -> None:
     app()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import threading
 import time
@@ -30,6 +31,7 @@ from .adapters.local_orchestrations import LocalOrchestrations
 from .adapters.simulator.adapters import SIM_EPOCH, to_datetime, to_minute
 from .adapters.simulator.scenario import Scenario
 from .adapters.simulator.world import FleetWorld
+from .control.auth import AUTH_MODE_SETTING
 from .control.roles import EVERY_ROLE, principal_header
 from .domain.request import instance_id_for
 from .orchestration.rollout import ROLLOUT
@@ -72,8 +74,12 @@ class LocalRolloutServer:
         bootstrap.install_orchestrations(LocalOrchestrations(self.runner))
         self.rollout_id = f"{scenario.change.id}-s{self.world.seed}"
         request = rollout_request(scenario, self.rollout_id)
+        request["policy"]["four_eyes"] = False  # the local operator may request and approve
         if approval:
             request["policy"]["approval_required"] = True
+        # the local operator is presented as App Service Authentication presents a signed-in user
+        self._auth_mode = os.environ.get(AUTH_MODE_SETTING)
+        os.environ[AUTH_MODE_SETTING] = "app-service"
         self.runner.start_new(ROLLOUT, instance_id_for(self.rollout_id), request)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self.httpd.daemon_threads = True
@@ -126,6 +132,10 @@ class LocalRolloutServer:
 
     def close(self) -> None:
         self._stop.set()
+        if self._auth_mode is None:
+            os.environ.pop(AUTH_MODE_SETTING, None)
+        else:
+            os.environ[AUTH_MODE_SETTING] = self._auth_mode
         self.httpd.shutdown()
         self.httpd.server_close()
         for t in self._threads:

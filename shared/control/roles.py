@@ -1,22 +1,14 @@
-"""Who may press Approve and Abort on the rollout page: one small function, to be replaced by the Entra app
-roles of the control API (Rollout.Approve, Rollout.Operate) when they land.
-
-The signed-in principal comes from App Service authentication's ``X-MS-CLIENT-PRINCIPAL`` header: base64 JSON
-with ``claims`` (``typ``/``val``) and ``role_typ`` naming the claim type of roles ("Access user claims in app
-code", learn.microsoft.com/azure/app-service/configure-authentication-user-identities). A caller without a
-principal (a function key only) is shown no buttons: least privilege; the API itself still decides.
-"""
+"""Who may press Approve and Abort on the rollout page: the control API's own rule (:mod:`.auth`), asked per
+button, so the page never offers what the API would refuse. A caller the API cannot identify sees no buttons."""
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Mapping
 from enum import StrEnum
 
-PRINCIPAL_HEADER = "x-ms-client-principal"
-ROLE_CLAIMS = ("roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role")
+from . import auth
 
 
 class Action(StrEnum):
@@ -24,34 +16,27 @@ class Action(StrEnum):
     ABORT = "abort"
 
 
-ROLES_FOR: dict[Action, frozenset[str]] = {
-    Action.APPROVE: frozenset({"Rollout.Approve"}),
-    Action.ABORT: frozenset({"Rollout.Approve", "Rollout.Operate"}),
-}
-EVERY_ROLE = frozenset({"Rollout.Request", "Rollout.Approve", "Rollout.Operate"})
+_AUTH_ACTION = {Action.APPROVE: auth.Action.APPROVE, Action.ABORT: auth.Action.ABORT}
+
+
+def allowed_actions(headers: Mapping[str, str], environ: Mapping[str, str] | None = None) -> frozenset[Action]:
+    """The page's buttons this caller may see (four eyes is checked by the API when the button is pressed)."""
+    who = auth.caller(headers, environ)
+    if isinstance(who, auth.Refusal):
+        return frozenset()
+    return frozenset(a for a, act in _AUTH_ACTION.items() if auth.authorise(who, act) is None)
+
+
+EVERY_ROLE = frozenset(r.value for r in auth.Role)
 
 
 def roles_of(headers: Mapping[str, str]) -> frozenset[str]:
     """The app roles of the signed-in principal (none when there is no principal or it cannot be read)."""
-    raw = next((v for k, v in headers.items() if k.lower() == PRINCIPAL_HEADER), None)
+    raw = next((v for k, v in headers.items() if k.lower() == auth.PRINCIPAL_HEADER), None)
     if not raw:
         return frozenset()
-    try:
-        principal = json.loads(base64.b64decode(raw, validate=False))
-    except (ValueError, binascii.Error):
-        return frozenset()
-    if not isinstance(principal, dict):
-        return frozenset()
-    role_typ = principal.get("role_typ")
-    types = {*ROLE_CLAIMS, role_typ} if isinstance(role_typ, str) else set(ROLE_CLAIMS)
-    return frozenset(str(c.get("val")) for c in principal.get("claims", [])
-                     if isinstance(c, dict) and c.get("typ") in types and c.get("val"))
-
-
-def allowed_actions(headers: Mapping[str, str]) -> frozenset[Action]:
-    """The page's buttons this caller may see."""
-    roles = roles_of(headers)
-    return frozenset(a for a, need in ROLES_FOR.items() if roles & need)
+    who = auth.parse_client_principal(raw)
+    return frozenset() if isinstance(who, auth.Refusal) else who.roles
 
 
 def principal_header(name: str, roles: frozenset[str]) -> str:

@@ -73,8 +73,9 @@ def test_readable_account_explains_the_default_demo() -> None:
 
 def test_publish_dry_run_validates_the_request_and_prints_the_message(tmp_path: Path) -> None:
     req = tmp_path / "request.yaml"
-    req.write_text("rollout_id: rel-9\ntargets: ['/subscriptions/s/resourceGroups/rg/providers/"
-                   "Microsoft.Compute/virtualMachineScaleSets/web']\nchange: {change_id: cfg-9}\n", encoding="utf-8")
+    req.write_text("rollout_id: rel-9\ntargets: ['/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/"
+                   "rg/providers/Microsoft.Compute/virtualMachineScaleSets/web']\nchange: {change_id: cfg-9}\n",
+                   encoding="utf-8")
     p = cli("publish", str(req), "--dry-run", "--requester", "pipeline-42")
     assert p.returncode == 0, p.stderr
     message = json.loads(p.stdout)

@@ -16,8 +16,7 @@ MP = pytest.MonkeyPatch
 
 def test_http_start_is_accepted_once_and_a_retry_finds_the_same_rollout(monkeypatch: MP) -> None:
     with stack(monkeypatch) as s:
-        status, body = s.request("start_rollout_http", http("POST", "rollouts", request("h1"),
-                                                            headers={"x-ms-client-principal-name": "op@x"}))
+        status, body = s.request("start_rollout_http", http("POST", "rollouts", request("h1"), as_="op@x"))
         assert status == 202 and body["outcome"] == "started" and body["instance_id"] == "rollout-h1"
         assert body["links"]["status"] == "https://app.example.net/api/rollouts/h1"
         status, body = s.request("start_rollout_http", http("POST", "rollouts", request("h1")))
@@ -26,7 +25,10 @@ def test_http_start_is_accepted_once_and_a_retry_finds_the_same_rollout(monkeypa
         status, body = s.request("start_rollout_http", http("POST", "rollouts", request("h1")))
         assert status == 200 and body["outcome"] == "existing" and body["runtime_status"] == "Completed"
         assert s.top_level() == ["rollout-h1"]
-        assert s.record("h1")["request"]["requester"] == "alice@example.com"  # the body's requester wins
+        req = s.record("h1")["request"]
+        assert req["requester"] == "op@x"  # the signed-in caller; the body's "requester" is ignored
+        assert req["channel"] == {"kind": "http", "identity": "op@x", "principal_id": None,
+                                  "authenticated_by": "app-service"}
 
 
 @pytest.mark.parametrize(("body", "reason"), [
@@ -91,8 +93,7 @@ def test_approval_gate_waits_for_an_operator_and_approval_lets_production_start(
         _, body = s.request("rollout_status_http", http("GET", "rollouts/g1", route_params={"rollout_id": "g1"}))
         assert body["phase"] == "awaiting_approval" and body["custom_status"]["approval"]["on_timeout"] == "halt"
         status, body = s.request("approve_rollout_http", http("POST", "rollouts/g1/approve", {"reason": "LGTM"},
-                                                              route_params={"rollout_id": "g1"},
-                                                              headers={"x-ms-client-principal-name": "carol"}))
+                                                              route_params={"rollout_id": "g1"}, as_="carol"))
         assert status == 202 and body["by"] == "carol"
         s.run()
         rec = s.record("g1")
@@ -100,7 +101,7 @@ def test_approval_gate_waits_for_an_operator_and_approval_lets_production_start(
         approved = [d for d in s.services.store.decisions("g1") if d["kind"] == "approved"]
         assert len(approved) == 1 and approved[0]["reason"].startswith("approved by carol after 0 minutes: LGTM")
         status, body = s.request("approve_rollout_http", http("POST", "rollouts/g1/approve",
-                                                              route_params={"rollout_id": "g1"}))
+                                                              route_params={"rollout_id": "g1"}, as_="carol"))
         assert status == 409 and "has ended" in body["reason"]
 
 
@@ -109,7 +110,7 @@ def test_approve_outside_the_gate_is_refused(monkeypatch: MP) -> None:
         s.request("start_rollout_http", http("POST", "rollouts", request("g0", approval_required=True)))
         s.run(until_phase=("g0", "bake"))
         status, body = s.request("approve_rollout_http", http("POST", "rollouts/g0/approve",
-                                                              route_params={"rollout_id": "g0"}))
+                                                              route_params={"rollout_id": "g0"}, as_="carol"))
         assert status == 409 and body["reason"] == "rollout g0 is not awaiting approval (phase bake)"
 
 
@@ -142,12 +143,12 @@ def test_abort_at_the_gate_halts_before_production(monkeypatch: MP) -> None:
     with stack(monkeypatch) as s:
         _at_gate(s, "a1")
         status, _ = s.request("abort_rollout_http", http("POST", "rollouts/a1/abort",
-                                                         {"by": "dave", "reason": "freeze"},
-                                                         route_params={"rollout_id": "a1"}))
+                                                         {"by": "mallory", "reason": "freeze"},
+                                                         route_params={"rollout_id": "a1"}, as_="dave"))
         assert status == 202
         s.run()
         rec = s.record("a1")
-        assert rec["state"] == "aborted" and rec["aborted"]["by"] == "dave"
+        assert rec["state"] == "aborted" and rec["aborted"]["by"] == "dave"  # the body's "by" is ignored
         assert not any("apply" in v for v in s.services.store.get_items("a1", "vm").values())
         assert "aborted by dave at the approval gate after 0 minutes: freeze" in " ".join(
             d["reason"] for d in s.services.store.decisions("a1"))
@@ -157,7 +158,7 @@ def test_abort_during_the_bake_stops_before_production_and_removes_the_shadows(m
     with stack(monkeypatch) as s:
         s.request("start_rollout_http", http("POST", "rollouts", request("a2")))
         s.run(until_phase=("a2", "bake"))
-        s.request("abort_rollout_http", http("POST", "rollouts/a2/abort", {"by": "erin"},
+        s.request("abort_rollout_http", http("POST", "rollouts/a2/abort", as_="erin",
                                              route_params={"rollout_id": "a2"}))
         s.run()
         rec = s.record("a2")
@@ -173,7 +174,7 @@ def test_abort_during_the_waves_lets_the_running_wave_finish_and_starts_no_other
     with stack(monkeypatch) as s:
         s.request("start_rollout_http", http("POST", "rollouts", request("a3")))
         s.run(until_phase=("a3", "production"))
-        s.request("abort_rollout_http", http("POST", "rollouts/a3/abort", {"by": "frank"},
+        s.request("abort_rollout_http", http("POST", "rollouts/a3/abort", as_="frank",
                                              route_params={"rollout_id": "a3"}))
         s.run()
         rec = s.record("a3")
@@ -280,18 +281,16 @@ def test_no_production_done_when_the_rollout_is_aborted_before_production(monkey
 def test_a_browser_gets_the_page_and_an_api_client_the_json(monkeypatch: MP) -> None:
     import re
 
-    from shared.control.roles import principal_header
-
     browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
     with stack(monkeypatch) as s:
         s.request("start_rollout_http", http("POST", "rollouts", request("pg1")))
         s.run(until_phase=("pg1", "bake"))
-        for headers, actions in (({"accept": browser}, []),  # a function key alone: no buttons
-                                 ({"accept": browser,
-                                   "x-ms-client-principal": principal_header("op", frozenset({"Rollout.Operate"}))},
-                                  ["abort"])):
-            resp = s.call("rollout_status_http", http("GET", "rollouts/pg1", route_params={"rollout_id": "pg1"},
-                                                      headers=headers))
+        for roles, actions in ((("Rollout.Request",), []),  # a reader who may neither approve nor abort: no buttons
+                               (("Rollout.Operate",), ["abort"]),
+                               (("Rollout.Approve", "Rollout.Operate"), ["abort", "approve"])):
+            req = http("GET", "rollouts/pg1", route_params={"rollout_id": "pg1"}, headers={"accept": browser},
+                       as_="op@example.com", roles=roles)
+            resp = s.call("rollout_status_http", req)
             assert resp.status_code == 200 and resp.mimetype == "text/html"
             assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
             page = resp.get_body().decode()

@@ -182,7 +182,8 @@ def test_published_json_schema_is_in_step_with_the_model() -> None:
 
 def test_schema_describes_every_field_of_the_request() -> None:
     props = request_json_schema()["properties"]
-    assert set(props) == {"rollout_id", "targets", "change", "policy", "requester", "source", "origin"}
+    assert set(props) == {"rollout_id", "targets", "change", "policy", "requester", "source", "origin", "channel",
+                          "claimed_requester"}
     assert props["source"]["enum"] == ["api", "cli", "pipeline", "http", "service-bus", "azure-devops",
                                        "app-configuration", "resource-write"]
 

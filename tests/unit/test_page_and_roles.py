@@ -14,7 +14,8 @@ from shared.control.roles import EVERY_ROLE, Action, allowed_actions, principal_
 
 
 def principal(*roles: str, role_typ: str = "roles") -> dict[str, str]:
-    body = {"auth_typ": "aad", "role_typ": role_typ, "claims": [{"typ": role_typ, "val": r} for r in roles]}
+    body = {"auth_typ": "aad", "role_typ": role_typ,
+            "claims": [{"typ": "name", "val": "someone"}, *({"typ": role_typ, "val": r} for r in roles)]}
     return {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(body).encode()).decode()}
 
 
@@ -22,13 +23,18 @@ def principal(*roles: str, role_typ: str = "roles") -> dict[str, str]:
     ({}, set()),                                                       # a function key only: no buttons
     (principal("Rollout.Request"), set()),
     (principal("Rollout.Operate"), {Action.ABORT}),
-    (principal("Rollout.Approve"), {Action.APPROVE, Action.ABORT}),
+    (principal("Rollout.Approve"), {Action.APPROVE}),                 # aborting is Rollout.Operate's (the API's rule)
+    (principal("Rollout.Approve", "Rollout.Operate"), {Action.APPROVE, Action.ABORT}),
     (principal("Rollout.Approve", role_typ="http://schemas.microsoft.com/ws/2008/06/identity/claims/role"),
-     {Action.APPROVE, Action.ABORT}),
+     {Action.APPROVE}),
     ({"x-ms-client-principal": "not base64 json!"}, set()),
 ])
 def test_buttons_follow_the_principals_app_roles(headers: dict[str, str], actions: set[Action]) -> None:
-    assert allowed_actions(headers) == actions
+    assert allowed_actions(headers, {"SHADOW_ROLLOUT_AUTH_MODE": "app-service"}) == actions
+
+
+def test_without_app_service_authentication_a_claimed_principal_gets_no_buttons() -> None:
+    assert allowed_actions(principal("Rollout.Approve"), {}) == frozenset()
 
 
 def test_the_local_operator_holds_every_role() -> None:

@@ -17,7 +17,8 @@ from shared.orchestration.chunks import chunk_count
 from shared.orchestration.repository import RolloutRepository, Step, decision_key
 from shared.orchestration.state import Rollback, RollbackState, RolloutPhase, RolloutRecord, VmAction, VmItem
 
-VM = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/api/virtualMachines/7"
+VM = ("/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/"
+      "virtualMachineScaleSets/api/virtualMachines/7")
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 
 
