@@ -15,7 +15,8 @@ from .server import AzureStandIn
 
 def standin_settings(standin: AzureStandIn) -> AzureSettings:
     return AzureSettings.for_standin(standin.url, subscription_id=SUBSCRIPTION, location=standin.world.region,
-                                     fleet_resource_group=FLEET_RG, shadow_resource_group=SHADOW_RG)
+                                     fleet_resource_group=FLEET_RG, shadow_resource_group=SHADOW_RG,
+                                     pacing_clock=standin.request_clock)
 
 
 def azure_sdk_services(world: FleetWorld, sim: Services, started: list[AzureStandIn]) -> Services:
