@@ -185,3 +185,65 @@ def test_every_adapter_request_passes_the_strict_checks(azure: Azure) -> None:
     refused = [r for r in azure.standin.request_log if r["status"] == 400]
     assert refused == []
     assert len(azure.standin.request_log) > 20
+
+
+# ---------------------------------------------------------------------------------------------- throttling
+def test_token_buckets_give_the_documented_burst_then_refill_rate() -> None:
+    from shared.adapters.azure.limits import ArmKind, Budget, Charge
+
+    budget = Budget()
+    write = Charge(ArmKind.WRITES)
+    starts = [budget.reserve([write], "p", 0.0) for _ in range(260)]
+    assert starts[199] == 0.0  # a burst of 200 writes
+    assert starts[200] > 0.0
+    assert abs(starts[259] - 6.0) < 1e-6  # then 10 per second
+    other = budget.reserve([write], "another-principal", 0.0)
+    assert other == 0.0  # the buckets are per principal
+
+
+def test_run_commands_and_extensions_count_as_vm_updates() -> None:
+    from shared.adapters.azure.limits import classify
+
+    vm = WEB0
+    for method, path in (("PUT", f"{vm}/runCommands/x"), ("POST", f"{vm}/runCommand"), ("PUT", f"{vm}/extensions/e"),
+                         ("PATCH", vm), ("POST", f"{vm}/start")):
+        assert classify(method, path).policy == "UpdateVM", path
+    assert classify("POST", f"{vm}/deallocate").policy == "DeleteVM"
+    assert classify("PUT", f"{API0}/runCommands/x").policy == "UpdateVMSSVMs"
+    assert classify("GET", f"/subscriptions/{SUB}/providers/Microsoft.Compute/locations/eastus/operations/1"
+                    ).policy == "GetOperation"
+
+
+def test_the_standin_answers_429_with_retry_after_and_remaining_headers_when_a_bucket_is_empty(azure: Azure) -> None:
+    statuses = []
+    for k in range(205):  # an unpaced client: 205 writes at one instant
+        resp = azure.standin.handle("DELETE", f"{RG}/snapshots/none-{k}{V}", b"")
+        statuses.append(resp.status)
+        last = resp
+    assert statuses[:200] == [204] * 200
+    assert statuses[200:] == [429] * 5
+    assert int(last.headers["Retry-After"]) >= 1
+    assert last.headers["x-ms-ratelimit-remaining-subscription-deletes"] == "0"
+    assert last.body["error"]["code"] == "SubscriptionRequestsThrottled"
+    assert azure.standin.overdrawn == 0
+    assert sum(r["throttled"] for r in azure.standin.request_log) == 5
+
+
+def test_the_adapters_pace_a_batch_larger_than_the_budget_and_are_never_throttled() -> None:
+    """300 run commands at once: 300 writes against a burst of 200; the limiter spreads them: at most 1% of the
+    ARM requests are answered 429 (concurrent pollers may race for the last token) and none fails."""
+    from .conftest import make_world
+
+    big = {"fleet": {"scale_sets": [{"name": "web", "capacity": 300, "zones": ["1"], "skus": {"Standard_D2s_v5": 1}}]}}
+    with AzureStandIn(make_world(big)) as standin:
+        az = Azure(standin)
+        vms = [v.vm_id for v in az.fleet.inventory([WEB])]
+        results = az.fleet.apply_change(vms, ChangeSpec("c", "run-command", {"script": "true"}), timeout_minutes=15)
+        assert len(results) == 300 and all(r.status.value == "ok" for r in results)
+        arm = [r for r in standin.request_log if r["path"].startswith("/subscriptions/")]
+        assert sum(r["throttled"] for r in arm) <= 0.01 * len(arm)
+        assert standin.overdrawn == 0
+        writes = [r for r in arm if r["method"] == "PUT"]
+        assert len(writes) == 300
+        assert writes[-1]["t"] - writes[0]["t"] >= (300 - 200) / 10 - 1e-6  # spread at 10 writes per second
+        assert az.world.throttled_minutes > 0  # and the world's durations include that wait

@@ -100,11 +100,11 @@ class TokenBucket:
             self.tokens = min(self.spec.capacity, self.tokens + (t - self.t) * self.spec.refill_per_second)
             self.t = t
 
-    def wait(self, t: float, n: float = 1.0) -> float:
-        """Seconds from ``t`` until ``n`` tokens are there."""
+    def ready_at(self, t: float, n: float = 1.0) -> float:
+        """When, at or after ``t``, ``n`` tokens are there (after the reservations already made)."""
         self.refill(t)
         missing = n - self.tokens
-        return 0.0 if missing <= 1e-9 else missing / self.spec.refill_per_second
+        return t if missing <= 1e-9 else t + missing / self.spec.refill_per_second
 
 
 @dataclass
@@ -192,11 +192,9 @@ class Budget:
                 need[key] = need.get(key, 0.0) + 1.0
                 specs[key] = spec
             for key, n in need.items():
-                start = max(start, t + self._bucket(key, specs[key], t).wait(t, n))
-            for key, n in need.items():
-                b = self._bucket(key, specs[key], start)
-                b.refill(start)
-                b.tokens -= n
+                start = max(start, self._bucket(key, specs[key], t).ready_at(t, n))
+            for key, n in need.items():  # spent now: a negative count is the queue of reservations
+                self._buckets[key].tokens -= n
             return start
 
     def lower(self, key: tuple[str, ...], tokens: float, t: float) -> None:
@@ -219,7 +217,7 @@ class Budget:
         """Spend one request's tokens at ``t`` if every bucket has one; else say how long to wait (429)."""
         with self._lock:
             pairs = self._keys(charge, principal)
-            wait = max(self._bucket(k, s, t).wait(t) for k, s in pairs)
+            wait = max(self._bucket(k, s, t).ready_at(t) - t for k, s in pairs)
             if wait > 0:
                 return Decision(False, wait, self._headers(charge, principal, pairs))
             for k, s in pairs:
