@@ -28,7 +28,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -152,6 +154,8 @@ class AzureStandIn:
         """A text file that gets each record as a JSON line (``--azure-log``)."""
         self.overdrawn = 0
         self._paced = 0.0
+        self._tls = False
+        self._realtime: tuple[float, float, float] | None = None
         self._headers: dict[str, str] = {}
         self.request_clock = _RequestClock(self)
         """What the adapters' limiter waits on against this stand-in (``clients.PacingClock``)."""
@@ -165,16 +169,33 @@ class AzureStandIn:
     def url(self) -> str:
         assert self._server is not None, "the stand-in is not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self._tls else 'http'}://{host!s}:{port}"
 
-    def start(self) -> AzureStandIn:
+    def serve_realtime(self, *, speed: float = 1.0) -> None:
+        """Standing alone: the world's clock runs with the wall clock (times ``speed``), so long-running
+        operations complete while a client polls them at Retry-After."""
+        self._realtime = (time.monotonic(), self.world.clock.now, speed)
+        self.min_polls = 0
+
+    def _tick(self) -> None:
+        if self._realtime is not None:
+            t0, minute0, speed = self._realtime
+            self.world.clock.advance_to(minute0 + (time.monotonic() - t0) * speed / 60.0)
+
+    def start(self, *, port: int = 0, tls: tuple[str, str] | None = None) -> AzureStandIn:
+        """Serve on 127.0.0.1 (``port`` 0: a free one), over TLS with (cert file, key file) if given."""
         standin = self
 
         class Handler(_Handler):
             pass
 
         Handler.standin = standin
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", port), Handler)
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self._tls = True
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="azure-standin", daemon=True)
         self._thread.start()
@@ -242,6 +263,7 @@ class AzureStandIn:
     # ------------------------------------------------------------------ dispatch
     def handle(self, method: str, raw_path: str, body: bytes, headers: Any = None) -> _Response:
         with self._lock:
+            self._tick()
             return self._record(self._handle(method, raw_path, body, headers))
 
     def _handle(self, method: str, raw_path: str, body: bytes, headers: Any = None) -> _Response:
@@ -370,6 +392,12 @@ class AzureStandIn:
         op = self._ops.get(match["op"])
         if op is None:
             raise _HttpError(404, "NotFound", f"operation {match['op']} not found")
+        if self._realtime is not None and self.now < op.done_at:  # standing alone: the client really waits
+            retry = {"Retry-After": str(max(1, math.ceil((op.done_at - self.now) * 60.0 / self._realtime[2])))}
+            if query.get("monitor"):
+                return _Response(202, None, {**retry, "Location": f"{self._self_url(op)}?monitor=true&"
+                                                                  "api-version=2024-11-01"})
+            return _Response(200, {"name": op.id, "status": "InProgress", "startTime": _iso(op.start)}, retry)
         if op.polls_left > 0 or self.now < op.done_at:
             op.polls_left -= 1
             wait = max(0.0, op.done_at - self.now)
