@@ -247,3 +247,20 @@ def test_the_adapters_pace_a_batch_larger_than_the_budget_and_are_never_throttle
         assert len(writes) == 300
         assert writes[-1]["t"] - writes[0]["t"] >= (300 - 200) / 10 - 1e-6  # spread at 10 writes per second
         assert az.world.throttled_minutes > 0  # and the world's durations include that wait
+
+
+def test_the_documented_limits_are_the_models() -> None:
+    """docs/azure-adapters.md's budget tables say what limits.py enforces."""
+    import re
+    from pathlib import Path
+
+    from shared.adapters.azure.limits import ARM_BUCKETS, COMPUTE_POLICIES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "azure-adapters.md").read_text()
+    rows = {m.group(1): [c.strip() for c in m.group(2).split("|")]
+            for m in re.finditer(r"^\| (\w+) \|(.*)\|$", doc, re.MULTILINE)}
+    for kind, spec in ARM_BUCKETS.items():
+        assert rows[kind.value][:2] == [f"{spec.capacity:g}", f"{spec.refill_per_second:g}"], kind
+    for name, p in COMPUTE_POLICIES.items():
+        res = ["-", "-"] if p.resource is None else [f"{x:g}" for x in p.resource]
+        assert rows[name][:4] == [*res, *(f"{x:g}" for x in p.subscription)], name
