@@ -54,7 +54,8 @@ LOAD_GENERATOR = [
     "pct=$(awk \"BEGIN{print int($SHADOW_ROLLOUT_LOAD_TARGET*100)}\")",
     "idle=$(awk \"BEGIN{print (100-$pct)/1000}\")",
     "cpus=$(getconf _NPROCESSORS_ONLN)",
-    "for c in $(seq 1 \"$cpus\"); do nohup timeout 24h sh -c \"while :; do end=\\$(( \\$(date +%s\\\"\\\"%N) + ${pct}000000 ));"
+    "for c in $(seq 1 \"$cpus\"); do nohup timeout 24h sh -c \"while :; do"
+    " end=\\$(( \\$(date +%s\\\"\\\"%N) + ${pct}000000 ));"
     " while [ \\$(date +%s\\\"\\\"%N) -lt \\$end ]; do :; done; sleep $idle; done\" >/dev/null 2>&1 & done",
 ]
 
