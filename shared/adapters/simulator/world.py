@@ -139,6 +139,8 @@ class FleetWorld:
         """ARM's and Compute's request budgets (shared.adapters.azure.limits), in seconds of the world clock."""
         self.throttled_minutes = 0.0
         """Minutes logical operations waited for their budget, summed (the cost of throttling)."""
+        self.arm_writes = 0
+        """ARM write requests the logical operations spent (for the budget-derived floor)."""
         self.restore_first_failure: dict[int, float] = {}
         """Row -> when its restore's failed first attempt ended (the stand-in answers that attempt Failed)."""
         self._shadow_names = 0
@@ -306,6 +308,7 @@ class FleetWorld:
         if not charges:
             return 0.0
         t = (self.clock.now + delay) * 60.0
+        self.arm_writes += sum(1 for c in charges if c.kind is ArmKind.WRITES)
         wait = (self.budget.reserve(charges, PRINCIPAL, t) - t) / 60.0
         self.throttled_minutes += wait
         return wait
