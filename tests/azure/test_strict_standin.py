@@ -264,3 +264,9 @@ def test_the_documented_limits_are_the_models() -> None:
     for name, p in COMPUTE_POLICIES.items():
         res = ["-", "-"] if p.resource is None else [f"{x:g}" for x in p.resource]
         assert rows[name][:4] == [*res, *(f"{x:g}" for x in p.subscription)], name
+
+
+def test_a_shadow_of_a_uniform_instance_carries_its_security_type(azure: Azure) -> None:
+    [shadow] = azure.shadows.create([_plan(azure, API0)], rollout_id="r", spot_fallback="regular")
+    assert shadow.state is ShadowState.RUNNING, shadow.message
+    assert _shadow_vm_body(azure)["properties"]["securityProfile"]["securityType"] == "TrustedLaunch"

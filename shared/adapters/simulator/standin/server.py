@@ -497,6 +497,7 @@ class AzureStandIn:
             body.update(type="Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
                         instanceId=name.rsplit("/", 1)[-1], sku={"name": info.sku, "tier": "Standard"},
                         properties={"latestModelApplied": True, "provisioningState": "Succeeded",
+                                    "securityProfile": TRUSTED_LAUNCH,
                                     "storageProfile": storage})
         else:
             body.update(type="Microsoft.Compute/virtualMachines",
