@@ -122,11 +122,13 @@ def pacer_for(subscription_id: str, principal: str, clock: PacingClock) -> Pacer
 class PacedTransport(RequestsTransport):  # type: ignore[misc]
     """The requests transport, with every attempt (first tries, retries, polls) going through a :class:`Pacer`."""
 
-    def __init__(self, pacer: Pacer, *, virtual: bool = False) -> None:
+    def __init__(self, pacer: Pacer, *, virtual: bool = False, mounts: dict[str, Any] | None = None) -> None:
         session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
+        for prefix, custom in (mounts or {}).items():  # e.g. the stand-in in this process
+            session.mount(prefix, custom)
         super().__init__(session=session, session_owner=True)
         self.pacer = pacer
         self.virtual = virtual
@@ -166,6 +168,8 @@ class AzureSettings:
     client_options: dict[str, Any] = field(default_factory=dict)
     pacing_clock: Any = None
     """The stand-in's request clock (``local``); the wall clock in Azure."""
+    http_adapter: Any = None
+    """A ``requests`` adapter for ``arm_url`` (the in-process stand-in); None: the network."""
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> AzureSettings:
@@ -189,12 +193,14 @@ class AzureSettings:
 
     @classmethod
     def for_standin(cls, url: str, *, subscription_id: str, location: str, fleet_resource_group: str,
-                    shadow_resource_group: str, pacing_clock: Any = None) -> AzureSettings:
+                    shadow_resource_group: str, pacing_clock: Any = None,
+                    http_adapter: Any = None) -> AzureSettings:
         return cls(subscription_id=subscription_id, fleet_resource_group=fleet_resource_group,
                    shadow_resource_group=shadow_resource_group, location=location,
                    shadow_subnet_id=f"/subscriptions/{subscription_id}/resourceGroups/{shadow_resource_group}/providers"
                                     "/Microsoft.Network/virtualNetworks/shadow-vnet/subnets/shadows",
-                   arm_url=url, metrics_url=url, logs_url=f"{url}/v1", local=True, pacing_clock=pacing_clock)
+                   arm_url=url, metrics_url=url, logs_url=f"{url}/v1", local=True, pacing_clock=pacing_clock,
+                   http_adapter=http_adapter)
 
     def credential(self) -> TokenCredential:
         if self.local:
@@ -209,7 +215,8 @@ class AzureSettings:
         if self.local:
             pacer = pacer_for(self.subscription_id, "standin-token", self.pacing_clock or WallClock())
             kw.update(authentication_policy=SansIOHTTPPolicy(), polling_interval=0, retry_backoff_factor=0,
-                      transport=PacedTransport(pacer, virtual=True))
+                      transport=PacedTransport(pacer, virtual=True, mounts={self.arm_url: self.http_adapter}
+                                               if self.http_adapter is not None else None))
         else:
             kw.setdefault("transport", PacedTransport(pacer_for(self.subscription_id, "app", _WALL)))
         return kw

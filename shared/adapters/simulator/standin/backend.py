@@ -15,9 +15,13 @@ from .server import AzureStandIn
 
 
 def standin_settings(standin: AzureStandIn) -> AzureSettings:
+    """Settings for the adapters against ``standin``: in process if it was started so, else over its socket."""
+    from .server import InProcessAdapter
+
     return AzureSettings.for_standin(standin.url, subscription_id=SUBSCRIPTION, location=standin.world.region,
                                      fleet_resource_group=FLEET_RG, shadow_resource_group=SHADOW_RG,
-                                     pacing_clock=standin.request_clock)
+                                     pacing_clock=standin.request_clock,
+                                     http_adapter=InProcessAdapter(standin) if standin.in_process else None)
 
 
 def azure_sdk_services(world: FleetWorld, sim: Services, started: list[AzureStandIn],
@@ -25,7 +29,7 @@ def azure_sdk_services(world: FleetWorld, sim: Services, started: list[AzureStan
     """Azure adapters aimed at a stand-in over ``world``; the store, model and clock stay the simulator's."""
     standin = AzureStandIn(world)
     standin.azure_log = azure_log
-    standin.start()
+    standin.start_in_process()
     started.append(standin)
     return azure_services(standin_settings(standin), store=sim.store, model=sim.model, now=sim.now)
 

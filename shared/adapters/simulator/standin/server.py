@@ -25,6 +25,7 @@ their ``// query:`` header line (the stand-in does not interpret KQL).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -37,11 +38,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import partial
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
+import requests
+import requests.adapters
+from requests.structures import CaseInsensitiveDict
 
 from ....domain.errors import AzureOperationError, Conflict, NotFound, Throttled
 from ....domain.model import ApplyStatus, ChangeSpec
@@ -155,6 +160,7 @@ class AzureStandIn:
         self.overdrawn = 0
         self._paced = 0.0
         self._tls = False
+        self._in_process = False
         self._realtime: tuple[float, float, float] | None = None
         self._headers: dict[str, str] = {}
         self.request_clock = _RequestClock(self)
@@ -165,8 +171,22 @@ class AzureStandIn:
             (m, re.compile(f"^{p}$", re.IGNORECASE), h) for m, p, h in self._route_table()]
 
     # ------------------------------------------------------------------ lifecycle
+    IN_PROCESS_URL = "http://azure-standin.invalid"
+    """The base URL of a stand-in reached through :class:`InProcessAdapter` (no socket)."""
+
+    def start_in_process(self) -> AzureStandIn:
+        """Serve through the in-process transport only (``InProcessAdapter``): no socket, no server thread."""
+        self._in_process = True
+        return self
+
+    @property
+    def in_process(self) -> bool:
+        return self._in_process
+
     @property
     def url(self) -> str:
+        if self._in_process:
+            return self.IN_PROCESS_URL
         assert self._server is not None, "the stand-in is not started"
         host, port = self._server.server_address[:2]
         return f"{'https' if self._tls else 'http'}://{host!s}:{port}"
@@ -259,6 +279,22 @@ class AzureStandIn:
             resp.headers.setdefault(k, v)
         self._headers = {}
         return resp
+
+    def serve(self, method: str, raw_path: str, body: bytes, headers: Any = None) -> tuple[int, dict[str, str],
+                                                                                           bytes]:
+        """One request as the wire sees it: status, headers and body bytes (the socket server's and the
+        in-process transport's common path)."""
+        with self._lock:
+            self._current_path = urlsplit(raw_path).path
+            resp = self.handle(method, raw_path, body, headers)
+            date = format_datetime(to_datetime(self.now).astimezone(UTC), usegmt=True)
+        payload = resp.body if isinstance(resp.body, bytes) else (
+            resp.body.encode() if isinstance(resp.body, str) else (b"" if resp.body is None else
+                                                                   json.dumps(resp.body).encode()))
+        out = {**resp.headers, "Date": date, "x-ms-request-id": uuid.uuid4().hex}
+        if payload:
+            out["Content-Type"] = "application/json; charset=utf-8"
+        return resp.status, out, payload
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, method: str, raw_path: str, body: bytes, headers: Any = None) -> _Response:
@@ -1106,6 +1142,36 @@ class AzureStandIn:
             {"name": "Value", "type": "real"}], "rows": rows}]})
 
 
+class InProcessAdapter(requests.adapters.BaseAdapter):
+    """A ``requests`` adapter that hands each request to the stand-in in this process (the httpx
+    MockTransport habit): azure-core's own ``RequestsTransport`` and pipeline, minus the socket."""
+
+    def __init__(self, standin: AzureStandIn) -> None:
+        super().__init__()
+        self.standin = standin
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
+             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+        parts = urlsplit(request.url or "")
+        raw = parts.path + (f"?{parts.query}" if parts.query else "")
+        body: Any = request.body or b""
+        data = body.encode() if isinstance(body, str) else bytes(body)
+        status, headers, payload = self.standin.serve(str(request.method), raw, data, request.headers)
+        resp = requests.Response()
+        resp.status_code = status
+        resp.reason = HTTPStatus(status).phrase
+        resp.headers = CaseInsensitiveDict(headers)
+        resp._content = payload
+        resp.raw = io.BytesIO(payload)
+        resp.url = request.url or ""
+        resp.request = request
+        resp.encoding = "utf-8"
+        return resp
+
+    def close(self) -> None:
+        return None
+
+
 class _RequestClock:
     """The stand-in's request clock as the adapters' limiter sees it: waiting moves it, not the world."""
 
@@ -1141,21 +1207,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        standin = self.standin
-        with standin._lock:
-            standin._current_path = urlsplit(self.path).path
-            resp = standin.handle(self.command, self.path, body, self.headers)
-            date = format_datetime(to_datetime(standin.now).astimezone(UTC), usegmt=True)
-        payload = resp.body if isinstance(resp.body, bytes) else (
-            resp.body.encode() if isinstance(resp.body, str) else (b"" if resp.body is None else
-                                                                   json.dumps(resp.body).encode()))
-        self.send_response(resp.status)
-        for k, v in resp.headers.items():
+        status, headers, payload = self.standin.serve(self.command, self.path, body, self.headers)
+        self.send_response(status)
+        for k, v in headers.items():
             self.send_header(k, v)
-        self.send_header("Date", date)
-        self.send_header("x-ms-request-id", uuid.uuid4().hex)
-        if payload:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if payload:
@@ -1242,4 +1297,4 @@ def _extension_view(name: str, status: ApplyStatus, exit_code: int | None, done:
                                         "displayStatus": code.split("/")[1], "message": msg, "time": _iso(done)}]}
 
 
-__all__ = ["AzureStandIn", "ScriptedFault"]
+__all__ = ["AzureStandIn", "InProcessAdapter", "ScriptedFault"]
