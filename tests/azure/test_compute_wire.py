@@ -230,7 +230,6 @@ def test_retry_after_is_honoured_in_wall_time_outside_the_stand_in(azure: Azure)
     from azure.mgmt.compute import ComputeManagementClient
 
     from shared.adapters.azure.clients import StaticTokenCredential
-
     from shared.adapters.simulator.standin import AzureStandIn
 
     from .conftest import make_world
