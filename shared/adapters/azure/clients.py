@@ -146,7 +146,11 @@ class PacedTransport(RequestsTransport):  # type: ignore[misc]
             time.sleep(duration)
 
 
-VirtualTimeTransport = PacedTransport
+class VirtualTimeTransport(PacedTransport):
+    """For local emulators (Azurite): waits cost no wall time; nothing there is ARM, so nothing is paced."""
+
+    def __init__(self) -> None:
+        super().__init__(Pacer(WallClock()), virtual=True)
 
 
 @dataclass(frozen=True)
