@@ -56,6 +56,9 @@ param maximumInstanceCount int = 40
 @description('Days Log Analytics keeps telemetry, VM insights and the app\'s logs.')
 param logRetentionDays int = 30
 
+@description('Send the subscription\'s Activity log (Administrative) to the workspace: queries/apply_results.kql reads AzureActivity. Turn off if the subscription already sends it to this workspace (at most 5 diagnostic settings per subscription).')
+param activityLogToWorkspace bool = true
+
 @description('Address space of the shadow pool\'s own virtual network (isolated: not peered with production).')
 param shadowAddressPrefix string = '10.250.0.0/16'
 
@@ -286,6 +289,15 @@ module shadowAccess 'modules/role-assignment.bicep' = {
     principalId: identity.outputs.principalId
     roleDefinitionId: rolloutRole.outputs.id
     description: 'shadow-rollout: create and delete Spot shadows, their disks, snapshots and NICs'
+  }
+}
+
+// The Activity log into the workspace, for the audit query of what ARM recorded per VM (apply_results.kql)
+resource activityLog 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (activityLogToWorkspace) {
+  name: 'shadow-rollout-activity-${resourceToken}'
+  properties: {
+    workspaceId: monitoring.outputs.workspaceResourceId
+    logs: [ { category: 'Administrative', enabled: true } ]
   }
 }
 

@@ -65,6 +65,9 @@ def simulate(
     speed: Annotated[float, typer.Option(help="With --serve: simulated seconds per wall second.")] = 60.0,
     approval: Annotated[bool, typer.Option("--approval", metavar="", help="Require the approval gate "
                                                               "(policy approval_required).")] = False,
+    azure_log: Annotated[Path | None, typer.Option(help="With --backend azure-sdk: write one JSON line per request "
+                                                        "the stand-in answered (t, method, path, api_version, "
+                                                        "status, principal, throttled).")] = None,
 ) -> None:
     """Run one whole rollout of a scenario on the fleet simulator."""
     from .adapters.simulator.scenario import load_scenario
@@ -73,6 +76,8 @@ def simulate(
 
     if backend not in ("sim", "azure-sdk"):
         _fail(f"--backend {backend!r} is not available in this build; choose from: sim, azure-sdk")
+    if azure_log is not None and backend != "azure-sdk":
+        _fail("--azure-log needs --backend azure-sdk (the log is the stand-in's)")
     path = scenario or default_scenario_path()
     try:
         sc = load_scenario(path)
@@ -113,7 +118,7 @@ def simulate(
             if backend == "azure-sdk":
                 from .adapters.simulator.standin.backend import simulate_azure_sdk
 
-                run = simulate_azure_sdk(sc, seed=seed, on_status=on_status)
+                run = simulate_azure_sdk(sc, seed=seed, on_status=on_status, azure_log=azure_log)
             else:
                 run = run_simulation(sc, seed=seed, on_status=on_status)
     except ShadowRolloutError as exc:
@@ -123,6 +128,50 @@ def simulate(
         sys.stdout.write(json.dumps(run.outcome, sort_keys=False) + "\n")
         return
     _account(run.outcome)
+
+
+@app.command()
+def standin(
+    scenario: Annotated[Path, typer.Option(help="Scenario file whose fleet the stand-in serves.")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.")] = 0,
+    azure_log: Annotated[Path | None, typer.Option(help="Write one JSON line per request (t, method, path, "
+                                                        "api_version, status, principal, throttled).")] = None,
+    speed: Annotated[float, typer.Option(help="How much faster than the wall clock the stand-in's clock runs.")]
+    = 1.0,
+) -> None:
+    """Serve the Azure-shaped stand-in for a scenario's fleet over HTTPS until interrupted (point your Azure SDKs
+    at it: any bearer token, the printed CA bundle). The first line on stdout says where, as JSON."""
+    import signal
+    import tempfile
+    import time
+
+    from .adapters.simulator.scenario import load_scenario
+    from .adapters.simulator.standin.backend import serve_standin
+
+    if speed <= 0:
+        _fail("--speed must be positive")
+    try:
+        sc = load_scenario(scenario)
+    except InvalidInput as exc:
+        _fail(str(exc))
+        return
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    log = azure_log.open("w", encoding="utf-8", buffering=1) if azure_log is not None else None
+    with tempfile.TemporaryDirectory(prefix="shadow-rollout-standin-") as tmp:
+        server, info = serve_standin(sc, port=port, workdir=Path(tmp), speed=speed, azure_log=log)
+        print(json.dumps(info), flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+            if log is not None:
+                log.close()
 
 
 @app.command()

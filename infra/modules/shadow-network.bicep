@@ -1,7 +1,7 @@
 // The shadow pool's own network. Shadows are clones of production VMs with production's configuration, so they
 // must not reach production's dependencies (a shadow consuming a production queue would do real work): the
-// virtual network is not peered, and the NSG admits no inbound traffic and lets out only Azure platform traffic
-// (agents, extensions, Azure Monitor) through a NAT gateway: the subnet has no default outbound access.
+// virtual network is not peered, and the NSG admits no inbound traffic and lets out only what the agents need
+// (extensions and Run Command, Azure Monitor) through a NAT gateway: the subnet has no default outbound access.
 // Creating a shadow joins this subnet (Microsoft.Network/virtualNetworks/subnets/join/action).
 param vnetName string
 param subnetName string
@@ -11,6 +11,12 @@ param tags object
 param addressPrefix string
 param subnetPrefix string
 
+// Egress only to what Run Command, VM extensions and the Azure Monitor agent need, by service tag
+// (https://learn.microsoft.com/azure/virtual-network/service-tags-overview): the region's Storage (extension
+// and Run Command packages and output blobs), AzureMonitor (the agent's data collection rules and
+// ingestion) and GuestAndHybridManagement (guest agent and extension management). Not AzureCloud: that
+// covers production's own PaaS dependencies (queues, databases), which a shadow must never reach. The
+// platform endpoint 168.63.129.16 (WireServer) is not filtered by NSGs.
 resource nsg 'Microsoft.Network/networkSecurityGroups@2023-11-01' = {
   name: nsgName
   location: location
@@ -31,7 +37,7 @@ resource nsg 'Microsoft.Network/networkSecurityGroups@2023-11-01' = {
         }
       }
       {
-        name: 'allow-azure-platform-outbound'
+        name: 'allow-storage-outbound'
         properties: {
           priority: 100
           direction: 'Outbound'
@@ -39,7 +45,33 @@ resource nsg 'Microsoft.Network/networkSecurityGroups@2023-11-01' = {
           protocol: 'Tcp'
           sourceAddressPrefix: 'VirtualNetwork'
           sourcePortRange: '*'
-          destinationAddressPrefix: 'AzureCloud'
+          destinationAddressPrefix: 'Storage.${location}'
+          destinationPortRange: '443'
+        }
+      }
+      {
+        name: 'allow-azure-monitor-outbound'
+        properties: {
+          priority: 110
+          direction: 'Outbound'
+          access: 'Allow'
+          protocol: 'Tcp'
+          sourceAddressPrefix: 'VirtualNetwork'
+          sourcePortRange: '*'
+          destinationAddressPrefix: 'AzureMonitor'
+          destinationPortRange: '443'
+        }
+      }
+      {
+        name: 'allow-guest-management-outbound'
+        properties: {
+          priority: 120
+          direction: 'Outbound'
+          access: 'Allow'
+          protocol: 'Tcp'
+          sourceAddressPrefix: 'VirtualNetwork'
+          sourcePortRange: '*'
+          destinationAddressPrefix: 'GuestAndHybridManagement'
           destinationPortRange: '443'
         }
       }

@@ -1,6 +1,8 @@
 """Scale benchmark: one rollout per fleet size, each in its own process so peak memory is its own.
 
-Reports wall time, peak resident memory, the local Durable runner's work (turns, events replayed, the
+Reports the simulated duration beside the budget-derived floor (the least time the rollout's ARM writes take
+under ARM's and Compute's budgets, ``limits.write_floor_seconds``) and the minutes operations waited for
+their budget; wall time, peak resident memory, the local Durable runner's work (turns, events replayed, the
 longest history in events and bytes, and the time spent replaying), the inference throughput of the
 FailureModel port on the whole fleet as one batch, and how each grows with the fleet (the slope of log(cost)
 over log(VMs): 1.0 is linear).
@@ -15,6 +17,8 @@ import subprocess
 import sys
 import time
 from typing import Any
+
+from ..adapters.azure.limits import write_floor_seconds
 
 SKUS = {"Standard_D2s_v5": 1, "Standard_D4s_v5": 3, "Standard_D8s_v5": 2, "Standard_E4s_v5": 1}
 IMAGES = {"ubuntu-22.04-2024.10": 4, "ubuntu-20.04-2024.05": 1}
@@ -56,7 +60,9 @@ def run_one(vms: int) -> dict[str, Any]:
             "activities": stats.activities, "orchestration_instances": stats.instances,
             "inference_model": run.services.model.name, "inference_seconds": round(inference, 4),
             "inference_vms_per_second": round(vms / inference) if inference > 0 else None,
-            "simulated_minutes": round(run.world.clock.now, 1)}
+            "simulated_minutes": round(run.world.clock.now, 1),
+            "throttled_minutes": round(run.world.throttled_minutes, 1), "arm_writes": run.world.arm_writes,
+            "budget_floor_minutes": round(write_floor_seconds(run.world.arm_writes) / 60.0, 1)}
 
 
 def inference_seconds(run: Any, min_seconds: float = 0.5) -> float:

@@ -77,6 +77,8 @@ class RunnerStats:
     replay_seconds: float = 0.0
     """Wall time of the turns themselves: building the history and the SDK's replay (activities excluded)."""
     max_history_bytes: int = 0
+    longest_activity: dict[str, float] = field(default_factory=dict)
+    """Activity name -> its longest run in simulated seconds (host.json's functionTimeout bounds each run)."""
     """The largest history handed to the SDK, as JSON."""
 
 
@@ -328,6 +330,8 @@ class LocalDurableRunner:
         self._set_clock(start)
         event = self._call(tid, name, input_json)
         done = max(self._read_clock(), start)
+        took = (done - start).total_seconds()
+        self.stats.longest_activity[name] = max(self.stats.longest_activity.get(name, 0.0), took)
         self._set_clock(start)
         self._push(done, inst.instance_id, event)
 

@@ -62,8 +62,9 @@ def make_world(overrides: dict[str, Any] | None = None) -> FleetWorld:
 
 @pytest.fixture
 def azure() -> Iterator[Azure]:
-    with AzureStandIn(make_world()) as standin:
-        yield Azure(standin)
+    """The adapters against a stand-in in this process (its requests adapter: no socket, no server thread)."""
+    standin = AzureStandIn(make_world()).start_in_process()
+    yield Azure(standin)
 
 
 # ---------------------------------------------------------------------------------------------- Azurite

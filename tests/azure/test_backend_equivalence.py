@@ -38,14 +38,20 @@ def test_with_arm_faults_outcome_and_vms_are_the_same() -> None:
     assert sim["outcome"] == "completed_with_rollbacks"  # the faults did not make the run trivial
 
 
-def test_simulate_command_runs_the_azure_sdk_backend() -> None:
-    """The installed command, on a fourth scenario (a stratum skipped before production)."""
+def test_simulate_command_runs_the_azure_sdk_backend(tmp_path: Path) -> None:
+    """The installed command, on a fourth scenario (a stratum skipped before production), with its request log."""
     exe = shutil.which("shadow-rollout", path=str(Path(sys.executable).parent))
     assert exe
     path = SCENARIOS / "crash-one-sku.yaml"
-    azure = subprocess.run([exe, "simulate", "--scenario", str(path), "--json", "--backend", "azure-sdk"],
-                           capture_output=True, text=True, timeout=300)
+    log = tmp_path / "azure.jsonl"
+    azure = subprocess.run([exe, "simulate", "--scenario", str(path), "--json", "--backend", "azure-sdk",
+                            "--azure-log", str(log)], capture_output=True, text=True, timeout=600)
     assert azure.returncode == 0, azure.stderr
     assert azure.stdout == json.dumps(simulate(load_scenario(path)).outcome) + "\n"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    arm = [r for r in records if r["path"].startswith("/subscriptions/")]
+    assert arm and set(records[0]) == {"t", "method", "path", "api_version", "status", "principal", "throttled"}
+    assert sum(r["throttled"] for r in arm) <= 0.01 * len(arm)
+    assert all(r["status"] != 400 for r in records), "the stand-in refused an adapter request"
     bad = subprocess.run([exe, "simulate", "--backend", "azure"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "azure-sdk" in bad.stderr and "Traceback" not in bad.stderr

@@ -230,14 +230,18 @@ def test_retry_after_is_honoured_in_wall_time_outside_the_stand_in(azure: Azure)
     from azure.mgmt.compute import ComputeManagementClient
 
     from shared.adapters.azure.clients import StaticTokenCredential
+    from shared.adapters.simulator.standin import AzureStandIn
 
-    client = ComputeManagementClient(StaticTokenCredential(), azure.settings.subscription_id,
-                                     base_url=azure.standin.url, authentication_policy=SansIOHTTPPolicy())
-    azure.standin.inject(ScriptedFault("GET", r"virtualMachineScaleSets/web$", 429, {"error": {
-        "code": "TooManyRequests", "message": "slow down"}}, {"Retry-After": "1"}))
-    t = time.monotonic()
-    client.virtual_machine_scale_sets.get("rg-fleet", "web")
-    assert time.monotonic() - t >= 1.0
+    from .conftest import make_world
+
+    with AzureStandIn(make_world()) as standin:  # on a socket: azure-core's default transport
+        client = ComputeManagementClient(StaticTokenCredential(), azure.settings.subscription_id,
+                                         base_url=standin.url, authentication_policy=SansIOHTTPPolicy())
+        standin.inject(ScriptedFault("GET", r"virtualMachineScaleSets/web$", 429, {"error": {
+            "code": "TooManyRequests", "message": "slow down"}}, {"Retry-After": "1"}))
+        t = time.monotonic()
+        client.virtual_machine_scale_sets.get("rg-fleet", "web")
+        assert time.monotonic() - t >= 1.0
 
 
 def test_polling_advances_the_virtual_clock_to_the_operations_end(azure: Azure) -> None:

@@ -10,15 +10,19 @@ to wait, so a test never sleeps in wall time.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import RequestsTransport
+
+from .limits import Budget, Charge, classify, remaining
 
 RETRY_TOTAL = 9
 """Ten attempts per request in all (the simulator's ``MAX_ARM_ATTEMPTS``)."""
@@ -35,17 +39,118 @@ class StaticTokenCredential(TokenCredential):
         return AccessToken(self._token, int(time.time()) + 3600)
 
 
-class VirtualTimeTransport(RequestsTransport):  # type: ignore[misc]
-    """A requests transport whose waits (Retry-After, LRO polling) cost no wall time: for the stand-in only."""
+class PacingClock(Protocol):
+    """The clock a limiter waits on: the wall clock in Azure, the stand-in's request clock in tests."""
 
-    def __init__(self) -> None:
+    def now(self) -> float: ...
+
+    def sleep_until(self, t: float) -> None: ...
+
+
+class WallClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep_until(self, t: float) -> None:
+        delay = t - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+class Pacer:
+    """One limiter per subscription and principal: every ARM request spends its tokens before it is sent.
+
+    It keeps the budget ARM and Compute keep (``limits.Budget``), so a batch of thousands is spread under
+    it instead of answered 429; the ``x-ms-ratelimit-remaining-*`` headers of each answer lower its count
+    when other clients of the same principal spent tokens too, and a 429's ``Retry-After`` holds it back.
+    """
+
+    def __init__(self, clock: PacingClock) -> None:
+        self.clock = clock
+        self.budget = Budget()
+        self.waited = 0.0
+        """Seconds requests were held back, summed."""
+        self._lock = threading.Lock()
+
+    def acquire(self, method: str, url: str) -> Charge | None:
+        path = urlsplit(url).path
+        if not _is_arm(path):
+            return None
+        charge = classify(method, path)
+        t = self.clock.now()
+        start = self.budget.reserve([charge], "self", t)
+        if start > t:
+            with self._lock:
+                self.waited += start - t
+            self.clock.sleep_until(start)
+        return charge
+
+    def observe(self, charge: Charge, status: int, headers: Any) -> None:
+        """Lower the local count to what ARM says is left; after a 429, wait out its Retry-After."""
+        left = remaining(headers)
+        t = self.clock.now()
+        server = left.get(f"subscription-{charge.kind}")
+        if server is not None:
+            self.budget.lower(("arm", "self", charge.kind), server, t)
+        if status == 429:
+            try:
+                retry_after = float(headers.get("Retry-After") or 0)
+            except ValueError:
+                retry_after = 0.0
+            self.budget.hold(("arm", "self", charge.kind), retry_after, t)
+
+
+def _is_arm(path: str) -> bool:
+    low = path.lower()
+    return low.startswith("/subscriptions/") and not low.endswith("metrics:getbatch")
+
+
+_PACERS: dict[tuple[str, str, int], Pacer] = {}
+_PACERS_LOCK = threading.Lock()
+
+
+def pacer_for(subscription_id: str, principal: str, clock: PacingClock) -> Pacer:
+    """The one limiter of this subscription and principal (per clock: each stand-in has its own)."""
+    key = (subscription_id.lower(), principal, id(clock))
+    with _PACERS_LOCK:
+        p = _PACERS.get(key)
+        if p is None or p.clock is not clock:
+            p = _PACERS[key] = Pacer(clock)
+        return p
+
+
+class PacedTransport(RequestsTransport):  # type: ignore[misc]
+    """The requests transport, with every attempt (first tries, retries, polls) going through a :class:`Pacer`."""
+
+    def __init__(self, pacer: Pacer, *, virtual: bool = False, mounts: dict[str, Any] | None = None) -> None:
         session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
         session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        for prefix, custom in (mounts or {}).items():  # e.g. the stand-in in this process
+            session.mount(prefix, custom)
         super().__init__(session=session, session_owner=True)
+        self.pacer = pacer
+        self.virtual = virtual
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        charge = self.pacer.acquire(request.method, request.url)
+        response = super().send(request, **kwargs)
+        if charge is not None:
+            self.pacer.observe(charge, response.status_code, response.headers)
+        return response
 
     def sleep(self, duration: float) -> None:
-        return None
+        """Against the stand-in, waits (Retry-After, LRO polling) cost no wall time: the stand-in's clocks move."""
+        if not self.virtual:
+            time.sleep(duration)
+
+
+class VirtualTimeTransport(PacedTransport):
+    """For local emulators (Azurite): waits cost no wall time; nothing there is ARM, so nothing is paced."""
+
+    def __init__(self) -> None:
+        super().__init__(Pacer(WallClock()), virtual=True)
 
 
 @dataclass(frozen=True)
@@ -65,6 +170,10 @@ class AzureSettings:
     local: bool = False
     """True against the stand-in: plain http, a static token, no wall-clock waits."""
     client_options: dict[str, Any] = field(default_factory=dict)
+    pacing_clock: Any = None
+    """The stand-in's request clock (``local``); the wall clock in Azure."""
+    http_adapter: Any = None
+    """A ``requests`` adapter for ``arm_url`` (the in-process stand-in); None: the network."""
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> AzureSettings:
@@ -88,12 +197,14 @@ class AzureSettings:
 
     @classmethod
     def for_standin(cls, url: str, *, subscription_id: str, location: str, fleet_resource_group: str,
-                    shadow_resource_group: str) -> AzureSettings:
+                    shadow_resource_group: str, pacing_clock: Any = None,
+                    http_adapter: Any = None) -> AzureSettings:
         return cls(subscription_id=subscription_id, fleet_resource_group=fleet_resource_group,
                    shadow_resource_group=shadow_resource_group, location=location,
                    shadow_subnet_id=f"/subscriptions/{subscription_id}/resourceGroups/{shadow_resource_group}/providers"
                                     "/Microsoft.Network/virtualNetworks/shadow-vnet/subnets/shadows",
-                   arm_url=url, metrics_url=url, logs_url=f"{url}/v1", local=True)
+                   arm_url=url, metrics_url=url, logs_url=f"{url}/v1", local=True, pacing_clock=pacing_clock,
+                   http_adapter=http_adapter)
 
     def credential(self) -> TokenCredential:
         if self.local:
@@ -106,6 +217,13 @@ class AzureSettings:
         """Keyword arguments for every SDK client: retries, and for the stand-in no TLS and no waits."""
         kw: dict[str, Any] = {"retry_total": RETRY_TOTAL, "retry_status": RETRY_TOTAL, **self.client_options}
         if self.local:
+            pacer = pacer_for(self.subscription_id, "standin-token", self.pacing_clock or WallClock())
             kw.update(authentication_policy=SansIOHTTPPolicy(), polling_interval=0, retry_backoff_factor=0,
-                      transport=VirtualTimeTransport())
+                      transport=PacedTransport(pacer, virtual=True, mounts={self.arm_url: self.http_adapter}
+                                               if self.http_adapter is not None else None))
+        else:
+            kw.setdefault("transport", PacedTransport(pacer_for(self.subscription_id, "app", _WALL)))
         return kw
+
+
+_WALL = WallClock()

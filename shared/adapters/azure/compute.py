@@ -49,6 +49,16 @@ TIMEOUT_EXIT = 124
 RESTORE_ATTEMPTS = 2
 """A restore whose operation ended Failed is tried once more (azure-core retries requests, not failed LROs)."""
 CHANGE_EXTENSION = ("Microsoft.Azure.Extensions", "CustomScript", "2.1")
+LOAD_GENERATOR = [
+    # POSIX sh, awk and coreutils only (every stock Linux image has them; shadows have no internet egress to
+    # install anything): one duty-cycled busy loop per CPU, 100 ms periods, for 24 hours.
+    "pct=$(awk \"BEGIN{print int($SHADOW_ROLLOUT_LOAD_TARGET*100)}\")",
+    "idle=$(awk \"BEGIN{print (100-$pct)/1000}\")",
+    "cpus=$(getconf _NPROCESSORS_ONLN)",
+    "for c in $(seq 1 \"$cpus\"); do nohup timeout 24h sh -c \"while :; do"
+    " end=\\$(( \\$(date +%s\\\"\\\"%N) + ${pct}000000 ));"
+    " while [ \\$(date +%s\\\"\\\"%N) -lt \\$end ]; do :; done; sleep $idle; done\" >/dev/null 2>&1 & done",
+]
 
 
 @dataclass(frozen=True)
@@ -634,7 +644,7 @@ class AzureShadowPool(_Compute, ShadowPool):
         disks = Batch(c)
         for k in sorted(snap_done, key=int):
             disks.start(k, "shadow_disk", c.disks.begin_create_or_update, rg, f"{names[int(k)]}-osdisk", m.Disk(
-                location=s.location, zones=[plans[int(k)].zone], tags=tags, properties=m.DiskProperties(
+                location=s.location, zones=_zones(plans[int(k)].zone), tags=tags, properties=m.DiskProperties(
                     creation_data=m.CreationData(create_option="Copy", source_resource_id=snap_done[k].id),
                     network_access_policy="DenyAll", public_network_access="Disabled")))
         disk_done, disk_failed = disks.wait()
@@ -643,7 +653,8 @@ class AzureShadowPool(_Compute, ShadowPool):
         vms = Batch(c)
         for k in sorted(disk_done, key=int):
             vms.start(k, "create_vm", c.virtual_machines.begin_create_or_update, rg, names[int(k)],
-                      self._vm_body(plans[int(k)], disk_done[k].id, pool, tags, spot=True))
+                      self._vm_body(plans[int(k)], disk_done[k].id, pool, tags, spot=True,
+                                    source=sources[plans[int(k)].source_vm_id]))
         vm_done, vm_failed = vms.wait()
         regular = Batch(c)
         regular_left = max_regular
@@ -654,13 +665,15 @@ class AzureShadowPool(_Compute, ShadowPool):
             if isinstance(e, CapacityUnavailable) and spot_fallback == "regular" and (
                     regular_left is None or regular_left > 0):
                 regular.start(k, "create_vm", c.virtual_machines.begin_create_or_update, rg, f"{names[int(k)]}-r",
-                              self._vm_body(p, disk_done[k].id, pool, tags, spot=False))
+                              self._vm_body(p, disk_done[k].id, pool, tags, spot=False,
+                                            source=sources[p.source_vm_id]))
                 regular_left = None if regular_left is None else regular_left - 1
             elif isinstance(e, CapacityUnavailable) and alternatives:
                 # one Spot try on the nearest size of the same series
                 family[k] = dataclasses.replace(p, sku=alternatives[0])
                 regular.start(k, "create_vm", c.virtual_machines.begin_create_or_update, rg, f"{names[int(k)]}-f",
-                              self._vm_body(family[k], disk_done[k].id, pool, tags, spot=True))
+                              self._vm_body(family[k], disk_done[k].id, pool, tags, spot=True,
+                                            source=sources[p.source_vm_id]))
             elif isinstance(e, CapacityUnavailable):
                 fail(int(k), f"Spot capacity refused for {p.sku} in zone {p.zone}")
             else:
@@ -685,7 +698,10 @@ class AzureShadowPool(_Compute, ShadowPool):
         self._clean_failed([names[i] for i, r in result.items() if r.state is ShadowState.FAILED])
         return [result[k] for k in range(len(plans))]
 
-    def _vm_body(self, p: ShadowPlan, disk_id: str, pool: str, tags: dict[str, str], *, spot: bool) -> m.VirtualMachine:
+    def _vm_body(self, p: ShadowPlan, disk_id: str, pool: str, tags: dict[str, str], *, spot: bool,
+                 source: Any = None) -> m.VirtualMachine:
+        """A shadow on its source's disk copy: same security type (Trusted Launch...) and purchase plan as the
+        source, which Azure requires of a VM on that disk (docs/azure-adapters.md)."""
         s = self.settings
         ip = m.VirtualMachineNetworkInterfaceIPConfiguration(
             name="ipconfig1", properties=m.VirtualMachineNetworkInterfaceIPConfigurationProperties(
@@ -705,8 +721,16 @@ class AzureShadowPool(_Compute, ShadowPool):
         if spot:
             props.eviction_policy = "Deallocate"
             props.billing_profile = m.BillingProfile(max_price=-1)
-        return m.VirtualMachine(location=s.location, zones=[p.zone], tags={**tags, "shadow-rollout-role": p.role},
-                                properties=props)
+        security = getattr(source, "security_profile", None)
+        if security is not None and security.security_type:
+            uefi = security.uefi_settings
+            props.security_profile = m.SecurityProfile(security_type=security.security_type, uefi_settings=(
+                m.UefiSettings(secure_boot_enabled=uefi.secure_boot_enabled, v_tpm_enabled=uefi.v_tpm_enabled)
+                if uefi is not None else None))
+        plan = getattr(source, "plan", None)
+        return m.VirtualMachine(location=s.location, zones=_zones(p.zone), tags={**tags, "shadow-rollout-role": p.role},
+                                properties=props, plan=m.Plan(name=plan.name, publisher=plan.publisher,
+                                                              product=plan.product) if plan is not None else None)
 
     def _clean_failed(self, names: Iterable[str]) -> None:
         """A shadow that could not be made leaves no disk or snapshot behind."""
@@ -760,10 +784,7 @@ class AzureShadowLoad(_Compute, ShadowLoad):
     """A load generator per shadow, started by Run Command at its source's utilisation."""
 
     def drive(self, targets: Mapping[str, float]) -> None:
-        per_vm = {v: [f"SHADOW_ROLLOUT_LOAD_TARGET={float(t)!r}",
-                      "pct=$(awk \"BEGIN{print int($SHADOW_ROLLOUT_LOAD_TARGET*100)}\")",
-                      "nohup stress-ng --cpu 0 --cpu-load \"$pct\" --timeout 24h >/dev/null 2>&1 &"]
-                  for v, t in targets.items()}
+        per_vm = {v: [f"SHADOW_ROLLOUT_LOAD_TARGET={float(t)!r}", *LOAD_GENERATOR] for v, t in targets.items()}
         _run_commands(self.client, list(targets), per_vm)
 
 
@@ -841,6 +862,11 @@ def _ext_kwargs(ext: m.VirtualMachineExtension) -> dict[str, Any]:
     return {"properties": m.VirtualMachineScaleSetExtensionProperties(
         publisher=props.publisher, type=props.type, type_handler_version=props.type_handler_version,
         auto_upgrade_minor_version=props.auto_upgrade_minor_version, settings=props.settings)}
+
+
+def _zones(zone: str) -> list[str] | None:
+    """A zonal VM's zone, or no ``zones`` at all: Azure refuses ``[""]``."""
+    return [zone] if zone else None
 
 
 def _text(value: Any) -> str:

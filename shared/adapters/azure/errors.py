@@ -32,7 +32,10 @@ from ...domain.errors import (
 
 CAPACITY_CODES = frozenset({"SkuNotAvailable", "AllocationFailed", "ZonalAllocationFailed",
                             "OverconstrainedAllocationRequest", "OverconstrainedZonalAllocationRequest",
-                            "SpotVMCapacityNotAvailable"})
+                            "SpotVMCapacityNotAvailable", "QuotaExceeded"})
+"""Refusals that mean 'no capacity for this VM here': the Spot fallback applies. Quota refusals are among them
+(``QuotaExceeded``, and ``OperationNotAllowed`` whose message names a quota: Azure's answer when a Spot VM would
+exceed the region's low-priority vCPU quota)."""
 
 
 def error_code(exc: HttpResponseError) -> str:
@@ -48,7 +51,7 @@ def map_error(exc: AzureError, *, operation: str, resource: str = "") -> ShadowR
     code = error_code(exc) if isinstance(exc, HttpResponseError) else ""
     message = f"{operation} {resource}: {status or ''} {code} {_first_line(exc)}".replace("  ", " ").strip()
     cls: type[AzureOperationError]
-    if code in CAPACITY_CODES:
+    if code in CAPACITY_CODES or (code == "OperationNotAllowed" and "quota" in message.lower()):
         cls = CapacityUnavailable
     elif status == 412 or code in ("UpdateConditionNotSatisfied", "EntityAlreadyExists"):
         # If-Match failed, or an insert found the entity there: it changed since it was read. Codes:

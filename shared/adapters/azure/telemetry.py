@@ -25,8 +25,21 @@ from .clients import AzureSettings
 from .errors import azure_errors
 
 METRICS_PER_CALL = 50
-"""The metrics batch API takes at most 50 resources per call."""
+"""The metrics batch API takes at most 50 resources per call, of one subscription, region and resource type."""
 NAMESPACE = "Microsoft.Compute/virtualMachines"
+UNIFORM_NAMESPACE = "Microsoft.Compute/virtualMachineScaleSets/virtualMachines"
+"""Uniform scale-set instances are their own metric resource type (supported-metrics reference)."""
+
+
+def metric_batches(ids: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Rows of ``ids`` in getBatch calls: one subscription and one resource type per call, at most 50 each."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for r, v in enumerate(ids):
+        low = v.lower()
+        kind = UNIFORM_NAMESPACE if "/virtualmachinescalesets/" in low and "/virtualmachines/" in low else NAMESPACE
+        groups.setdefault((low.strip("/").split("/")[1], kind), []).append(r)
+    return [(kind, rows[a:a + METRICS_PER_CALL]) for (_, kind), rows in groups.items()
+            for a in range(0, len(rows), METRICS_PER_CALL)]
 PLATFORM_METRICS = {
     "Percentage CPU": ("cpu_pct", MetricAggregationType.AVERAGE),
     "Available Memory Percentage": ("mem_available_pct", MetricAggregationType.AVERAGE),
@@ -103,17 +116,17 @@ class AzureTelemetry(Telemetry):
                           out: dict[str, np.ndarray]) -> None:
         net_seen = np.zeros((len(ids), width), dtype=bool)
         net = np.zeros((len(ids), width))
-        for a in range(0, len(ids), METRICS_PER_CALL):
-            batch = ids[a:a + METRICS_PER_CALL]
+        for namespace, rows in metric_batches(ids):
+            batch = [ids[r] for r in rows]
             with azure_errors("query_metrics", batch[0]):
                 results = self.metrics.query_resources(
-                    resource_ids=batch, metric_namespace=NAMESPACE, metric_names=list(PLATFORM_METRICS),
+                    resource_ids=batch, metric_namespace=namespace, metric_names=list(PLATFORM_METRICS),
                     timespan=(start, end), granularity=timedelta(minutes=1),
                     aggregations=sorted({str(agg.value) for _, agg in PLATFORM_METRICS.values()}))
             if len(results) != len(batch):
                 raise TransientError(f"metrics for {len(batch)} VMs answered {len(results)} results",
                                      operation="query_metrics")
-            for r, result in enumerate(results, start=a):  # results come in request order
+            for r, result in zip(rows, results, strict=True):  # results come in request order
                 for metric in result.metrics:
                     signal, agg = PLATFORM_METRICS[metric.name]
                     for series in metric.timeseries:

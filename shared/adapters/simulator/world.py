@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from ...domain.errors import CapacityUnavailable, Conflict, NotFound, Throttled, TransientError
 from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, ShadowInfo, ShadowState, SnapshotInfo, VmInfo
 from ...domain.skus import family_alternatives
+from ..azure.limits import ArmKind, Budget, Charge
 from .prices import hourly_price, sku_info
 from .rng import Stream, normal, poisson, text_key, uniform
 from .scenario import Mode, Scenario
@@ -58,6 +59,9 @@ LOG_GAP_RATE = 0.005
 EVICTION_NOTICE_MINUTES = 0.5
 CLOCK_RESOLUTION = 1e-6
 """Minutes; orchestration time is kept in datetimes (microseconds), so comparisons allow this much."""
+PRINCIPAL = "shadow-rollout-app"
+"""The one managed identity the Function App calls ARM as (the budgets are per principal)."""
+WRITE = Charge(ArmKind.WRITES)
 RETRY_AFTER_SECONDS = (5.0, 25.0)
 BACKOFF_SECONDS = 0.8
 
@@ -132,6 +136,12 @@ class FleetWorld:
         self._cleaned: set[int] = set()
         self._attempts: dict[tuple[str, str], int] = {}
         self._prepaid: dict[tuple[str, str], list[float]] = {}
+        self.budget = Budget()
+        """ARM's and Compute's request budgets (shared.adapters.azure.limits), in seconds of the world clock."""
+        self.throttled_minutes = 0.0
+        """Minutes logical operations waited for their budget, summed (the cost of throttling)."""
+        self.arm_writes = 0
+        """ARM write requests the logical operations spent (for the budget-derived floor)."""
         self.restore_first_failure: dict[int, float] = {}
         """Row -> when its restore's failed first attempt ended (the stand-in answers that attempt Failed)."""
         self._shadow_names = 0
@@ -287,11 +297,25 @@ class FleetWorld:
         """Forget a prepaid delay that no operation consumed (the operation was refused first)."""
         self._prepaid.pop((op, resource), None)
 
-    def arm_delay(self, op: str, resource: str) -> float:
+    def arm_delay(self, op: str, resource: str, charges: list[Charge] | None = None) -> float:
         """Minutes lost to 429s (Retry-After) and transient 5xx before the operation is accepted.
 
         Draws are keyed by (seed, logical operation, resource, attempt), as in the Azure-shaped stand-in.
         """
+        delay = self._fault_delay(op, resource)
+        return delay + self._budget_wait(_charges(op, resource) if charges is None else charges, delay)
+
+    def _budget_wait(self, charges: list[Charge], delay: float) -> float:
+        """Minutes until the operation's requests have their tokens (a paced client waits; Azure would 429)."""
+        if not charges:
+            return 0.0
+        t = (self.clock.now + delay) * 60.0
+        self.arm_writes += sum(1 for c in charges if c.kind is ArmKind.WRITES)
+        wait = (self.budget.reserve(charges, PRINCIPAL, t) - t) / 60.0
+        self.throttled_minutes += wait
+        return wait
+
+    def _fault_delay(self, op: str, resource: str) -> float:
         prepaid = self._prepaid.get((op, resource))
         if prepaid:
             return prepaid.pop(0)
@@ -631,7 +655,9 @@ class FleetWorld:
         rid = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{SHADOW_RG}/providers/"
                f"Microsoft.Compute/virtualMachines/{name}")
         k = np.array([key])
-        t = now + self.arm_delay("snapshot", src.vm_id) + float(self._latency("snapshot", k)[0])
+        # the shadow's three writes (snapshot, disk, VM) are spent when it starts, on either backend
+        t = now + self.arm_delay("snapshot", src.vm_id, [WRITE, WRITE, Charge(ArmKind.WRITES, "PutVM", rid.lower())]
+                                 ) + float(self._latency("snapshot", k)[0])
         self.snapshots_taken += 1
         return ShadowDraft(source, key, name, rid, now, t)
 
@@ -782,3 +808,19 @@ class FleetWorld:
 
     def sku_of(self, i: int) -> str:
         return self._skus[int(self.t["sku"][i])]
+
+
+def _charges(op: str, resource: str) -> list[Charge]:
+    """The requests a logical operation sends (as the Azure adapters send them); docs/azure-adapters.md."""
+    rid = resource.lower()
+    instance = "/virtualmachinescalesets/" in rid
+    update = Charge(ArmKind.WRITES, "UpdateVMSSVMs" if instance else "UpdateVM", rid)
+    if op in ("apply:run-command", "apply:extension"):
+        return [update]
+    if op == "snapshot":
+        return [WRITE]
+    if op == "restore":  # Uniform: reimage; Flexible: disk, deallocate, swap, start
+        return [update] if instance else [WRITE, Charge(ArmKind.WRITES, "DeleteVM", rid), update, update]
+    if op == "vmss_update":
+        return [Charge(ArmKind.WRITES, "UpdateVMSS", rid)]
+    return []  # create_vm (spent with its snapshot), model-update (one request per scale set)

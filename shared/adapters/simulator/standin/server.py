@@ -25,26 +25,36 @@ their ``// query:`` header line (the stand-in does not interpret KQL).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
+import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import partial
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
+import requests
+import requests.adapters
+from requests.structures import CaseInsensitiveDict
 
 from ....domain.errors import AzureOperationError, Conflict, NotFound, Throttled
 from ....domain.model import ApplyStatus, ChangeSpec
+from ...azure.limits import Budget, classify
 from ..adapters import to_datetime, to_minute
+from ..prices import sku_info
 from ..world import CLOCK_RESOLUTION, FLEET_RG, MAX_ARM_ATTEMPTS, SHADOW_RG, SUBSCRIPTION, FleetWorld, ShadowDraft
+from .validation import BodyRefused, model_for, validate
 
 LOAD_TARGET = re.compile(r"SHADOW_ROLLOUT_LOAD_TARGET=([0-9.]+)")
 TIMEOUT_PREFIX = re.compile(r"^\s*timeout\s+(\d+)\s")
@@ -58,10 +68,18 @@ DEFAULT_TIMEOUT_MINUTES = 90.0
 """What Azure allows a Run Command or an extension when the caller sets no limit."""
 
 
+ZONES = ("1", "2", "3")
+"""The availability zones of the simulated region."""
+TRUSTED_LAUNCH = {"securityType": "TrustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
+"""Trusted Launch is the default security type of new Gen2 VMs: the fleet's VMs and their disks have it."""
+
+
 class _HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 target: str | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+        self.target = target
 
 
 @dataclass
@@ -128,26 +146,76 @@ class AzureStandIn:
         self._restores: dict[int, float] = {}
         self._deallocated: set[str] = set()
         self._instance_status: dict[int, dict[str, Any]] = {}
+        self.plans: dict[str, dict[str, str]] = {}
+        """Image name -> the marketplace purchase plan its VMs carry (a test sets it)."""
+        self.spot_vcpu_quota: int | None = None
+        """The region's Spot (low-priority) vCPU quota; None: not limiting."""
+        self._action_busy: dict[str, float] = {}
+        self.budget = Budget()
+        """ARM's and Compute's buckets for the requests on the wire (shared.adapters.azure.limits)."""
+        self.request_log: list[dict[str, Any]] = []
+        """One record per request: t (seconds), method, path, api_version, status, principal, throttled."""
+        self.azure_log: Any = None
+        """A text file that gets each record as a JSON line (``--azure-log``)."""
+        self.overdrawn = 0
+        self._paced = 0.0
+        self._tls = False
+        self._in_process = False
+        self._realtime: tuple[float, float, float] | None = None
+        self._headers: dict[str, str] = {}
+        self.request_clock = _RequestClock(self)
+        """What the adapters' limiter waits on against this stand-in (``clients.PacingClock``)."""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., _Response]]] = [
             (m, re.compile(f"^{p}$", re.IGNORECASE), h) for m, p, h in self._route_table()]
 
     # ------------------------------------------------------------------ lifecycle
+    IN_PROCESS_URL = "http://azure-standin.invalid"
+    """The base URL of a stand-in reached through :class:`InProcessAdapter` (no socket)."""
+
+    def start_in_process(self) -> AzureStandIn:
+        """Serve through the in-process transport only (``InProcessAdapter``): no socket, no server thread."""
+        self._in_process = True
+        return self
+
+    @property
+    def in_process(self) -> bool:
+        return self._in_process
+
     @property
     def url(self) -> str:
+        if self._in_process:
+            return self.IN_PROCESS_URL
         assert self._server is not None, "the stand-in is not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self._tls else 'http'}://{host!s}:{port}"
 
-    def start(self) -> AzureStandIn:
+    def serve_realtime(self, *, speed: float = 1.0) -> None:
+        """Standing alone: the world's clock runs with the wall clock (times ``speed``), so long-running
+        operations complete while a client polls them at Retry-After."""
+        self._realtime = (time.monotonic(), self.world.clock.now, speed)
+        self.min_polls = 0
+
+    def _tick(self) -> None:
+        if self._realtime is not None:
+            t0, minute0, speed = self._realtime
+            self.world.clock.advance_to(minute0 + (time.monotonic() - t0) * speed / 60.0)
+
+    def start(self, *, port: int = 0, tls: tuple[str, str] | None = None) -> AzureStandIn:
+        """Serve on 127.0.0.1 (``port`` 0: a free one), over TLS with (cert file, key file) if given."""
         standin = self
 
         class Handler(_Handler):
             pass
 
         Handler.standin = standin
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", port), Handler)
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self._tls = True
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="azure-standin", daemon=True)
         self._thread.start()
@@ -169,12 +237,81 @@ class AzureStandIn:
         with self._lock:
             self._faults.extend(faults)
 
+    # ------------------------------------------------------------------ the request clock and the budget
+    def now_seconds(self) -> float:
+        """The request clock: the world's, or later while clients wait for their budget (no world time passes)."""
+        return max(self.world.clock.now * 60.0, self._paced)
+
+    def sleep_until(self, t: float) -> None:
+        with self._lock:
+            self._paced = max(self._paced, t)
+
+    def _charge(self, method: str, path: str, query: dict[str, str], principal: str) -> _Response | None:
+        """Spend the request's tokens, or answer 429 as ARM (subscription buckets) or Compute (policies) does."""
+        low = path.lower()
+        arm = low.startswith("/subscriptions/") and not low.endswith("metrics:getbatch")
+        rec: dict[str, Any] = {"t": round(self.now_seconds(), 3), "method": method, "path": path,
+                               "api_version": query.get("api-version", ""), "status": 0, "principal": principal,
+                               "throttled": False}
+        self.request_log.append(rec)
+        if not arm:
+            return None
+        charge = classify(method, path)
+        decision = self.budget.take(charge, principal, self.now_seconds())
+        self._headers = decision.headers
+        self.overdrawn += decision.overdrawn
+        if decision.ok:
+            return None
+        rec["throttled"] = True
+        retry = str(max(1, math.ceil(decision.retry_after)))
+        code = "SubscriptionRequestsThrottled" if charge.policy is None else "OperationNotAllowed"
+        return _error(429, code, f"Number of '{charge.kind}' requests for subscription and principal {principal} "
+                      f"exceeded{'' if charge.policy is None else f' (policy Microsoft.Compute/{charge.policy})'}."
+                      f" Please try again after '{retry}' seconds.", {**decision.headers, "Retry-After": retry})
+
+    def _record(self, resp: _Response) -> _Response:
+        if self.request_log:
+            rec = self.request_log[-1]
+            rec["status"] = resp.status
+            if self.azure_log is not None:
+                self.azure_log.write(json.dumps(rec) + "\n")
+        for k, v in self._headers.items():
+            resp.headers.setdefault(k, v)
+        self._headers = {}
+        return resp
+
+    def serve(self, method: str, raw_path: str, body: bytes, headers: Any = None) -> tuple[int, dict[str, str],
+                                                                                           bytes]:
+        """One request as the wire sees it: status, headers and body bytes (the socket server's and the
+        in-process transport's common path)."""
+        with self._lock:
+            self._current_path = urlsplit(raw_path).path
+            resp = self.handle(method, raw_path, body, headers)
+            date = format_datetime(to_datetime(self.now).astimezone(UTC), usegmt=True)
+        payload = resp.body if isinstance(resp.body, bytes) else (
+            resp.body.encode() if isinstance(resp.body, str) else (b"" if resp.body is None else
+                                                                   json.dumps(resp.body).encode()))
+        out = {**resp.headers, "Date": date, "x-ms-request-id": uuid.uuid4().hex}
+        if payload:
+            out["Content-Type"] = "application/json; charset=utf-8"
+        return resp.status, out, payload
+
     # ------------------------------------------------------------------ dispatch
-    def handle(self, method: str, raw_path: str, body: bytes) -> _Response:
+    def handle(self, method: str, raw_path: str, body: bytes, headers: Any = None) -> _Response:
+        with self._lock:
+            self._tick()
+            return self._record(self._handle(method, raw_path, body, headers))
+
+    def _handle(self, method: str, raw_path: str, body: bytes, headers: Any = None) -> _Response:
         parts = urlsplit(raw_path)
         path = unquote(parts.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        auth = str((headers or {}).get("Authorization") or "")
+        principal = uuid.uuid5(uuid.NAMESPACE_OID, auth).hex[:12] if auth else "anonymous"
         with self._lock:
+            throttled = self._charge(method, path, query, principal)
+            if throttled is not None:
+                return throttled
             self.requests.append((method, path))
             for f in self._faults:
                 if f.times > 0 and f.method == method and re.search(f.path, path, re.IGNORECASE):
@@ -193,9 +330,14 @@ class AzureStandIn:
                 match = pattern.match(path)
                 if m == method and match:
                     try:
+                        spec = model_for(handler.__name__, match.groupdict())
+                        if spec is not None and (data is not None or method == "PUT"):
+                            validate(data, spec[0], create=spec[1])
                         return handler(match=match.groupdict(), query=query, body=data)
+                    except BodyRefused as exc:
+                        return _error(400, exc.code, exc.message, target=exc.target)
                     except _HttpError as exc:
-                        return _error(exc.status, exc.code, exc.message, exc.headers)
+                        return _error(exc.status, exc.code, exc.message, exc.headers, exc.target)
                     except NotFound as exc:
                         return _error(404, "ResourceNotFound", str(exc))
                     except Conflict as exc:
@@ -286,6 +428,12 @@ class AzureStandIn:
         op = self._ops.get(match["op"])
         if op is None:
             raise _HttpError(404, "NotFound", f"operation {match['op']} not found")
+        if self._realtime is not None and self.now < op.done_at:  # standing alone: the client really waits
+            retry = {"Retry-After": str(max(1, math.ceil((op.done_at - self.now) * 60.0 / self._realtime[2])))}
+            if query.get("monitor"):
+                return _Response(202, None, {**retry, "Location": f"{self._self_url(op)}?monitor=true&"
+                                                                  "api-version=2024-11-01"})
+            return _Response(200, {"name": op.id, "status": "InProgress", "startTime": _iso(op.start)}, retry)
         if op.polls_left > 0 or self.now < op.done_at:
             op.polls_left -= 1
             wait = max(0.0, op.done_at - self.now)
@@ -377,15 +525,20 @@ class AzureStandIn:
                                                       "managedDisk": {"id": disk_id}},
                    "dataDisks": self._data_disks(i)}
         body: dict[str, Any] = {"id": vm_id, "name": name.replace("/", "_"), "location": self.world.region,
-                                "zones": [info.zone]}
+                                **({"zones": [info.zone]} if info.zone else {})}
+        plan = self.plans.get(info.image)
+        if plan is not None:
+            body["plan"] = plan
         if info.orchestration == "Uniform":
             body.update(type="Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
                         instanceId=name.rsplit("/", 1)[-1], sku={"name": info.sku, "tier": "Standard"},
                         properties={"latestModelApplied": True, "provisioningState": "Succeeded",
+                                    "securityProfile": TRUSTED_LAUNCH,
                                     "storageProfile": storage})
         else:
             body.update(type="Microsoft.Compute/virtualMachines",
                         properties={"hardwareProfile": {"vmSize": info.sku}, "storageProfile": storage,
+                                    "securityProfile": TRUSTED_LAUNCH,
                                     "virtualMachineScaleSet": {"id": ss}, "provisioningState": "Succeeded"})
         return body
 
@@ -593,7 +746,28 @@ class AzureStandIn:
         pool = (props.get("virtualMachineScaleSet") or {}).get("id", "")
         if pool.lower() not in self.pools:
             raise _HttpError(404, "NotFound", f"scale set {pool} not found")
+        _check_zones(body, match["vm"], self.world.region)
+        disk_security = ((disk["properties"].get("securityProfile") or {}).get("securityType") or "Standard")
+        vm_security = ((props.get("securityProfile") or {}).get("securityType") or "Standard")
+        if disk_security.lower() != vm_security.lower():
+            raise _HttpError(400, "BadRequest", f"Security type of VM '{vm_security}' is not compatible with the "
+                             f"security type '{disk_security}' of attached OS Disk.",
+                             target="properties.securityProfile.securityType")
+        plan = disk["properties"].get("purchasePlan")
+        if plan and (body.get("plan") or {}).get("product") != plan.get("product"):
+            raise _HttpError(400, "VMMarketplaceInvalidInput", "Creating a virtual machine from Marketplace image or "
+                             "a custom image sourced from a Marketplace image requires Plan information in the "
+                             "request.", target="plan")
         sku = props["hardwareProfile"]["vmSize"]
+        if props.get("priority") == "Spot" and self.spot_vcpu_quota is not None:
+            used = sum(sku_info(v["properties"]["hardwareProfile"]["vmSize"]).vcpus for v in self.vms.values()
+                       if v["properties"].get("priority") == "Spot")
+            need = sku_info(sku).vcpus
+            if used + need > self.spot_vcpu_quota:
+                raise _HttpError(409, "OperationNotAllowed", "Operation could not be completed as it results in "
+                                 "exceeding approved LowPriorityCores quota. Additional details - Location: "
+                                 f"{self.world.region}, Current Limit: {self.spot_vcpu_quota}, Current Usage: {used}, "
+                                 f"Additional Required: {need}")
         zone = (body.get("zones") or [""])[0]
         spot = props.get("priority") == "Spot"
         vm = {"id": rid, "name": match["vm"], "type": "Microsoft.Compute/virtualMachines", "location": body["location"],
@@ -677,7 +851,11 @@ class AzureStandIn:
 
     def _action_run_command(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
         """Action Run Command: the load generator on a shadow, or a script (the post-rollback one)."""
-        _vm_id, i = self._target(match)
+        vm_id, i = self._target(match)
+        busy = self._action_busy.get(vm_id.lower())
+        if busy is not None and self.now + CLOCK_RESOLUTION < busy:
+            raise _HttpError(409, "Conflict", "Run command extension execution is in progress. Please wait for "
+                             "completion before invoking a run command.")
         if body.get("commandId") != "RunShellScript" or not isinstance(body.get("script"), list):
             raise _HttpError(400, "InvalidParameter", "commandId must be RunShellScript with a script (list of lines)")
         script = "\n".join(body["script"])
@@ -691,6 +869,7 @@ class AzureStandIn:
             ok = res[0][1]
             out = "ok" if ok else "curl: (7) Failed to connect to localhost port 80"
         rc = 0 if ok else 1
+        self._action_busy[vm_id.lower()] = done
         result = {"value": [{"code": "ComponentStatus/StdOut/succeeded", "level": "Info",
                              "displayStatus": "Provisioning succeeded", "message": f"{out}\nshadow-rollout-exit={rc}"},
                             {"code": "ComponentStatus/StdErr/succeeded", "level": "Info",
@@ -769,6 +948,9 @@ class AzureStandIn:
         source = props["creationData"]["sourceResourceId"]
         if props["creationData"].get("createOption") != "Copy":
             raise _HttpError(400, "InvalidParameter", "only creationData.createOption=Copy is supported")
+        if props.get("incremental") and source.strip("/").split("/")[1].lower() != match["sub"].lower():
+            raise _HttpError(400, "InvalidParameter", "An incremental snapshot must be in the subscription of its "
+                             f"source disk {source}.", target="properties.creationData.sourceResourceId")
         rid = _rid(match, "snapshots", match["name"])
         if self._is_data_disk(source):  # the world models OS disks only: a data disk's snapshot is bookkeeping
             snap = {"id": rid, "name": match["name"], "type": "Microsoft.Compute/snapshots",
@@ -779,7 +961,8 @@ class AzureStandIn:
         owner = self._disk_owner(source)
         snap = {"id": rid, "name": match["name"], "type": "Microsoft.Compute/snapshots", "location": body["location"],
                 "tags": body.get("tags", {}), "properties": {**props, "provisioningState": "Succeeded",
-                                                              "timeCreated": _iso(self.now)}}
+                                                              "timeCreated": _iso(self.now),
+                                                              **self._disk_lineage(owner)}}
         if match["rg"].lower() == SHADOW_RG.lower():  # step 1 of a shadow
             vm_id = self.world.ids[owner]
             self._gate("snapshot", vm_id)
@@ -803,6 +986,14 @@ class AzureStandIn:
             done = self.now
         self.snapshots[rid.lower()] = snap
         return self._lro(200, _creating(snap), self._operation(done))
+
+    def _disk_lineage(self, owner: int) -> dict[str, Any]:
+        """What a copy of a production OS disk carries from it: its security type and purchase plan."""
+        out: dict[str, Any] = {"securityProfile": {"securityType": TRUSTED_LAUNCH["securityType"]}}
+        plan = self.plans.get(self.world.vm_info(owner).image)
+        if plan is not None:
+            out["purchasePlan"] = {"name": plan["name"], "publisher": plan["publisher"], "product": plan["product"]}
+        return out
 
     def _disk_owner(self, disk_id: str) -> int:
         for i in range(self.world.n_production):
@@ -833,9 +1024,11 @@ class AzureStandIn:
         if snap is None:
             raise _HttpError(404, "NotFound", f"source snapshot {source} not found")
         rid = _rid(match, "disks", match["name"])
+        _check_zones(body, match["name"], self.world.region)
+        lineage = {k: snap["properties"][k] for k in ("securityProfile", "purchasePlan") if k in snap["properties"]}
         disk = {"id": rid, "name": match["name"], "type": "Microsoft.Compute/disks", "location": body["location"],
                 "zones": body.get("zones"), "tags": body.get("tags", {}),
-                "properties": {**props, "provisioningState": "Succeeded", "diskState": "Unattached"}}
+                "properties": {**props, **lineage, "provisioningState": "Succeeded", "diskState": "Unattached"}}
         done = self.now
         if "draft" in snap:  # step 2 of a shadow
             draft = snap["draft"]
@@ -879,7 +1072,16 @@ class AzureStandIn:
     def _metrics_batch(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
         ids = body.get("resourceids") if isinstance(body, dict) else None
         if not ids or len(ids) > 50:
-            raise _HttpError(400, "BadRequest", "resourceids must list 1 to 50 resources")
+            raise _HttpError(400, "BadRequest", "resourceids must list 1 to 50 resources", target="resourceids")
+        namespace = query.get("metricnamespace", "")
+        for rid in ids:
+            kind = _metric_type(rid)
+            if kind.lower() != namespace.lower():
+                raise _HttpError(400, "BadRequest", f"Resource {rid} is of type {kind}, not {namespace!r}: a batch "
+                                 "is of one subscription, one region and one resource type.", target="resourceids")
+            if rid.strip("/").split("/")[1].lower() != match["sub"].lower():
+                raise _HttpError(400, "BadRequest", f"Resource {rid} is not in subscription {match['sub']}: a batch "
+                                 "is of one subscription, one region and one resource type.", target="resourceids")
         if query.get("interval", "PT1M") != "PT1M":
             raise _HttpError(400, "BadRequest", "only interval=PT1M is served")
         a, b = self._window(query["starttime"], query["endtime"])
@@ -940,6 +1142,50 @@ class AzureStandIn:
             {"name": "Value", "type": "real"}], "rows": rows}]})
 
 
+class InProcessAdapter(requests.adapters.BaseAdapter):
+    """A ``requests`` adapter that hands each request to the stand-in in this process (the httpx
+    MockTransport habit): azure-core's own ``RequestsTransport`` and pipeline, minus the socket."""
+
+    def __init__(self, standin: AzureStandIn) -> None:
+        super().__init__()
+        self.standin = standin
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
+             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+        parts = urlsplit(request.url or "")
+        raw = parts.path + (f"?{parts.query}" if parts.query else "")
+        body: Any = request.body or b""
+        data = body.encode() if isinstance(body, str) else bytes(body)
+        status, headers, payload = self.standin.serve(str(request.method), raw, data, request.headers)
+        resp = requests.Response()
+        resp.status_code = status
+        resp.reason = HTTPStatus(status).phrase
+        resp.headers = CaseInsensitiveDict(headers)
+        resp._content = payload
+        resp.raw = io.BytesIO(payload)
+        resp.url = request.url or ""
+        resp.request = request
+        resp.encoding = "utf-8"
+        return resp
+
+    def close(self) -> None:
+        return None
+
+
+class _RequestClock:
+    """The stand-in's request clock as the adapters' limiter sees it: waiting moves it, not the world."""
+
+    def __init__(self, standin: AzureStandIn) -> None:
+        self._standin = standin
+
+    def now(self) -> float:
+        with self._standin._lock:
+            return self._standin.now_seconds()
+
+    def sleep_until(self, t: float) -> None:
+        self._standin.sleep_until(t)
+
+
 class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that drops an idle keep-alive connection is not an error; anything else is reported."""
@@ -961,21 +1207,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        standin = self.standin
-        with standin._lock:
-            standin._current_path = urlsplit(self.path).path
-            resp = standin.handle(self.command, self.path, body)
-            date = format_datetime(to_datetime(standin.now).astimezone(UTC), usegmt=True)
-        payload = resp.body if isinstance(resp.body, bytes) else (
-            resp.body.encode() if isinstance(resp.body, str) else (b"" if resp.body is None else
-                                                                   json.dumps(resp.body).encode()))
-        self.send_response(resp.status)
-        for k, v in resp.headers.items():
+        status, headers, payload = self.standin.serve(self.command, self.path, body, self.headers)
+        self.send_response(status)
+        for k, v in headers.items():
             self.send_header(k, v)
-        self.send_header("Date", date)
-        self.send_header("x-ms-request-id", uuid.uuid4().hex)
-        if payload:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if payload:
@@ -985,8 +1220,30 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> _Response:
-    return _Response(status, {"error": {"code": code, "message": message}}, headers or {})
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+           target: str | None = None) -> _Response:
+    """ARM's error shape (the common-types ErrorResponse): code, message and the offending field as target."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if target:
+        error["target"] = target
+    return _Response(status, {"error": error}, headers or {})
+
+
+def _check_zones(body: dict[str, Any], name: str, region: str) -> None:
+    """``zones``: absent, empty, or real zones of the region; ``[""]`` is refused."""
+    zones = body.get("zones")
+    if zones and any(z not in ZONES for z in zones):
+        raise _HttpError(400, "InvalidParameter", f"The zone(s) '{','.join(map(str, zones))}' for resource '{name}' "
+                         f"is not supported. The supported zones for location '{region}' are '{','.join(ZONES)}'",
+                         target="zones")
+
+
+def _metric_type(rid: str) -> str:
+    """The metric resource type of a VM id: Uniform instances are their own type."""
+    low = rid.lower()
+    if "/virtualmachinescalesets/" in low and "/virtualmachines/" in low:
+        return "Microsoft.Compute/virtualMachineScaleSets/virtualMachines"
+    return "Microsoft.Compute/virtualMachines"
 
 
 def _rid(match: dict[str, str], kind: str, name: str) -> str:
@@ -1040,7 +1297,7 @@ def _extension_view(name: str, status: ApplyStatus, exit_code: int | None, done:
                                         "displayStatus": code.split("/")[1], "message": msg, "time": _iso(done)}]}
 
 
-__all__ = ["AzureStandIn", "ScriptedFault"]
+__all__ = ["AzureStandIn", "InProcessAdapter", "ScriptedFault"]
 
 
 def _with_guest_extensions(model: dict[str, Any], extensions: list[str]) -> dict[str, Any]:
