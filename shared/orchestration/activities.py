@@ -28,7 +28,7 @@ from ..domain.decisions import (
     plan_waves,
 )
 from ..domain.errors import ShadowRolloutError, TransientError
-from ..domain.features import FeatureTable, StratumEvidence, build_features, evidence_of
+from ..domain.features import FeatureTable, StratumEvidence, build_features, evidence_of, shadow_tallies
 from ..domain.health import Baseline, failing_vms
 from ..domain.judge import Phase, StratumVerdict, apply_fleet_evidence, judge_stratum
 from ..domain.model import (
@@ -371,7 +371,7 @@ def analyse_shadows(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     svc.store.put_items(r.id, "evidence", {k: e.to_dict() for k, e in evidence.items()})
     svc.store.put_items(r.id, "fleet_evidence", {"fleet": pooled.to_dict()} if pooled else {})
     _, _, risks = _risks(r, evidence, pooled)
-    plan = decide_before_production(risks, r.policy)
+    plan = decide_before_production(risks, r.policy, shadow_tallies(evidence))
     failing = [v for v in verdicts.values() if v.phase is Phase.FAILED]
     inconclusive = [v for v in verdicts.values() if v.phase is Phase.INCONCLUSIVE]
     svc.store.put_items(r.id, "verdict", {k: v.to_dict() for k, v in verdicts.items()})
@@ -393,7 +393,7 @@ def decide(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     evidence = {k: StratumEvidence.from_dict(v) for k, v in svc.store.get_items(r.id, "evidence").items()}
     pooled_raw = svc.store.get_items(r.id, "fleet_evidence").get("fleet")
     vms, table, risks = _risks(r, evidence, StratumEvidence.from_dict(pooled_raw) if pooled_raw else None)
-    plan = decide_before_production(risks, r.policy)
+    plan = decide_before_production(risks, r.policy, shadow_tallies(evidence))
     threshold = adaptive_error_threshold(plan.predicted_rate, r.policy)
     skipped = set(plan.skipped)
     observability.predictions_made(r.id, [(x.source, x.vm_id in skipped) for x in risks],

@@ -56,7 +56,8 @@ def test_change_failing_on_one_sku_is_stopped_for_that_stratum_before_production
     assert untouched and all(v["info"]["sku"] == "Standard_D2s_v5" for v in untouched)
     assert all("apply" in v for v in items.values() if v["info"]["sku"] != "Standard_D2s_v5")
     skips = [d for d in o["decisions"] if d["kind"] == "skip_stratum"]
-    assert skips and all("D2s_v5" in d["reason"] and ">= skip threshold 0.5" in d["reason"] for d in skips)
+    assert skips and all("D2s_v5" in d["reason"] and "2/2 failing" in d["reason"]
+                         and "lower bound > tolerable 2.0%" in d["reason"] for d in skips)
     assert_shadows_gone(r)
 
 
