@@ -109,7 +109,8 @@ def simulator_services(world: object, *, model: FailureModel | None = None) -> S
 
 
 def failure_model() -> FailureModel:
-    """The trained ONNX model when it is shipped (``model/``), else the statistical judge.
+    """The trained ONNX model when it is shipped (``model/``) and its validation did not choose the judge
+    (``model/selection.json``, written by ``shadow-rollout select-model``), else the statistical judge.
 
     ``SHADOW_ROLLOUT_MODEL=judge`` forces the judge; ``SHADOW_ROLLOUT_MODEL_DIR`` points elsewhere.
     """
@@ -121,7 +122,14 @@ def failure_model() -> FailureModel:
     if os.environ.get("SHADOW_ROLLOUT_MODEL", "onnx") == "judge":
         return StatisticalFailureModel()
     directory = Path(os.environ.get("SHADOW_ROLLOUT_MODEL_DIR") or MODEL_DIR)
-    return OnnxFailureModel(directory) if model_available(directory) else StatisticalFailureModel()
+    if not model_available(directory):
+        return StatisticalFailureModel()
+    from .learning.selection import read_selection
+
+    selection = read_selection(directory)
+    if selection is not None and selection["model"] == "judge":  # recorded in selection.json and the model card
+        return StatisticalFailureModel()
+    return OnnxFailureModel(directory)
 
 
 def azure_services(settings: object | None = None, *, store: RolloutStore | None = None,

@@ -152,14 +152,30 @@ def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy,
             if key in ambiguous or (r.probability is not None and r.probability >= policy.snapshot_probability):
                 at_risk.append(r.vm_id)
     included_ids = set(included)
-    known = [r.probability for r in risks if r.vm_id in included_ids and r.probability is not None]
-    predicted_rate = sum(known) / len(known) if known else 0.0
+    predicted_rate = expected_failure_rate([r for r in risks if r.vm_id in included_ids], tallies)
     decisions.append(Decision("proceed", f"{len(included)}/{total} VMs proceed to production, "
                               f"{len(skipped)} skipped; predicted failure rate of those proceeding "
                               f"{predicted_rate:.3f}; their shadows: {fleet.describe()}",
                               data={"included": len(included), "skipped": len(skipped),
                                     "fleet_upper": round(fleet.upper, 4)}))
     return PreProductionPlan(False, included, skipped, at_risk, predicted_rate, decisions)
+
+
+def expected_failure_rate(risks: list[VmRisk], tallies: Mapping[str, ShadowTally]) -> float:
+    """The failure rate predicted for these VMs: a calibrated model's probability where the model scored the VM,
+    else its stratum's observed shadow rate (failures / shadows; 0 without shadows). The judge's scores rank
+    strata but are not probabilities, so they never stand for a rate the production test should expect.
+    """
+    if not risks:
+        return 0.0
+    rates = []
+    for r in risks:
+        if r.source == "model" and r.probability is not None:
+            rates.append(r.probability)
+        else:
+            t = tallies.get(r.stratum_key)
+            rates.append(t.failures / t.trials if t is not None and t.trials else 0.0)
+    return sum(rates) / len(rates)
 
 
 @dataclass(frozen=True)
@@ -196,6 +212,21 @@ def assess_changed_vms(changed: int, failing: int, threshold: ErrorThreshold) ->
                         f"P(>= {failing} | rate {threshold.value:.2%}) = {p:.2g} < {threshold.alpha:g}", data=data)
     return Decision("continue", f"{failing} failing of {changed} changed VMs: P(>= {failing} | rate "
                     f"{threshold.value:.2%}) = {p:.2g} >= {threshold.alpha:g}", data=data)
+
+
+def assess_probe_failures(failed: int, probes: int, policy: RolloutPolicy) -> Decision | None:
+    """Halt production when the changed VMs, pooled, fail more health probes than ``probe_failure_tolerance``
+    allows (a binomial tail below ``surprise_alpha``): a flap that fails a few percent of probes on some VMs never
+    makes one VM fail the per-VM rules in a short watch, but pooled over a wave it is unmistakable."""
+    if probes <= 0:
+        return None
+    p = surprise_p_value(failed, probes, policy.probe_failure_tolerance)
+    if failed and p < policy.surprise_alpha:
+        return Decision("halt_in_production", f"changed VMs failed {failed}/{probes} health probes = "
+                        f"{failed / probes:.1%}: P(>= {failed} | tolerable {policy.probe_failure_tolerance:.1%}) = "
+                        f"{p:.2g} < {policy.surprise_alpha:g}",
+                        data={"failed_probes": failed, "probes": probes, "p_value": round(p, 6)})
+    return None
 
 
 def plan_waves(vms_by_stratum: dict[str, list[str]], policy: RolloutPolicy, salt: str) -> list[list[str]]:

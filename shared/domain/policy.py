@@ -73,7 +73,7 @@ class RolloutPolicy(BaseModel):
     )
     wave_watch_minutes: int = Field(10, ge=1, le=1440, description="Watch after each wave before the next.")
     base_error_threshold: float = Field(
-        0.01, ge=0.0, le=1.0, description="Failure rate of changed VMs expected when the shadows predict none (the "
+        0.005, ge=0.0, le=1.0, description="Failure rate of changed VMs expected when the shadows predict none (the "
         "production surprise test's floor)."
     )
     threshold_multiplier: float = Field(

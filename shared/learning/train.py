@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..adapters.onnx_model import FEATURES_FILE, MODEL_DIR, MODEL_FILE
+from ..bench.provenance import entries, write_manifest
 from ..domain.features import FEATURE_VERSION, FEATURES
 from .dataset import Dataset, collect, scenario_files
 from .metrics import report
@@ -114,6 +115,8 @@ def train(cfg: TrainingConfig, progress: Callable[[str], None] = lambda _: None)
             "scenarios": [p.name for p in paths], "train_seed_offsets": list(TRAIN_SEED_OFFSETS),
             "test_seed_offsets": list(TEST_SEED_OFFSETS)}
     (cfg.out / FEATURES_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    write_manifest(cfg.out, {"training": entries(paths, TRAIN_SEED_OFFSETS),
+                             "validation": entries(paths, TEST_SEED_OFFSETS)})
     metrics = {
         "held_out_seeds": held_out_seeds, "held_out_families": families,
         "onnx_parity_max_abs_diff": parity, "inference_rows_per_second": throughput,

@@ -22,6 +22,7 @@ from ..domain.decisions import (
     VmRisk,
     adaptive_error_threshold,
     assess_changed_vms,
+    assess_probe_failures,
     decide_before_production,
     plan_capacity,
     plan_scale_back,
@@ -600,6 +601,10 @@ def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     if payload.get("context") == "wave":
         threshold = adaptive_error_threshold(float(r.record.get("predicted_rate", 0.0)), r.policy)
         verdict = assess_changed_vms(len(changed), failing_total, threshold)
+        if verdict.kind != "halt_in_production" and frame is not None:
+            health = frame.signals["health_ok"]
+            verdict = assess_probe_failures(int(np.sum(health == 0.0)), int(np.sum(~np.isnan(health))),
+                                            r.policy) or verdict
         halt = verdict.kind == "halt_in_production"
         if halt or failing:
             decisions.append(verdict)
