@@ -7,7 +7,9 @@ from shared.domain.decisions import (
     VmRisk,
     adaptive_error_threshold,
     assess_changed_vms,
+    assess_probe_failures,
     decide_before_production,
+    expected_failure_rate,
     plan_capacity,
     plan_scale_back,
     plan_waves,
@@ -49,7 +51,8 @@ def test_exactly_the_halt_share_of_confident_failures_halts() -> None:
 
 
 def test_predicted_rate_counts_only_the_vms_that_proceed() -> None:
-    plan = decide_before_production(risks(0.95, 0.04), RolloutPolicy())
+    scored = [VmRisk(r.vm_id, r.stratum_key, r.probability, "model") for r in risks(0.95, 0.04)]
+    plan = decide_before_production(scored, RolloutPolicy())
     assert plan.predicted_rate == pytest.approx(0.04)
 
 
@@ -75,12 +78,12 @@ def test_expected_rate_follows_the_prediction_but_never_exceeds_the_tolerable_ra
 
 
 def test_surprise_test_halts_when_failures_are_too_many_for_the_expected_rate() -> None:
-    t = adaptive_error_threshold(0.0, RolloutPolicy())  # expects 1%, halts below a 5% tail
+    t = adaptive_error_threshold(0.0, RolloutPolicy())  # expects 0.5%, halts below a 5% tail
     assert assess_changed_vms(15, 0, t).kind == "continue"
-    assert assess_changed_vms(15, 1, t).kind == "continue"  # P(>=1 of 15 | 1%) = 0.14: one benign failure
-    halt = assess_changed_vms(15, 2, t)  # P(>=2 of 15 | 1%) = 0.0096
+    assert assess_changed_vms(15, 1, t).kind == "continue"  # P(>=1 of 15 | 0.5%) = 0.072: one benign failure
+    halt = assess_changed_vms(15, 2, t)  # P(>=2 of 15 | 0.5%) = 0.0025
     assert halt.kind == "halt_in_production"
-    assert halt.data["p_value"] == pytest.approx(0.00962, abs=1e-4)
+    assert halt.data["p_value"] == pytest.approx(0.002514, abs=1e-5)
     assert "2 failing of 15 changed VMs" in halt.reason and "< 0.05" in halt.reason
 
 
@@ -156,3 +159,19 @@ def test_scale_back_waits_for_pending_rollbacks() -> None:
     back = plan_scale_back("web", extra_now=4, pending_rollbacks=0)
     assert back is not None and back.kind == "scale_in" and back.data["remove"] == 4
     assert plan_scale_back("web", extra_now=0, pending_rollbacks=0) is None
+
+
+def test_pooled_probe_failures_above_the_tolerable_rate_halt_production() -> None:
+    policy = RolloutPolicy()  # tolerable 1% of probes
+    assert assess_probe_failures(2, 720, policy) is None
+    halt = assess_probe_failures(15, 720, policy)
+    assert halt is not None and halt.kind == "halt_in_production"
+    assert "15/720 health probes" in halt.reason and halt.data["p_value"] < 0.05
+    assert assess_probe_failures(0, 0, policy) is None
+
+
+def test_the_expected_rate_takes_the_models_probability_but_never_the_judges_score() -> None:
+    risks_ = [VmRisk("a0", A, 0.04, "model"), VmRisk("b0", B, 0.04, "judge")]
+    rate = expected_failure_rate(risks_, {A: ShadowTally(0, 2), B: ShadowTally(1, 10)})
+    assert rate == pytest.approx((0.04 + 0.1) / 2)
+    assert expected_failure_rate([VmRisk("b0", B, 0.04, "judge")], {}) == 0.0
