@@ -296,6 +296,8 @@ def bench_report(
     scenarios: Annotated[Path, typer.Option(help="Where --timeline names are looked up.")] = Path("bench/scenarios"),
     timeline: Annotated[str | None, typer.Option(help="Redraw the timeline from this scenario (default: keep the "
                                                       "one in the file, else the bundled demo).")] = None,
+    readme: Annotated[Path | None, typer.Option(help="Also write the results as Markdown between the "
+                                                     "<!-- results:begin/end --> markers of this file.")] = None,
 ) -> None:
     """Redraw the report of an earlier bench run without running it again (the file's targets and timeline are
     brought up to date too)."""
@@ -311,6 +313,10 @@ def bench_report(
         if timeline is not None or not result.get("timeline"):
             result["timeline"] = timeline_of(scenarios, timeline)
         write_report(result, report)
+        if readme is not None:
+            from .bench.report import with_results
+
+            readme.write_text(with_results(readme.read_text(encoding="utf-8"), result), encoding="utf-8")
     except (OSError, ValueError) as exc:
         _fail(f"{result_file}: {exc}")
         return

@@ -70,7 +70,8 @@ def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy,
       lower bound exceeds ``tolerable_failure_rate`` is skipped (an apply failure counts in full: 1 of 2 is
       enough), and the rollout halts when the strata that would proceed, pooled, still exceed it; a stratum
       with failures whose bound straddles the rate is *ambiguous* and said so, with the failure-free shadows
-      it would need;
+      it would need (adding those shadows before deciding is not done yet: its VMs are snapshotted ahead and
+      the production surprise test guards them);
     * the per-VM predictions (model or judge): VMs at or above ``skip_probability`` are skipped, and the
       rollout halts when confident predictions cover ``halt_fleet_share`` of the fleet.
 
@@ -111,7 +112,8 @@ def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy,
             need = shadows_needed(policy.tolerable_failure_rate, policy.bound_confidence)
             decisions.append(Decision("ambiguous_evidence", f"stratum {label}: {bound.describe()} straddles "
                                       f"tolerable {policy.tolerable_failure_rate:.1%} (ruling it out needs "
-                                      f"{need} failure-free shadows); its VMs are snapshotted and go first",
+                                      f"{need} failure-free shadows); its VMs are snapshotted ahead and left to the "
+                                      "production surprise test",
                                       key, data))
     fleet = failure_rate_bound(pooled.failures, pooled.trials, policy.bound_confidence)
     proceeding = [k for k in by_stratum if k not in condemned]
