@@ -274,6 +274,8 @@ def bench(
     from .bench.report import evaluate_targets
 
     result["targets"] = evaluate_targets(result)
+    if out_file is not None:  # first: a failure while drawing must not lose the runs
+        _write_json(out_file, result)
     if report is not None:
         from .bench.report import timeline_of, write_report
 
@@ -281,8 +283,8 @@ def bench(
             result["timeline"] = timeline_of(scenarios, timeline)
             write_report(result, report)
         err.print(f"report written to {report / 'index.html'}", highlight=False)
-    if out_file is not None:
-        _write_json(out_file, result)
+        if out_file is not None:
+            _write_json(out_file, result)
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
         return

@@ -27,6 +27,13 @@ COLOURS = {"shadow-predictive": "#1b9e77", "vmss-rolling": "#0072b2", "canary-ma
            "linear-alarm": "#cc79a7", "threshold-only": "#56b4e9", "no-guard": "#d55e00", "oracle": "#999999"}
 
 
+def colour(strategy: str) -> str:
+    """Each strategy's colour; ``<peer>+watch`` and the project without its watch share their base's hue."""
+    if strategy == NO_WATCH:
+        return "#66c2a5"
+    return COLOURS.get(strategy.removesuffix("+watch"), "#777777")
+
+
 def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
@@ -356,7 +363,7 @@ def _plot_impaired(result: dict[str, Any], path: Path) -> bool:
     x = np.arange(len(families))
     for i, s in enumerate(names):
         vals = [result["summary"][s]["impaired_vm_minutes_by_family"].get(f, 0.0) for f in families]
-        ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=s, color=COLOURS.get(s))
+        ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=s, color=colour(s))
     ax.set_yscale("symlog", linthresh=100)
     ax.set_xticks(x, families, rotation=30, ha="right")
     ax.set_ylabel("impaired VM-minutes")
@@ -372,13 +379,13 @@ def _plot_false_halts(result: dict[str, Any], path: Path) -> bool:
     s = result["summary"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.0), dpi=90)
     rates = [100.0 * (s[n]["false_halt_rate"] or 0.0) for n in names]
-    bars = a.bar(names, rates, color=[COLOURS.get(n) for n in names])
+    bars = a.bar(names, rates, color=[colour(n) for n in names])
     for bar, n in zip(bars, names, strict=True):
         a.annotate(f"{s[n]['false_halts']}/{s[n]['good_runs']}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                    ha="center", va="bottom", fontsize=8)
     a.axhline(1.0, color="black", lw=0.8, ls="--")
     a.set_ylabel("false halts, % of good runs")
-    b.bar(names, [s[n]["vms_excluded_on_good"] for n in names], color=[COLOURS.get(n) for n in names])
+    b.bar(names, [s[n]["vms_excluded_on_good"] for n in names], color=[colour(n) for n in names])
     b.set_ylabel("VMs left untouched on good changes")
     for ax in (a, b):
         ax.tick_params(axis="x", rotation=30)
@@ -404,7 +411,7 @@ def _plot_shadow_cost(result: dict[str, Any], path: Path) -> bool:
     names = _strategies(result)
     s = result["summary"]
     fig, ax = _new_figure()
-    bars = ax.bar(names, [100.0 * s[n]["shadow_cost_ratio"] for n in names], color=[COLOURS.get(n) for n in names])
+    bars = ax.bar(names, [100.0 * s[n]["shadow_cost_ratio"] for n in names], color=[colour(n) for n in names])
     for bar, n in zip(bars, names, strict=True):
         ax.annotate(f"{s[n]['shadow_cost_usd']:,.0f} USD", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center", va="bottom", fontsize=8)
