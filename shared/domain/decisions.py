@@ -231,6 +231,18 @@ def assess_probe_failures(failed: int, probes: int, policy: RolloutPolicy) -> De
     return None
 
 
+def withdraw_change(live: list[str], failing: Mapping[str, str], verdict: Decision) -> Decision:
+    """After the last wave, failures too many for the expected rate withdraw the change from every changed VM.
+
+    An effect that begins after the bake (a crash hours later) shows first on the earliest wave; once the
+    surprise test says it is the change, the VMs that have not failed yet will, so they are restored too rather
+    than one by one as each fails. ``data["vms"]`` maps each VM to withdraw to its reason.
+    """
+    vms = {k: f"change withdrawn: {verdict.reason}" for k in sorted(live) if k not in failing}
+    return Decision("withdraw_change", f"{verdict.reason}; the change is withdrawn from the {len(vms)} changed VMs "
+                    "that have not failed yet", data={"vms": vms, **verdict.data})
+
+
 def plan_waves(vms_by_stratum: dict[str, list[str]], policy: RolloutPolicy, salt: str) -> list[list[str]]:
     """Split the included VMs into waves, each a proportional slice of every stratum.
 

@@ -27,6 +27,7 @@ from ..domain.decisions import (
     plan_capacity,
     plan_scale_back,
     plan_waves,
+    withdraw_change,
 )
 from ..domain.errors import ShadowRolloutError, TransientError
 from ..domain.features import FeatureTable, StratumEvidence, build_features, evidence_of, shadow_tallies
@@ -586,6 +587,26 @@ def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     failing = failing_vms(frame, baselines, applies, r.policy, _peer_error_rate(r, items)) if frame is not None else {}
     failing_total = sum(1 for k in changed if items[k].get("rollback")) + len(failing)
     decisions: list[Decision] = []
+    threshold = adaptive_error_threshold(float(r.record.get("predicted_rate", 0.0)), r.policy)
+    verdict = assess_changed_vms(len(changed), failing_total, threshold)
+    if verdict.kind != "halt_in_production" and frame is not None:
+        health = frame.signals["health_ok"]
+        verdict = assess_probe_failures(int(np.sum(health == 0.0)), int(np.sum(~np.isnan(health))),
+                                        r.policy) or verdict
+    halt = False
+    if payload.get("context") == "wave":
+        halt = verdict.kind == "halt_in_production"
+        if halt or failing:
+            decisions.append(verdict)
+        if halt:
+            r.update(halted=True, phase="halted_in_production")
+            publish_outcome(r, "halted", verdict.reason, where="production", failing=failing_total,
+                            changed=len(changed))
+    elif verdict.kind == "halt_in_production" and not r.record.get("withdrawn"):
+        withdraw = withdraw_change(live, failing, verdict)  # the watch: failures this surprising withdraw it all
+        failing.update(withdraw.data["vms"])
+        r.update(withdrawn=True, halted=True)
+        decisions.append(withdraw)
     batch = ""
     if failing:
         n = int(r.record.get("rollback_batches", 0)) + 1
@@ -597,21 +618,6 @@ def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
                       for k, why in sorted(failing.items())]
         for k, why in sorted(failing.items()):
             observability.rollback_queued(r.id, k, why)
-    halt = False
-    if payload.get("context") == "wave":
-        threshold = adaptive_error_threshold(float(r.record.get("predicted_rate", 0.0)), r.policy)
-        verdict = assess_changed_vms(len(changed), failing_total, threshold)
-        if verdict.kind != "halt_in_production" and frame is not None:
-            health = frame.signals["health_ok"]
-            verdict = assess_probe_failures(int(np.sum(health == 0.0)), int(np.sum(~np.isnan(health))),
-                                            r.policy) or verdict
-        halt = verdict.kind == "halt_in_production"
-        if halt or failing:
-            decisions.append(verdict)
-        if halt:
-            r.update(halted=True, phase="halted_in_production")
-            publish_outcome(r, "halted", verdict.reason, where="production", failing=failing_total,
-                            changed=len(changed))
     r.decide(decisions)
     return {"failing": len(failing), "batch": batch, "chunks": chunk_count(len(failing)), "halt": halt,
             "changed": len(changed)}

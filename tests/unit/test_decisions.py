@@ -13,6 +13,7 @@ from shared.domain.decisions import (
     plan_capacity,
     plan_scale_back,
     plan_waves,
+    withdraw_change,
 )
 from shared.domain.model import Stratum
 from shared.domain.policy import RolloutPolicy
@@ -175,3 +176,11 @@ def test_the_expected_rate_takes_the_models_probability_but_never_the_judges_sco
     rate = expected_failure_rate(risks_, {A: ShadowTally(0, 2), B: ShadowTally(1, 10)})
     assert rate == pytest.approx((0.04 + 0.1) / 2)
     assert expected_failure_rate([VmRisk("b0", B, 0.04, "judge")], {}) == 0.0
+
+
+def test_a_surprise_after_the_last_wave_withdraws_the_change_from_every_vm_not_yet_failed() -> None:
+    verdict = assess_changed_vms(163, 3, adaptive_error_threshold(0.0, RolloutPolicy()))
+    assert verdict.kind == "halt_in_production"  # P(>= 3 of 163 | 0.5%) = 0.049
+    d = withdraw_change(["a", "b", "c", "d"], {"a": "health probe failed"}, verdict)
+    assert d.kind == "withdraw_change" and sorted(d.data["vms"]) == ["b", "c", "d"]
+    assert all(why.startswith("change withdrawn: 3 failing of 163") for why in d.data["vms"].values())
