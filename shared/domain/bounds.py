@@ -62,7 +62,11 @@ def shadows_needed(rate: float, confidence: float) -> int:
 
 
 def surprise_p_value(failures: int, trials: int, expected_rate: float) -> float:
-    """P(at least ``failures`` of ``trials`` fail) when each fails with ``expected_rate``: a binomial tail."""
+    """P(at least ``failures`` of ``trials`` fail) when each fails with ``expected_rate``: a binomial tail.
+
+    It is the dual of :func:`clopper_pearson`'s lower bound: the tail is below ``1 - c`` exactly when the lower
+    bound at confidence ``c`` exceeds ``expected_rate``, so the production test is the same rule as the shadows'
+    (when #16 makes the bound sequential, this tail must become that bound's test too)."""
     if failures <= 0:
         return 1.0
     if expected_rate <= 0.0:

@@ -46,3 +46,11 @@ def test_surprise_p_value_is_the_binomial_tail() -> None:
     assert surprise_p_value(0, 10, 0.01) == 1.0
     assert surprise_p_value(1, 10, 0.01) == pytest.approx(1 - 0.99 ** 10)
     assert surprise_p_value(1, 10, 0.0) == 0.0
+
+
+@pytest.mark.parametrize("trials", [5, 15, 49, 163, 720])
+@pytest.mark.parametrize("rate", [0.005, 0.01, 0.02])
+def test_the_surprise_test_is_the_same_rule_as_the_lower_bound(trials: int, rate: float) -> None:
+    for failures in range(min(trials, 20) + 1):
+        surprising = surprise_p_value(failures, trials, rate) < 0.05
+        assert surprising == (failure_rate_bound(failures, trials, 0.95).lower > rate), failures
