@@ -59,8 +59,8 @@ def test_readable_account_explains_the_default_demo() -> None:
     for phase in ("Cloning a stratified sample into the Spot shadow pool", "Baking: watching the shadows",
                   "Rolling production in waves", "Watching production after the last wave"):
         assert phase in p.stderr
-    for word in ("skip_stratum", "rollback_vm", "scale_out", "scale_in", "recovered",
-                 "Outcome: completed_with_rollbacks"):
+    for word in ("skip_stratum", "rollback_vm", "withdraw_change", "scale_out", "scale_in", "recovered",
+                 "Outcome: halted_in_production"):
         assert word in p.stdout
 
 
