@@ -110,9 +110,10 @@ def test_bench_report_redraws_the_report_from_a_saved_result(corpus: Path, tmp_p
     assert "old" not in text and "| `oracle` |" in text and text.endswith("<!-- results:end -->\n\nafter\n")
 
 
-def test_scale_benchmark_times_the_shipped_models_batch_inference() -> None:
+def test_scale_benchmark_times_the_batch_inference_of_the_model_in_use() -> None:
     from shared.bench.scale import run_one
+    from shared.bootstrap import failure_model
 
     r = run_one(200)
-    assert r["vms"] == 200 and r["inference_model"] == "onnx"
+    assert r["vms"] == 200 and r["inference_model"] == failure_model().name  # the judge, per model/selection.json
     assert r["inference_vms_per_second"] > 0 and r["max_history_events"] > 0
