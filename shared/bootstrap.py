@@ -84,7 +84,8 @@ def simulator_services(world: object, *, model: FailureModel | None = None) -> S
 def failure_model(now: Callable[[], datetime] | None = None) -> FailureModel:
     """The registry's promoted model when ``SHADOW_ROLLOUT_REGISTRY_URL`` is set (re-checked at most every
     ``SHADOW_ROLLOUT_REGISTRY_RECHECK_MINUTES``, by ``now``), else the trained ONNX model when it is shipped
-    (``model/``), else the statistical judge.
+    (``model/``) unless its validation chose the judge (``model/selection.json``, written by ``shadow-rollout
+    select-model``), else the statistical judge.
 
     ``SHADOW_ROLLOUT_MODEL=judge`` forces the judge; ``SHADOW_ROLLOUT_MODEL_DIR`` points elsewhere than ``model/``
     (for the registry, that is the fallback).
@@ -92,7 +93,7 @@ def failure_model(now: Callable[[], datetime] | None = None) -> FailureModel:
     from datetime import timedelta
     from pathlib import Path
 
-    from .adapters.onnx_model import MODEL_DIR, OnnxFailureModel, model_available
+    from .adapters.onnx_model import MODEL_DIR, OnnxFailureModel, model_available, read_selection
     from .adapters.registry_model import DEFAULT_RECHECK, RegistryFailureModel
     from .adapters.statistical_model import StatisticalFailureModel
 
@@ -107,7 +108,12 @@ def failure_model(now: Callable[[], datetime] | None = None) -> FailureModel:
         except ValueError as exc:
             raise ConfigurationError(f"SHADOW_ROLLOUT_REGISTRY_RECHECK_MINUTES={minutes!r} is not a number") from exc
         return RegistryFailureModel(model_registry(url), now=now or utcnow, packaged=directory, recheck=recheck)
-    return OnnxFailureModel(directory) if model_available(directory) else StatisticalFailureModel()
+    if not model_available(directory):
+        return StatisticalFailureModel()
+    selection = read_selection(directory)
+    if selection is not None and selection["model"] == "judge":  # recorded in selection.json and the model card
+        return StatisticalFailureModel()
+    return OnnxFailureModel(directory)
 
 
 def model_registry(url: str, *, create: bool = False) -> ModelRegistry:

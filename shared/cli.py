@@ -305,6 +305,11 @@ def bench(
     seeds: Annotated[int, typer.Option(help="Seeds per scenario: its own seed, seed+1, ..., seed+N-1.")] = 1,
     good_seeds: Annotated[int | None, typer.Option(help="More seeds for good-change scenarios (no effects), so "
                                                         "false halts are counted over enough good runs.")] = None,
+    good_seed_strategies: Annotated[str | None, typer.Option(help="Give --good-seeds only to these strategies "
+                                                                  "(comma-separated; default all).")] = None,
+    seed_offset: Annotated[int, typer.Option(help="Start at the file's seed + K (runs on seeds the model was "
+                                                  "trained or validated on are marked in_sample and left out of "
+                                                  "the summary).")] = 0,
     max_vms: Annotated[int, typer.Option(help="Skip fleets of this many VMs or more.")] = 10_000,
     exclude_tags: Annotated[str, typer.Option(help="Skip scenarios with any of these tags (comma-separated); "
                                                    "the scale fleets are measured by bench-scale.")] = "scale",
@@ -344,7 +349,9 @@ def bench(
             progress.update(bar["id"], advance=1, description=f"{outcome['strategy']} · {outcome['scenario']}")
 
         with progress:
-            result = run_bench(scenarios, names, seeds, good_seeds=good_seeds, max_vms=max_vms,
+            result = run_bench(scenarios, names, seeds, good_seeds=good_seeds, seed_offset=seed_offset,
+                               good_seed_strategies=parse_strategies(good_seed_strategies)
+                               if good_seed_strategies else None, max_vms=max_vms,
                                exclude_tags=[t.strip() for t in exclude_tags.split(",") if t.strip()],
                                workers=workers, progress=on_run, on_plan=on_plan)
     except ShadowRolloutError as exc:
@@ -354,6 +361,8 @@ def bench(
     from .bench.report import evaluate_targets
 
     result["targets"] = evaluate_targets(result)
+    if out_file is not None:  # first: a failure while drawing must not lose the runs
+        _write_json(out_file, result)
     if report is not None:
         from .bench.report import timeline_of, write_report
 
@@ -361,8 +370,8 @@ def bench(
             result["timeline"] = timeline_of(scenarios, timeline)
             write_report(result, report)
         err.print(f"report written to {report / 'index.html'}", highlight=False)
-    if out_file is not None:
-        _write_json(out_file, result)
+        if out_file is not None:
+            _write_json(out_file, result)
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
         return
@@ -376,6 +385,8 @@ def bench_report(
     scenarios: Annotated[Path, typer.Option(help="Where --timeline names are looked up.")] = Path("bench/scenarios"),
     timeline: Annotated[str | None, typer.Option(help="Redraw the timeline from this scenario (default: keep the "
                                                       "one in the file, else the bundled demo).")] = None,
+    readme: Annotated[Path | None, typer.Option(help="Also write the results as Markdown between the "
+                                                     "<!-- results:begin/end --> markers of this file.")] = None,
 ) -> None:
     """Redraw the report of an earlier bench run without running it again (the file's targets and timeline are
     brought up to date too)."""
@@ -394,6 +405,10 @@ def bench_report(
             # a crashed run was once drawn as a clean halt); timeline_of refuses a run that did not complete
             result["timeline"] = timeline_of(scenarios, timeline)
         write_report(result, report)
+        if readme is not None:
+            from .bench.report import with_results
+
+            readme.write_text(with_results(readme.read_text(encoding="utf-8"), result), encoding="utf-8")
     except (OSError, ValueError) as exc:
         _fail(f"{result_file}: {exc}")
         return
@@ -525,15 +540,17 @@ def evaluate(
     seeds: Annotated[int, typer.Option(help="Seeds per scenario (the file's seed first).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the JSON object on stdout.")] = False,
     max_vms: Annotated[int, typer.Option(help="Leave out scenarios with larger fleets.")] = 10_000,
+    seed_offset: Annotated[int, typer.Option(help="Start at the file's seed + K (the model trained on + 0..5 and "
+                                                  "validated on + 6, 7 of bench/scenarios).")] = 0,
 ) -> None:
-    """Score the failure model per production VM against the judge and the truth."""
+    """Score the failure model in use per production VM against the judge and the truth."""
     from .learning.evaluate import evaluate as run_evaluation
 
     if seeds < 1:
         _fail(f"--seeds must be at least 1 (got {seeds})")
     try:
         with err.status("evaluating (dry rollouts: shadows and predictions only)"):
-            result = run_evaluation(scenarios, seeds, max_vms=max_vms)
+            result = run_evaluation(scenarios, seeds, max_vms=max_vms, seed_offset=seed_offset)
     except ShadowRolloutError as exc:
         _fail(str(exc))
         return
@@ -550,6 +567,33 @@ def evaluate(
                                                           "judge_pr_auc", "recall_at_precision_95", "brier",
                                                           "judge_brier")))
     out.print(table)
+
+
+@app.command("select-model")
+def select_model(
+    scenarios: Annotated[Path, typer.Option(help="Validation scenarios (never trained on).")]
+    = Path("bench/validation-families"),
+    seeds: Annotated[int, typer.Option(help="Seeds per scenario (the file's seed first).")] = 2,
+    model_dir: Annotated[Path | None, typer.Option(help="The model to judge (default: model/).")] = None,
+) -> None:
+    """Use the learned model only where it beats the judge on validation families; write selection.json and the
+    model card's 'In use' section."""
+    from .adapters.onnx_model import MODEL_DIR, OnnxFailureModel
+    from .learning.dataset import collect, scenario_files
+    from .learning.selection import select, write_selection
+
+    directory = model_dir or MODEL_DIR
+    paths = scenario_files(scenarios, 10_000)
+    try:
+        OnnxFailureModel(directory)
+        with err.status(f"dry rollouts of {len(paths)} validation scenarios x {seeds} seeds, scored by the model"):
+            d = collect(paths, range(seeds), use_model=True, model_dir=directory)
+    except ShadowRolloutError as exc:
+        _fail(str(exc))
+        return
+    selection = select(d, [p.name for p in paths], sorted({int(s) for s in d.seed}))
+    write_selection(directory, selection)
+    out.print(f"in use: {selection['model']}: {selection['why']}")
 
 
 @app.command()

@@ -16,6 +16,16 @@ from ..domain.registry import FEATURES_FILE, MODEL_FILE, ModelInUse, ModelSource
 from ..ports import FailureModel
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "model"
+SELECTION_FILE = "selection.json"
+"""Written by ``shadow-rollout select-model``: whether validation chose the model or the judge, and why."""
+
+
+def read_selection(directory: Path) -> dict[str, Any] | None:
+    path = directory / SELECTION_FILE
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
 __all__ = ["FEATURES_FILE", "MODEL_DIR", "MODEL_FILE", "OnnxFailureModel", "check_schema", "model_available"]
 
 _WHY_MISSING = {

@@ -23,6 +23,7 @@ from ..adapters.simulator.scenario import Scenario, load_scenario
 from ..domain.errors import InvalidInput
 from ..strategies import STRATEGIES
 from .phases import phase_breakdown
+from .provenance import Manifest, load_manifest
 from .truth import change_truth
 
 DEFAULT_MAX_VMS = 10_000
@@ -40,6 +41,8 @@ class Task:
     strategy: str
     seed: int
     vms: int
+    in_sample: str | None = None
+    """``training`` or ``validation`` when the shipped model saw this scenario and seed (model/manifest.json)."""
 
 
 @dataclass
@@ -83,15 +86,29 @@ def fleet_size(scenario: Scenario) -> int:
     return sum(s.capacity for s in scenario.fleet.scale_sets)
 
 
-def plan(corpus: Corpus, strategies: Sequence[str], seeds: int, good_seeds: int | None = None) -> list[Task]:
-    """Seeds ``seed .. seed+N-1`` per scenario (its own seed first); good changes may get more seeds."""
+def plan(corpus: Corpus, strategies: Sequence[str], seeds: int, good_seeds: int | None = None, *,
+         seed_offset: int = 0, manifest: Manifest | None = None,
+         good_seed_strategies: Sequence[str] | None = None) -> list[Task]:
+    """Seeds ``seed+K .. seed+K+N-1`` per scenario (K = ``seed_offset``, 0: its own seed first); good changes may
+    get more seeds (only for ``good_seed_strategies`` when given). Each task says whether the shipped model was
+    trained or validated on its scenario and seed."""
     tasks: list[Task] = []
+    manifest = manifest or Manifest()
     for path, sc in corpus.scenarios:
-        n = max(seeds, good_seeds or 0) if sc.is_good_change else seeds
         for strategy in strategies:
+            more = good_seed_strategies is None or strategy in good_seed_strategies
+            n = max(seeds, good_seeds or 0) if sc.is_good_change and more else seeds
             for k in range(n):
-                tasks.append(Task(len(tasks), str(path), strategy, sc.seed + k, fleet_size(sc)))
+                seed = sc.seed + seed_offset + k
+                tasks.append(Task(len(tasks), str(path), strategy, seed, fleet_size(sc), manifest.use_of(sc, seed)))
     return tasks
+
+
+def shipped_manifest() -> Manifest:
+    """The shipped model's manifest; none needed when no model is shipped (the judge learns nothing)."""
+    from ..adapters.onnx_model import MODEL_DIR, model_available
+
+    return load_manifest(MODEL_DIR) if model_available(MODEL_DIR) else Manifest()
 
 
 _SCENARIOS: dict[str, Scenario] = {}
@@ -108,8 +125,37 @@ def run_task(task: Task) -> dict[str, Any]:
     truth = change_truth(sc, task.seed)
     missed = truth.bad and outcome["production_vms_impaired"] > truth.vms_affected / 2
     outcome["bench"] = {"family": sc.family or "", "tags": list(sc.tags), "bad_change": truth.bad,
-                        "vms_affected": truth.vms_affected, "missed": missed, "wall_seconds": round(wall, 3)}
+                        "vms_affected": truth.vms_affected, "missed": missed, "wall_seconds": round(wall, 3),
+                        "in_sample": task.in_sample is not None, "in_sample_use": task.in_sample,
+                        "onset": onset_class(sc), "fleet_wide": fleet_wide_kinds(sc, truth.vms_affected)}
     return outcome
+
+
+def onset_class(sc: Scenario) -> str:
+    """``none`` (a good change), ``during_bake`` when every effect shows while the shadows are watched (with the
+    default bake and a 5-minute margin), else ``after_bake``."""
+    from ..domain.policy import DEFAULT_POLICY
+    from ..learning.dataset import observable
+
+    if sc.is_good_change:
+        return "none"
+    return "during_bake" if observable(sc, sc.rollout_policy().bake_minutes or DEFAULT_POLICY.bake_minutes) \
+        else "after_bake"
+
+
+FLEET_WIDE_SHARE = 0.05
+FLEET_WIDE_MIN_VMS = 10
+
+
+def fleet_wide_kinds(sc: Scenario, affected: int) -> list[str]:
+    """The issue's must-catch changes: fleet-wide (no ``when``) crashes on apply or health flaps, immediate,
+    affecting at least 5% of the VMs and at least 10 (a simulator flap fails at least 20% of probes)."""
+    vms = fleet_size(sc)
+    if affected < max(FLEET_WIDE_MIN_VMS, FLEET_WIDE_SHARE * vms):
+        return []
+    return sorted({e.mode.value for e in sc.change.truth.effects
+                   if e.mode.value in ("crash_on_apply", "health_flap") and e.onset_minutes == 0
+                   and not e.when.model_dump(exclude_none=True, exclude_defaults=True)})
 
 
 def run_tasks(tasks: Sequence[Task], *, workers: int = WORKERS,
@@ -136,8 +182,10 @@ def run_tasks(tasks: Sequence[Task], *, workers: int = WORKERS,
 
 
 def summarise(runs: Sequence[dict[str, Any]], strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The contract's summary per strategy, and more."""
+    """The contract's summary per strategy, and more, over the runs the model never saw (in-sample runs left out)."""
     out: dict[str, dict[str, Any]] = {}
+    left_out = sum(1 for r in runs if r["bench"].get("in_sample"))
+    runs = [r for r in runs if not r["bench"].get("in_sample")]
     floor = {(r["scenario"], r["seed"]): r["capacity"]["shortfall_vm_minutes"] for r in runs
              if r["strategy"] == "oracle"}
     for s in strategies:
@@ -180,6 +228,14 @@ def summarise(runs: Sequence[dict[str, Any]], strategies: Sequence[str]) -> dict
                 max(0.0, r["capacity"]["shortfall_vm_minutes"] - floor[(r["scenario"], r["seed"])]) for r in rs
                 if (r["scenario"], r["seed"]) in floor), 1) if floor else None,
             "median_wall_seconds": round(statistics.median(r["bench"]["wall_seconds"] for r in rs), 3) if rs else None,
+            "in_sample_runs_left_out": left_out,
+            "impaired_vm_minutes_during_bake": round(sum(r["impaired_vm_minutes"] for r in bad
+                                                         if r["bench"].get("onset") == "during_bake"), 1),
+            "impaired_vm_minutes_after_bake": round(sum(r["impaired_vm_minutes"] for r in bad
+                                                        if r["bench"].get("onset") == "after_bake"), 1),
+            "good_runs_with_exclusions": sum(1 for r in good if r["vms"]["never_touched"]),
+            "fleet_wide_runs": sum(1 for r in bad if r["bench"].get("fleet_wide")),
+            "fleet_wide_missed": sum(1 for r in bad if r["bench"].get("fleet_wide") and r["bench"]["missed"]),
         }
         phases = phase_breakdown(good)
         if phases:  # strategies whose decisions mark the phases (shadow-predictive)
@@ -188,6 +244,7 @@ def summarise(runs: Sequence[dict[str, Any]], strategies: Sequence[str]) -> dict
 
 
 def bench(directory: Path, strategies: Sequence[str], seeds: int, *, good_seeds: int | None = None,
+          seed_offset: int = 0, good_seed_strategies: Sequence[str] | None = None,
           max_vms: int = DEFAULT_MAX_VMS, exclude_tags: Sequence[str] = DEFAULT_EXCLUDE_TAGS, workers: int = WORKERS,
           progress: Callable[[Task, dict[str, Any]], None] | None = None,
           on_plan: Callable[[list[Task], Corpus], None] | None = None) -> dict[str, Any]:
@@ -195,7 +252,8 @@ def bench(directory: Path, strategies: Sequence[str], seeds: int, *, good_seeds:
     if seeds < 1:
         raise InvalidInput(f"--seeds must be at least 1 (got {seeds})")
     corpus = load_corpus(directory, max_vms=max_vms, exclude_tags=exclude_tags)
-    tasks = plan(corpus, strategies, seeds, good_seeds)
+    tasks = plan(corpus, strategies, seeds, good_seeds, seed_offset=seed_offset, manifest=shipped_manifest(),
+                 good_seed_strategies=good_seed_strategies)
     if on_plan:
         on_plan(tasks, corpus)
     started = time.perf_counter()
@@ -206,6 +264,8 @@ def bench(directory: Path, strategies: Sequence[str], seeds: int, *, good_seeds:
         "summary": summarise(runs, strategies),
         "meta": {"scenarios": [sc.name for _, sc in corpus.scenarios], "skipped": corpus.skipped,
                  "strategies": list(strategies), "seeds": seeds, "good_seeds": good_seeds or seeds,
+                 "seed_offset": seed_offset, "in_sample_runs": sum(1 for t in tasks if t.in_sample),
+                 "good_seed_strategies": list(good_seed_strategies) if good_seed_strategies else "all",
                  "runs": len(runs), "workers": workers, "wall_seconds": round(wall, 1),
                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                  "command": ""},

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .bounds import failure_rate_bound, shadows_needed, surprise_p_value
 from .kinds import DecisionKind
 from .model import Stratum
 from .policy import RolloutPolicy
@@ -78,11 +80,32 @@ class PreProductionPlan:
     decisions: list[Decision]
 
 
-def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy) -> PreProductionPlan:
-    """Halt, or skip the VMs predicted to fail and proceed with the rest.
+@dataclass(frozen=True)
+class ShadowTally:
+    """A stratum's changed shadows and how many of them failed (apply failure or the health rules)."""
+
+    failures: int
+    trials: int
+
+
+def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy,
+                             tallies: Mapping[str, ShadowTally] | None = None) -> PreProductionPlan:
+    """Halt, or skip the strata the evidence condemns and proceed with the rest.
+
+    Two kinds of evidence, each decided on its own terms:
+
+    * the shadows' failure counts (``tallies``), through :func:`bounds.failure_rate_bound`: a stratum whose
+      lower bound exceeds ``tolerable_failure_rate`` is skipped (an apply failure counts in full: 1 of 2 is
+      enough), and the rollout halts when the strata that would proceed, pooled, still exceed it; a stratum
+      with failures whose bound straddles the rate is *ambiguous* and said so, with the failure-free shadows
+      it would need (adding those shadows before deciding is not done yet: its VMs are snapshotted ahead and
+      the production surprise test guards them);
+    * the per-VM predictions (model or judge): VMs at or above ``skip_probability`` are skipped, and the
+      rollout halts when confident predictions cover ``halt_fleet_share`` of the fleet.
 
     A VM whose prediction is missing is included: the first, small wave serves as its canary.
     """
+    tallies = tallies or {}
     total = len(risks)
     confident = [r for r in risks if r.probability is not None and r.probability >= policy.confident_failure]
     share = len(confident) / total if total else 0.0
@@ -98,12 +121,49 @@ def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy) -> PreP
     by_stratum: dict[str, list[VmRisk]] = defaultdict(list)
     for r in risks:
         by_stratum[r.stratum_key].append(r)
+    condemned: set[str] = set()
+    pooled = ShadowTally(0, 0)
+    for key in sorted(by_stratum):
+        tally = tallies.get(key)
+        if tally is None or tally.trials == 0:
+            continue
+        bound = failure_rate_bound(tally.failures, tally.trials, policy.bound_confidence)
+        label = Stratum.from_key(key).label
+        data = {"failures": tally.failures, "shadows": tally.trials, "lower": round(bound.lower, 4),
+                "upper": round(bound.upper, 4), "tolerable": policy.tolerable_failure_rate}
+        if bound.lower > policy.tolerable_failure_rate:
+            condemned.add(key)
+            decisions.append(Decision(DecisionKind.SKIP_STRATUM, f"stratum {label}: {bound.describe()}; lower bound > "
+                                      f"tolerable {policy.tolerable_failure_rate:.1%}", key, data))
+            continue
+        pooled = ShadowTally(pooled.failures + tally.failures, pooled.trials + tally.trials)
+        if tally.failures and bound.upper > policy.tolerable_failure_rate:
+            need = shadows_needed(policy.tolerable_failure_rate, policy.bound_confidence)
+            decisions.append(Decision(DecisionKind.AMBIGUOUS_EVIDENCE, f"stratum {label}: {bound.describe()} straddles "
+                                      f"tolerable {policy.tolerable_failure_rate:.1%} (ruling it out needs "
+                                      f"{need} failure-free shadows); its VMs are snapshotted ahead and left to the "
+                                      "production surprise test",
+                                      key, data))
+    fleet = failure_rate_bound(pooled.failures, pooled.trials, policy.bound_confidence)
+    proceeding = [k for k in by_stratum if k not in condemned]
+    if total and (fleet.lower > policy.tolerable_failure_rate or (condemned and not proceeding)):
+        why = (f"shadows of the strata that would proceed: {fleet.describe()}; lower bound > tolerable "
+               f"{policy.tolerable_failure_rate:.1%}" if proceeding else "every stratum's shadows fail beyond "
+               f"tolerable {policy.tolerable_failure_rate:.1%}")
+        return PreProductionPlan(True, [], [r.vm_id for r in risks], [], fleet.lower, [
+            *decisions, Decision(DecisionKind.HALT_BEFORE_PRODUCTION, why,
+                                 data={"failures": fleet.failures, "shadows": fleet.trials,
+                                       "lower": round(fleet.lower, 4), "upper": round(fleet.upper, 4)})])
+    ambiguous = {d.subject for d in decisions if d.kind is DecisionKind.AMBIGUOUS_EVIDENCE}
     included: list[str] = []
     skipped: list[str] = []
     at_risk: list[str] = []
     for key in sorted(by_stratum):
         members = by_stratum[key]
         label = Stratum.from_key(key).label
+        if key in condemned:
+            skipped.extend(r.vm_id for r in members)
+            continue
         skip = [r for r in members if r.probability is not None and r.probability >= policy.skip_probability]
         if skip:
             top = max(r.probability or 0.0 for r in skip)
@@ -111,7 +171,7 @@ def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy) -> PreP
             decisions.append(Decision(kind, f"predicted failure {top:.2f} >= skip threshold "
                                       f"{policy.skip_probability:g} for {len(skip)}/{len(members)} VMs of "
                                       f"stratum {label}", key, {"vms": len(skip), "probability": top}))
-        if all(r.probability is None for r in members):
+        if all(r.probability is None for r in members) and key not in tallies:
             decisions.append(Decision(DecisionKind.UNCOVERED_STRATUM, f"no shadow evidence for stratum {label}: its "
                                       f"{len(members)} VMs go in every wave, guarded by the error threshold", key))
         skip_ids = {r.vm_id for r in skip}
@@ -120,48 +180,96 @@ def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy) -> PreP
             if r.vm_id in skip_ids:
                 continue
             included.append(r.vm_id)
-            if r.probability is not None and r.probability >= policy.snapshot_probability:
+            if key in ambiguous or (r.probability is not None and r.probability >= policy.snapshot_probability):
                 at_risk.append(r.vm_id)
     included_ids = set(included)
-    known = [r.probability for r in risks if r.vm_id in included_ids and r.probability is not None]
-    predicted_rate = sum(known) / len(known) if known else 0.0
+    predicted_rate = expected_failure_rate([r for r in risks if r.vm_id in included_ids], tallies)
     decisions.append(Decision(DecisionKind.PROCEED, f"{len(included)}/{total} VMs proceed to production, "
                               f"{len(skipped)} skipped; predicted failure rate of those proceeding "
-                              f"{predicted_rate:.3f}",
-                              data={"included": len(included), "skipped": len(skipped)}))
+                              f"{predicted_rate:.3f}; their shadows: {fleet.describe()}",
+                              data={"included": len(included), "skipped": len(skipped),
+                                    "fleet_upper": round(fleet.upper, 4)}))
     return PreProductionPlan(False, included, skipped, at_risk, predicted_rate, decisions)
+
+
+def expected_failure_rate(risks: list[VmRisk], tallies: Mapping[str, ShadowTally]) -> float:
+    """The failure rate predicted for these VMs: a calibrated model's probability where the model scored the VM,
+    else its stratum's observed shadow rate (failures / shadows; 0 without shadows). The judge's scores rank
+    strata but are not probabilities, so they never stand for a rate the production test should expect.
+    """
+    if not risks:
+        return 0.0
+    rates = []
+    for r in risks:
+        if r.source == "model" and r.probability is not None:
+            rates.append(r.probability)
+        else:
+            t = tallies.get(r.stratum_key)
+            rates.append(t.failures / t.trials if t is not None and t.trials else 0.0)
+    return sum(rates) / len(rates)
 
 
 @dataclass(frozen=True)
 class ErrorThreshold:
+    """The failure rate production is expected to show, and how surprising a count must be to halt."""
+
     value: float
     reason: str
+    alpha: float = 0.05
 
 
 def adaptive_error_threshold(predicted_rate: float, policy: RolloutPolicy) -> ErrorThreshold:
-    """Tolerate failures up to a multiple of what was predicted, within [base, max].
+    """The rate the surprise test expects among the VMs that proceed: the prediction, within a floor and a cap.
 
-    When the model expects some failures among the VMs it let through, failing VMs at about that rate
-    are the plan working (they are restored); many more than predicted means the model is wrong and the
-    rollout must stop.
+    The cap is ``tolerable_failure_rate`` (and ``max_error_threshold`` if lower): a model that predicts many
+    failures among the VMs it let through must not make production tolerate them (a seen failure is not
+    noise). The floor, ``base_error_threshold``, keeps one benign failure from halting a good change.
     """
-    raw = policy.base_error_threshold + policy.threshold_multiplier * predicted_rate
-    value = min(policy.max_error_threshold, raw)
-    reason = (f"error threshold {value:.1%} = min(max {policy.max_error_threshold:.0%}, base "
-              f"{policy.base_error_threshold:.1%} + {policy.threshold_multiplier:g} x predicted {predicted_rate:.2%})")
-    return ErrorThreshold(round(value, 6), reason)
+    cap = min(policy.tolerable_failure_rate, policy.max_error_threshold)
+    value = min(cap, max(policy.base_error_threshold, predicted_rate))
+    reason = (f"expected failure rate {value:.2%} = min(tolerable {cap:.1%}, max(floor "
+              f"{policy.base_error_threshold:.1%}, predicted {predicted_rate:.2%})); production halts when the "
+              f"failures among the changed VMs have a binomial tail below {policy.surprise_alpha:g}")
+    return ErrorThreshold(round(value, 6), reason, policy.surprise_alpha)
 
 
 def assess_changed_vms(changed: int, failing: int, threshold: ErrorThreshold) -> Decision:
-    """Halt production when the failing share of changed VMs exceeds the threshold."""
-    allowed = math.floor(threshold.value * changed + 1e-9)
+    """Halt production when this many failures would be a surprise at the expected rate."""
+    p = surprise_p_value(failing, changed, threshold.value)
     share = failing / changed if changed else 0.0
-    if failing > allowed:
-        return Decision(DecisionKind.HALT_IN_PRODUCTION, f"{failing} failing of {changed} changed VMs = {share:.1%} > "
-                        f"threshold {threshold.value:.1%} (at most {allowed} allowed)",
-                        data={"failing": failing, "changed": changed, "allowed": allowed})
-    return Decision(DecisionKind.CONTINUE, f"{failing} failing of {changed} changed VMs <= {allowed} allowed "
-                    f"(threshold {threshold.value:.1%})", data={"failing": failing, "changed": changed})
+    data = {"failing": failing, "changed": changed, "expected_rate": threshold.value, "p_value": round(p, 6)}
+    if failing and p < threshold.alpha:
+        return Decision(DecisionKind.HALT_IN_PRODUCTION, f"{failing} failing of {changed} changed VMs = {share:.1%}: "
+                        f"P(>= {failing} | rate {threshold.value:.2%}) = {p:.2g} < {threshold.alpha:g}", data=data)
+    return Decision(DecisionKind.CONTINUE, f"{failing} failing of {changed} changed VMs: P(>= {failing} | rate "
+                    f"{threshold.value:.2%}) = {p:.2g} >= {threshold.alpha:g}", data=data)
+
+
+def assess_probe_failures(failed: int, probes: int, policy: RolloutPolicy) -> Decision | None:
+    """Halt production when the changed VMs, pooled, fail more health probes than ``probe_failure_tolerance``
+    allows (a binomial tail below ``surprise_alpha``): a flap that fails a few percent of probes on some VMs never
+    makes one VM fail the per-VM rules in a short watch, but pooled over a wave it is unmistakable."""
+    if probes <= 0:
+        return None
+    p = surprise_p_value(failed, probes, policy.probe_failure_tolerance)
+    if failed and p < policy.surprise_alpha:
+        return Decision(DecisionKind.HALT_IN_PRODUCTION, f"changed VMs failed {failed}/{probes} health probes = "
+                        f"{failed / probes:.1%}: P(>= {failed} | tolerable {policy.probe_failure_tolerance:.1%}) = "
+                        f"{p:.2g} < {policy.surprise_alpha:g}",
+                        data={"failed_probes": failed, "probes": probes, "p_value": round(p, 6)})
+    return None
+
+
+def withdraw_change(live: list[str], failing: Mapping[str, str], verdict: Decision) -> Decision:
+    """After the last wave, failures too many for the expected rate withdraw the change from every changed VM.
+
+    An effect that begins after the bake (a crash hours later) shows first on the earliest wave; once the
+    surprise test says it is the change, the VMs that have not failed yet will, so they are restored too rather
+    than one by one as each fails. ``data["vms"]`` maps each VM to withdraw to its reason.
+    """
+    vms = {k: f"change withdrawn: {verdict.reason}" for k in sorted(live) if k not in failing}
+    return Decision(DecisionKind.WITHDRAW_CHANGE, f"{verdict.reason}; the change is withdrawn from the "
+                    f"{len(vms)} changed VMs that have not failed yet", data={"vms": vms, **verdict.data})
 
 
 def plan_waves(vms_by_stratum: dict[str, list[str]], policy: RolloutPolicy, salt: str) -> list[list[str]]:

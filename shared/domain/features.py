@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .decisions import ShadowTally
 from .judge import Phase, StratumVerdict
 from .model import ApplyResult, ApplyStatus, Stratum, VmInfo
 from .skus import sku_size
@@ -57,6 +58,8 @@ class StratumEvidence:
     logp: dict[str, float] = field(default_factory=dict)
     mem_slope: float = math.nan
     shadow_load: float = math.nan
+    shadows_changed: int = 0
+    shadows_failed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON without NaN (a store need not accept it): missing values become None."""
@@ -71,7 +74,8 @@ class StratumEvidence:
                    apply_fail=num(d["apply_fail"]), apply_timeout=num(d["apply_timeout"]),
                    apply_minutes=num(d["apply_minutes"]), effects={k: num(v) for k, v in d["effects"].items()},
                    logp={k: num(v) for k, v in d["logp"].items()}, mem_slope=num(d["mem_slope"]),
-                   shadow_load=num(d["shadow_load"]))
+                   shadow_load=num(d["shadow_load"]), shadows_changed=int(d.get("shadows_changed", 0)),
+                   shadows_failed=int(d.get("shadows_failed", 0)))
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -97,7 +101,13 @@ def evidence_of(verdict: StratumVerdict, applies: Sequence[ApplyResult], shadow_
         apply_timeout=sum(a.status is ApplyStatus.TIMEOUT for a in applies) / n if n else math.nan,
         apply_minutes=max((a.duration_s for a in applies), default=math.nan) / 60.0,
         effects=effects, logp=logp, mem_slope=slope,
-        shadow_load=float(np.mean(shadow_loads)) if len(shadow_loads) else math.nan)
+        shadow_load=float(np.mean(shadow_loads)) if len(shadow_loads) else math.nan,
+        shadows_changed=verdict.shadows_changed, shadows_failed=verdict.shadows_failed)
+
+
+def shadow_tallies(evidence: Mapping[str, StratumEvidence]) -> dict[str, ShadowTally]:
+    """Each stratum's changed and failed shadows, for the decisions' failure-rate bounds."""
+    return {k: ShadowTally(e.shadows_failed, e.shadows_changed) for k, e in evidence.items() if e.shadows_changed}
 
 
 @dataclass

@@ -10,12 +10,15 @@ worst signal's phase, and a signal without enough data is Inconclusive, not a fa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
+from .bounds import surprise_p_value
+from .health import Baseline, failing_vms
 from .model import ApplyResult, ApplyStatus, SignalFrame
 from .policy import RolloutPolicy
 
@@ -63,11 +66,16 @@ class StratumVerdict:
     reason: str
     shadows_observed: int
     signals: list[SignalVerdict] = field(default_factory=list)
+    shadows_changed: int = 0
+    shadows_failed: int = 0
+    """Changed shadows that failed: an apply failure, the project's health rules, or all of them when the
+    stratum failed on a signal (the failure-rate bound in the decisions counts these)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"stratum_key": self.stratum_key, "label": self.label, "phase": self.phase.value,
                 "score": self.score, "reason": self.reason, "shadows_observed": self.shadows_observed,
-                "signals": [s.to_dict() for s in self.signals]}
+                "signals": [s.to_dict() for s in self.signals], "shadows_changed": self.shadows_changed,
+                "shadows_failed": self.shadows_failed}
 
 
 def judge_stratum(
@@ -83,7 +91,34 @@ def judge_stratum(
 
     ``control`` holds the same two windows of untouched twins: a shift they show too is the environment's
     (a load generator warming up, a noisy host), not the change's, and is subtracted before the tolerance.
+    The verdict also counts the changed shadows that failed, for the decisions' failure-rate bound.
     """
+    verdict = _judge_stratum(stratum_key, label, baseline, post, applies, policy, control)
+    failed = {a.vm_id for a in applies if a.status is not ApplyStatus.OK}
+    if verdict.phase is Phase.FAILED:
+        failing = len(applies)
+    elif post.vm_ids and post.width:
+        rows = [v for v in post.vm_ids if v not in failed]
+        frame = post.rows(rows) if rows else None
+        base = baseline.rows(rows) if rows and baseline.width else None
+        baselines = {}
+        if base is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                err = np.nanmean(base.signals["error_count"], axis=1)
+                cpu = np.nanmean(base.signals["cpu_pct"], axis=1)
+            baselines = {v: Baseline(None if np.isnan(e) else float(e), None if np.isnan(c) else float(c))
+                         for v, e, c in zip(rows, err, cpu, strict=True)}
+        health_failing = failing_vms(frame, baselines, [], policy) if frame is not None else {}
+        failing = len(failed) + len(health_failing)
+    else:
+        failing = len(failed)
+    return replace(verdict, shadows_changed=len(applies), shadows_failed=min(failing, len(applies)))
+
+
+def _judge_stratum(stratum_key: str, label: str, baseline: SignalFrame, post: SignalFrame,
+                   applies: list[ApplyResult], policy: RolloutPolicy,
+                   control: tuple[SignalFrame, SignalFrame] | None) -> StratumVerdict:
     failed = [a for a in applies if a.status is not ApplyStatus.OK]
     observed = _observed_rows(post)
     alpha = policy.judge_alpha / len(JUDGED_SIGNALS)
@@ -92,6 +127,7 @@ def judge_stratum(
         verdicts = [_judge_signal(name, direction, floor, baseline, post, alpha, policy, control)
                     for name, direction, floor in JUDGED_SIGNALS]
         verdicts.append(_judge_memory_trend(post, policy))
+        verdicts.append(_judge_probe_rate(baseline, post, alpha, policy, control))
     if failed:
         detail = ", ".join(sorted({f"{a.status.value} (exit {a.exit_code})" for a in failed}))
         return StratumVerdict(stratum_key, label, Phase.FAILED, 1.0,
@@ -166,6 +202,34 @@ def _judge_signal(name: str, direction: int, floor: float, baseline: SignalFrame
     return SignalVerdict(name, phase, p, effect, msg)
 
 
+def _judge_probe_rate(baseline: SignalFrame, post: SignalFrame, alpha: float, policy: RolloutPolicy,
+                      control: tuple[SignalFrame, SignalFrame] | None) -> SignalVerdict:
+    """Fail when the shadows' probe-failure rate is significantly above what is tolerable and what was normal.
+
+    The relative test above cannot see a flap that fails a few percent of probes (a 5% drop of a signal near
+    1 is far below any relative tolerance); this one asks whether the failed probes after the change are
+    too many for ``max(probe_failure_tolerance, the baseline's rate, the untouched twins' rate)``, by a
+    binomial tail. ``relative_change`` holds the absolute excess rate.
+    """
+    after = _samples(post, "health_ok")
+    if after.size < MIN_SAMPLES:
+        return SignalVerdict("health_rate", Phase.INCONCLUSIVE, 1.0, 0.0,
+                             f"health_rate: {after.size} post samples < {MIN_SAMPLES}")
+    failed = int(np.sum(after == 0.0))
+    normal = [policy.probe_failure_tolerance]
+    for frame in (baseline, *(control or ())):
+        seen = _samples(frame, "health_ok")
+        if seen.size >= MIN_SAMPLES:
+            normal.append(float(np.mean(seen == 0.0)))
+    expected = max(normal)
+    rate = failed / after.size
+    p = surprise_p_value(failed, int(after.size), expected)
+    phase = Phase.FAILED if p < alpha else Phase.SUCCESSFUL
+    msg = (f"health probes failed {failed}/{after.size} = {rate:.1%} against an expected {expected:.1%}, "
+           f"p {p:.2g} {'<' if p < alpha else '>='} {alpha:.2g}")
+    return SignalVerdict("health_rate", phase, p, rate - expected, msg)
+
+
 def _judge_memory_trend(post: SignalFrame, policy: RolloutPolicy) -> SignalVerdict:
     """Fail when any shadow's available memory falls steadily enough to run out within the projection."""
     mem = post.signals["mem_available_pct"]
@@ -210,16 +274,22 @@ def apply_fleet_evidence(verdicts: dict[str, StratumVerdict], fleet: StratumVerd
         return verdicts
     directions = {name: direction for name, direction, _ in JUDGED_SIGNALS}
     out = dict(verdicts)
+
+    def worse(s: SignalVerdict) -> bool:
+        if s.signal == "health_rate":  # an absolute excess rate: any excess in the same direction agrees
+            return s.relative_change > 0.0
+        return s.relative_change * directions[s.signal] > policy.judge_tolerance
+
     for key, v in verdicts.items():
         if v.phase is not Phase.SUCCESSFUL:
             continue
-        agree = [s for s in v.signals if s.signal in failing and s.p_value < FLEET_SUPPORT_P
-                 and s.relative_change * directions[s.signal] > policy.judge_tolerance]
+        agree = [s for s in v.signals if s.signal in failing and s.p_value < FLEET_SUPPORT_P and worse(s)]
         if not agree:
             continue
         detail = "; ".join(f"{s.signal} {s.relative_change:+.0%} here, fleet-wide {failing[s.signal].message}"
                            for s in agree)
         out[key] = StratumVerdict(key, v.label, Phase.FAILED, 0.9,
                                   f"stratum {v.label}: consistent with fleet-wide evidence over "
-                                  f"{fleet.shadows_observed} shadows: {detail}", v.shadows_observed, v.signals)
+                                  f"{fleet.shadows_observed} shadows: {detail}", v.shadows_observed, v.signals,
+                                  v.shadows_changed, v.shadows_changed)
     return out

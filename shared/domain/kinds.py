@@ -26,6 +26,7 @@ class DecisionKind(StrEnum):
     # the decision before production
     STRATUM_FAILED = "stratum_failed"
     HALT_BEFORE_PRODUCTION = "halt_before_production"
+    AMBIGUOUS_EVIDENCE = "ambiguous_evidence"
     SKIP_STRATUM = "skip_stratum"
     SKIP_VMS = "skip_vms"
     UNCOVERED_STRATUM = "uncovered_stratum"
@@ -43,6 +44,7 @@ class DecisionKind(StrEnum):
     HALT_IN_PRODUCTION = "halt_in_production"
     RECOVERED = "recovered"
     RESTORE_UNHEALTHY = "restore_unhealthy"
+    WITHDRAW_CHANGE = "withdraw_change"
     # capacity
     SCALE_OUT = "scale_out"
     SCALE_IN = "scale_in"

@@ -41,6 +41,10 @@ class RolloutPolicy(BaseModel):
     judge_tolerance: float = Field(
         0.25, ge=0.0, le=5.0, description="Relative change a signal must exceed to count (Kayenta's default)."
     )
+    probe_failure_tolerance: float = Field(
+        0.01, ge=0.0, lt=1.0, description="Share of health probes a changed shadow may fail: a rate significantly "
+        "above it (and above the baseline's) fails the stratum, however small the relative change."
+    )
     memory_projection_minutes: int = Field(
         1440, ge=60, description="A leak that would exhaust memory within this time fails the stratum."
     )
@@ -54,6 +58,13 @@ class RolloutPolicy(BaseModel):
     halt_fleet_share: float = Field(
         0.5, gt=0.0, le=1.0, description="Halt before production when confident failures cover this share."
     )
+    tolerable_failure_rate: float = Field(
+        0.02, gt=0.0, lt=1.0, description="Share of VMs the change may impair before it is a bad change: a stratum "
+        "is skipped, and the fleet halted, when the lower bound of its shadows' failure rate exceeds it."
+    )
+    bound_confidence: float = Field(
+        0.95, ge=0.5, lt=1.0, description="One-sided confidence of the failure-rate bounds (Clopper-Pearson)."
+    )
     snapshot_probability: float = Field(
         0.1, ge=0.0, le=1.0, description="VMs predicted at or above get snapshots and a queued rollback early."
     )
@@ -63,12 +74,19 @@ class RolloutPolicy(BaseModel):
     )
     wave_watch_minutes: int = Field(10, ge=1, le=1440, description="Watch after each wave before the next.")
     base_error_threshold: float = Field(
-        0.02, ge=0.0, le=1.0, description="Share of failing changed VMs tolerated when nothing is predicted."
+        0.005, ge=0.0, le=1.0, description="Failure rate of changed VMs expected when the shadows predict none (the "
+        "production surprise test's floor)."
     )
     threshold_multiplier: float = Field(
-        2.0, ge=0.0, le=100.0, description="Failures up to this multiple of the predicted rate are expected."
+        2.0, ge=0.0, le=100.0, description="Not used since the surprise test (kept so older policies still load)."
     )
-    max_error_threshold: float = Field(0.2, ge=0.0, le=1.0, description="Never tolerate more than this share.")
+    max_error_threshold: float = Field(
+        0.2, ge=0.0, le=1.0, description="Cap on the expected rate, below tolerable_failure_rate, which also caps it."
+    )
+    surprise_alpha: float = Field(
+        0.05, gt=0.0, lt=0.5, description="Halt production when this many failures among the changed VMs would be "
+        "this unlikely at the expected rate (a binomial tail)."
+    )
     unhealthy_probe_minutes: int = Field(
         3, ge=1, le=60, description="Failed health probes within the last window that make a VM unhealthy."
     )

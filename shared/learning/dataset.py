@@ -54,7 +54,7 @@ def observable(scenario: Any, bake_minutes: int) -> bool:
     return all(e.onset_minutes + OBSERVABLE_MARGIN_MINUTES <= bake_minutes for e in scenario.change.truth.effects)
 
 
-def rollout_rows(path: str, seed: int, *, use_model: bool = False) -> Dataset:
+def rollout_rows(path: str, seed: int, *, use_model: bool = False, model_dir: Path | None = None) -> Dataset:
     """Run one dry rollout (shadows and predictions, production untouched) and label its VMs."""
     from ..adapters.simulator.adapters import to_minute
     from ..adapters.simulator.scenario import load_scenario
@@ -64,7 +64,11 @@ def rollout_rows(path: str, seed: int, *, use_model: bool = False) -> Dataset:
     sc = load_scenario(path)
     sc = sc.model_copy(update={"policy": {**sc.policy, "dry_run": True, "production_watch_minutes": 0}})
 
-    run = simulate(sc, seed=seed, model=None if use_model else StatisticalFailureModel())
+    from ..adapters.onnx_model import OnnxFailureModel
+
+    model = (OnnxFailureModel(model_dir) if use_model and model_dir is not None else None if use_model
+             else StatisticalFailureModel())
+    run = simulate(sc, seed=seed, model=model)
     record = run.services.store.get_rollout(run.rollout_id) or {}
     items = run.services.store.get_items(run.rollout_id, "vm")
     if "decided_at" not in record:
@@ -89,16 +93,16 @@ def rollout_rows(path: str, seed: int, *, use_model: bool = False) -> Dataset:
         seed=np.full(n, run.world.seed), observable=np.full(n, observable(sc, policy.bake_minutes)))
 
 
-def _job(args: tuple[str, int, bool]) -> Dataset:
-    return rollout_rows(args[0], args[1], use_model=args[2])
+def _job(args: tuple[str, int, bool, Path | None]) -> Dataset:
+    return rollout_rows(args[0], args[1], use_model=args[2], model_dir=args[3])
 
 
 def collect(paths: Sequence[Path], seed_offsets: Sequence[int], *, use_model: bool = False,
-            processes: int | None = None, progress: Any = None) -> Dataset:
+            processes: int | None = None, progress: Any = None, model_dir: Path | None = None) -> Dataset:
     """Rows of every scenario under each seed ``file seed + offset``, run in a process pool."""
     from ..adapters.simulator.scenario import load_scenario
 
-    jobs = [(str(p), load_scenario(p).seed + k, use_model) for p in paths for k in seed_offsets]
+    jobs = [(str(p), load_scenario(p).seed + k, use_model, model_dir) for p in paths for k in seed_offsets]
     workers = processes or min(2, os.cpu_count() or 1)
     parts: list[Dataset] = []
     with ProcessPoolExecutor(workers) as pool:

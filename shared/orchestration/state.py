@@ -166,6 +166,8 @@ class RolloutRecord(Model):
     threshold: float | None = None
     threshold_reason: str | None = None
     predicted_rate: float = 0.0
+    withdrawn: bool = False
+    """The watch withdrew the change from every changed VM (failures the surprise test could not explain)."""
     at_risk: list[str] = Field(default_factory=list)
     finished_at: datetime | None = None
     error: str | None = None

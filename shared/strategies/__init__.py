@@ -12,6 +12,7 @@ from typing import Any
 
 from ..adapters.simulator.scenario import Scenario
 from . import canary_mannwhitney, linear_alarm, no_guard, oracle, threshold_only, vmss_rolling
+from .base import WATCH_SUFFIX, watched
 
 Strategy = Callable[[Scenario, int], dict[str, Any]]
 
@@ -23,13 +24,25 @@ def shadow_predictive(scenario: Scenario, seed: int) -> dict[str, Any]:
     return simulate(scenario, seed=seed).outcome
 
 
+def shadow_predictive_no_watch(scenario: Scenario, seed: int) -> dict[str, Any]:
+    """The project's strategy without its 24-hour production watch: what the shadows and the waves do alone."""
+    from ..simulation import simulate
+
+    sc = scenario.model_copy(update={"policy": {**scenario.policy, "production_watch_minutes": 0}})
+    outcome = simulate(sc, seed=seed).outcome
+    outcome["strategy"] = NO_WATCH
+    return outcome
+
+
+NO_WATCH = "shadow-predictive-no-watch"
+_PEERS = (vmss_rolling, canary_mannwhitney, linear_alarm, threshold_only, no_guard)
 STRATEGIES: dict[str, Strategy] = {
     "shadow-predictive": shadow_predictive,
-    vmss_rolling.NAME: vmss_rolling.run,
-    canary_mannwhitney.NAME: canary_mannwhitney.run,
-    linear_alarm.NAME: linear_alarm.run,
-    threshold_only.NAME: threshold_only.run,
-    no_guard.NAME: no_guard.run,
+    NO_WATCH: shadow_predictive_no_watch,
+    **{p.NAME: p.run for p in _PEERS},
+    **{p.NAME + WATCH_SUFFIX: watched(p.run) for p in _PEERS},
     oracle.NAME: oracle.run,
 }
-"""Every strategy by its contract name, the project's first and the floor (``oracle``) last."""
+"""Every strategy by its contract name, the project's first and the floor (``oracle``) last. Each peer also runs as
+``<peer>+watch``, with the project's production watch after its last step, and the project's strategy also runs
+without it, so that the benchmark shows what the shadows add on their own."""

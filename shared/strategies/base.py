@@ -15,7 +15,8 @@ from __future__ import annotations
 import heapq
 import math
 import warnings
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,9 @@ from ..adapters.simulator.adapters import SimDiskSnapshots, SimFleet, SimTelemet
 from ..adapters.simulator.scenario import Scenario
 from ..adapters.simulator.world import FleetWorld, vmss_resource_id
 from ..domain.errors import AzureOperationError
+from ..domain.health import Baseline, failing_vms
 from ..domain.model import ApplyResult, ApplyStatus, ChangeSpec, Config, SignalFrame, SnapshotInfo, VmInfo
+from ..domain.policy import DEFAULT_POLICY
 from ..domain.sampling import stable_rank
 
 Process = Generator[float, None, None]
@@ -38,6 +41,32 @@ its best, as the contract asks (docs: scenarios contract §3)."""
 OPERATION_ATTEMPTS = 3
 """Calls of one operation on one VM before a peer gives up on it (on top of the SDK's own 10 attempts)."""
 RETRY_WAIT_MINUTES = 0.5
+WATCH_SUFFIX = "+watch"
+WATCH_MINUTES = float(DEFAULT_POLICY.production_watch_minutes)
+WATCH_INTERVAL_MINUTES = float(DEFAULT_POLICY.watch_interval_minutes)
+BASELINE_MINUTES = 15.0
+WATCH_BLOCK_MINUTES = 360.0
+MIN_PEERS = 5
+_WATCHED: ContextVar[bool] = ContextVar("peer_watched", default=False)
+"""Set by :func:`watched` while a ``<peer>+watch`` run builds its :class:`PeerRun`."""
+
+
+def watched(run: Callable[[Scenario, int | None], dict[str, Any]]) -> Callable[[Scenario, int], dict[str, Any]]:
+    """``<peer>+watch``: the peer as it is, then the project's 24-hour production watch after its last step.
+
+    Every VM is snapshotted before its change (so that the watch can restore it), and after the peer's last step
+    the VMs it believes changed are checked every ``watch_interval_minutes`` for ``production_watch_minutes``
+    with the project's own health rules (:func:`shared.domain.health.failing_vms`); failing ones are restored.
+    This is the watch ``shadow-predictive`` has, so the benchmark can show what the shadows add on their own.
+    """
+    def run_watched(scenario: Scenario, seed: int) -> dict[str, Any]:
+        token = _WATCHED.set(True)
+        try:
+            return run(scenario, seed)
+        finally:
+            _WATCHED.reset(token)
+
+    return run_watched
 
 
 class PeerRun:
@@ -59,6 +88,9 @@ class PeerRun:
         self.decisions: list[dict[str, Any]] = []
         self.halted = False
         self.salt = f"{strategy}:{c.id}:{self.world.seed}"
+        self.watch = _WATCHED.get()
+        if self.watch:
+            self.strategy = strategy + WATCH_SUFFIX
 
     # ------------------------------------------------------------------ time
     @property
@@ -96,9 +128,58 @@ class PeerRun:
         return sorted(vm_ids, key=lambda v: stable_rank(self.salt, v))
 
     def outcome(self) -> dict[str, Any]:
+        if self.watch:
+            self.watch_production()
         decisions = sorted(self.decisions, key=lambda d: d["minute"])
         return self.world.outcome(strategy=self.strategy, believed=dict(self.believed), halted=self.halted,
                                   finished_at=self.now, decisions=decisions)
+
+    def watch_production(self) -> None:
+        """The project's production watch, from the peer's last step (see :func:`watched`).
+
+        Telemetry is fetched in blocks of ``WATCH_BLOCK_MINUTES`` and each check reads only the minutes before its
+        own time, exactly what a query at that time returns; after a restore the next block is fetched anew.
+        """
+        policy = DEFAULT_POLICY
+        window = int(max(policy.health_window_minutes, policy.flap_window_minutes, policy.error_window_minutes))
+        ids = [vm.vm_id for vm in self.vms]
+        before = self.signals(ids, BASELINE_MINUTES, end=0.0)
+        errors, cpu = row_means(before.signals["error_count"]), row_means(before.signals["cpu_pct"])
+        baselines = {v: Baseline(None if np.isnan(e) else float(e), None if np.isnan(c) else float(c))
+                     for v, e, c in zip(ids, errors, cpu, strict=True)}
+        start, restored_total = self.now, 0
+        end = start + WATCH_MINUTES
+        t = start
+        while t < end:
+            block_start = t
+            block_end = min(end, t + WATCH_BLOCK_MINUTES)
+            self.world.clock.now = block_end
+            frame = self.telemetry.signals(ids, to_datetime(math.floor(block_start) - window),
+                                           to_datetime(math.floor(block_end)))
+            origin = math.floor(block_start) - window
+            restored_now = False
+            while t < block_end and not restored_now:
+                t = min(t + WATCH_INTERVAL_MINUTES, block_end)
+                changed = sorted(v for v, c in self.believed.items() if c == Config.NEW.value)
+                if not changed:
+                    continue
+                hi = math.floor(t) - origin
+                view = SignalFrame(ids, frame.start, {k: a[:, hi - window:hi] for k, a in frame.signals.items()})
+                untouched = [v for v in ids if self.believed.get(v) != Config.NEW.value]
+                peer_rate = None
+                if len(untouched) >= MIN_PEERS:
+                    rates = row_means(view.rows(untouched).signals["error_count"])
+                    rates = rates[~np.isnan(rates)]
+                    peer_rate = float(np.median(rates)) if rates.size >= MIN_PEERS else None
+                failing = failing_vms(view.rows(changed), baselines, [], policy, peer_rate)
+                if failing:
+                    self.world.clock.now = t
+                    restored_total += len(self.restore(sorted(failing)))
+                    t = max(t, self.now)
+                    restored_now = True
+        self.world.clock.now = max(self.now, end)
+        self.decide("watch", f"production watched for {WATCH_MINUTES / 60:g} h after the last step with the "
+                             f"project's health rules: {restored_total} VMs restored")
 
     # ------------------------------------------------------------------ operations (in parallel per VM)
     def _each(self, vm_ids: Sequence[str], op: str, call: Any) -> dict[str, Any]:
@@ -131,6 +212,9 @@ class PeerRun:
         ``wait=False`` hands the change out and goes on at once (the clock returns to when it was handed out), as
         a configuration service does: the targets fetch it, the deployment does not wait for them.
         """
+        if self.watch:  # the watch restores from snapshots: take them first, as shadow-predictive does
+            missing = set(self.snapshot(vm_ids))
+            vm_ids = [v for v in vm_ids if v not in missing]
         start = self.now
         results = self._each(vm_ids, "apply", lambda v: self.fleet.apply_change(
             v, self.change, timeout_minutes=APPLY_TIMEOUT_MINUTES)[0])

@@ -12,7 +12,7 @@ contract §3) and Spinnaker's canary stage (``canaryAnalysisIntervalMins`` 20 ov
 Choices the contract leaves open, made to show Kayenta at its best (bench/README.md):
 
 * Each metric is the per-minute mean over the group's VMs (a Kayenta query returns one series per scope);
-  missing points are removed (``nanStrategy: remove``; the default would turn a gap into a 0).
+  missing points are removed (``nanStrategy: remove``, which is also what Kayenta's default ``none`` parses to).
 * Each metric has the direction in which it gets worse (CPU, errors and probe failures ``increase``; available
   memory and network ``decrease``), so an improvement never fails a canary. One group per metric, equal weights,
   so the score is the share of metrics that pass.

@@ -3,33 +3,42 @@
 Sources (spinnaker/kayenta, ``kayenta-judge`` and ``kayenta-mannwhitney``):
 
 * ``NetflixACAJudge.classifyMetric``: ``new MannWhitneyClassifier(tolerance = 0.25, confLevel = 0.98, ...)``;
-  NaNs removed (``nanStrategy: remove``) or replaced by 0 (the default, ``none``); outliers removed with
+  ``nanStrategy`` ``remove`` drops NaNs and ``replace`` turns them into 0; any other value, the default ``none``
+  included, parses as ``remove`` (``NaNStrategy.parse``); outliers removed with
   ``IQRDetector(outlierFactor, reduceSensitivity = true)`` when ``outliers.strategy: remove`` (factor default 3.0);
-  effect size ``meanRatio`` with ``allowedIncrease``/``allowedDecrease`` 1.0 by default.
+  effect size ``meanRatio`` with ``allowedIncrease``/``allowedDecrease`` 1.0 by default; ``critical`` and
+  ``mustHaveData`` per metric, with ``criticalIncrease``/``criticalDecrease`` effect sizes (default 1.0).
 * ``IQRDetector``: fences at Q1 - factor·IQR and Q3 + factor·IQR; with ``reduceSensitivity`` the fences widen to
   the 1st/99th percentiles when those lie further out. Percentiles are R-7 (numpy's default).
-* ``MannWhitneyClassifier``: identical samples pass; otherwise the two-sample Mann-Whitney (Wilcoxon rank-sum)
+* ``MannWhitneyClassifier``: no data is ``Nodata`` under ``remove`` (``NodataFailMetric`` when data is required
+  and the metric is not critical) and ``Pass`` under ``replace``; identical samples pass; otherwise the
+  two-sample Mann-Whitney (Wilcoxon rank-sum)
   confidence interval of the location shift canary - baseline, at ``confLevel``, with the Hodges-Lehmann
   estimate. *High* when (direction increase or either) the lower confidence bound exceeds
   ``tolerance · |estimate|`` and the mean ratio reaches ``allowedIncrease``; *Low* symmetrically.
 * ``MannWhitney`` (kayenta-mannwhitney): a port of R's ``wilcox.test(conf.int = TRUE, exact = FALSE,
-  correct = TRUE)``: normal approximation with ties correction and continuity correction, bounds by root finding.
-* ``WeightedSumScorer``: a group's score is 100 · passing / (passing + high + low) of its metrics (no-data and
-  errors do not count); the summary is the weighted sum of group scores (groups without weights share what the
-  configured weights leave); ``ThresholdScoreClassifier``: pass at or above ``pass``, marginal at or above
-  ``marginal``, else fail.
+  correct = TRUE)``: normal approximation with ties correction and continuity correction, bounds by Brent's
+  root finding with an absolute tolerance of 1e-4 (``BrentSolver.TOLERANCE``, as R's ``uniroot``), which is coarse
+  for metrics of tiny magnitude, and Kayenta keeps it so.
+* ``WeightedSumScorer``: a group's score is 100 · passing / (passing + high + low + nodata-fail) of its metrics
+  (``Nodata`` and errors do not count); a group with no counted metric scores 0 but counts as 100 in the
+  summary, which is the weighted sum of group scores (groups without weights share what the configured weights
+  leave). A critical metric that does not pass, or ``Nodata`` on half the metrics or more, scores 0.
+  ``ThresholdScoreClassifier``: pass at or above ``pass``, marginal at or above ``marginal``, else fail.
+
+The project's tests port Kayenta's ``ScorerSuite``, ``ClassifierSuite``, ``DetectorSuite``, ``TransformSuite``
+and ``MannWhitneySuite`` (tests/unit/test_kayenta_suites.py).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import brentq
 from scipy.stats import norm, rankdata
 
 TOLERANCE = 0.25
@@ -37,6 +46,20 @@ CONFIDENCE_LEVEL = 0.98
 OUTLIER_FACTOR = 3.0
 PASS_SCORE = 95.0
 MARGINAL_SCORE = 75.0
+BRENT_TOLERANCE = 1e-4
+"""``BrentSolver.TOLERANCE`` of kayenta-mannwhitney: an absolute tolerance, as R's ``uniroot``."""
+NODATA_THRESHOLD = 50.0
+"""``WeightedSumScorer.NODATA_THRESHOLD``: this share (percent) of metrics without data or more fails."""
+
+
+class NanStrategy(StrEnum):
+    REMOVE = "remove"
+    REPLACE = "replace"
+
+    @classmethod
+    def parse(cls, text: str) -> NanStrategy:
+        """Kayenta's ``NaNStrategy.parse``: anything but ``replace`` (the default ``none`` too) is ``remove``."""
+        return cls.REPLACE if text == "replace" else cls.REMOVE
 
 
 class Direction(StrEnum):
@@ -50,6 +73,7 @@ class Classification(StrEnum):
     HIGH = "High"
     LOW = "Low"
     NODATA = "Nodata"
+    NODATA_FAIL = "NodataFailMetric"
     ERROR = "Error"
 
 
@@ -60,6 +84,7 @@ class MetricResult:
     reason: str
     ratio: float
     group: str
+    critical: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,9 +112,12 @@ def iqr_outliers(values: NDArray[np.float64], factor: float = OUTLIER_FACTOR,
     return out
 
 
-def transform(values: NDArray[np.float64], factor: float = OUTLIER_FACTOR) -> NDArray[np.float64]:
-    """``nanStrategy: remove`` then ``outliers: {strategy: remove, outlierFactor: factor}``."""
-    kept = values[~np.isnan(values)]
+def transform(values: NDArray[np.float64], factor: float = OUTLIER_FACTOR,
+              nan_strategy: NanStrategy = NanStrategy.REMOVE, remove_outliers: bool = True) -> NDArray[np.float64]:
+    """``handleNaNs`` (remove, or replace by 0) then, when asked, ``outliers: {strategy: remove}``."""
+    kept = values[~np.isnan(values)] if nan_strategy is NanStrategy.REMOVE else np.nan_to_num(values, nan=0.0)
+    if not remove_outliers:
+        return kept
     out: NDArray[np.float64] = kept[~iqr_outliers(kept, factor)]
     return out
 
@@ -107,11 +135,57 @@ def _wilcoxon_diff(mu: float, quantile: float, x: NDArray[np.float64], y: NDArra
     return (dz - correction) / sigma - quantile
 
 
+def zeroin(f: Callable[[float], float], ax: float, bx: float, fa: float, fb: float,
+           tol: float = BRENT_TOLERANCE, max_iterations: int = 1000) -> float:
+    """Brent's root finder as R's ``zeroin`` (Brent, *Algorithms for Minimization without Derivatives*, 1973, ch. 4),
+    which kayenta-mannwhitney's ``BrentSolver`` follows with the same tolerance. With an absolute tolerance of 1e-4
+    the root of a metric of tiny magnitude is wherever the first steps land, so the steps must be Brent's own
+    (scipy's ``brentq`` takes others) for the port to classify as Kayenta does.
+    """
+    eps = float(np.finfo(float).eps)
+    a, b, c, fc = ax, bx, ax, fa
+    if fa == 0.0:
+        return a
+    if fb == 0.0:
+        return b
+    for _ in range(max_iterations):
+        prev_step = b - a
+        if abs(fc) < abs(fb):
+            a, b, c = b, c, b
+            fa, fb, fc = fb, fc, fb
+        tol_act = 2 * eps * abs(b) + tol / 2
+        new_step = (c - b) / 2
+        if abs(new_step) <= tol_act or fb == 0.0:
+            return b
+        if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
+            cb = c - b
+            if a == c:  # secant
+                t1 = fb / fa
+                p, q = cb * t1, 1.0 - t1
+            else:  # inverse quadratic interpolation
+                q, t1, t2 = fa / fc, fb / fc, fb / fa
+                p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0))
+                q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0)
+            if p > 0:
+                q = -q
+            else:
+                p = -p
+            if p < 0.75 * cb * q - abs(tol_act * q) / 2 and p < abs(prev_step * q / 2):
+                new_step = p / q
+        if abs(new_step) < tol_act:
+            new_step = tol_act if new_step > 0 else -tol_act
+        a, fa = b, fb
+        b += new_step
+        fb = f(b)
+        if (fb > 0 and fc > 0) or (fb < 0 and fc < 0):
+            c, fc = a, fa
+    return b
+
+
 def mann_whitney_interval(x: NDArray[np.float64], y: NDArray[np.float64],
                           confidence: float = CONFIDENCE_LEVEL) -> tuple[float, float, float]:
     """(lower, upper, Hodges-Lehmann estimate) of the location shift x - y, as kayenta-mannwhitney computes it."""
     lo_mu, hi_mu = float(x.min() - y.max()), float(x.max() - y.min())
-    scale = max(abs(lo_mu), abs(hi_mu), 1e-12)
 
     def root(q: float) -> float:
         f_lo, f_hi = _wilcoxon_diff(lo_mu, q, x, y), _wilcoxon_diff(hi_mu, q, x, y)
@@ -119,7 +193,7 @@ def mann_whitney_interval(x: NDArray[np.float64], y: NDArray[np.float64],
             return lo_mu
         if f_hi >= 0:
             return hi_mu
-        return float(brentq(_wilcoxon_diff, lo_mu, hi_mu, args=(q, x, y), xtol=scale * 1e-9))
+        return zeroin(lambda mu: _wilcoxon_diff(mu, q, x, y), lo_mu, hi_mu, f_lo, f_hi)
 
     z = float(norm.ppf((1 - confidence) / 2))  # negative
     return root(-z), root(z), root(0.0)
@@ -133,10 +207,16 @@ def _noise(values: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def classify(name: str, control: NDArray[np.float64], experiment: NDArray[np.float64], direction: Direction,
              group: str, *, tolerance: float = TOLERANCE, confidence: float = CONFIDENCE_LEVEL,
-             allowed_increase: float = 1.0, allowed_decrease: float = 1.0) -> MetricResult:
+             allowed_increase: float = 1.0, allowed_decrease: float = 1.0,
+             nan_strategy: NanStrategy = NanStrategy.REMOVE, critical: bool = False, data_required: bool = False,
+             critical_increase: float = 1.0, critical_decrease: float = 1.0) -> MetricResult:
     """Kayenta's ``MannWhitneyClassifier.classify`` on already transformed samples."""
     if experiment.size == 0 or control.size == 0:
-        return MetricResult(name, Classification.NODATA, f"missing data for {name}", 1.0, group)
+        if nan_strategy is NanStrategy.REPLACE:
+            return MetricResult(name, Classification.PASS, f"no data for {name} (nanStrategy replace)", 1.0, group)
+        if data_required and not critical:
+            return MetricResult(name, Classification.NODATA_FAIL, f"missing data for {name}", 1.0, group)
+        return MetricResult(name, Classification.NODATA, f"missing data for {name}", 1.0, group, critical)
     if np.array_equal(np.sort(experiment), np.sort(control)):
         return MetricResult(name, Classification.PASS, "canary and baseline data are identical", 1.0, group)
     if np.unique(np.concatenate([experiment, control])).size == 1:
@@ -158,9 +238,13 @@ def classify(name: str, control: NDArray[np.float64], experiment: NDArray[np.flo
     low = (direction in (Direction.DECREASE, Direction.EITHER) and upper < -bound
            and (math.isnan(ratio) or ratio <= allowed_decrease))
     if high:
-        return MetricResult(name, Classification.HIGH, f"{detail}: High", ratio, group)
+        crit = critical and (math.isnan(ratio) or ratio >= critical_increase)
+        return MetricResult(name, Classification.HIGH, f"{detail}: High" + (" (critical)" if crit else ""), ratio,
+                            group, crit)
     if low:
-        return MetricResult(name, Classification.LOW, f"{detail}: Low", ratio, group)
+        crit = critical and (math.isnan(ratio) or ratio <= critical_decrease)
+        return MetricResult(name, Classification.LOW, f"{detail}: Low" + (" (critical)" if crit else ""), ratio,
+                            group, crit)
     return MetricResult(name, Classification.PASS, detail, ratio, group)
 
 
@@ -171,7 +255,7 @@ def score(results: Sequence[MetricResult], weights: Mapping[str, float] | None =
     groups: dict[str, list[MetricResult]] = {}
     for r in results:
         groups.setdefault(r.group, []).append(r)
-    counted = (Classification.PASS, Classification.HIGH, Classification.LOW)
+    counted = (Classification.PASS, Classification.HIGH, Classification.LOW, Classification.NODATA_FAIL)
     group_scores: dict[str, float] = {}
     nodata: set[str] = set()
     for g, rs in groups.items():
@@ -181,8 +265,13 @@ def score(results: Sequence[MetricResult], weights: Mapping[str, float] | None =
             group_scores[g] = 0.0
         else:
             group_scores[g] = 100.0 * sum(1 for r in rs if r.classification is Classification.PASS) / total
+    critical = [r for r in results if r.critical and r.classification is not Classification.PASS]
+    missing = sum(1 for r in results if r.classification is Classification.NODATA)
+    if critical or (results and 100.0 * missing / len(results) >= NODATA_THRESHOLD):
+        return Judgement(0.0, "Fail", list(results), group_scores)
     unweighted = [g for g in groups if g not in weights]
     share = (100.0 - sum(weights.values())) / len(unweighted) if unweighted else 0.0
-    summary = sum(group_scores[g] * weights.get(g, share) / 100.0 for g in groups if g not in nodata)
+    summary = sum((100.0 if g in nodata else group_scores[g]) * weights.get(g, share) / 100.0 for g in groups)
+    summary = round(summary + 0.0, 2)
     label = "Pass" if summary >= pass_score else "Marginal" if summary >= marginal_score else "Fail"
-    return Judgement(round(summary, 2), label, list(results), group_scores)
+    return Judgement(summary, label, list(results), group_scores)

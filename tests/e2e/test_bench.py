@@ -100,15 +100,20 @@ def test_bench_report_redraws_the_report_from_a_saved_result(corpus: Path, tmp_p
     p = cli("bench", "--scenarios", str(corpus), "--strategies", "no-guard,oracle", "--seeds", "1", "--out", str(saved))
     assert p.returncode == 0, p.stderr
     assert json.loads((saved.parent / "summary.json").read_text())["summary"]["oracle"]["runs"] == 3
+    readme = tmp_path / "README.md"
+    readme.write_text("# Results\n\n<!-- results:begin -->\nold\n<!-- results:end -->\n\nafter\n")
     p = cli("bench-report", str(saved), "--report", str(tmp_path / "report"), "--scenarios", str(corpus),
-            "--timeline", "latent-crash")
+            "--timeline", "latent-crash", "--readme", str(readme))
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "report" / "index.html").is_file() and (tmp_path / "report" / "timeline.png").is_file()
+    text = readme.read_text()
+    assert "old" not in text and "| `oracle` |" in text and text.endswith("<!-- results:end -->\n\nafter\n")
 
 
-def test_scale_benchmark_times_the_shipped_models_batch_inference() -> None:
+def test_scale_benchmark_times_the_batch_inference_of_the_model_in_use() -> None:
     from shared.bench.scale import run_one
+    from shared.bootstrap import failure_model
 
     r = run_one(200)
-    assert r["vms"] == 200 and r["inference_model"] == "onnx"
+    assert r["vms"] == 200 and r["inference_model"] == failure_model().name  # the judge, per model/selection.json
     assert r["inference_vms_per_second"] > 0 and r["max_history_events"] > 0

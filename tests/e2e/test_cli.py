@@ -66,8 +66,8 @@ def test_readable_account_explains_the_default_demo() -> None:
     for phase in ("Cloning a stratified sample into the Spot shadow pool", "Baking: watching the shadows",
                   "Rolling production in waves", "Watching production after the last wave"):
         assert phase in p.stderr
-    for word in ("skip_stratum", "rollback_vm", "scale_out", "scale_in", "recovered",
-                 "Outcome: completed_with_rollbacks"):
+    for word in ("skip_stratum", "rollback_vm", "withdraw_change", "scale_out", "scale_in", "recovered",
+                 "Outcome: halted_in_production"):
         assert word in p.stdout
 
 
@@ -104,6 +104,25 @@ def test_evaluate_reports_the_contract_figures_for_model_judge_and_truth(
     assert r["examples"] == 120 and 0 < r["positives"] < 120
     assert r["oracle_roc_auc"] == 1.0  # crash-one-sku: the truth knows exactly which SKU fails
     assert r["roc_auc"] > 0.9 and r["brier"] < 0.1
+    assert r["model"] == "judge"  # model/selection.json: the model did not beat the judge on validation
+    assert r["roc_auc"] == r["judge_roc_auc"] and r["seed_offset"] == 0
+
+
+def test_select_model_writes_the_choice_and_the_cards_section(tmp_path: Path,
+                                                             scenario_path: Callable[[str], Path]) -> None:
+    scenarios = tmp_path / "validation"
+    scenarios.mkdir()
+    for name in ("crash-one-sku", "good-change"):
+        shutil.copy(scenario_path(name), scenarios / f"{name}.yaml")
+    model = tmp_path / "model"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "model", model)
+    (model / "selection.json").unlink()
+    p = cli("select-model", "--scenarios", str(scenarios), "--seeds", "1", "--model-dir", str(model))
+    assert p.returncode == 0, p.stderr
+    selection = json.loads((model / "selection.json").read_text())
+    assert selection["model"] in ("model", "judge") and selection["rollouts"] == 2
+    assert f"in use: {selection['model']}" in " ".join(p.stdout.split())
+    assert "## In use: model or judge" in (model / "README.md").read_text()
 
 
 def test_flags_show_no_type_in_help() -> None:

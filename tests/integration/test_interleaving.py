@@ -5,6 +5,9 @@ same time and meet in the rollout store. The local runner interleaves them the s
 over at every store call to the activity its seeded generator picks), so these runs go through many different
 orders of the same reads and writes. Each writer has rows of its own and every update names the version it
 read, so the outcome is the same whatever the order, and the same as running them one after another.
+
+The scenario stays under ARM's write budget: where a fan-out's writes exceed it (shared/adapters/azure/limits.py),
+which chunk waits for tokens depends on the order, in Azure as here, and so does the last minute of that fan-out.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from shared.simulation import simulate
 
 
 def test_one_scenario_and_seed_give_the_same_outcome_under_every_seeded_interleaving() -> None:
-    scenario = load_scenario(default_scenario_path())
+    demo = load_scenario(default_scenario_path())
+    # a two-hour watch: the waves' and the watch's rollbacks, before the hours-later crashes would withdraw the
+    # change from 200 VMs at once (more writes than ARM's burst; see the module's docstring)
+    scenario = demo.model_copy(update={"policy": {**demo.policy, "production_watch_minutes": 120}})
     sequential = simulate(scenario, sequential=True)
     outcomes, histories = [], []
     for interleave in (None, 1, 2):  # None: the default, drawn from the run's seed
@@ -27,4 +33,5 @@ def test_one_scenario_and_seed_give_the_same_outcome_under_every_seeded_interlea
         histories.append(run.interleaver.history)
     assert len({tuple(h) for h in histories}) == 3  # three different orders of the same reads and writes
     assert outcomes == [json.dumps(sequential.outcome, sort_keys=True)] * 3
-    assert sequential.outcome["outcome"] == "completed_with_rollbacks"  # waves, rollbacks: every fan-out ran
+    # shadows, waves and rollbacks: every fan-out ran
+    assert sequential.outcome["vms"]["rolled_back"] > 0 and sequential.outcome["vms"]["unknown_state"] == 0

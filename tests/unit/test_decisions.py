@@ -3,13 +3,17 @@ from __future__ import annotations
 import pytest
 
 from shared.domain.decisions import (
+    ShadowTally,
     VmRisk,
     adaptive_error_threshold,
     assess_changed_vms,
+    assess_probe_failures,
     decide_before_production,
+    expected_failure_rate,
     plan_capacity,
     plan_scale_back,
     plan_waves,
+    withdraw_change,
 )
 from shared.domain.model import Stratum
 from shared.domain.policy import RolloutPolicy
@@ -48,7 +52,8 @@ def test_exactly_the_halt_share_of_confident_failures_halts() -> None:
 
 
 def test_predicted_rate_counts_only_the_vms_that_proceed() -> None:
-    plan = decide_before_production(risks(0.95, 0.04), RolloutPolicy())
+    scored = [VmRisk(r.vm_id, r.stratum_key, r.probability, "model") for r in risks(0.95, 0.04)]
+    plan = decide_before_production(scored, RolloutPolicy())
     assert plan.predicted_rate == pytest.approx(0.04)
 
 
@@ -64,25 +69,63 @@ def test_vms_at_or_above_snapshot_probability_are_at_risk() -> None:
     assert sorted(plan.at_risk) == sorted(f"a{i}" for i in range(10))
 
 
-def test_error_threshold_adapts_to_the_predicted_rate_within_bounds() -> None:
-    policy = RolloutPolicy(base_error_threshold=0.02, threshold_multiplier=2.0, max_error_threshold=0.2)
-    assert adaptive_error_threshold(0.0, policy).value == pytest.approx(0.02)
-    assert adaptive_error_threshold(0.05, policy).value == pytest.approx(0.12)
-    assert adaptive_error_threshold(0.5, policy).value == pytest.approx(0.2)
-    assert "base 2.0% + 2 x predicted 5.00%" in adaptive_error_threshold(0.05, policy).reason
+def test_expected_rate_follows_the_prediction_but_never_exceeds_the_tolerable_rate() -> None:
+    policy = RolloutPolicy(base_error_threshold=0.01, tolerable_failure_rate=0.02)
+    assert adaptive_error_threshold(0.0, policy).value == pytest.approx(0.01)
+    assert adaptive_error_threshold(0.015, policy).value == pytest.approx(0.015)
+    # crash-partial: the model predicted 0.094 for the VMs that proceed; production must not tolerate that
+    assert adaptive_error_threshold(0.094, policy).value == pytest.approx(0.02)
+    assert adaptive_error_threshold(0.5, policy.with_overrides({"max_error_threshold": 0.015})).value == 0.015
 
 
-def test_assess_halts_when_failing_share_exceeds_threshold() -> None:
-    t = adaptive_error_threshold(0.0, RolloutPolicy())  # 2%
-    assert assess_changed_vms(100, 2, t).kind == "continue"
-    halt = assess_changed_vms(100, 3, t)
+def test_surprise_test_halts_when_failures_are_too_many_for_the_expected_rate() -> None:
+    t = adaptive_error_threshold(0.0, RolloutPolicy())  # expects 0.5%, halts below a 5% tail
+    assert assess_changed_vms(15, 0, t).kind == "continue"
+    assert assess_changed_vms(15, 1, t).kind == "continue"  # P(>=1 of 15 | 0.5%) = 0.072: one benign failure
+    halt = assess_changed_vms(15, 2, t)  # P(>=2 of 15 | 0.5%) = 0.0025
     assert halt.kind == "halt_in_production"
-    assert halt.reason == "3 failing of 100 changed VMs = 3.0% > threshold 2.0% (at most 2 allowed)"
+    assert halt.data["p_value"] == pytest.approx(0.002514, abs=1e-5)
+    assert "2 failing of 15 changed VMs" in halt.reason and "< 0.05" in halt.reason
 
 
-def test_a_single_failure_in_a_small_first_wave_halts_when_nothing_was_predicted() -> None:
-    t = adaptive_error_threshold(0.0, RolloutPolicy())
-    assert assess_changed_vms(10, 1, t).kind == "halt_in_production"
+def test_ten_percent_crashing_in_production_halts_by_the_second_wave_whatever_the_model_predicted() -> None:
+    """300 VMs, 10% crash on apply: waves of 15 and 60; the old rule let the model lift the threshold to 20%."""
+    t = adaptive_error_threshold(0.094, RolloutPolicy())
+    assert assess_changed_vms(75, 7, t).kind == "halt_in_production"
+
+
+def test_a_stratum_with_one_apply_failure_of_two_shadows_is_skipped_by_its_bound() -> None:
+    plan = decide_before_production(risks(0.01, 0.01), RolloutPolicy(),
+                                    {A: ShadowTally(1, 2), B: ShadowTally(0, 5)})
+    assert not plan.halt
+    assert sorted(plan.skipped) == sorted(f"a{i}" for i in range(10))
+    skip = next(d for d in plan.decisions if d.kind == "skip_stratum")
+    assert skip.subject == A and skip.data["lower"] == pytest.approx(0.0253, abs=1e-4)
+    assert "lower bound > tolerable 2.0%" in skip.reason
+
+
+def test_the_fleet_halts_when_the_strata_that_would_proceed_still_fail_beyond_the_tolerable_rate() -> None:
+    plan = decide_before_production(risks(0.01, 0.01), RolloutPolicy(),
+                                    {A: ShadowTally(1, 6), B: ShadowTally(1, 6)})
+    assert plan.halt and plan.included == []
+    assert [d.kind for d in plan.decisions] == ["ambiguous_evidence", "ambiguous_evidence", "halt_before_production"]
+    halt = plan.decisions[-1]
+    assert halt.data["failures"] == 2 and halt.data["shadows"] == 12
+    assert halt.data["lower"] > 0.02  # 1 of 6 alone is ambiguous (lower 0.0085); 2 of 12 pooled is not
+
+
+def test_one_failure_among_many_shadows_is_ambiguous_and_its_stratum_is_snapshotted() -> None:
+    plan = decide_before_production(risks(0.01, 0.01), RolloutPolicy(),
+                                    {A: ShadowTally(0, 3), B: ShadowTally(1, 6)})
+    assert not plan.halt and len(plan.included) == 40
+    amb = next(d for d in plan.decisions if d.kind == "ambiguous_evidence")
+    assert amb.subject == B and "needs 149 failure-free shadows" in amb.reason
+    assert sorted(plan.at_risk) == sorted(f"b{i}" for i in range(30))
+
+
+def test_clean_shadows_change_nothing_the_predictions_decide() -> None:
+    plan = decide_before_production(risks(0.95, 0.02), RolloutPolicy(), {A: ShadowTally(0, 2), B: ShadowTally(0, 3)})
+    assert sorted(plan.skipped) == sorted(f"a{i}" for i in range(10))
 
 
 def test_waves_are_proportional_slices_with_every_stratum_in_the_first_wave() -> None:
@@ -117,3 +160,27 @@ def test_scale_back_waits_for_pending_rollbacks() -> None:
     back = plan_scale_back("web", extra_now=4, pending_rollbacks=0)
     assert back is not None and back.kind == "scale_in" and back.data["remove"] == 4
     assert plan_scale_back("web", extra_now=0, pending_rollbacks=0) is None
+
+
+def test_pooled_probe_failures_above_the_tolerable_rate_halt_production() -> None:
+    policy = RolloutPolicy()  # tolerable 1% of probes
+    assert assess_probe_failures(2, 720, policy) is None
+    halt = assess_probe_failures(15, 720, policy)
+    assert halt is not None and halt.kind == "halt_in_production"
+    assert "15/720 health probes" in halt.reason and halt.data["p_value"] < 0.05
+    assert assess_probe_failures(0, 0, policy) is None
+
+
+def test_the_expected_rate_takes_the_models_probability_but_never_the_judges_score() -> None:
+    risks_ = [VmRisk("a0", A, 0.04, "model"), VmRisk("b0", B, 0.04, "judge")]
+    rate = expected_failure_rate(risks_, {A: ShadowTally(0, 2), B: ShadowTally(1, 10)})
+    assert rate == pytest.approx((0.04 + 0.1) / 2)
+    assert expected_failure_rate([VmRisk("b0", B, 0.04, "judge")], {}) == 0.0
+
+
+def test_a_surprise_after_the_last_wave_withdraws_the_change_from_every_vm_not_yet_failed() -> None:
+    verdict = assess_changed_vms(163, 3, adaptive_error_threshold(0.0, RolloutPolicy()))
+    assert verdict.kind == "halt_in_production"  # P(>= 3 of 163 | 0.5%) = 0.049
+    d = withdraw_change(["a", "b", "c", "d"], {"a": "health probe failed"}, verdict)
+    assert d.kind == "withdraw_change" and sorted(d.data["vms"]) == ["b", "c", "d"]
+    assert all(why.startswith("change withdrawn: 3 failing of 163") for why in d.data["vms"].values())

@@ -159,3 +159,19 @@ def test_fleet_wide_evidence_fails_strata_that_agree_but_are_too_small_alone() -
     for k in agreeing:
         assert out[k].phase is Phase.FAILED and "consistent with fleet-wide evidence" in out[k].reason
     assert out["d"].phase is Phase.SUCCESSFUL
+
+
+def test_a_flap_failing_a_tenth_of_probes_fails_on_the_absolute_rate_though_its_relative_change_is_small() -> None:
+    v = judge_stratum("k", "web/D2s", frame(10, 1), frame(60, 2, health_fail=0.12), OK, RolloutPolicy())
+    rate = next(s for s in v.signals if s.signal == "health_rate")
+    relative = next(s for s in v.signals if s.signal == "health_ok")
+    assert abs(relative.relative_change) < RolloutPolicy().judge_tolerance  # the relative test cannot see it
+    assert rate.phase is Phase.FAILED and v.phase is Phase.FAILED
+    assert "against an expected 1.0%" in rate.message
+
+
+def test_a_failed_stratum_counts_all_its_shadows_as_failing_and_a_clean_one_none() -> None:
+    bad = judge_stratum("k", "web/D2s", frame(10, 1), frame(30, 2, errors=12.0), OK, RolloutPolicy())
+    good = judge_stratum("k", "web/D2s", frame(10, 1), frame(30, 2), OK, RolloutPolicy())
+    assert (bad.shadows_failed, bad.shadows_changed) == (2, 2)
+    assert (good.shadows_failed, good.shadows_changed) == (0, 2)

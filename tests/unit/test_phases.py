@@ -12,7 +12,7 @@ import pytest
 from shared.bench.corpus import summarise
 from shared.bench.phases import phase_breakdown, phase_durations
 
-RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "bench.json.gz"
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "heldout" / "bench.json.gz"
 
 
 def run(duration: float, *, shadows: float = 5.0, bake_start: float = 16.0, planned: float = 48.0,
@@ -62,7 +62,7 @@ def test_on_the_committed_results_every_good_run_s_phases_add_up_to_its_duration
         result = json.load(f)
     good = [r for r in result["runs"] if r["strategy"] == "shadow-predictive" and not r["bench"]["bad_change"]
             and any(d["kind"] == "plan_waves" for d in r["decisions"])]
-    assert len(good) >= 100
+    assert len(good) >= 40  # the held-out benchmark: 8 seeds of each of its 5 good changes
     for r in good:
         phases = phase_durations(r)
         assert {"shadows", "bake", "waves"} <= set(phases)  # a separate baseline may go (issue #14)

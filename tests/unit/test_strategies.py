@@ -212,3 +212,30 @@ def test_peers_never_read_the_truth() -> None:
         source = inspect.getsource(module)
         for truth in ('t["imp_at"]', "affected_if_applied", ".effects", 't["t0"]', 'T["', "world.t["):
             assert truth not in source, f"{module.__name__} reads {truth}"
+
+
+# ---------------------------------------------------------------------------------------------- +watch
+def test_every_peer_also_runs_with_the_projects_watch_and_the_project_without_it() -> None:
+    from shared.strategies import NO_WATCH
+
+    for peer in ("vmss-rolling", "canary-mannwhitney", "linear-alarm", "threshold-only", "no-guard"):
+        assert peer + "+watch" in STRATEGIES
+    assert NO_WATCH in STRATEGIES and "oracle+watch" not in STRATEGIES
+
+
+def test_a_watched_peer_restores_vms_that_fail_the_projects_health_rules_after_its_last_step() -> None:
+    sc = scenario([{"mode": "latent_crash", "onset_minutes": 120, "probability": 0.3}], capacity=40)
+    plain = STRATEGIES["no-guard"](sc, sc.seed)
+    watched = STRATEGIES["no-guard+watch"](sc, sc.seed)
+    assert watched["strategy"] == "no-guard+watch"
+    assert plain["vms"]["failed_unrecovered"] > 0 and watched["vms"]["failed_unrecovered"] == 0
+    assert watched["vms"]["rolled_back"] == watched["production_vms_impaired"] > 0
+    assert watched["impaired_vm_minutes"] < plain["impaired_vm_minutes"] / 10
+    assert "watched for 24 h" in reasons(watched, "watch") and watched["snapshots_taken"] == 40
+
+
+def test_a_watched_peer_changes_nothing_on_a_good_change() -> None:
+    sc = scenario([], capacity=30)
+    o = STRATEGIES["linear-alarm+watch"](sc, sc.seed)
+    assert o["outcome"] == "completed" and o["vms"]["on_new_config"] == 30
+    assert "0 VMs restored" in reasons(o, "watch")

@@ -16,7 +16,7 @@ from ...domain.decisions import (
     model_decision,
     plan_waves,
 )
-from ...domain.features import FeatureTable, StratumEvidence, build_features, evidence_of
+from ...domain.features import FeatureTable, StratumEvidence, build_features, evidence_of, shadow_tallies
 from ...domain.judge import Phase, StratumVerdict, apply_fleet_evidence, judge_stratum
 from ...domain.kinds import DecisionKind
 from ...domain.model import ApplyStatus, Stratum, VmInfo
@@ -106,7 +106,7 @@ def analyse_shadows(svc: Services, payload: RolloutRef) -> AnalysisResult:
     evidence, pooled = _evidence(r, verdicts, fleet)
     r.repo.put_evidence(evidence, pooled)
     _, _, risks = _risks(r, evidence, pooled)
-    plan = decide_before_production(risks, r.policy)
+    plan = decide_before_production(risks, r.policy, shadow_tallies(evidence))
     failing = [v for v in verdicts.values() if v.phase is Phase.FAILED]
     inconclusive = [v for v in verdicts.values() if v.phase is Phase.INCONCLUSIVE]
     r.repo.put_verdicts(verdicts)
@@ -126,7 +126,7 @@ def decide(svc: Services, payload: RolloutRef) -> DecideResult:
     verdicts = r.repo.verdicts()
     evidence, pooled = r.repo.evidence()
     vms, table, risks = _risks(r, evidence, pooled)
-    plan = decide_before_production(risks, r.policy)
+    plan = decide_before_production(risks, r.policy, shadow_tallies(evidence))
     threshold = adaptive_error_threshold(plan.predicted_rate, r.policy)
     skipped = set(plan.skipped)
     observability.predictions_made(r.id, [(x.source, x.vm_id in skipped) for x in risks],

@@ -10,7 +10,13 @@ from datetime import timedelta
 import numpy as np
 
 from ... import observability
-from ...domain.decisions import Decision, adaptive_error_threshold, assess_changed_vms
+from ...domain.decisions import (
+    Decision,
+    adaptive_error_threshold,
+    assess_changed_vms,
+    assess_probe_failures,
+    withdraw_change,
+)
 from ...domain.errors import ShadowRolloutError, TransientError
 from ...domain.health import Baseline, failing_vms
 from ...domain.kinds import DecisionKind
@@ -148,6 +154,26 @@ def check_production(svc: Services, payload: CheckInput) -> CheckResult:
     failing = failing_vms(frame, baselines, applies, r.policy, _peer_error_rate(r, items)) if frame is not None else {}
     failing_total = sum(1 for k in changed if items[k].rollback is not None) + len(failing)
     decisions: list[Decision] = []
+    threshold = adaptive_error_threshold(r.record.predicted_rate, r.policy)
+    verdict = assess_changed_vms(len(changed), failing_total, threshold)
+    if verdict.kind is not DecisionKind.HALT_IN_PRODUCTION and frame is not None:
+        health = frame.signals["health_ok"]
+        verdict = assess_probe_failures(int(np.sum(health == 0.0)), int(np.sum(~np.isnan(health))),
+                                        r.policy) or verdict
+    halt = False
+    if payload.context is CheckContext.WAVE:
+        halt = verdict.kind is DecisionKind.HALT_IN_PRODUCTION
+        if halt or failing:
+            decisions.append(verdict)
+        if halt:
+            r.update(halted=True, phase=RolloutPhase.HALTED_IN_PRODUCTION)
+            publish_outcome(r, "halted", verdict.reason, where="production", failing=failing_total,
+                            changed=len(changed))
+    elif verdict.kind is DecisionKind.HALT_IN_PRODUCTION and not r.record.withdrawn:
+        withdraw = withdraw_change(live, failing, verdict)  # the watch: failures this surprising withdraw it all
+        failing.update(withdraw.data["vms"])
+        r.update(withdrawn=True, halted=True)
+        decisions.append(withdraw)
     batch = ""
     if failing:
         def next_batch(rec: RolloutRecord) -> None:  # counted on the fresh record: no two checks share a number
@@ -161,17 +187,6 @@ def check_production(svc: Services, payload: CheckInput) -> CheckResult:
         decisions += [Decision(DecisionKind.ROLLBACK_VM, f"{short(k)}: {why}", k) for k, why in sorted(failing.items())]
         for k, why in sorted(failing.items()):
             observability.rollback_queued(r.id, k, why)
-    halt = False
-    if payload.context is CheckContext.WAVE:
-        threshold = adaptive_error_threshold(r.record.predicted_rate, r.policy)
-        verdict = assess_changed_vms(len(changed), failing_total, threshold)
-        halt = verdict.kind is DecisionKind.HALT_IN_PRODUCTION
-        if halt or failing:
-            decisions.append(verdict)
-        if halt:
-            r.update(halted=True, phase=RolloutPhase.HALTED_IN_PRODUCTION)
-            publish_outcome(r, "halted", verdict.reason, where="production", failing=failing_total,
-                            changed=len(changed))
     r.decide(decisions)
     return CheckResult(failing=len(failing), batch=batch, chunks=chunk_count(len(failing)), halt=halt,
                         changed=len(changed))

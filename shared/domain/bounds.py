@@ -1,0 +1,76 @@
+"""How sure the shadows make us of a failure rate: one bound function that every decision uses.
+
+``k`` failing shadows of ``n`` changed ones say little when ``n`` is small: 0 of 2 does not show a rate below
+2%, and 1 of 2 does not show a rate of 50%. The decisions therefore act on a bound, not on ``k / n``: skip or
+halt when even the *lower* bound exceeds the tolerable rate, proceed when the *upper* bound is below it, and
+call everything in between ambiguous.
+
+The bound is the exact (Clopper-Pearson) binomial interval, each side one-sided at ``confidence``:
+``lower = Beta⁻¹(1 - c; k, n - k + 1)`` and ``upper = Beta⁻¹(c; k + 1, n - k)`` (Clopper and Pearson,
+Biometrika 26, 1934; with ``k = 0`` the upper bound is ``1 - (1 - c)^(1/n)``, ≈ 3/n at 95%: the "rule of
+three"). It is conservative (coverage at least ``c`` for every true rate), which is the side a rollout should
+err on. Issue #16 replaces it with a sequential, anytime-valid bound; callers go through
+:func:`failure_rate_bound` only, so that swap changes one function and there is one halt rule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RateBound:
+    """A failure rate's one-sided bounds from ``failures`` of ``trials``, each holding with ``confidence``."""
+
+    failures: int
+    trials: int
+    lower: float
+    upper: float
+    confidence: float
+
+    def describe(self) -> str:
+        return (f"{self.failures}/{self.trials} failing, rate in [{self.lower:.3f}, {self.upper:.3f}] "
+                f"({self.confidence:.0%} one-sided each)")
+
+
+def clopper_pearson(failures: int, trials: int, confidence: float) -> RateBound:
+    """Exact one-sided binomial bounds; no trials bound nothing (``[0, 1]``)."""
+    if trials < 0 or failures < 0 or failures > trials:
+        raise ValueError(f"need 0 <= failures <= trials (got {failures} of {trials})")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1) (got {confidence})")
+    if trials == 0:
+        return RateBound(0, 0, 0.0, 1.0, confidence)
+    from scipy.stats import beta  # imported when a decision is made, not at the app's start-up
+
+    lower = 0.0 if failures == 0 else float(beta.ppf(1.0 - confidence, failures, trials - failures + 1))
+    upper = 1.0 if failures == trials else float(beta.ppf(confidence, failures + 1, trials - failures))
+    return RateBound(failures, trials, lower, upper, confidence)
+
+
+def failure_rate_bound(failures: int, trials: int, confidence: float) -> RateBound:
+    """The one bound every decision uses (see the module docstring); swap its body, not its callers."""
+    return clopper_pearson(failures, trials, confidence)
+
+
+def shadows_needed(rate: float, confidence: float) -> int:
+    """Failure-free shadows needed before the upper bound falls below ``rate`` (rule of three at 95%)."""
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"rate must be in (0, 1) (got {rate})")
+    return math.ceil(math.log(1.0 - confidence) / math.log(1.0 - rate))
+
+
+def surprise_p_value(failures: int, trials: int, expected_rate: float) -> float:
+    """P(at least ``failures`` of ``trials`` fail) when each fails with ``expected_rate``: a binomial tail.
+
+    It is the dual of :func:`clopper_pearson`'s lower bound: the tail is below ``1 - c`` exactly when the lower
+    bound at confidence ``c`` exceeds ``expected_rate``, so the production test is the same rule as the shadows'
+    (when #16 makes the bound sequential, this tail must become that bound's test too)."""
+    if failures <= 0:
+        return 1.0
+    if expected_rate <= 0.0:
+        return 0.0
+    from scipy.stats import binom  # imported when a decision is made, not at the app's start-up
+
+    return float(binom.sf(failures - 1, trials, expected_rate))
