@@ -71,6 +71,9 @@ class Pacer:
         self.waited = 0.0
         """Seconds requests were held back, summed."""
         self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
+        """Requests sent (their tokens spent here) whose answers have not come back, by ARM kind: an answer's
+        remaining count cannot include them yet, so lowering to it must leave room for them."""
 
     def acquire(self, method: str, url: str) -> Charge | None:
         path = urlsplit(url).path
@@ -79,19 +82,28 @@ class Pacer:
         charge = classify(method, path)
         t = self.clock.now()
         start = self.budget.reserve([charge], "self", t)
+        with self._lock:
+            self.waited += max(0.0, start - t)
+            self._in_flight[charge.kind] = self._in_flight.get(charge.kind, 0) + 1
         if start > t:
-            with self._lock:
-                self.waited += start - t
             self.clock.sleep_until(start)
         return charge
+
+    def unanswered(self, charge: Charge) -> None:
+        """A request that got no answer (a connection error) is no longer in flight; its token stays spent."""
+        with self._lock:
+            self._in_flight[charge.kind] -= 1
 
     def observe(self, charge: Charge, status: int, headers: Any) -> None:
         """Lower the local count to what ARM says is left; after a 429, wait out its Retry-After."""
         left = remaining(headers)
         t = self.clock.now()
+        with self._lock:
+            self._in_flight[charge.kind] -= 1
+            others = self._in_flight[charge.kind]
         server = left.get(f"subscription-{charge.kind}")
         if server is not None:
-            self.budget.lower(("arm", "self", charge.kind), server, t)
+            self.budget.lower(("arm", "self", charge.kind), server - others, t)
         if status == 429:
             try:
                 retry_after = float(headers.get("Retry-After") or 0)
@@ -135,7 +147,12 @@ class PacedTransport(RequestsTransport):  # type: ignore[misc]
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         charge = self.pacer.acquire(request.method, request.url)
-        response = super().send(request, **kwargs)
+        try:
+            response = super().send(request, **kwargs)
+        except BaseException:
+            if charge is not None:
+                self.pacer.unanswered(charge)
+            raise
         if charge is not None:
             self.pacer.observe(charge, response.status_code, response.headers)
         return response
