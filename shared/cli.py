@@ -55,6 +55,10 @@ def simulate(
     backend: Annotated[str, typer.Option(help="Adapters to run through: sim (in-process simulator) or azure-sdk "
                                                "(the Azure SDK adapters over HTTP, against the simulator's "
                                                "Azure-shaped stand-in).")] = "sim",
+    chaos: Annotated[int | None, typer.Option(help="Seed of chaos: activities redelivered and the worker crashing "
+                                                   "at seeded points (at-least-once delivery).")] = None,
+    chaos_rate: Annotated[float, typer.Option(help="Chance of a strike after each activity (with --chaos).")]
+    = 0.3,
 ) -> None:
     """Run one whole rollout of a scenario on the fleet simulator."""
     from .adapters.simulator.scenario import load_scenario
@@ -63,6 +67,10 @@ def simulate(
 
     if backend not in ("sim", "azure-sdk"):
         _fail(f"--backend {backend!r} is not available in this build; choose from: sim, azure-sdk")
+    if chaos is not None and backend != "sim":
+        _fail("--chaos runs on --backend sim only")
+    if not 0.0 <= chaos_rate <= 1.0:
+        _fail(f"--chaos-rate must be within 0..1 (got {chaos_rate})")
     path = scenario or default_scenario_path()
     try:
         sc = load_scenario(path)
@@ -93,7 +101,10 @@ def simulate(
 
                 run = simulate_azure_sdk(sc, seed=seed, on_status=on_status)
             else:
-                run = run_simulation(sc, seed=seed, on_status=on_status)
+                from .runtime.chaos import Chaos
+
+                run = run_simulation(sc, seed=seed, on_status=on_status,
+                                     chaos=Chaos(chaos, chaos_rate) if chaos is not None else None)
     except ShadowRolloutError as exc:
         _fail(str(exc), 1)
         return
@@ -206,6 +217,11 @@ def _account(o: dict[str, Any]) -> None:
         ("capacity shortfall (VM-minutes)", o["capacity"]["shortfall_vm_minutes"]),
         ("duration to last production action (min)", o["duration_minutes"]),
     ]
+    if "leaks" in o:
+        rows.append(("left behind: shadows / leases / extra instances",
+                     f"{o['leaks']['shadows']} / {o['leaks']['leases']} / {o['leaks']['extra_instances']}"))
+    if "chaos" in o:
+        rows.append(("chaos: redelivered / crashes", f"{o['chaos']['redelivered']} / {o['chaos']['crashes']}"))
     for k, val in rows:
         summary.add_row(k, str(val))
     out.print(summary)
@@ -231,6 +247,11 @@ def bench(
     timeline: Annotated[str | None, typer.Option(help="Scenario (a file, or a name in --scenarios) whose "
                                                       "shadow-predictive rollout the report draws as a timeline "
                                                       "(default: the bundled demo).")] = None,
+    chaos: Annotated[bool, typer.Option("--chaos", help="Also run each shadow-predictive run under chaos seeded by "
+                                                       "its own seed, and compare it with the undisturbed run.")]
+    = False,
+    chaos_rate: Annotated[float, typer.Option(help="Chance of a strike after each activity (with --chaos).")]
+    = 0.3,
 ) -> None:
     """Benchmark strategies on a corpus of scenarios (scenarios contract §3)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -259,7 +280,8 @@ def bench(
         with progress:
             result = run_bench(scenarios, names, seeds, good_seeds=good_seeds, max_vms=max_vms,
                                exclude_tags=[t.strip() for t in exclude_tags.split(",") if t.strip()],
-                               workers=workers, progress=on_run, on_plan=on_plan)
+                               workers=workers, progress=on_run, on_plan=on_plan,
+                               chaos_rate=chaos_rate if chaos else None)
     except ShadowRolloutError as exc:
         _fail(str(exc))
         return

@@ -12,6 +12,7 @@ from .adapters.simulator.scenario import Scenario
 from .adapters.simulator.world import FleetWorld, vmss_resource_id
 from .orchestration.rollout import ROLLOUT
 from .ports import FailureModel
+from .runtime.chaos import Chaos, FaultDraws
 from .runtime.local_durable import LocalDurableRunner, RunnerStats
 
 STRATEGY = "shadow-predictive"
@@ -46,10 +47,11 @@ def rollout_request(scenario: Scenario, rollout_id: str) -> dict[str, Any]:
 def simulate(scenario: Scenario, *, seed: int | None = None,
              on_status: Callable[[str, Any], None] | None = None,
              adapt: Callable[[bootstrap.Services], bootstrap.Services] | None = None,
-             model: FailureModel | None = None) -> SimulationRun:
+             model: FailureModel | None = None, chaos: Chaos | None = None) -> SimulationRun:
     """Run the shadow-predictive strategy on ``scenario`` and account for it from the ground truth.
 
     ``model`` replaces the shipped failure model; ``adapt`` may replace other services (a wrapped port).
+    ``chaos`` redelivers activities and crashes the worker at seeded points; the outcome then says how often.
     """
     world = FleetWorld(scenario, seed=seed)
     services = bootstrap.simulator_services(world, model=model)
@@ -62,8 +64,10 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
         def set_clock(t: Any) -> None:
             world.clock.now = to_minute(t)
 
+        draws = FaultDraws(world.attempt_counters, world.set_attempt_counters)
         runner = LocalDurableRunner(function_app.app, start=SIM_EPOCH, set_clock=set_clock,
-                                    read_clock=lambda: to_datetime(world.clock.now), on_status=on_status)
+                                    read_clock=lambda: to_datetime(world.clock.now), on_status=on_status,
+                                    chaos=chaos, draws=draws)
         rollout_id = f"{scenario.change.id}-s{world.seed}"
         request = rollout_request(scenario, rollout_id)
         runner.start_new(ROLLOUT, rollout_id, request)
@@ -80,6 +84,12 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
                               "reason": inst.error or "unknown error"})
         outcome = world.outcome(strategy=STRATEGY, believed=believed, halted=bool(record.get("halted")),
                                 finished_at=finished, decisions=decisions)
+        leaked = world.leaked()
+        held = services.leases.holders(request["targets"])
+        outcome["leaks"] = {"shadows": leaked["shadows"], "leases": len(held),
+                            "extra_instances": leaked["extra_instances"]}
+        if chaos is not None:
+            outcome["chaos"] = chaos.stats.to_dict()
         return SimulationRun(outcome, world, services, runner, rollout_id)
     finally:
         bootstrap.install(None)

@@ -30,6 +30,7 @@ DEFAULT_EXCLUDE_TAGS = ("scale",)
 WORKERS = 2
 # rough seconds per run on a 200-VM fleet, to start the slow runs first and keep both cores busy to the end
 _COST = {"shadow-predictive": 10.0, "canary-mannwhitney": 2.0}
+CHAOS_STRATEGY = "shadow-predictive"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Task:
     strategy: str
     seed: int
     vms: int
+    chaos_rate: float | None = None
+    """Run under chaos (shadow-predictive only: the peers do not run on Durable Functions)."""
 
 
 @dataclass
@@ -82,14 +85,16 @@ def fleet_size(scenario: Scenario) -> int:
     return sum(s.capacity for s in scenario.fleet.scale_sets)
 
 
-def plan(corpus: Corpus, strategies: Sequence[str], seeds: int, good_seeds: int | None = None) -> list[Task]:
+def plan(corpus: Corpus, strategies: Sequence[str], seeds: int, good_seeds: int | None = None,
+         chaos_rate: float | None = None) -> list[Task]:
     """Seeds ``seed .. seed+N-1`` per scenario (its own seed first); good changes may get more seeds."""
     tasks: list[Task] = []
     for path, sc in corpus.scenarios:
         n = max(seeds, good_seeds or 0) if sc.is_good_change else seeds
         for strategy in strategies:
             for k in range(n):
-                tasks.append(Task(len(tasks), str(path), strategy, sc.seed + k, fleet_size(sc)))
+                rate = chaos_rate if strategy == CHAOS_STRATEGY else None
+                tasks.append(Task(len(tasks), str(path), strategy, sc.seed + k, fleet_size(sc), rate))
     return tasks
 
 
@@ -104,6 +109,12 @@ def run_task(task: Task) -> dict[str, Any]:
     started = time.perf_counter()
     outcome = STRATEGIES[task.strategy](sc, task.seed)
     wall = time.perf_counter() - started
+    if task.chaos_rate is not None:  # the same run disturbed; compared with the undisturbed one above
+        from ..strategies import shadow_predictive_chaos
+
+        calm = outcome
+        outcome = shadow_predictive_chaos(sc, task.seed, task.chaos_rate)
+        outcome["chaos"]["differs"] = outcome["vms"] != calm["vms"]
     truth = change_truth(sc, task.seed)
     missed = truth.bad and outcome["production_vms_impaired"] > truth.vms_affected / 2
     outcome["bench"] = {"family": sc.family or "", "tags": list(sc.tags), "bad_change": truth.bad,
@@ -180,18 +191,32 @@ def summarise(runs: Sequence[dict[str, Any]], strategies: Sequence[str]) -> dict
                 if (r["scenario"], r["seed"]) in floor), 1) if floor else None,
             "median_wall_seconds": round(statistics.median(r["bench"]["wall_seconds"] for r in rs), 3) if rs else None,
         }
+        disturbed = [r for r in rs if "chaos" in r]
+        if disturbed:
+            out[s]["chaos"] = chaos_summary(disturbed)
     return out
+
+
+def chaos_summary(runs: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """How the runs under chaos fared: unknown state or unrecovered VMs, leaks, and ``vms`` counts unlike the
+    same run undisturbed."""
+    return {"runs": len(runs), "redelivered": sum(r["chaos"]["redelivered"] for r in runs),
+            "crashes": sum(r["chaos"]["crashes"] for r in runs),
+            "unknown_state_runs": sum(1 for r in runs if r["vms"]["unknown_state"] + r["vms"]["failed_unrecovered"]),
+            "leak_runs": sum(1 for r in runs if any(r["leaks"].values())),
+            "differing_runs": sum(1 for r in runs if r["chaos"]["differs"])}
 
 
 def bench(directory: Path, strategies: Sequence[str], seeds: int, *, good_seeds: int | None = None,
           max_vms: int = DEFAULT_MAX_VMS, exclude_tags: Sequence[str] = DEFAULT_EXCLUDE_TAGS, workers: int = WORKERS,
           progress: Callable[[Task, dict[str, Any]], None] | None = None,
-          on_plan: Callable[[list[Task], Corpus], None] | None = None) -> dict[str, Any]:
+          on_plan: Callable[[list[Task], Corpus], None] | None = None,
+          chaos_rate: float | None = None) -> dict[str, Any]:
     """Run the benchmark and return the contract's object: ``{"runs": [...], "summary": {...}, "meta": {...}}``."""
     if seeds < 1:
         raise InvalidInput(f"--seeds must be at least 1 (got {seeds})")
     corpus = load_corpus(directory, max_vms=max_vms, exclude_tags=exclude_tags)
-    tasks = plan(corpus, strategies, seeds, good_seeds)
+    tasks = plan(corpus, strategies, seeds, good_seeds, chaos_rate)
     if on_plan:
         on_plan(tasks, corpus)
     started = time.perf_counter()
@@ -202,7 +227,7 @@ def bench(directory: Path, strategies: Sequence[str], seeds: int, *, good_seeds:
         "summary": summarise(runs, strategies),
         "meta": {"scenarios": [sc.name for _, sc in corpus.scenarios], "skipped": corpus.skipped,
                  "strategies": list(strategies), "seeds": seeds, "good_seeds": good_seeds or seeds,
-                 "runs": len(runs), "workers": workers, "wall_seconds": round(wall, 1),
+                 "runs": len(runs), "workers": workers, "chaos_rate": chaos_rate, "wall_seconds": round(wall, 1),
                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                  "command": ""},
     }

@@ -476,5 +476,5 @@ def _record_scheduled(ctx: DurableOrchestrationContext) -> dict[int, tuple[str, 
             if what is not None:
                 seen[task.id] = what
 
-    ctx._add_to_open_tasks = add  # type: ignore[method-assign]
+    ctx._add_to_open_tasks = add
     return seen

@@ -306,6 +306,13 @@ class FleetWorld:
         raise err(f"{op} on {resource}: still failing after {MAX_ARM_ATTEMPTS} attempts", operation=op,
                   resource=resource, status=429 if kind == "throttled" else 503)
 
+    def attempt_counters(self) -> dict[tuple[str, str], int]:
+        """The fault streams' positions: what a re-executed work item rewinds to (chaos, at-least-once)."""
+        return self._attempts
+
+    def set_attempt_counters(self, counters: dict[tuple[str, str], int]) -> None:
+        self._attempts = counters
+
     def _next_attempt(self, op: str, resource: str) -> int:
         """Attempts are counted per (operation, resource) across calls, so a retry draws afresh."""
         attempt = self._attempts.get((op, resource), 0)
@@ -764,6 +771,13 @@ class FleetWorld:
                   and not math.isnan(T["apply_at"][row]) and row in self._deleted)
             out[stratum] = out.get(stratum, False) or ok
         return out
+
+    def leaked(self) -> dict[str, int]:
+        """What is left behind now, read from the world: shadows (VMs or, once evicted, disks) never deleted,
+        and instances beyond each scale set's original capacity."""
+        shadows = sum(1 for i in self.shadow_rows if i not in self._deleted and i not in self._cleaned)
+        extra = sum(max(0, st.capacity - st.original) for st in self.scale_sets.values())
+        return {"shadows": shadows, "extra_instances": extra}
 
     def spot_price(self, i: int) -> float:
         sku = self._skus[int(self.t["sku"][i])]
