@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import bootstrap
@@ -12,7 +12,7 @@ from .adapters.simulator.scenario import Scenario
 from .adapters.simulator.world import FleetWorld, vmss_resource_id
 from .orchestration.rollout import ROLLOUT
 from .ports import FailureModel
-from .runtime.chaos import Chaos, FaultDraws
+from .runtime.chaos import Chaos, FaultDraws, mortal
 from .runtime.local_durable import LocalDurableRunner, RunnerStats
 
 STRATEGY = "shadow-predictive"
@@ -44,6 +44,19 @@ def rollout_request(scenario: Scenario, rollout_id: str) -> dict[str, Any]:
     }
 
 
+def mortal_services(svc: bootstrap.Services, chaos: Chaos) -> bootstrap.Services:
+    """The services with the worker dying (seeded) right after any side effect: a cloud operation, a lease, or a
+    write to the store, before the activity records or does anything else."""
+    return replace(
+        svc,
+        fleet=mortal(svc.fleet, chaos, ("apply_change", "restore_from_snapshots", "run_script", "set_capacity")),
+        shadows=mortal(svc.shadows, chaos, ("create", "teardown")),
+        snapshots=mortal(svc.snapshots, chaos, ("snapshot",)),
+        leases=mortal(svc.leases, chaos, ("acquire", "release")),
+        store=mortal(svc.store, chaos, ("put_rollout", "put_items", "add_decisions")),
+    )
+
+
 def simulate(scenario: Scenario, *, seed: int | None = None,
              on_status: Callable[[str, Any], None] | None = None,
              adapt: Callable[[bootstrap.Services], bootstrap.Services] | None = None,
@@ -57,6 +70,8 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
     services = bootstrap.simulator_services(world, model=model)
     if adapt is not None:
         services = adapt(services)
+    if chaos is not None:
+        services = mortal_services(services, chaos)
     bootstrap.install(services)
     try:
         import function_app  # the real app: its blueprints, orchestrators and activities

@@ -12,16 +12,28 @@ fault streams (the simulator's per-operation attempt counters) to where they sto
 
 from __future__ import annotations
 
+import functools
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
 
 DEFAULT_RATE = 0.3
 CRASH_SHARE = 0.25
 """Of the strikes, the share that are worker crashes (the rest are redeliveries of one activity)."""
+DEATH_SHARE = 0.2
+"""Chance, relative to a crash after an activity, of a death right after one side effect inside it."""
+
+
+class WorkerDied(BaseException):
+    """The worker died inside an activity, right after a side effect, before anything else was recorded.
+
+    A BaseException, so that no ``except Exception`` in an activity can swallow it, as no code survives a
+    real worker's death."""
 
 
 class Strike(StrEnum):
@@ -55,6 +67,14 @@ class Chaos:
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"chaos rate must be within 0..1, not {self.rate}")
         self._rng = random.Random(self.seed)
+        self._deaths = random.Random(self.seed * 7919 + 1)
+        self.armed = False
+        """Deaths strike only while an activity runs (the runner arms chaos around each execution)."""
+
+    def after_side_effect(self, what: str) -> None:
+        """Called right after a side effect: the worker may die here (seeded)."""
+        if self.armed and self._deaths.random() < self.rate * CRASH_SHARE * DEATH_SHARE:
+            raise WorkerDied(what)
 
     def strike(self) -> Strike | None:
         if self._rng.random() >= self.rate:
@@ -88,3 +108,24 @@ class FaultDraws:
             for k, v in after.items():
                 merged[k] = max(v, merged.get(k, 0))
             self._write(merged)
+
+
+def mortal(port: T, chaos: Chaos, methods: Iterable[str]) -> T:
+    """``port`` whose named methods may be followed by the worker's death (after their side effect)."""
+    names = set(methods)
+
+    class Mortal:
+        def __getattr__(self, name: str) -> Any:
+            attr = getattr(port, name)
+            if name not in names:
+                return attr
+
+            @functools.wraps(attr)
+            def call(*args: Any, **kwargs: Any) -> Any:
+                result = attr(*args, **kwargs)
+                chaos.after_side_effect(f"{type(port).__name__}.{name}")
+                return result
+
+            return call
+
+    return cast(T, Mortal())

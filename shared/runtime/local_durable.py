@@ -41,7 +41,7 @@ from azure.functions import FunctionApp
 from azure.functions.decorators.function_app import Function
 
 from . import extension as ext
-from .chaos import Chaos, FaultDraws, Strike
+from .chaos import Chaos, FaultDraws, Strike, WorkerDied
 
 ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 12, 0, 4, 5, 6
 SUB_CREATED, SUB_COMPLETED, SUB_FAILED, TIMER_CREATED, TIMER_FIRED, ORCHESTRATOR_COMPLETED = 7, 8, 9, 10, 11, 13
@@ -354,6 +354,9 @@ class LocalDurableRunner:
         item = WorkItem(inst.instance_id, tid, name, input_json, mark)
         self._inflight[(inst.instance_id, tid)] = item
         event, done = self._execute(item, self.now)
+        if event is None:  # the worker died inside it: everything it held runs again
+            self.crash()
+            return
         self._push(done, inst.instance_id, event)
         if self.chaos is None:
             return
@@ -364,37 +367,49 @@ class LocalDurableRunner:
         elif strike is Strike.CRASH:
             self.crash()
 
-    def _execute(self, item: WorkItem, start: datetime) -> tuple[dict[str, Any], datetime]:
-        """Run an activity as the worker does; returns its completion event and when it is delivered."""
+    def _execute(self, item: WorkItem, start: datetime) -> tuple[dict[str, Any] | None, datetime]:
+        """Run an activity as the worker does; returns its completion event (None if the worker died in it)
+        and when it is delivered."""
         fn, param = self._activities[item.name]
         self._set_clock(start)
         self.stats.activities += 1
-        event: dict[str, Any]
+        event: dict[str, Any] | None
+        if self.chaos is not None:
+            self.chaos.armed = True
         try:
             result = fn(**{param: ext.decode_activity_input(item.input)})
             event = {"EventType": TASK_COMPLETED, "TaskScheduledId": item.task_id,
                      "Result": ext.encode_activity_output(result)}
+        except WorkerDied:
+            event = None
         except Exception as exc:
             reason, details = ext.activity_failure(item.name, exc)
             event = {"EventType": TASK_FAILED, "TaskScheduledId": item.task_id, "Reason": reason, "Details": details}
+        finally:
+            if self.chaos is not None:
+                self.chaos.armed = False
         done = max(self._read_clock(), start)
         self._set_clock(self.now)
         return event, done
 
     def _rerun(self, item: WorkItem, at: datetime) -> None:
         """The item's result was lost: drop its queued completion, run it again from ``at``, drawing the
-        faults its first execution drew, and queue the new completion."""
+        faults its first execution drew, and queue the new completion (again, if the worker dies again)."""
         key = (item.instance_id, item.task_id)
         self._queue = [q for q in self._queue if not (q[2] == item.instance_id and q[3]["EventType"] in COMPLETIONS
                                                       and int(q[3]["TaskScheduledId"]) == item.task_id)]
         heapq.heapify(self._queue)
-        if self._draws is not None and item.mark is not None:
-            with self._draws.replaying(item.mark):
-                event, done = self._execute(item, at)
-        else:
-            event, done = self._execute(item, at)
+        event: dict[str, Any] | None = None
+        while event is None:
+            if self._draws is not None and item.mark is not None:
+                with self._draws.replaying(item.mark):
+                    event, at = self._execute(item, at)
+            else:
+                event, at = self._execute(item, at)
+            if event is None and self.chaos is not None:
+                self.chaos.stats.crashes += 1
         self._inflight[key] = item
-        self._push(done, item.instance_id, event)
+        self._push(at, item.instance_id, event)
 
     def crash(self) -> None:
         """The worker dies now: every activity it holds loses its result and runs again (redelivered after the

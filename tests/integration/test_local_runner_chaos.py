@@ -110,3 +110,33 @@ def test_chaos_is_seeded_a_seed_gives_the_same_strikes() -> None:
         counts.append((chaos.stats.to_dict(), dict(world.runs)))
     assert counts[0] == counts[1]
     assert counts[0][0]["redelivered"] + counts[0][0]["crashes"] > 0
+
+
+def test_a_worker_death_inside_an_activity_after_its_side_effect_runs_it_again() -> None:
+    from shared.runtime.chaos import WorkerDied
+
+    world = World()
+    app = df.DFApp()
+
+    @app.activity_trigger(input_name="payload")
+    def dies_once(payload: Any) -> int:
+        world.runs["x"] = world.runs.get("x", 0) + 1  # the side effect happens...
+        if world.runs["x"] == 1:
+            raise WorkerDied("after the side effect")  # ...and the worker dies before returning
+        return world.runs["x"]
+
+    @app.orchestration_trigger(context_name="context")
+    def once(context: df.DurableOrchestrationContext) -> Any:
+        got = yield context.call_activity("dies_once", None)
+        return got
+
+    chaos = Chaos(seed=1, rate=0.0)
+
+    def set_clock(t: datetime) -> None:
+        world.now = t
+
+    r = LocalDurableRunner(app, start=T0, set_clock=set_clock, read_clock=lambda: world.now, chaos=chaos)
+    r.start_new("once", "o", None)
+    r.run()
+    assert r.result("o") == 2 and world.runs["x"] == 2
+    assert chaos.stats.crashes == 1
