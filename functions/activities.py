@@ -9,7 +9,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared.bootstrap import Services, services
-from shared.orchestration import activities
+from shared.orchestration import activities, cleanup
 
 bp = df.Blueprint()
 
@@ -24,6 +24,7 @@ ACTIVITIES: dict[str, Handler] = {
         "abort_rollout",
     )
 }
+ACTIVITIES["release_leases"] = cleanup.release_leases
 
 
 def _bind(name: str, handler: Handler) -> Callable[[Any], dict[str, Any]]:

@@ -88,6 +88,9 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
         runner.start_new(ROLLOUT, rollout_id, request)
         runner.run()
         inst = runner.instances[rollout_id]
+        from .orchestration.cleanup import janitor
+
+        swept = janitor(services, stopped={rollout_id} if inst.status != "Running" else set())
         record = services.store.get_rollout(rollout_id) or {}
         items = services.store.get_items(rollout_id, "vm")
         believed = {k: v["config"] for k, v in items.items() if "apply" in v or "apply_error" in v or v.get("applying")}
@@ -105,6 +108,11 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
                             "extra_instances": leaked["extra_instances"]}
         if chaos is not None:
             outcome["chaos"] = chaos.stats.to_dict()
+        outcome["janitor"] = {"shadows": len(swept.shadows), "leases": swept.leases,
+                              "extra_instances": sum(swept.extra_instances.values())}
+        if swept.reasons:
+            outcome["decisions"].append({"minute": round(world.clock.now, 1), "kind": "janitor",
+                                         "reason": "; ".join(swept.reasons)})
         return SimulationRun(outcome, world, services, runner, rollout_id)
     finally:
         bootstrap.install(None)

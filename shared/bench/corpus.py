@@ -204,7 +204,9 @@ def chaos_summary(runs: Sequence[dict[str, Any]]) -> dict[str, int]:
             "crashes": sum(r["chaos"]["crashes"] for r in runs),
             "unknown_state_runs": sum(1 for r in runs if r["vms"]["unknown_state"] + r["vms"]["failed_unrecovered"]),
             "leak_runs": sum(1 for r in runs if any(r["leaks"].values())),
-            "differing_runs": sum(1 for r in runs if r["chaos"]["differs"])}
+            "differing_runs": sum(1 for r in runs if r["chaos"]["differs"]),
+            # beyond the contract: runs whose leftovers only the janitor cleaned up
+            "janitor_runs": sum(1 for r in runs if any(r.get("janitor", {}).values()))}
 
 
 def bench(directory: Path, strategies: Sequence[str], seeds: int, *, good_seeds: int | None = None,

@@ -47,6 +47,8 @@ from ..domain.policy import RolloutPolicy
 from ..domain.request import instance_id_for, parse_request
 from ..domain.sampling import plan_shadow_sample
 from .chunks import chunk, chunk_count
+from .cleanup import ensure_record
+from .idempotency import capacity_target, remember, remembered
 
 SOURCE_LOAD_MINUTES = 30
 PRE_CHANGE_MINUTES = 15
@@ -150,11 +152,14 @@ def start_rollout(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
         "strata": len(strata), "shadow_chunks": chunk_count(len(sample.plans)), "rollback_batches": 0,
         "halted": False, "extra": {}, "original_capacity": {t: svc.fleet.capacity(t) for t in req.targets},
     }
-    svc.store.put_rollout(req.rollout_id, record)
+    # the record (its shadow_chunks says "planned") is written last: a re-run after a death part-way plans again
     svc.store.put_items(req.rollout_id, "vm", {
         vm.vm_id: {"info": vm.to_dict(), "stratum": vm.stratum.key, "config": Config.OLD.value, "actions": []}
         for vm in vms})
     svc.store.put_items(req.rollout_id, "plan", {str(i): p.to_dict() for i, p in enumerate(sample.plans)})
+    if existing is not None and existing.get("original_capacity"):  # a capacity seen before any change wins
+        record["original_capacity"] = existing["original_capacity"]
+    svc.store.put_rollout(req.rollout_id, record)
     r = _Rollout(svc, req.rollout_id)
     r.decide([Decision("inventory", f"{len(vms)} VMs in {len(req.targets)} scale sets, {len(strata)} strata"),
               Decision("plan_shadows", sample.reason, data={"shadows": len(sample.plans)})])
@@ -490,8 +495,9 @@ def _scale_out(r: _Rollout, target: str, d: Decision | None, extra: dict[str, in
     if d is None:
         return
     before = r.svc.fleet.capacity(target)
-    r.svc.fleet.set_capacity(target, before + d.data["add"])
-    observability.capacity_changed(r.id, _short(target), before=before, after=before + d.data["add"], reason=d.reason)
+    after = capacity_target(r.record, target, d.data["extra_total"])  # absolute: a second run sets the same
+    r.svc.fleet.set_capacity(target, after)
+    observability.capacity_changed(r.id, _short(target), before=before, after=after, reason=d.reason)
     extra[target] = d.data["extra_total"]
     decisions.append(d)
 
@@ -573,6 +579,9 @@ def apply_wave(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
 def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     """Find failing changed VMs, queue them for rollback, and (between waves) apply the error threshold."""
     r = _Rollout(svc, payload["rollout_id"])
+    before = remembered(svc.store, r.id, payload.get("check"))
+    if before is not None:  # run again (redelivered): the rollbacks it queued are the ones to recover
+        return before
     items = r.vms()
     changed = [k for k, v in items.items() if "apply" in v]
     live = [k for k in changed if not items[k].get("rollback")]
@@ -608,8 +617,9 @@ def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
             publish_outcome(r, "halted", verdict.reason, where="production", failing=failing_total,
                             changed=len(changed))
     r.decide(decisions)
-    return {"failing": len(failing), "batch": batch, "chunks": chunk_count(len(failing)), "halt": halt,
-            "changed": len(changed)}
+    return remember(svc.store, r.id, payload.get("check"),
+                    {"failing": len(failing), "batch": batch, "chunks": chunk_count(len(failing)), "halt": halt,
+                     "changed": len(changed)})
 
 
 def halt(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
@@ -724,8 +734,9 @@ def release_capacity(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
         d = plan_scale_back(target.rsplit("/", 1)[-1], n, pending)
         if d is not None:
             before = svc.fleet.capacity(target)
-            svc.fleet.set_capacity(target, before - n)
-            observability.capacity_changed(r.id, _short(target), before=before, after=before - n, reason=d.reason)
+            after = capacity_target(r.record, target, 0)  # absolute: back to the capacity before the rollout
+            svc.fleet.set_capacity(target, after)
+            observability.capacity_changed(r.id, _short(target), before=before, after=after, reason=d.reason)
             extra[target] = 0
             decisions.append(d)
     r.update(extra=extra)
@@ -734,7 +745,8 @@ def release_capacity(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
-    """Record the end: every VM's believed configuration, the halt, and a summary."""
+    """Record the end: every VM's believed configuration, the halt, what was left behind, and a summary."""
+    ensure_record(svc, payload)  # a rollout that failed before start_rollout recorded it
     r = _Rollout(svc, payload["rollout_id"])
     items = r.vms()
     error = payload.get("error")
@@ -751,11 +763,9 @@ def finish(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
     reason = (f"rollout {state}: {counts['new']} VMs on the new config, "
               f"{counts['old']} on the old config ({counts['rolled_back']} of them rolled back)"
               + (f"; error: {error}" if error else "") + (f"; {refused}" if refused else ""))
-    r.decide([Decision("finished", reason)])
-    released = svc.leases.release(r.id)
-    if released:
-        r.decide([Decision("released", f"{released} target scale sets released")])
+    leaks = [str(x) for x in payload.get("leaks") or []]
+    r.decide([Decision("leak", f"left for the janitor: {x}") for x in leaks] + [Decision("finished", reason)])
     publish_outcome(r, "finished", reason, state=state,
                     on_new_config=counts["new"], on_old_config=counts["old"], rolled_back=counts["rolled_back"],
-                    halted=halted)
+                    halted=halted, leaks=leaks)
     return {"state": state, "halted": halted, "on_new_config": counts["new"], "rolled_back": counts["rolled_back"]}

@@ -36,6 +36,10 @@ RECOVER = "recover_orchestrator"
 WATCH_ROUNDS_PER_GENERATION = 12
 VERIFY_MINUTES = 3
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=30_000, max_number_of_attempts=3)
+CLEANUP_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=60_000, max_number_of_attempts=5)
+"""Teardown, capacity and lease release: retried longer (the Python SDK's RetryOptions carries no back-off
+coefficient, so the extension waits the same minute between attempts); what still fails is recorded as a leak for
+the janitor, never raised out of the rollout's error path."""
 
 Orchestration = Generator[Any, Any, Any]
 
@@ -43,6 +47,28 @@ Orchestration = Generator[Any, Any, Any]
 def _after(context: df.DurableOrchestrationContext, minutes: float) -> datetime:
     t: datetime = context.current_utc_datetime
     return t + timedelta(minutes=minutes)
+
+
+def _first_line(exc: BaseException, limit: int = 500) -> str:
+    return str(exc).split("\n")[0].strip()[:limit]
+
+
+def _cleanup(context: df.DurableOrchestrationContext, activity: str, payload: dict[str, Any],
+             leaks: list[str]) -> Orchestration:
+    """Run a cleanup activity with back-off; if it still fails, note a leak and carry on (never raise)."""
+    try:
+        result = yield context.call_activity_with_retry(activity, CLEANUP_RETRY, payload)
+    except Exception as exc:
+        leaks.append(f"{activity}: {_first_line(exc, 300)}")
+        return None
+    return result
+
+
+def _end(context: df.DurableOrchestrationContext, payload: dict[str, Any], leaks: list[str]) -> Orchestration:
+    """Release the leases, then record the end (with any leak) and publish the outcome event."""
+    yield from _cleanup(context, "release_leases", {"rollout_id": payload["rollout_id"]}, leaks)
+    result = yield context.call_activity_with_retry("finish", CLEANUP_RETRY, {**payload, "leaks": leaks})
+    return result
 
 
 def _status(context: df.DurableOrchestrationContext, status: dict[str, Any], **changes: Any) -> None:
@@ -93,13 +119,19 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
     rid = request["rollout_id"]
     status: dict[str, Any] = {"rollout_id": rid}
     _status(context, status, phase="inventory")
-    plan = yield context.call_activity("start_rollout", {"request": request})
-    policy = plan["policy"]
     base = {"rollout_id": rid}
+    leaks: list[str] = []
+    try:
+        plan = yield context.call_activity_with_retry("start_rollout", RETRY, {"request": request})
+    except Exception as exc:  # an accepted request still ends with a record and an outcome event
+        result = yield from _end(context, {**base, "error": _first_line(exc), "request": request}, leaks)
+        _status(context, status, phase="failed", result=result)
+        return result
+    policy = plan["policy"]
     abort = context.wait_for_external_event("abort")
     claim = yield from _claim(context, status, base, abort)
     if not claim["claimed"]:
-        result = yield context.call_activity("finish", {**base, "refused": claim["reason"]})
+        result = yield from _end(context, {**base, "refused": claim["reason"]}, leaks)
         _status(context, status, phase="refused", reason=claim["reason"], result=result)
         return result
     torn_down = False
@@ -132,31 +164,31 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             if analysis["halt"] or context.current_utc_datetime >= bake_end:
                 break
         if abort.is_completed:
-            yield context.call_activity("teardown_shadows", base)
+            yield from _cleanup(context, "teardown_shadows", base, leaks)
             torn_down = True
             yield context.call_activity("abort_rollout", {**base, "event": abort.result,
                                                           "where": "before production (during the bake)"})
-            result = yield context.call_activity("finish", base)
+            result = yield from _end(context, base, leaks)
             _status(context, status, phase="aborted", result=result)
             return result
         decision = yield context.call_activity("decide", base)
         _status(context, status, phase="decided", decision=decision)
-        yield context.call_activity("teardown_shadows", base)
+        yield from _cleanup(context, "teardown_shadows", base, leaks)
         torn_down = True
         if decision["halt"]:
-            result = yield context.call_activity("finish", base)
+            result = yield from _end(context, base, leaks)
             _status(context, status, phase="halted_before_production", result=result)
             return result
         if policy.get("approval_required"):
             gate = yield from _approval_gate(context, status, base, policy, abort)
             if not gate["proceed"]:
-                result = yield context.call_activity("finish", base)
+                result = yield from _end(context, base, leaks)
                 _status(context, status, phase="halted_before_production", result=result)
                 return result
         elif abort.is_completed:
             yield context.call_activity("abort_rollout", {**base, "event": abort.result,
                                                           "where": "before production (after the decision)"})
-            result = yield context.call_activity("finish", base)
+            result = yield from _end(context, base, leaks)
             _status(context, status, phase="aborted", result=result)
             return result
         in_production = True  # from here on VMs may be changed (prepare snapshots, the waves apply)
@@ -193,16 +225,17 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             yield context.call_sub_orchestrator(
                 WATCH, {**base, "until": until.isoformat(), "interval": policy["watch_interval_minutes"],
                         "generation": 0}, f"{context.instance_id}:watch")
-        released = yield context.call_activity("release_capacity", base)
-        result = yield context.call_activity("finish", base)
-        _status(context, status, phase="done", result=result, capacity={"extra": released.get("extra", {})})
+        released = yield from _cleanup(context, "release_capacity", base, leaks)
+        result = yield from _end(context, base, leaks)
+        _status(context, status, phase="done", result=result,
+                capacity={"extra": (released or {}).get("extra", {})})
         return result
     except Exception as exc:
         # Leave nothing behind: shadows deleted, borrowed capacity returned, the record says what happened.
         # VMs already changed are not abandoned: production is still watched, and failing VMs restored.
-        error = str(exc).split("\n")[0][:500]
+        error = _first_line(exc)
         if not torn_down:
-            yield context.call_activity("teardown_shadows", base)
+            yield from _cleanup(context, "teardown_shadows", base, leaks)
         if in_production and policy["production_watch_minutes"] > 0:
             _status(context, status, phase="watch", error=error)
             try:
@@ -211,9 +244,9 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
                             "interval": policy["watch_interval_minutes"], "generation": 0},
                     f"{context.instance_id}:watch-after-error")
             except Exception as watch_exc:
-                error += f"; the watch failed too: {str(watch_exc).split(chr(10))[0][:200]}"
-        yield context.call_activity("release_capacity", base)
-        result = yield context.call_activity("finish", {**base, "error": error})
+                error += f"; the watch failed too: {_first_line(watch_exc, 200)}"
+        yield from _cleanup(context, "release_capacity", base, leaks)
+        result = yield from _end(context, {**base, "error": error}, leaks)
         _status(context, status, phase="failed", result=result)
         return result
 
@@ -235,7 +268,8 @@ def wave_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
         return {"halt": True, "failing": 0}
     if not any(a["failed"] for a in applied):  # a failed apply is judged at once; otherwise watch first
         yield context.create_timer(_after(context, inp["watch_minutes"]))
-    check = yield context.call_activity("check_production", {**base, "context": "wave"})
+    check = yield context.call_activity("check_production", {**base, "context": "wave",
+                                                             "check": f"{context.instance_id}:check"})
     if check["failing"]:
         yield context.call_sub_orchestrator(RECOVER, {"rollout_id": inp["rollout_id"], "batch": check["batch"],
                                                       "chunks": check["chunks"]},
@@ -253,7 +287,9 @@ def watch_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration
         if now >= until:
             return {"watched_until": inp["until"]}
         yield context.create_timer(min(_after(context, inp["interval"]), until))
-        check = yield context.call_activity("check_production", {**base, "context": "watch"})
+        check = yield context.call_activity("check_production", {**base, "context": "watch",
+                                                                 "check": f"{context.instance_id}:"
+                                                                          f"{inp['generation']}:{k}"})
         if check["failing"]:
             yield context.call_sub_orchestrator(RECOVER, {**base, "batch": check["batch"], "chunks": check["chunks"]},
                                                 f"{context.instance_id}:recover:{inp['generation']}:{k}")
@@ -270,5 +306,6 @@ def recover_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
                             for c in range(inp["chunks"])])
     yield context.create_timer(_after(context, VERIFY_MINUTES))
     verified = yield context.call_activity("verify_recovered", base)
-    yield context.call_activity("release_capacity", {"rollout_id": inp["rollout_id"]})
+    # a failure here is not the recovery's: the rollout's own release at its end gives the instances back
+    yield from _cleanup(context, "release_capacity", {"rollout_id": inp["rollout_id"]}, [])
     return verified

@@ -70,6 +70,8 @@ class Chaos:
         self._deaths = random.Random(self.seed * 7919 + 1)
         self.armed = False
         """Deaths strike only while an activity runs (the runner arms chaos around each execution)."""
+        self.current: tuple[str, str, int] | None = None
+        """The activity running now: (name, instance id, task id)."""
 
     def after_side_effect(self, what: str) -> None:
         """Called right after a side effect: the worker may die here (seeded)."""

@@ -360,6 +360,7 @@ class LocalDurableRunner:
         self._push(done, inst.instance_id, event)
         if self.chaos is None:
             return
+        self.chaos.current = (item.name, item.instance_id, item.task_id)
         strike = self.chaos.strike()
         if strike is Strike.REDELIVER:
             self.chaos.stats.redelivered += 1
@@ -376,6 +377,7 @@ class LocalDurableRunner:
         event: dict[str, Any] | None
         if self.chaos is not None:
             self.chaos.armed = True
+            self.chaos.current = (item.name, item.instance_id, item.task_id)
         try:
             result = fn(**{param: ext.decode_activity_input(item.input)})
             event = {"EventType": TASK_COMPLETED, "TaskScheduledId": item.task_id,

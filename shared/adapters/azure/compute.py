@@ -701,6 +701,14 @@ class AzureShadowPool(_Compute, ShadowPool):
             out[sid] = ShadowState.EVICTED if "powerstate/deallocated" in codes else ShadowState.RUNNING
         return out
 
+    def tagged(self) -> dict[str, str]:
+        """The shadow pool's VMs and their ``shadow-rollout-tag`` (the rollout's label), listed by the pool."""
+        c, s = self.client, self.settings
+        flt = f"'virtualMachineScaleSet/id' eq '{self._pool_id()}'"
+        with azure_errors("list_shadows", s.shadow_pool_name):
+            return {_text(v.id): (v.tags or {}).get("shadow-rollout-tag", "")
+                    for v in c.virtual_machines.list(s.shadow_resource_group, filter=flt)}
+
     def teardown(self, shadow_ids: Sequence[str]) -> int:
         """Delete the shadows (their OS disks and NICs go with them), then their snapshots; idempotent."""
         c, s = self.client, self.settings
@@ -845,10 +853,11 @@ def _resource_name(text: str) -> str:
 
 def _shadow_names(label: str, plans: Sequence[ShadowPlan]) -> list[str]:
     """Names that a retry of the same plans reproduces (so a second create finds the first's resources)."""
+    from ...domain.naming import shadow_name
+
     out, seen = [], set()
     for p in plans:
-        h = hashlib.sha1(f"{p.source_vm_id}|{p.role}|{p.sku}|{p.zone}|{p.stratum_key}".encode()).hexdigest()[:10]
-        name = f"sh-{label[:40]}-{h}"
+        name = shadow_name(label, p)
         while name in seen:
             name += "x"
         seen.add(name)

@@ -1,0 +1,105 @@
+"""Leave nothing behind: lease release as an activity of its own, a record for a rollout that failed before it
+had one, and the janitor that finds what a rollout could not clean up.
+
+The janitor works from the world, not from a rollout's bookkeeping (which a crash may have cut short): shadows
+are found by their tag, leases by the rollouts the store knows, capacity by comparing each target's capacity now
+with the one recorded before the rollout. It acts only for rollouts that have ended (or that no record names),
+so it never takes anything from a running rollout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..bootstrap import Services
+from ..domain.decisions import Decision
+from ..domain.naming import rollout_label
+from ..domain.policy import RolloutPolicy
+
+RUNNING = "running"
+
+
+def release_leases(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """Give the target scale sets back to the queue; releasing twice releases nothing the second time."""
+    released = svc.leases.release(payload["rollout_id"])
+    if released:
+        svc.store.add_decisions(payload["rollout_id"], [{"minute": _minute(svc, payload["rollout_id"]),
+                                                         **Decision("released", f"{released} target scale sets "
+                                                                    "released").to_dict()}])
+    return {"released": released}
+
+
+def _minute(svc: Services, rollout_id: str) -> float:
+    record = svc.store.get_rollout(rollout_id) or {}
+    started = record.get("started_at")
+    if not started:
+        return 0.0
+    return round((svc.now() - datetime.fromisoformat(started)).total_seconds() / 60.0, 1)
+
+
+def ensure_record(svc: Services, payload: dict[str, Any]) -> None:
+    """A rollout that failed before ``start_rollout`` recorded it still gets a record, so that it can end with
+    one and with an outcome event naming the error."""
+    rid = payload["rollout_id"]
+    if svc.store.get_rollout(rid) is not None:
+        return
+    request = payload.get("request") if isinstance(payload.get("request"), dict) else {"rollout_id": rid}
+    svc.store.put_rollout(rid, {
+        "rollout_id": rid, "request": request, "policy": RolloutPolicy().model_dump(mode="json"),
+        "started_at": svc.now().isoformat(), "state": RUNNING, "phase": "inventory", "vm_count": 0, "strata": 0,
+        "halted": False, "extra": {}, "original_capacity": {}})
+
+
+@dataclass
+class JanitorReport:
+    shadows: list[str] = field(default_factory=list)
+    leases: int = 0
+    extra_instances: dict[str, int] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def janitor(svc: Services, *, dry_run: bool = False, stopped: set[str] | frozenset[str] = frozenset()) -> JanitorReport:
+    """Find (and unless ``dry_run``, return) leaked shadows, leases of ended rollouts and borrowed instances.
+
+    ``stopped`` names rollouts whose orchestration is known to have stopped although their record still says
+    running (it failed or was terminated before it could record its end)."""
+    report = JanitorReport()
+    records = {rid: svc.store.get_rollout(rid) or {} for rid in svc.store.rollout_ids()}
+    ended = {rid for rid, rec in records.items() if rec.get("state", RUNNING) != RUNNING or rid in stopped}
+    running_labels = {rollout_label(rid) for rid in records if rid not in ended}
+    # shadows: any whose tag names no running rollout
+    orphans = sorted(sid for sid, label in svc.shadows.tagged().items() if label not in running_labels)
+    if orphans:
+        report.shadows = orphans
+        report.reasons.append(f"{len(orphans)} shadows tagged by no running rollout")
+        if not dry_run:
+            svc.shadows.teardown(orphans)
+    # leases and capacity of ended rollouts; a target leased to a running rollout is that rollout's business
+    busy = {t for rid in records if rid not in ended for t in records[rid].get("request", {}).get("targets", [])}
+    for rid in sorted(ended):
+        rec = records[rid]
+        targets = [t for t in rec.get("request", {}).get("targets", []) if t not in busy]
+        held = svc.leases.holders(targets) if targets else {}
+        mine = [t for t, c in held.items() if c.holder == rid]
+        if mine:
+            report.leases += len(mine)
+            report.reasons.append(f"{rid}: {len(mine)} leases still held after the rollout ended")
+            if not dry_run:
+                svc.leases.release(rid, mine)
+        for t, original in sorted(rec.get("original_capacity", {}).items()):
+            if t in busy:
+                continue
+            now = svc.fleet.capacity(t)
+            if now > int(original):
+                report.extra_instances[t] = now - int(original)
+                report.reasons.append(f"{rid}: {t.rsplit('/', 1)[-1]} holds {now - int(original)} instances "
+                                      f"beyond its {original} before the rollout")
+                if not dry_run:
+                    svc.fleet.set_capacity(t, int(original))
+                    svc.store.put_rollout(rid, {"extra": {**rec.get("extra", {}), t: 0}})
+    return report
