@@ -9,7 +9,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared.bootstrap import Services, services
-from shared.orchestration import activities, cleanup
+from shared.orchestration import activities, capacity, cleanup
 
 bp = df.Blueprint()
 
@@ -25,6 +25,7 @@ ACTIVITIES: dict[str, Handler] = {
     )
 }
 ACTIVITIES["release_leases"] = cleanup.release_leases
+ACTIVITIES["settle_capacity"] = capacity.settle_capacity_after_wave
 
 
 def _bind(name: str, handler: Handler) -> Callable[[Any], dict[str, Any]]:

@@ -525,7 +525,8 @@ def prepare(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
             continue
         demand, serving = _demand(r, members)
         d = plan_capacity(name, demand, serving - expected + extra.get(target, 0), expected,
-                          extra.get(target, 0), r.policy)
+                          extra.get(target, 0), r.policy,
+                          basis=f"are expected to fail (predicted risk of {len(at_risk_here)} at-risk VMs)")
         _scale_out(r, target, d, extra, decisions)
     r.update(extra=extra)
     r.decide(decisions)

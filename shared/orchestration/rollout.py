@@ -274,6 +274,8 @@ def wave_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
         yield context.call_sub_orchestrator(RECOVER, {"rollout_id": inp["rollout_id"], "batch": check["batch"],
                                                       "chunks": check["chunks"]},
                                             f"{context.instance_id}:recover")
+    # the wave's VMs passed (or were restored): borrow only what the rollbacks still expected need
+    yield from _cleanup(context, "settle_capacity", {"rollout_id": inp["rollout_id"]}, [])
     return {"halt": check["halt"], "failing": check["failing"]}
 
 
