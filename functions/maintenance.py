@@ -1,4 +1,4 @@
-"""Timer bindings: periodic retraining of the failure model from the rollout store's history."""
+"""Timer bindings: periodic retraining of the failure model from the rollout store's history, and the janitor."""
 
 from __future__ import annotations
 
@@ -22,3 +22,13 @@ def retrain_failure_model(timer: func.TimerRequest) -> None:
     model_dir = Path(os.environ.get("SHADOW_ROLLOUT_MODEL_DIR") or MODEL_DIR)
     result = retrain([services().store], model_dir)
     logging.info("failure model retraining: promoted=%s: %s", result["promoted"], result["reason"])
+
+
+@bp.timer_trigger(schedule="%SHADOW_ROLLOUT_JANITOR_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def janitor(timer: func.TimerRequest) -> None:
+    """Return what ended rollouts left behind: shadows (by tag), leases, borrowed instances."""
+    from shared.orchestration.cleanup import janitor as sweep
+
+    report = sweep(services())
+    logging.info("janitor: %d shadows, %d leases, %d extra instances returned; %s", len(report.shadows),
+                 report.leases, sum(report.extra_instances.values()), "; ".join(report.reasons) or "nothing found")

@@ -35,6 +35,9 @@ param intakeConfigJson string = ''
 @description('NCRONTAB schedule of the retraining timer (UTC).')
 param retrainSchedule string = '0 0 3 * * 0'
 
+@description('NCRONTAB schedule of the janitor timer (UTC): leaked shadows, leases and borrowed instances.')
+param janitorSchedule string = '0 */30 * * * *'
+
 @allowed([2048, 4096])
 @description('Memory of each Flex Consumption instance; scoring and retraining load numpy, scipy and onnxruntime.')
 param instanceMemoryMB int = 2048
@@ -184,6 +187,7 @@ module functionApp 'modules/function-app.bicep' = {
       SHADOW_ROLLOUT_OUTCOMES_TOPIC: outcomesTopic
       SHADOW_ROLLOUT_INTAKE_CONFIG_JSON: empty(intakeConfigJson) ? string(defaultIntake) : intakeConfigJson
       SHADOW_ROLLOUT_RETRAIN_SCHEDULE: retrainSchedule
+      SHADOW_ROLLOUT_JANITOR_SCHEDULE: janitorSchedule
       'AzureWebJobs.retrain_failure_model.Disabled': enableRetraining ? 'false' : 'true'
       // the Azure adapters (shared/adapters/azure): DefaultAzureCredential picks the user-assigned identity
       SHADOW_ROLLOUT_BACKEND: 'azure'

@@ -304,6 +304,32 @@ def bench(
     _bench_table(result)
 
 
+@app.command()
+def janitor(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be returned; change nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Find and return what ended rollouts left behind: shadows (by tag), leases, borrowed instances.
+
+    Uses the same wiring as the function app (SHADOW_ROLLOUT_BACKEND and its settings)."""
+    from .bootstrap import services
+    from .orchestration.cleanup import janitor as sweep
+
+    try:
+        report = sweep(services(), dry_run=dry_run)
+    except ShadowRolloutError as exc:
+        _fail(str(exc), 1)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        return
+    verb = "would return" if dry_run else "returned"
+    out.print(f"janitor {verb}: {len(report.shadows)} shadows, {report.leases} leases, "
+              f"{sum(report.extra_instances.values())} extra instances", highlight=False)
+    for reason in report.reasons:
+        out.print(f"  · {reason}", highlight=False)
+
+
 @app.command("bench-report")
 def bench_report(
     result_file: Annotated[Path, typer.Argument(help="A bench JSON (.json or .json.gz) written by bench --out.")],

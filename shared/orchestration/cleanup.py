@@ -9,8 +9,10 @@ so it never takes anything from a running rollout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from ..bootstrap import Services
@@ -58,6 +60,7 @@ class JanitorReport:
     leases: int = 0
     extra_instances: dict[str, int] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    failed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +81,7 @@ def janitor(svc: Services, *, dry_run: bool = False, stopped: set[str] | frozens
         report.shadows = orphans
         report.reasons.append(f"{len(orphans)} shadows tagged by no running rollout")
         if not dry_run:
-            svc.shadows.teardown(orphans)
+            _attempt(report, "teardown", partial(svc.shadows.teardown, orphans))
     # leases and capacity of ended rollouts; a target leased to a running rollout is that rollout's business
     busy = {t for rid in records if rid not in ended for t in records[rid].get("request", {}).get("targets", [])}
     for rid in sorted(ended):
@@ -90,7 +93,7 @@ def janitor(svc: Services, *, dry_run: bool = False, stopped: set[str] | frozens
             report.leases += len(mine)
             report.reasons.append(f"{rid}: {len(mine)} leases still held after the rollout ended")
             if not dry_run:
-                svc.leases.release(rid, mine)
+                _attempt(report, "lease release", partial(svc.leases.release, rid, mine))
         for t, original in sorted(rec.get("original_capacity", {}).items()):
             if t in busy:
                 continue
@@ -100,6 +103,14 @@ def janitor(svc: Services, *, dry_run: bool = False, stopped: set[str] | frozens
                 report.reasons.append(f"{rid}: {t.rsplit('/', 1)[-1]} holds {now - int(original)} instances "
                                       f"beyond its {original} before the rollout")
                 if not dry_run:
-                    svc.fleet.set_capacity(t, int(original))
-                    svc.store.put_rollout(rid, {"extra": {**rec.get("extra", {}), t: 0}})
+                    _attempt(report, "scale-in", partial(svc.fleet.set_capacity, t, int(original)))
     return report
+
+
+def _attempt(report: JanitorReport, what: str, action: Callable[[], object]) -> None:
+    """One janitor action; a failure is reported (the next round tries again), never raised."""
+    try:
+        action()
+    except Exception as exc:
+        report.reasons.append(f"{what} failed: {type(exc).__name__}: {str(exc)[:200]}")
+        report.failed += 1

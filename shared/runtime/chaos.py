@@ -73,6 +73,10 @@ class Chaos:
         self.current: tuple[str, str, int] | None = None
         """The activity running now: (name, instance id, task id)."""
 
+    def begin(self, current: tuple[str, str, int]) -> None:
+        """An execution of an activity starts: (name, instance id, task id)."""
+        self.current = current
+
     def after_side_effect(self, what: str) -> None:
         """Called right after a side effect: the worker may die here (seeded)."""
         if self.armed and self._deaths.random() < self.rate * CRASH_SHARE * DEATH_SHARE:

@@ -377,7 +377,7 @@ class LocalDurableRunner:
         event: dict[str, Any] | None
         if self.chaos is not None:
             self.chaos.armed = True
-            self.chaos.current = (item.name, item.instance_id, item.task_id)
+            self.chaos.begin((item.name, item.instance_id, item.task_id))
         try:
             result = fn(**{param: ext.decode_activity_input(item.input)})
             event = {"EventType": TASK_COMPLETED, "TaskScheduledId": item.task_id,

@@ -7,8 +7,10 @@ from shared.domain.decisions import (
     adaptive_error_threshold,
     assess_changed_vms,
     decide_before_production,
+    forecast_rollbacks,
     plan_capacity,
     plan_scale_back,
+    settle_capacity,
     plan_waves,
 )
 from shared.domain.model import Stratum
@@ -117,3 +119,35 @@ def test_scale_back_waits_for_pending_rollbacks() -> None:
     back = plan_scale_back("web", extra_now=4, pending_rollbacks=0)
     assert back is not None and back.kind == "scale_in" and back.data["remove"] == 4
     assert plan_scale_back("web", extra_now=0, pending_rollbacks=0) is None
+
+
+def test_a_scale_out_ahead_of_expected_failures_says_so_and_not_out_for_rollback() -> None:
+    d = plan_capacity("web", demand_units=142.3, serving_after=136, leaving=14, extra_now=0, policy=RolloutPolicy(),
+                      basis="are expected to fail (predicted risk of 120 at-risk VMs)")
+    assert d is not None and "14 VMs are expected to fail" in d.reason and "out for rollback" not in d.reason
+
+
+def test_rollbacks_are_forecast_from_the_rate_seen_so_far_times_the_vms_still_to_change() -> None:
+    n, why = forecast_rollbacks(changed=20, rolled_back=3, to_change=60, expected_by_risk=14.0)
+    assert n == 9 and "3 of 20 changed VMs rolled back so far" in why and "15%" in why
+    assert forecast_rollbacks(changed=20, rolled_back=0, to_change=60, expected_by_risk=14.0)[0] == 0
+    n, why = forecast_rollbacks(changed=0, rolled_back=0, to_change=60, expected_by_risk=13.6)
+    assert n == 14 and "predicted risk" in why
+
+
+def test_borrowed_instances_go_back_when_no_rollback_is_expected_any_more() -> None:
+    d = settle_capacity("web", demand_units=142.3, serving=150, expected=0, basis="", extra_now=7,
+                        pending_rollbacks=0, policy=RolloutPolicy())
+    assert d is not None and d.kind == "scale_in" and d.data == {"remove": 7, "extra_total": 0}
+    assert "passed their wave's check" in d.reason
+
+
+def test_settling_holds_what_the_forecast_rollbacks_need_and_waits_for_pending_ones() -> None:
+    d = settle_capacity("web", demand_units=142.3, serving=150, expected=12, basis="are forecast to roll back",
+                        extra_now=0, pending_rollbacks=0, policy=RolloutPolicy())
+    assert d is not None and d.kind == "scale_out" and d.data["extra_total"] == 5  # 142.3 - (150 - 12) -> 5
+    assert "12 VMs are forecast to roll back" in d.reason
+    assert settle_capacity("web", demand_units=142.3, serving=150, expected=0, basis="", extra_now=7,
+                           pending_rollbacks=2, policy=RolloutPolicy()) is None
+    assert settle_capacity("web", demand_units=142.3, serving=150, expected=12, basis="", extra_now=5,
+                           pending_rollbacks=0, policy=RolloutPolicy()) is None
