@@ -10,8 +10,8 @@ from shared.domain.decisions import (
     forecast_rollbacks,
     plan_capacity,
     plan_scale_back,
-    settle_capacity,
     plan_waves,
+    settle_capacity,
 )
 from shared.domain.model import Stratum
 from shared.domain.policy import RolloutPolicy
