@@ -578,49 +578,61 @@ def apply_wave(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_production(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
-    """Find failing changed VMs, queue them for rollback, and (between waves) apply the error threshold."""
+    """Find failing changed VMs, queue them for rollback, and (between waves) apply the error threshold.
+
+    Safe to run twice: what it found is written ahead under the caller's key (``check``) before anything is
+    queued, so a run after a death part-way queues the same VMs in the same batch and answers the same."""
     r = _Rollout(svc, payload["rollout_id"])
-    before = remembered(svc.store, r.id, payload.get("check"))
-    if before is not None:  # run again (redelivered): the rollbacks it queued are the ones to recover
-        return before
+    key = payload.get("check")
+    found = remembered(svc.store, r.id, key)
+    if found is not None and found.get("done"):
+        return dict(found["answer"])
+    found = found or remember(svc.store, r.id, key, _assess_production(r, payload.get("context") == "wave"))
+    failing: dict[str, str] = found["failing"]
+    batch = found["answer"]["batch"]
+    decisions: list[Decision] = []
+    if failing:
+        r.update(rollback_batches=max(int(r.record.get("rollback_batches", 0)), int(batch[1:])))
+        svc.store.put_items(r.id, "batch", {batch: {"vm_ids": sorted(failing)}})
+        r.put_vms({k: {"rollback": {"batch": batch, "state": "queued", "reason": why}} for k, why in failing.items()})
+        decisions += [Decision("rollback_vm", f"{_short(k)}: {why}", k) for k, why in sorted(failing.items())]
+        for k, why in sorted(failing.items()):
+            observability.rollback_queued(r.id, k, why)
+    verdict = Decision.from_dict(found["verdict"]) if found.get("verdict") else None
+    if verdict is not None:
+        decisions.append(verdict)
+        if found["answer"]["halt"]:
+            r.update(halted=True, phase="halted_in_production")
+            publish_outcome(r, "halted", verdict.reason, where="production", failing=found["failing_total"],
+                            changed=found["answer"]["changed"])
+    r.decide(decisions)
+    remember(svc.store, r.id, key, {**found, "done": True})
+    return dict(found["answer"])
+
+
+def _assess_production(r: _Rollout, between_waves: bool) -> dict[str, Any]:
+    """What a production check finds, before it changes anything: failing VMs, their batch, the verdict."""
     items = r.vms()
     changed = [k for k, v in items.items() if "apply" in v]
     live = [k for k in changed if not items[k].get("rollback")]
     now = r.now
     window = timedelta(minutes=max(r.policy.health_window_minutes, r.policy.flap_window_minutes,
                                    r.policy.error_window_minutes))
-    frame = svc.telemetry.signals(live, now - window, now) if live else None
+    frame = r.svc.telemetry.signals(live, now - window, now) if live else None
     applies = [ApplyResult.from_dict(items[k]["apply"]) for k in live if items[k]["apply"]["status"] != "ok"]
     baselines = {k: Baseline(items[k].get("baseline_errors"), items[k].get("baseline_cpu")) for k in live}
     failing = failing_vms(frame, baselines, applies, r.policy, _peer_error_rate(r, items)) if frame is not None else {}
     failing_total = sum(1 for k in changed if items[k].get("rollback")) + len(failing)
-    decisions: list[Decision] = []
-    batch = ""
-    if failing:
-        n = int(r.record.get("rollback_batches", 0)) + 1
-        batch = f"b{n}"
-        r.update(rollback_batches=n)
-        svc.store.put_items(r.id, "batch", {batch: {"vm_ids": sorted(failing)}})
-        r.put_vms({k: {"rollback": {"batch": batch, "state": "queued", "reason": why}} for k, why in failing.items()})
-        decisions += [Decision("rollback_vm", f"{_short(k)}: {why}", k)
-                      for k, why in sorted(failing.items())]
-        for k, why in sorted(failing.items()):
-            observability.rollback_queued(r.id, k, why)
-    halt = False
-    if payload.get("context") == "wave":
+    batch = f"b{int(r.record.get('rollback_batches', 0)) + 1}" if failing else ""
+    halt, verdict = False, None
+    if between_waves:
         threshold = adaptive_error_threshold(float(r.record.get("predicted_rate", 0.0)), r.policy)
-        verdict = assess_changed_vms(len(changed), failing_total, threshold)
-        halt = verdict.kind == "halt_in_production"
-        if halt or failing:
-            decisions.append(verdict)
-        if halt:
-            r.update(halted=True, phase="halted_in_production")
-            publish_outcome(r, "halted", verdict.reason, where="production", failing=failing_total,
-                            changed=len(changed))
-    r.decide(decisions)
-    return remember(svc.store, r.id, payload.get("check"),
-                    {"failing": len(failing), "batch": batch, "chunks": chunk_count(len(failing)), "halt": halt,
-                     "changed": len(changed)})
+        d = assess_changed_vms(len(changed), failing_total, threshold)
+        halt = d.kind == "halt_in_production"
+        verdict = d.to_dict() if halt or failing else None
+    return {"failing": dict(failing), "failing_total": failing_total, "verdict": verdict,
+            "answer": {"failing": len(failing), "batch": batch, "chunks": chunk_count(len(failing)), "halt": halt,
+                       "changed": len(changed)}}
 
 
 def halt(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:

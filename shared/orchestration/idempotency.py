@@ -4,8 +4,9 @@ Three rules, kept apart from the handlers so that each handler applies them in o
 
 - *absolute targets*: capacity is set to the scale set's capacity before the rollout plus the instances the
   rollout means to hold, never to ``current ± n`` (a second run would add or remove twice);
-- *remembered answers*: an activity whose answer depends on the moment it first ran (a health check that queues
-  rollbacks) stores its answer under the caller's idempotency key and gives the same answer when run again;
+- *written ahead*: an activity whose answer depends on the moment it first ran (a health check that queues
+  rollbacks) stores what it found under the caller's idempotency key before it acts on it, so that a run after a
+  death part-way does the same writes and gives the same answer;
 - *looking before acting* is done where the resource is: the adapters find a shadow by its deterministic name
   (:mod:`shared.domain.naming`), a VM already on the change, or a disk already restored from its snapshot.
 """
@@ -30,10 +31,10 @@ def remembered(store: RolloutStore, rollout_id: str, key: str | None) -> dict[st
     if not key:
         return None
     got = store.get_items(rollout_id, MEMO).get(key)
-    return dict(got["answer"]) if got is not None else None
+    return dict(got["memo"]) if got is not None else None
 
 
-def remember(store: RolloutStore, rollout_id: str, key: str | None, answer: dict[str, Any]) -> dict[str, Any]:
+def remember(store: RolloutStore, rollout_id: str, key: str | None, memo: dict[str, Any]) -> dict[str, Any]:
     if key:
-        store.put_items(rollout_id, MEMO, {key: {"answer": answer}})
-    return answer
+        store.put_items(rollout_id, MEMO, {key: {"memo": memo}})
+    return memo
