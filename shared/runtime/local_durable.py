@@ -63,6 +63,8 @@ class WorkItem:
     name: str
     input: str | None
     mark: dict[Any, int] | None
+    done: datetime | None = None
+    """When its last execution's side effects were done (the worker's death cannot undo them)."""
 
 
 @dataclass
@@ -391,6 +393,7 @@ class LocalDurableRunner:
             if self.chaos is not None:
                 self.chaos.armed = False
         done = max(self._read_clock(), start)
+        item.done = done
         self._set_clock(self.now)
         return event, done
 
@@ -415,13 +418,15 @@ class LocalDurableRunner:
 
     def crash(self) -> None:
         """The worker dies now: every activity it holds loses its result and runs again (redelivered after the
-        lock expires), and the orchestrations resume from their histories alone."""
+        lock expires, once what its first execution started is done), and the orchestrations resume from their
+        histories alone."""
         if self.chaos is not None:
             self.chaos.stats.crashes += 1
         for item in sorted(self._inflight.values(), key=lambda x: (x.instance_id, x.task_id)):
             if self.chaos is not None:
                 self.chaos.stats.reexecuted += 1
-            self._rerun(item, self.now)
+            # virtual time runs an activity's side effects at once: its re-run comes after they are done
+            self._rerun(item, max(self.now, item.done or self.now))
         for inst in self.instances.values():  # nothing kept in memory survives but what the histories say
             inst.dispatched = {int(e["EventId"]) for e in inst.history
                                if e["EventType"] in (TASK_SCHEDULED, TIMER_CREATED, SUB_CREATED)}
