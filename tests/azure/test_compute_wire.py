@@ -409,3 +409,14 @@ def test_apply_results_come_from_the_activity_log_query(azure: Azure) -> None:
     got = azure.telemetry.apply_results([WEB0, API0, f"{API}/virtualMachines/2"], to_datetime(0), to_datetime(30))
     assert got == {WEB0: "Succeeded", API0: "Succeeded"}
     assert "// query: apply_results" in azure.body("POST", "/query")["query"]
+
+
+def test_a_restore_run_again_finds_the_restored_disk_and_changes_nothing(azure: Azure) -> None:
+    """At-least-once delivery: the second run looks at the VM's OS disk before creating, stopping or swapping."""
+    [snap] = azure.snapshots.snapshot([WEB0], tag="pre-r")
+    [first] = azure.fleet.restore_from_snapshots([snap])
+    assert first.ok and first.attempts >= 1
+    before = len(azure.standin.requests)
+    [again] = azure.fleet.restore_from_snapshots([snap])
+    assert again.ok and again.attempts == 0 and again.message.startswith("already restored from pre-r-web_0")
+    assert all(m == "GET" for m, _ in azure.standin.requests[before:])

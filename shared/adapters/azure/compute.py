@@ -380,17 +380,29 @@ class AzureFleet(_Compute, Fleet):
         c = self.client
         vms = {s.vm_id: self._vm(ArmId.parse(s.vm_id)) for s in snapshots}
         disks: dict[str, str] = {}
+        for s in snapshots:
+            rid = ArmId.parse(s.vm_id)
+            disks[s.vm_id] = (f"/subscriptions/{rid.subscription}/resourceGroups/{rid.resource_group}/providers/"
+                              f"Microsoft.Compute/disks/{_restored_disk_name(s)}")
+        # look before acting: a VM whose OS disk already is the one restored from that snapshot was restored by
+        # an earlier run of this activity (at-least-once delivery); it is not restored again
+        done = {s.vm_id for s in snapshots
+                if _os_disk(vms[s.vm_id].storage_profile).lower() == disks[s.vm_id].lower()}
+        already = {s.vm_id: RestoreResult(s.vm_id, True, 0, f"already restored from "
+                                          f"{s.snapshot_id.rsplit('/', 1)[-1]} (disk swap)")
+                   for s in snapshots if s.vm_id in done}
+        snapshots = [s for s in snapshots if s.vm_id not in done]
+        if not snapshots:
+            return already
         create = Batch(c)
         for s in snapshots:
             rid, vm = ArmId.parse(s.vm_id), vms[s.vm_id]
-            disk_name = _resource_name(f"{rid.name}-restored-{s.snapshot_id.rsplit('/', 1)[-1]}")
-            disks[s.vm_id] = (f"/subscriptions/{rid.subscription}/resourceGroups/{rid.resource_group}/providers/"
-                              f"Microsoft.Compute/disks/{disk_name}")
             disk = m.Disk(location=vm.location, zones=vm.zones, tags={"shadow-rollout": "restored"},
                           properties=m.DiskProperties(creation_data=m.CreationData(
                               create_option="Copy", source_resource_id=s.snapshot_id),
                               network_access_policy="DenyAll", public_network_access="Disabled"))
-            create.start(s.vm_id, "create_disk", c.disks.begin_create_or_update, rid.resource_group, disk_name, disk)
+            create.start(s.vm_id, "create_disk", c.disks.begin_create_or_update, rid.resource_group,
+                         _restored_disk_name(s), disk)
         create.wait_ok()
         stop = Batch(c)
         for s in snapshots:
@@ -419,9 +431,10 @@ class AzureFleet(_Compute, Fleet):
             rid = ArmId.parse(s.vm_id)
             start.start(s.vm_id, "start", c.virtual_machines.begin_start, rid.resource_group, rid.name)
         start.wait_ok()
-        return {s.vm_id: RestoreResult(s.vm_id, s.vm_id not in failed, attempts[s.vm_id],
-                                       f"OS disk restored from {s.snapshot_id.rsplit('/', 1)[-1]} (disk swap)"
-                                       if s.vm_id not in failed else str(failed[s.vm_id])) for s in snapshots}
+        return {**already, **{s.vm_id: RestoreResult(s.vm_id, s.vm_id not in failed, attempts[s.vm_id],
+                                                     f"OS disk restored from {s.snapshot_id.rsplit('/', 1)[-1]} "
+                                                     "(disk swap)" if s.vm_id not in failed else str(failed[s.vm_id]))
+                             for s in snapshots}}
 
     def _reimage_instances(self, snapshots: Sequence[SnapshotInfo]) -> dict[str, RestoreResult]:
         """Uniform: reimage to the model's (pre-change) image, then data disks made from their snapshots."""
@@ -849,6 +862,11 @@ def _resource_name(text: str) -> str:
     if len(name) > 80:
         name = name[:71] + "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
     return name
+
+
+def _restored_disk_name(s: SnapshotInfo) -> str:
+    """The disk a VM's OS disk is restored to: named for the VM and its snapshot, so a second restore finds it."""
+    return _resource_name(f"{ArmId.parse(s.vm_id).name}-restored-{s.snapshot_id.rsplit('/', 1)[-1]}")
 
 
 def _shadow_names(label: str, plans: Sequence[ShadowPlan]) -> list[str]:
