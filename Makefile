@@ -8,11 +8,19 @@ NODE_STAMP := node_modules/.installed
 
 .PHONY: demo test lint typecheck unit clean bench
 
-$(STAMP): pyproject.toml requirements.txt requirements-dev.txt
+$(STAMP): pyproject.toml requirements.txt requirements-dev.txt requirements-cli.txt requirements-learning.txt \
+		requirements-report.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[tools,dev]'
 	touch $(STAMP)
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser is downloaded): installed only when
+# missing, and the package lists refreshed first only when apt knows no candidate for it.
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	apt-cache policy chromium | grep -q 'Candidate: [0-9]' || apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
 # Azurite (the Table storage emulator the store tests start on a free port), from package-lock.json
 $(NODE_STAMP): package.json package-lock.json
@@ -28,7 +36,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy shared functions function_app.py
 
-test: lint typecheck $(NODE_STAMP)
+test: lint typecheck $(NODE_STAMP) $(CHROMIUM)
 	$(BIN)/pytest
 
 # The committed benchmark (bench/results/): the corpus run, then the scale runs. About 20 minutes on 2 cores.
@@ -36,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/shadow-rollout bench --scenarios bench/scenarios --strategies all --seeds 5 --good-seeds 17 \
 		--out bench/results/bench.json.gz --report bench/results/report
 	$(BIN)/shadow-rollout bench-scale --out bench/results/scale.json
+	$(BIN)/shadow-rollout bench-import --out bench/results/import.json
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) node_modules tests/output .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,7 +1,9 @@
 """The Function App: creates the app and registers the blueprints, nothing else.
 
 Adapters are wired lazily on first use (shared.bootstrap), never at import time: a failure here would
-unregister every function.
+unregister every function. The maintenance blueprint holds only the janitor's timer. Retraining is not
+here: the trainer is its own Function App (trainer/), and nothing this app imports reaches the training
+code (tests/unit/test_registry.py checks).
 """
 
 import azure.durable_functions as df

@@ -164,6 +164,7 @@ def corpus() -> list[tuple[str, str, dict[str, Any]]]:
                                     effect("latent_crash", probability=0.3, onset_minutes=150,
                                            when={"scale_sets": ["worker"]})], seed=63),
     ]
+    c += onset_sweep()
     # ---- faults at high rates
     c += [
         scenario("faults-evictions-bad", "faults", "A bad change while half the shadows are evicted per hour.",
@@ -210,14 +211,60 @@ def corpus() -> list[tuple[str, str, dict[str, Any]]]:
     return c
 
 
+ONSET_SWEEP_MINUTES = (20, 30, 40)
+"""Onsets where a sequential bake could stop before the effect shows: after its minimum (10), around the policy's
+30-minute bake, and after it, while the shadows still lead production (issue #14)."""
+
+
+def onset_sweep() -> list[tuple[str, str, dict[str, Any]]]:
+    """Effects that begin 20, 30 and 40 minutes after apply, each once fast and once slow, in several modes.
+
+    Written for the anytime-valid bake before any tuning of it: a bake that ends early on "no harm" must still catch
+    these, from the shadows it keeps watching through the waves or from the waves themselves. The slow ones move
+    their signal little at first (a leak that exhausts memory only after hours, a CPU creep that saturates only the
+    busy set, a rare flap), so no short window shows them plainly.
+    """
+    out = []
+    fast = {20: ("error_burst", {"severity": 0.5}, "Error logs surge"),
+            30: ("cpu_regression", {"severity": 0.6}, "CPU rises 36 points"),
+            40: ("network_degradation", {"severity": 0.5}, "Throughput falls by 40% and errors rise")}
+    slow = {20: ("memory_leak", {"severity": 0.1}, "A slow leak (about 4 hours to exhaustion) begins"),
+            30: ("health_flap", {"severity": 0.05, "probability": 0.4},
+                 "A rare flap (23% of probes) on 40% of the VMs begins"),
+            40: ("cpu_regression", {"severity": 0.15}, "CPU creeps 9 points: only busy VMs saturate,")}
+    for onset in ONSET_SWEEP_MINUTES:
+        mode, kw, what = fast[onset]
+        out.append(scenario(f"onset-{onset}-{mode.replace('_', '-')}", "onset",
+                            f"{what} {onset} minutes after apply: after a sequential bake's minimum.",
+                            standard_fleet(), [effect(mode, onset_minutes=onset, **kw)], seed=100 + onset,
+                            tags=["onset-sweep"]))
+        mode, kw, what = slow[onset]
+        out.append(scenario(f"onset-{onset}-slow-{mode.replace('_', '-')}", "onset",
+                            f"{what} {onset} minutes after apply: a slow effect after a sequential bake's minimum.",
+                            [*standard_fleet(), ss("batch", 60, mean=0.7, skus={"Standard_F4s_v2": 1})],
+                            [effect(mode, onset_minutes=onset, **kw)], seed=101 + onset,
+                            tags=["onset-sweep", "subtle"]))
+    out.append(scenario("onset-30-latent-partial", "latent_crash",
+                        "A third of the VMs crash 30 minutes after apply: the end of a 30-minute bake.",
+                        standard_fleet(), [effect("latent_crash", onset_minutes=30, probability=0.33)], seed=135,
+                        tags=["onset-sweep", "partial"]))
+    return out
+
+
+def files() -> dict[str, str]:
+    """Every scenario file's name and text, as written (a test checks the committed corpus against it)."""
+    return {f"{name}.yaml": f"# {purpose}\n" + yaml.safe_dump(data, sort_keys=False, width=110)
+            for name, purpose, data in corpus()}
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*.yaml"):
         old.unlink()
-    for name, purpose, data in corpus():
-        body = yaml.safe_dump(data, sort_keys=False, width=110)
-        (OUT / f"{name}.yaml").write_text(f"# {purpose}\n{body}")
-    print(f"wrote {len(corpus())} scenarios to {OUT}")
+    written = files()
+    for name, text in written.items():
+        (OUT / name).write_text(text)
+    print(f"wrote {len(written)} scenarios to {OUT}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,18 @@
 """Intake bindings: Service Bus topic and Event Grid triggers. Each parses its binding object, calls a handler in
-shared.intake.service and logs the result; a rejected input returns normally, so the message is completed (not
-retried ten times) and the rejection is recorded there. Only errors a retry can fix are raised.
+shared.intake.service and logs the result. Only errors a retry can fix are raised.
+
+Poison messages: the Python binding (azure-functions 1.x) cannot settle a message, so it cannot dead-letter one
+with a reason; the SDK-type binding that can (azurefunctions-extensions-bindings-servicebus) is still a beta
+(1.0.0b2). The documented equivalent (docs/intake.md, "Poison messages"): a rejected message returns normally, so
+the host completes it instead of redelivering it until MaxDeliveryCount, and its rejection is kept in the rollout
+store (partition ``_intake``, with the message id, the reason and an excerpt) and published as a
+``rollout.rejected`` outcome event carrying the reason.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -25,7 +32,7 @@ SERVICE_BUS_CONNECTION = "ServiceBusConnection"
 
 def _log(result: service.IntakeResult, what: str) -> None:
     level = logging.WARNING if result.outcome == "rejected" else logging.INFO
-    log.log(level, "%s: %s (%s) %s", what, result.outcome, result.rollout_id or "-", result.reason)
+    log.log(level, "%s: %s (%s) %s", what, result.outcome, result.rollout_id or "-", ascii(result.reason)[:500])
 
 
 @bp.function_name("intake_service_bus")
@@ -34,8 +41,10 @@ def _log(result: service.IntakeResult, what: str) -> None:
 @bp.durable_client_input(client_name="client")
 async def intake_service_bus(msg: func.ServiceBusMessage, client: df.DurableOrchestrationClient) -> None:
     result = await service.from_service_bus(msg.get_body(), message_id=msg.message_id, orch=orchestrations(client),
-                                            svc=services(), config=load_intake_config())
-    _log(result, f"service bus message {msg.message_id} (delivery {msg.delivery_count})")
+                                            svc=services(), config=load_intake_config(),
+                                            topic=os.environ.get("SHADOW_ROLLOUT_REQUESTS_TOPIC", ""),
+                                            subscription=os.environ.get("SHADOW_ROLLOUT_REQUESTS_SUBSCRIPTION", ""))
+    _log(result, f"service bus message {ascii(msg.message_id)[:100]} (delivery {msg.delivery_count})")
 
 
 @bp.function_name("intake_event_grid")
@@ -45,4 +54,4 @@ async def intake_event_grid(event: func.EventGridEvent, client: df.DurableOrches
     result = await service.from_event_grid(event_id=event.id, event_type=event.event_type, subject=event.subject or "",
                                            topic=event.topic or "", data=event.get_json(),
                                            orch=orchestrations(client), svc=services(), config=load_intake_config())
-    _log(result, f"event grid {event.event_type} {event.id}")
+    _log(result, f"event grid {ascii(event.event_type)[:100]} {ascii(event.id)[:100]}")

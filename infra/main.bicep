@@ -26,17 +26,24 @@ param appConfigurationStoreId string = ''
 @description('Create the Event Grid subscriptions to the Function App. The function must exist first, so the postdeploy hook (infra/scripts/subscribe-events.sh) turns this on after the first deploy.')
 param subscribeEvents bool = false
 
-@description('Run the weekly retraining timer. Off by default: on Flex Consumption the app package is read-only, so a promoted model would not survive (docs/operations.md).')
-param enableRetraining bool = false
+@description('Run the trainer app\'s weekly retraining timer (it promotes into the model registry only a better model; docs/operations.md, "Retraining"). Off: the trainer runs only on demand.')
+param enableRetraining bool = true
+
+@description('Client id of the Entra ID app registration with the app roles (infra/scripts/register-app.sh). Empty: no App Service Authentication; the HTTP API runs in function-key mode (callers recorded as the anonymous key holder).')
+param authClientId string = ''
 
 @description('Intake mapping (docs/intake.md) as JSON. Empty: scope = the target resource groups, scale-set writes reported.')
 param intakeConfigJson string = ''
 
-@description('NCRONTAB schedule of the retraining timer (UTC).')
+@description('NCRONTAB schedule of the trainer\'s retraining timer (UTC).')
 param retrainSchedule string = '0 0 3 * * 0'
 
 @description('NCRONTAB schedule of the janitor timer (UTC): leaked shadows, leases and borrowed instances.')
 param janitorSchedule string = '0 */30 * * * *'
+
+@minValue(4)
+@description('Fewer recorded rollouts than this and the trainer does not retrain (the run says so).')
+param minRollouts int = 20
 
 @allowed([2048, 4096])
 @description('Memory of each Flex Consumption instance; scoring and retraining load numpy, scipy and onnxruntime.')
@@ -71,6 +78,7 @@ var requestsTopic = 'rollout-requests'
 var requestsSubscription = 'shadow-rollout'
 var outcomesTopic = 'rollout-outcomes'
 var rolloutTable = 'rollouts'
+var registryContainer = 'models'
 var shadowPoolName = 'shadow-pool'
 
 resource appRg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -117,6 +125,7 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     deploymentContainerName: 'app-package-${resourceToken}'
     tableName: rolloutTable
+    registryContainerName: registryContainer
     workspaceId: monitoring.outputs.workspaceResourceId
   }
 }
@@ -177,7 +186,10 @@ module functionApp 'modules/function-app.bicep' = {
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    authClientId: authClientId
     appSettings: {
+      // who calls the HTTP API: App Service Authentication's principal, or (no app registration) the function key
+      SHADOW_ROLLOUT_AUTH_MODE: empty(authClientId) ? 'function-key' : 'app-service'
       // the Service Bus trigger (identity-based connection "ServiceBusConnection") and its topic
       ServiceBusConnection__fullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
       ServiceBusConnection__credential: 'managedidentity'
@@ -186,9 +198,7 @@ module functionApp 'modules/function-app.bicep' = {
       SHADOW_ROLLOUT_REQUESTS_SUBSCRIPTION: requestsSubscription
       SHADOW_ROLLOUT_OUTCOMES_TOPIC: outcomesTopic
       SHADOW_ROLLOUT_INTAKE_CONFIG_JSON: empty(intakeConfigJson) ? string(defaultIntake) : intakeConfigJson
-      SHADOW_ROLLOUT_RETRAIN_SCHEDULE: retrainSchedule
       SHADOW_ROLLOUT_JANITOR_SCHEDULE: janitorSchedule
-      'AzureWebJobs.retrain_failure_model.Disabled': enableRetraining ? 'false' : 'true'
       // the Azure adapters (shared/adapters/azure): DefaultAzureCredential picks the user-assigned identity
       SHADOW_ROLLOUT_BACKEND: 'azure'
       AZURE_CLIENT_ID: identity.outputs.clientId
@@ -202,7 +212,34 @@ module functionApp 'modules/function-app.bicep' = {
       SHADOW_ROLLOUT_METRICS_URL: 'https://${fleetRegion}.metrics.monitor.azure.com'
       SHADOW_ROLLOUT_TABLES_ENDPOINT: storage.outputs.tableEndpoint
       SHADOW_ROLLOUT_TABLE: rolloutTable
+      // the failure model: the registry's promoted version (the packaged model/ is the fallback)
+      SHADOW_ROLLOUT_REGISTRY_URL: '${storage.outputs.blobEndpoint}${registryContainer}'
     }
+  }
+}
+
+// The trainer: its own Function App, identity and host storage; reads the store, writes the model registry
+module trainer 'modules/trainer.bicep' = {
+  name: 'trainer'
+  scope: appRg
+  params: {
+    name: '${abbrs.webSitesFunctions}trainer-${resourceToken}'
+    planName: '${abbrs.webServerFarms}trainer-${resourceToken}'
+    identityName: '${abbrs.managedIdentityUserAssignedIdentities}trainer-${resourceToken}'
+    storageAccountName: '${abbrs.storageStorageAccounts}tr${resourceToken}'
+    deploymentContainerName: 'trainer-package-${resourceToken}'
+    location: location
+    tags: tags
+    appStorageAccountName: storage.outputs.name
+    registryContainerName: registryContainer
+    rolloutTableName: rolloutTable
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    appInsightsName: monitoring.outputs.appInsightsName
+    workspaceId: monitoring.outputs.workspaceResourceId
+    instanceMemoryMB: 4096
+    retrainSchedule: retrainSchedule
+    enableRetraining: enableRetraining
+    minRollouts: minRollouts
   }
 }
 
@@ -287,6 +324,8 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = appRg.name
 output SHADOW_ROLLOUT_SHADOW_RESOURCE_GROUP string = shadowRg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output SHADOW_ROLLOUT_TRAINER_APP_NAME string = trainer.outputs.name
+output SHADOW_ROLLOUT_REGISTRY_URL string = '${storage.outputs.blobEndpoint}${registryContainer}'
 output SHADOW_ROLLOUT_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output SHADOW_ROLLOUT_ROLE_ID string = rolloutRole.outputs.id
 output SHADOW_ROLLOUT_TARGET_RESOURCE_GROUP_IDS string = join(targetIds, ',')

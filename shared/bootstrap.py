@@ -10,41 +10,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from .adapters.memory_leases import InMemoryLeases
 from .adapters.memory_outcomes import InMemoryOutcomePublisher
-from .domain.errors import ShadowRolloutError
-from .ports import (
-    DiskSnapshots,
-    FailureModel,
-    Fleet,
-    Leases,
-    Orchestrations,
-    OutcomePublisher,
-    RolloutStore,
-    ShadowLoad,
-    ShadowPool,
-    Telemetry,
-)
-
-
-@dataclass
-class Services:
-    fleet: Fleet
-    shadows: ShadowPool
-    shadow_load: ShadowLoad
-    snapshots: DiskSnapshots
-    telemetry: Telemetry
-    model: FailureModel
-    store: RolloutStore
-    now: Callable[[], datetime]
-    # in-process defaults; in Azure both must be shared by every worker (Table leases, a Service Bus topic)
-    leases: Leases = field(default_factory=InMemoryLeases)
-    outcomes: OutcomePublisher = field(default_factory=InMemoryOutcomePublisher)
-
+from .domain.errors import ConfigurationError, ShadowRolloutError
+from .ports import FailureModel, Leases, ModelRegistry, Orchestrations, OutcomePublisher, RolloutStore
+from .services import Services as Services  # re-exported: the CLI and the simulation build Services here
 
 _services: Services | None = None
 _orchestrations: Orchestrations | None = None
@@ -102,26 +75,59 @@ def simulator_services(world: object, *, model: FailureModel | None = None) -> S
         shadow_load=SimShadowLoad(world),
         snapshots=SimDiskSnapshots(world),
         telemetry=SimTelemetry(world),
-        model=model or failure_model(),
+        model=model or failure_model(lambda: to_datetime(world.clock.now)),
         store=InMemoryRolloutStore(),
         now=lambda: to_datetime(world.clock.now),
     )
 
 
-def failure_model() -> FailureModel:
-    """The trained ONNX model when it is shipped (``model/``), else the statistical judge.
+def failure_model(now: Callable[[], datetime] | None = None) -> FailureModel:
+    """The registry's promoted model when ``SHADOW_ROLLOUT_REGISTRY_URL`` is set (re-checked at most every
+    ``SHADOW_ROLLOUT_REGISTRY_RECHECK_MINUTES``, by ``now``), else the trained ONNX model when it is shipped
+    (``model/``), else the statistical judge.
 
-    ``SHADOW_ROLLOUT_MODEL=judge`` forces the judge; ``SHADOW_ROLLOUT_MODEL_DIR`` points elsewhere.
+    ``SHADOW_ROLLOUT_MODEL=judge`` forces the judge; ``SHADOW_ROLLOUT_MODEL_DIR`` points elsewhere than ``model/``
+    (for the registry, that is the fallback).
     """
+    from datetime import timedelta
     from pathlib import Path
 
     from .adapters.onnx_model import MODEL_DIR, OnnxFailureModel, model_available
+    from .adapters.registry_model import DEFAULT_RECHECK, RegistryFailureModel
     from .adapters.statistical_model import StatisticalFailureModel
 
     if os.environ.get("SHADOW_ROLLOUT_MODEL", "onnx") == "judge":
         return StatisticalFailureModel()
     directory = Path(os.environ.get("SHADOW_ROLLOUT_MODEL_DIR") or MODEL_DIR)
+    url = os.environ.get("SHADOW_ROLLOUT_REGISTRY_URL")
+    if url:
+        minutes = os.environ.get("SHADOW_ROLLOUT_REGISTRY_RECHECK_MINUTES")
+        try:
+            recheck = timedelta(minutes=float(minutes)) if minutes else DEFAULT_RECHECK
+        except ValueError as exc:
+            raise ConfigurationError(f"SHADOW_ROLLOUT_REGISTRY_RECHECK_MINUTES={minutes!r} is not a number") from exc
+        return RegistryFailureModel(model_registry(url), now=now or utcnow, packaged=directory, recheck=recheck)
     return OnnxFailureModel(directory) if model_available(directory) else StatisticalFailureModel()
+
+
+def model_registry(url: str, *, create: bool = False) -> ModelRegistry:
+    """The model registry at ``url``: a Blob container (``https://<account>.blob.core.windows.net/<container>``,
+    by identity; or any URL whose last segment names the container, with
+    ``SHADOW_ROLLOUT_REGISTRY_CONNECTION_STRING`` for Azurite), or a local directory (a path or ``file://``)."""
+    from pathlib import Path
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(url)
+    if parsed.scheme in ("http", "https"):
+        from .adapters.azure.blob_registry import BlobModelRegistry
+
+        return BlobModelRegistry.from_url(url, create=create)
+    if parsed.scheme in ("", "file"):
+        from .adapters.file_registry import FileModelRegistry
+
+        return FileModelRegistry(Path(unquote(parsed.path) if parsed.scheme == "file" else url))
+    raise ConfigurationError(f"registry URL {url!r}: use https://<account>.blob.core.windows.net/<container>, "
+                             "file://<dir> or a directory path")
 
 
 def azure_services(settings: object | None = None, *, store: RolloutStore | None = None,
@@ -141,7 +147,7 @@ def azure_services(settings: object | None = None, *, store: RolloutStore | None
         shadow_load=AzureShadowLoad(cfg),
         snapshots=AzureDiskSnapshots(cfg),
         telemetry=AzureTelemetry(cfg),
-        model=model or failure_model(),
+        model=model or failure_model(now),
         store=store or _table_store_from_environment(),
         now=now or utcnow,
         leases=_table_leases_from_environment(),

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from .consoles import console
 from .domain.errors import InvalidInput, ShadowRolloutError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Safe configuration rollouts for Azure VM scale sets: shadow pool, predict, prepare, "
                        "roll and recover.")
-err = Console(stderr=True)
-out = Console()
+err = console(stderr=True)
+out = console()
 
 PHASES = {
     "inventory": "Taking the inventory",
@@ -37,7 +38,7 @@ PHASES = {
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -51,7 +52,8 @@ def simulate(
     scenario: Annotated[Path | None, typer.Option(help="Scenario file (YAML or JSON); default: the bundled demo.")]
     = None,
     seed: Annotated[int | None, typer.Option(help="Seed; default: the scenario's own.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print exactly the outcome JSON on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print exactly the outcome JSON on stdout.")]
+    = False,
     backend: Annotated[str, typer.Option(help="Adapters to run through: sim (in-process simulator) or azure-sdk "
                                                "(the Azure SDK adapters over HTTP, against the simulator's "
                                                "Azure-shaped stand-in).")] = "sim",
@@ -59,6 +61,14 @@ def simulate(
                                                    "at seeded points (at-least-once delivery).")] = None,
     chaos_rate: Annotated[float, typer.Option(help="Chance of a strike after each activity (with --chaos).")]
     = 0.3,
+    serve: Annotated[bool, typer.Option("--serve", metavar="", help="Serve the rollout page and the control API on "
+                                                        "127.0.0.1 while the rollout runs, and after it ends "
+                                                        "until interrupted; stdout's first line is its URL.")]
+    = False,
+    port: Annotated[int, typer.Option(help="With --serve: the port (0: any free one).")] = 7071,
+    speed: Annotated[float, typer.Option(help="With --serve: simulated seconds per wall second.")] = 60.0,
+    approval: Annotated[bool, typer.Option("--approval", metavar="", help="Require the approval gate "
+                                                              "(policy approval_required).")] = False,
 ) -> None:
     """Run one whole rollout of a scenario on the fleet simulator."""
     from .adapters.simulator.scenario import load_scenario
@@ -79,8 +89,9 @@ def simulate(
         return
     if not as_json:
         n = sum(s.capacity for s in sc.fleet.scale_sets)
+        sets = len(sc.fleet.scale_sets)
         err.print(f"[bold]shadow-rollout[/] · scenario [cyan]{sc.name}[/] · {n} VMs in "
-                  f"{len(sc.fleet.scale_sets)} scale sets · change [cyan]{sc.change.id}[/] ({sc.change.kind})")
+                  f"{sets} scale set{'s' if sets != 1 else ''} · change [cyan]{sc.change.id}[/] ({sc.change.kind})")
     seen: list[str] = []
 
     def on_status(instance_id: str, status: Any) -> None:
@@ -94,6 +105,19 @@ def simulate(
             seen.append(label)
             err.print(f"  [dim]…[/] {label}")
 
+    if serve:
+        from .localserve import serve_until_interrupted
+
+        if backend != "sim":
+            _fail("--serve runs on the in-process simulator only (--backend sim)")
+        if chaos is not None:
+            _fail("--chaos does not combine with --serve")
+        try:
+            serve_until_interrupted(sc, seed=seed, port=port, speed=speed, approval=approval, on_status=on_status,
+                                    echo=lambda line: err.print(line, highlight=False))
+        except (OSError, ValueError) as exc:
+            _fail(str(exc))
+        return
     try:
         with err.status("simulating", spinner="dots") if not as_json else _nullcontext():
             if backend == "azure-sdk":
@@ -136,17 +160,26 @@ def publish(
     namespace: Annotated[str | None, typer.Option(envvar="SHADOW_ROLLOUT_SERVICEBUS_NAMESPACE",
                                                   help="<name>.servicebus.windows.net")] = None,
     topic: Annotated[str, typer.Option(envvar="SHADOW_ROLLOUT_REQUESTS_TOPIC")] = "rollout-requests",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the message; send nothing.")]
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="",
+                                          help="Validate and print the message; send nothing.")]
     = False,
-    wait_for: Annotated[bool, typer.Option("--wait", help="Wait for the outcome; exit 0 only if completed.")]
+    wait_for: Annotated[bool, typer.Option("--wait", metavar="", help="Wait for the outcome (see --until).")]
     = False,
     outcomes_topic: Annotated[str, typer.Option(envvar="SHADOW_ROLLOUT_OUTCOMES_TOPIC")] = "rollout-outcomes",
     outcomes_subscription: Annotated[str | None, typer.Option(help="A subscription of the outcomes topic filtered "
                                                                    "on this rollout id.")] = None,
     timeout_minutes: Annotated[float, typer.Option(help="Give up waiting after this long (exit 3).")] = 1440.0,
+    until: Annotated[str, typer.Option(help="With --wait: production_done (every wave done, before the "
+                                            "production watch) or finished (after the watch).")]
+    = "production_done",
 ) -> None:
     """Publish a rollout request to the requests topic (what a pipeline does), optionally wait for its outcome."""
+    from azure.core.exceptions import AzureError
+
     from . import publish as pub
+
+    if until not in pub.UNTIL:
+        _fail(f"--until must be one of {', '.join(pub.UNTIL)} (got {until!r})")
 
     try:
         req = pub.load_request(str(request_file), rollout_id=rollout_id, requester=requester)
@@ -159,15 +192,21 @@ def publish(
     if not namespace:
         _fail("--namespace (or SHADOW_ROLLOUT_SERVICEBUS_NAMESPACE) is required to send")
         return
-    pub.send(req, namespace=namespace, topic=topic)
-    err.print(f"published rollout [cyan]{req.rollout_id}[/] to {namespace}/{topic}", highlight=False)
-    if wait_for:
-        if not outcomes_subscription:
-            _fail("--outcomes-subscription is required with --wait")
+    if wait_for and not outcomes_subscription:
+        _fail("--outcomes-subscription is required with --wait")
+        return
+    try:
+        pub.send(req, namespace=namespace, topic=topic)
+        err.print(f"published rollout [cyan]{req.rollout_id}[/] to {namespace}/{topic}", highlight=False)
+        if not wait_for or not outcomes_subscription:
             return
         code = pub.wait(req.rollout_id, namespace=namespace, topic=outcomes_topic, subscription=outcomes_subscription,
-                        timeout_minutes=timeout_minutes, echo=lambda line: err.print(line, highlight=False))
-        raise typer.Exit(code)
+                        timeout_minutes=timeout_minutes, echo=lambda line: err.print(line, highlight=False),
+                        until=until)
+    except (AzureError, ShadowRolloutError, OSError) as exc:  # one line, not a traceback: unreachable, no identity
+        _fail(f"Service Bus {namespace}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", 1)
+        return
+    raise typer.Exit(code)
 
 
 class _nullcontext:
@@ -239,7 +278,8 @@ def bench(
     exclude_tags: Annotated[str, typer.Option(help="Skip scenarios with any of these tags (comma-separated); "
                                                    "the scale fleets are measured by bench-scale.")] = "scale",
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
-    as_json: Annotated[bool, typer.Option("--json", help="Print exactly the benchmark JSON on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print exactly the benchmark JSON on stdout.")]
+    = False,
     out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here (gzipped if it ends in "
                                                                ".gz), and summary.json beside it.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write an HTML report with PNG plots into this directory.")]
@@ -349,7 +389,10 @@ def bench_report(
         raw = result_file.read_bytes()
         result = json.loads(gzip.decompress(raw) if result_file.suffix == ".gz" else raw)
         result["targets"] = evaluate_targets(result)
-        if timeline is not None or not result.get("timeline"):
+        kept = result.get("timeline") or {}
+        if timeline is not None or kept.get("runtime_status") != "Completed":
+            # drawn again when asked, or when the file's timeline does not say its run completed (older files:
+            # a crashed run was once drawn as a clean halt); timeline_of refuses a run that did not complete
             result["timeline"] = timeline_of(scenarios, timeline)
         write_report(result, report)
     except (OSError, ValueError) as exc:
@@ -398,7 +441,7 @@ def _bench_table(result: dict[str, Any]) -> None:
 def bench_scale(
     sizes: Annotated[str, typer.Option(help="Comma-separated fleet sizes.")] = "1000,10000,50000",
     out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON report here.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the JSON report on stdout.")] = False,
 ) -> None:
     """Scale benchmark: wall time, peak memory, orchestration work and replay time, and the failure model's
     inference throughput, for each fleet size."""
@@ -431,6 +474,26 @@ def bench_scale(
               + ", ".join(f"{k} {v}" for k, v in report["growth"].items()))
 
 
+@app.command("bench-import")
+def bench_import(
+    repeats: Annotated[int, typer.Option(help="Fresh interpreters to time (the median is reported).")] = 7,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here.")] = None,
+) -> None:
+    """Time `import function_app` in fresh interpreters: the start-up every cold start and scale-out pays."""
+    from .bench.startup import measure
+
+    if repeats < 1:
+        _fail(f"--repeats must be at least 1 (got {repeats})")
+    with err.status(f"importing the function app {repeats} times"):
+        report = measure(repeats)
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(json.dumps(report, indent=2) + "\n")
+    out.print(f"import function_app: median {report['median_seconds']:.2f} s (min {report['min_seconds']:.2f}, "
+              f"max {report['max_seconds']:.2f}) over {repeats} fresh interpreters; {report['modules_loaded']} "
+              f"modules; loaded: {', '.join(report['heavy_loaded'])}", highlight=False)
+
+
 @app.command()
 def train(
     scenarios: Annotated[Path, typer.Option(help="Scenario corpus to learn from.")] = Path("bench/scenarios"),
@@ -461,7 +524,7 @@ def train(
 def evaluate(
     scenarios: Annotated[Path, typer.Option(help="Scenario directory.")] = Path("bench/scenarios"),
     seeds: Annotated[int, typer.Option(help="Seeds per scenario (the file's seed first).")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON object on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the JSON object on stdout.")] = False,
     max_vms: Annotated[int, typer.Option(help="Leave out scenarios with larger fleets.")] = 10_000,
 ) -> None:
     """Score the failure model per production VM against the judge and the truth."""
@@ -492,32 +555,83 @@ def evaluate(
 
 @app.command()
 def retrain(
-    history: Annotated[Path, typer.Option(help="Scenarios whose full rollouts make the history.")]
-    = Path("bench/scenarios"),
+    history: Annotated[Path, typer.Option(help="Scenarios whose full rollouts make the history (when no rollout "
+                                                "store is configured).")] = Path("bench/scenarios"),
     seeds: Annotated[int, typer.Option(help="Rollouts per scenario.")] = 1,
-    model_dir: Annotated[Path | None, typer.Option(help="The model to challenge (default: model/).")] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="The model to challenge (default: model/); without "
+                                                        "--registry only.")] = None,
     max_vms: Annotated[int, typer.Option(help="Leave out scenarios with larger fleets.")] = 2000,
+    registry: Annotated[str | None, typer.Option(
+        help="Promote into this model registry instead of model/: https://<account>.blob.core.windows.net/"
+             "<container> (identity; SHADOW_ROLLOUT_REGISTRY_CONNECTION_STRING for Azurite) or a directory.")] = None,
+    min_rollouts: Annotated[int | None, typer.Option(help="With --registry: fewer recorded rollouts, no "
+                                                          "retrain (default 20).")] = None,
+    packaged_rows: Annotated[Path | None, typer.Option(help="With --registry: packaged training rows (.npz) to "
+                                                            "train on besides the recorded rollouts.")] = None,
+    validation_rows: Annotated[Path | None, typer.Option(help="With --registry: rows of the simulator's "
+                                                              "validation families (.npz) to validate on too.")] = None,
 ) -> None:
     """Retrain from recorded rollouts (labelled by what production showed); promote only a better model.
 
-    Locally the history is made by full simulated rollouts; in Azure the timer function reads the store.
+    With --registry this is the trainer app's run, on demand: it reads the rollout store named by
+    SHADOW_ROLLOUT_TABLES_ENDPOINT (or SHADOW_ROLLOUT_TABLES_CONNECTION_STRING), or, with neither, records full
+    simulated rollouts of --history; and promotes into the registry only what beats the version in use.
     """
     from .adapters.onnx_model import MODEL_DIR
     from .adapters.simulator.scenario import load_scenario
     from .learning.dataset import scenario_files
     from .learning.retrain import retrain as run_retrain
+    from .ports import RolloutStore
     from .simulation import simulate as run_simulation
 
-    stores = []
-    paths = scenario_files(history, max_vms)
-    with err.status(f"recording {len(paths) * seeds} full rollouts"):
-        for p in paths:
-            sc = load_scenario(p)
-            for k in range(seeds):
-                stores.append(run_simulation(sc, seed=sc.seed + 100 + k).services.store)
-    result = run_retrain(stores, model_dir or MODEL_DIR)
-    out.print(("[green]promoted[/]: " if result["promoted"] else "[yellow]not promoted[/]: ") + result["reason"])
+    stores: list[RolloutStore] = []
+    table = None
+    if registry is not None:
+        from .bootstrap import _table_client
+
+        table = _table_client(os.environ.get("SHADOW_ROLLOUT_TABLE", "rollouts"))
+    if table is not None:
+        from .adapters.azure.store import TableRolloutStore
+
+        err.print(f"reading recorded rollouts from the rollout store (table {table.table_name})")
+        stores.append(TableRolloutStore(table))
+    else:
+        paths = scenario_files(history, max_vms)
+        with err.status(f"recording {len(paths) * seeds} full rollouts"):
+            for p in paths:
+                sc = load_scenario(p)
+                for k in range(seeds):
+                    stores.append(run_simulation(sc, seed=sc.seed + 100 + k).services.store)
+    if registry is None:
+        result = run_retrain(stores, model_dir or MODEL_DIR)
+        out.print(("[green]promoted[/]: " if result["promoted"] else "[yellow]not promoted[/]: ") + result["reason"])
+        return
+    from .bootstrap import model_registry, utcnow
+    from .learning.trainer import MIN_ROLLOUTS, TrainerConfig, load_rows, retrain_into_registry
+
+    try:
+        run = retrain_into_registry(stores, model_registry(registry, create=True), now=utcnow(),
+                                    packaged=load_rows(packaged_rows) if packaged_rows else None,
+                                    validation=load_rows(validation_rows) if validation_rows else None,
+                                    cfg=TrainerConfig(min_rollouts=MIN_ROLLOUTS if min_rollouts is None
+                                                      else min_rollouts))
+    except ShadowRolloutError as exc:
+        _fail(str(exc))
+        return
+    label = ("[green]promoted[/]" if run.promoted else "[yellow]not promoted[/]" if run.trained
+             else "[yellow]not retrained[/]")
+    out.print(f"{label}{f' {run.version}' if run.version else ''}: {run.reason}")
+
+
+from .intake.check_command import register as _register_intake_check  # noqa: E402 - its own module
+
+_register_intake_check(app)
 
 
 def main() -> None:
     app()
+
+
+from .appcli import register as _register_app_commands  # noqa: E402 - status, watch, approve, abort, list
+
+_register_app_commands(app)

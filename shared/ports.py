@@ -8,12 +8,13 @@ long-running operations in parallel and an activity's history entry stays small.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from .domain.decisions import VmRisk
+from .domain.errors import StaleWrite
 from .domain.features import FeatureTable
 from .domain.model import (
     ApplyResult,
@@ -26,6 +27,7 @@ from .domain.model import (
     SnapshotInfo,
     VmInfo,
 )
+from .domain.registry import ModelInUse, ModelSource, PromotedPointer, Promotion
 
 
 class Fleet(ABC):
@@ -50,6 +52,12 @@ class Fleet(ABC):
 
     @abstractmethod
     def set_capacity(self, scale_set_id: str, capacity: int) -> int: ...
+
+    def guest_extensions(self, scale_set_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """Each scale set's VM extensions in its model (names and types), for the guest prerequisites
+        (shared/domain/guest.py). Not abstract, like ``tags``: an adapter without it fails closed (the rollout
+        is refused, saying the prerequisites could not be checked)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read the scale sets' VM extensions")
 
     def tags(self, scale_set_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """Each scale set's resource tags, for scope rules on tags.
@@ -117,33 +125,141 @@ class FailureModel(ABC):
     def predict(self, table: FeatureTable) -> list[VmRisk]:
         """One risk per row, in order; a row the model cannot score falls back to the judge, saying why."""
 
+    def in_use(self) -> ModelInUse:
+        """Which model scores now and, if it is a fallback, why (recorded in every rollout's decisions)."""
+        return ModelInUse(version=self.name, source=ModelSource.JUDGE)
+
+
+class ModelRegistry(ABC):
+    """Versions of the failure model and the ``promoted`` pointer the rollout app scores with.
+
+    Versions are immutable: writing a version again with the same bytes is a no-op, with other bytes an
+    error. ``promote`` is a compare-and-swap on the pointer, so two trainers cannot both promote.
+    """
+
+    location: str = ""
+
+    @abstractmethod
+    def put_version(self, version: str, files: Mapping[str, bytes]) -> None: ...
+
+    @abstractmethod
+    def get_file(self, version: str, name: str) -> bytes:
+        """One file of a version; NotFound when the version or the file is missing."""
+
+    @abstractmethod
+    def versions(self) -> list[str]:
+        """Every version written, sorted."""
+
+    @abstractmethod
+    def promoted(self) -> PromotedPointer | None:
+        """The pointer with its ETag, or None before the first promotion."""
+
+    @abstractmethod
+    def promote(self, promotion: Promotion, *, expected_etag: str | None) -> PromotedPointer:
+        """Move the pointer only if it still has ``expected_etag`` (None: only if there is no pointer yet).
+
+        Raises :class:`~shared.domain.errors.PromotionConflict` when it moved meanwhile.
+        """
+
+    @abstractmethod
+    def put_run(self, name: str, report: bytes) -> None:
+        """Keep a trainer run's report (promoted or not, and why) under ``runs/``."""
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """A row as read, with the version (ETag) an update must name."""
+
+    value: dict[str, Any]
+    etag: str
+
+
+@dataclass(frozen=True)
+class RowWrite:
+    """A row to write: ``etag`` is the version it was read at (``IfNotModified``), None for a new row."""
+
+    value: Mapping[str, Any]
+    etag: str | None
+
+
+RECORD = "record"
+"""The kind, and key, of a rollout's record row."""
+MAX_UPDATE_ATTEMPTS = 50
+
 
 class RolloutStore(ABC):
-    """Durable state of rollouts: the record, per-item tables, decisions. JSON-able dicts only."""
+    """Durable state of rollouts: rows of JSON, per rollout and kind (record, vm, shadow, decision ...), by key.
+
+    Every write names the version it read (optimistic concurrency): a row changed since then is refused with
+    :class:`~shared.domain.errors.StaleWrite` and nothing of that write is kept, so a writer re-reads and
+    tries again (:meth:`update`). Writers that are naturally separate (one per chunk, wave or VM) write rows
+    of their own and never meet. Readers get plain dicts; the typed view is ``shared.orchestration.repository``.
+    """
+
+    ATOMIC_ROWS = 100
+    """A write of at most this many rows (each within one entity) is all-or-nothing."""
 
     @abstractmethod
-    def put_rollout(self, rollout_id: str, record: Mapping[str, Any]) -> None: ...
+    def rows(self, rollout_id: str, kind: str) -> dict[str, StoredRow]:
+        """Every row of one kind, with its version."""
 
     @abstractmethod
-    def get_rollout(self, rollout_id: str) -> dict[str, Any] | None: ...
+    def write(self, rollout_id: str, kind: str, rows: Mapping[str, RowWrite]) -> dict[str, str]:
+        """Write rows if none changed since read (each ``etag``; None: must not exist yet); new versions.
 
-    @abstractmethod
-    def put_items(self, rollout_id: str, kind: str, items: Mapping[str, Mapping[str, Any]]) -> None:
-        """Upsert items of one kind (vm, shadow, snapshot, rollback, wave...) keyed by id."""
-
-    @abstractmethod
-    def get_items(self, rollout_id: str, kind: str) -> dict[str, dict[str, Any]]:
-        """All items of one kind. Treat them as read-only: change an item by writing it with put_items."""
-
-    @abstractmethod
-    def add_decisions(self, rollout_id: str, decisions: Sequence[Mapping[str, Any]]) -> None: ...
-
-    @abstractmethod
-    def decisions(self, rollout_id: str) -> list[dict[str, Any]]: ...
+        Raises StaleWrite when one had; a write of at most :attr:`ATOMIC_ROWS` rows then changed nothing.
+        """
 
     @abstractmethod
     def rollout_ids(self) -> list[str]:
         """Every rollout the store holds (the failure model's training history)."""
+
+    # ------------------------------------------------------------------ built on the above
+    def update(self, rollout_id: str, kind: str, keys: Sequence[str],
+               change: Callable[[str, dict[str, Any] | None], Mapping[str, Any] | None]) -> None:
+        """Read, change and write back rows with their versions; on a stale version read again and redo.
+
+        ``change(key, current)`` returns the new value (None leaves the row as it is); it must depend only
+        on its arguments, since it runs again after a conflict. Rows go in groups of :attr:`ATOMIC_ROWS`.
+        """
+        todo = list(dict.fromkeys(keys))
+        current = self.rows(rollout_id, kind) if todo else {}
+        for a in range(0, len(todo), self.ATOMIC_ROWS):
+            group = todo[a:a + self.ATOMIC_ROWS]
+            for attempt in range(MAX_UPDATE_ATTEMPTS):
+                writes: dict[str, RowWrite] = {}
+                for key in group:
+                    row = current.get(key)
+                    value = change(key, dict(row.value) if row is not None else None)
+                    if value is not None:
+                        writes[key] = RowWrite(value, row.etag if row is not None else None)
+                try:
+                    self.write(rollout_id, kind, writes)
+                    break
+                except StaleWrite:
+                    if attempt == MAX_UPDATE_ATTEMPTS - 1:
+                        raise
+                    current = self.rows(rollout_id, kind)  # someone wrote meanwhile: read again, redo
+
+    def put_items(self, rollout_id: str, kind: str, items: Mapping[str, Mapping[str, Any]]) -> None:
+        """Merge fields into rows (created when missing), each an optimistic read-merge-write."""
+        self.update(rollout_id, kind, list(items), lambda k, cur: {**(cur or {}), **items[k]})
+
+    def put_rollout(self, rollout_id: str, fields: Mapping[str, Any]) -> None:
+        self.update(rollout_id, RECORD, [RECORD], lambda _, cur: {**(cur or {}), **fields})
+
+    def get_items(self, rollout_id: str, kind: str) -> dict[str, dict[str, Any]]:
+        """All rows of one kind, without versions (read-only views for reports and tests)."""
+        return {k: r.value for k, r in self.rows(rollout_id, kind).items()}
+
+    def get_rollout(self, rollout_id: str) -> dict[str, Any] | None:
+        row = self.rows(rollout_id, RECORD).get(RECORD)
+        return row.value if row is not None else None
+
+    def decisions(self, rollout_id: str) -> list[dict[str, Any]]:
+        """The decisions in key order (time, then step, then chunk, then index: see the repository)."""
+        rows = self.rows(rollout_id, "decision")
+        return [rows[k].value for k in sorted(rows)]
 
 
 # ---------------------------------------------------------------------------------------------- intake & control

@@ -47,9 +47,17 @@ def message_of(req: RolloutRequest) -> dict[str, Any]:
                 for k, v in (msg.application_properties or {}).items()}}
 
 
-def exit_code_for(event: dict[str, Any]) -> int | None:
-    """What an outcome event means for the waiting pipeline; None: keep waiting (e.g. a rollback was made)."""
+UNTIL = ("production_done", "finished")
+
+
+def exit_code_for(event: dict[str, Any], until: str = "finished") -> int | None:
+    """What an outcome event means for the waiting pipeline; None: keep waiting (e.g. a rollback was made).
+
+    ``until="production_done"`` succeeds on ``rollout.production_done`` (every wave done; the production watch
+    goes on for hours, longer than a hosted pipeline job may wait); ``"finished"`` waits for the very end."""
     kind = event.get("type")
+    if kind == "rollout.production_done" and until == "production_done":
+        return OK
     if kind == "rollout.finished":
         return OK if event.get("state") == "completed" else FAILED
     if kind in ("rollout.halted", "rollout.aborted", "rollout.rejected"):
@@ -64,7 +72,7 @@ def send(req: RolloutRequest, *, namespace: str, topic: str) -> None:  # pragma:
 
 
 def wait(rollout_id: str, *, namespace: str, topic: str, subscription: str, timeout_minutes: float,
-         echo: Callable[[str], None]) -> int:  # pragma: no cover - needs Service Bus
+         echo: Callable[[str], None], until: str = "finished") -> int:  # pragma: no cover - needs Service Bus
     """Read outcome events for this rollout until one decides the pipeline's result, or time out."""
     from azure.identity import DefaultAzureCredential
     from azure.servicebus import ServiceBusClient
@@ -83,7 +91,7 @@ def wait(rollout_id: str, *, namespace: str, topic: str, subscription: str, time
                 if not isinstance(event, dict) or event.get("rollout_id") != rollout_id:
                     continue
                 echo(f"{event.get('type')}: {event.get('reason')}")
-                code = exit_code_for(event)
+                code = exit_code_for(event, until)
                 if code is not None:
                     return code
     return TIMED_OUT

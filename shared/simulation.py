@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -10,9 +11,11 @@ from . import bootstrap
 from .adapters.simulator.adapters import SIM_EPOCH, to_datetime, to_minute
 from .adapters.simulator.scenario import Scenario
 from .adapters.simulator.world import FleetWorld, vmss_resource_id
+from .domain.kinds import DecisionKind
 from .orchestration.rollout import ROLLOUT
 from .ports import FailureModel
 from .runtime.chaos import Chaos, FaultDraws, mortal
+from .runtime.interleave import InterleavedStore, Interleaver
 from .runtime.local_durable import LocalDurableRunner, RunnerStats
 
 STRATEGY = "shadow-predictive"
@@ -25,6 +28,7 @@ class SimulationRun:
     services: bootstrap.Services
     runner: LocalDurableRunner
     rollout_id: str
+    interleaver: Interleaver | None = None
 
     @property
     def stats(self) -> RunnerStats:
@@ -53,36 +57,47 @@ def mortal_services(svc: bootstrap.Services, chaos: Chaos) -> bootstrap.Services
         shadows=mortal(svc.shadows, chaos, ("create", "teardown")),
         snapshots=mortal(svc.snapshots, chaos, ("snapshot",)),
         leases=mortal(svc.leases, chaos, ("acquire", "release")),
-        store=mortal(svc.store, chaos, ("put_rollout", "put_items", "add_decisions")),
+        store=mortal(svc.store, chaos, ("update", "put_items", "put_rollout")),
     )
 
 
 def simulate(scenario: Scenario, *, seed: int | None = None,
              on_status: Callable[[str, Any], None] | None = None,
              adapt: Callable[[bootstrap.Services], bootstrap.Services] | None = None,
-             model: FailureModel | None = None, chaos: Chaos | None = None) -> SimulationRun:
+             model: FailureModel | None = None, interleave: int | None = None,
+             sequential: bool = False, chaos: Chaos | None = None) -> SimulationRun:
     """Run the shadow-predictive strategy on ``scenario`` and account for it from the ground truth.
 
     ``model`` replaces the shipped failure model; ``adapt`` may replace other services (a wrapped port).
-    ``chaos`` redelivers activities and crashes the worker at seeded points; the outcome then says how often.
+    The activities of each fan-out interleave at their store calls in an order drawn from ``interleave``
+    (default: the run's seed), so the same scenario and seed give the same outcome; ``sequential`` runs
+    them one after another instead. ``chaos`` redelivers activities and crashes the worker at seeded points;
+    the outcome then says how often.
     """
     world = FleetWorld(scenario, seed=seed)
     services = bootstrap.simulator_services(world, model=model)
     if adapt is not None:
         services = adapt(services)
+
+    def set_clock(t: Any) -> None:
+        world.clock.now = to_minute(t)
+
+    def read_clock() -> Any:
+        return to_datetime(world.clock.now)
+
+    interleaver = None if sequential else Interleaver(world.seed if interleave is None else interleave,
+                                                     set_clock=set_clock, read_clock=read_clock)
+    if interleaver is not None:
+        services = dataclasses.replace(services, store=InterleavedStore(services.store, interleaver))
     if chaos is not None:
         services = mortal_services(services, chaos)
     bootstrap.install(services)
     try:
         import function_app  # the real app: its blueprints, orchestrators and activities
 
-        def set_clock(t: Any) -> None:
-            world.clock.now = to_minute(t)
-
         draws = FaultDraws(world.attempt_counters, world.set_attempt_counters)
-        runner = LocalDurableRunner(function_app.app, start=SIM_EPOCH, set_clock=set_clock,
-                                    read_clock=lambda: to_datetime(world.clock.now), on_status=on_status,
-                                    chaos=chaos, draws=draws)
+        runner = LocalDurableRunner(function_app.app, start=SIM_EPOCH, set_clock=set_clock, read_clock=read_clock,
+                                    on_status=on_status, chaos=chaos, draws=draws, interleaver=interleaver)
         rollout_id = f"{scenario.change.id}-s{world.seed}"
         request = rollout_request(scenario, rollout_id)
         runner.start_new(ROLLOUT, rollout_id, request)
@@ -98,7 +113,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
         decisions = [{"minute": d["minute"], "kind": d["kind"], "reason": d["reason"]}
                      for d in services.store.decisions(rollout_id)]
         if inst.status == "Failed":
-            decisions.append({"minute": round(finished, 1), "kind": "orchestration_failed",
+            decisions.append({"minute": round(finished, 1), "kind": DecisionKind.ORCHESTRATION_FAILED.value,
                               "reason": inst.error or "unknown error"})
         outcome = world.outcome(strategy=STRATEGY, believed=believed, halted=bool(record.get("halted")),
                                 finished_at=finished, decisions=decisions)
@@ -111,8 +126,8 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
         outcome["janitor"] = {"shadows": len(swept.shadows), "leases": swept.leases,
                               "extra_instances": sum(swept.extra_instances.values())}
         if swept.reasons:
-            outcome["decisions"].append({"minute": round(world.clock.now, 1), "kind": "janitor",
+            outcome["decisions"].append({"minute": round(world.clock.now, 1), "kind": DecisionKind.JANITOR.value,
                                          "reason": "; ".join(swept.reasons)})
-        return SimulationRun(outcome, world, services, runner, rollout_id)
+        return SimulationRun(outcome, world, services, runner, rollout_id, interleaver)
     finally:
         bootstrap.install(None)

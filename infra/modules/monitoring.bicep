@@ -19,8 +19,11 @@ resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   }
 }
 
-// health_probes.kql: one row per probe, Healthy_b true or false; the fleet's probe agent (or the Logs Ingestion
-// API) writes it. _ResourceId is filled in by Azure Monitor for data an agent collects from a VM.
+// health_probes.kql: one row per probe, Healthy_b true or false. The guest kit's probe (guest/health-probe.sh)
+// writes one CSV line a minute to a local log that the Azure Monitor agent collects through the data collection
+// rule below (a text-log data source with a transformation into this table: "Collect logs from a text file with
+// Azure Monitor Agent", learn.microsoft.com/azure/azure-monitor/agents/data-collection-log-text). _ResourceId is
+// filled in by Azure Monitor for data an agent collects from a VM.
 resource healthTable 'Microsoft.OperationalInsights/workspaces/tables@2022-10-01' = {
   parent: workspace
   name: 'AppHealthProbe_CL'
@@ -51,14 +54,24 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
   }
 }
 
-// VM insights: the guest's performance counters into InsightsMetrics, and error-level syslog into Syslog.
-// Associate it with the fleet's VMs (and the shadow pool) as docs/deploy.md shows; the agent sends Heartbeat.
+// VM insights: the guest's performance counters into InsightsMetrics, error-level syslog into Syslog, and the
+// guest kit's health-probe log into AppHealthProbe_CL. Associate it with the fleet's VMs (and the shadow pool) as
+// docs/deploy.md shows; the agent sends Heartbeat.
 resource vmInsights 'Microsoft.Insights/dataCollectionRules@2023-03-11' = {
   name: dataCollectionRuleName
   location: location
   tags: tags
   kind: 'Linux'
+  dependsOn: [ healthTable ]
   properties: {
+    streamDeclarations: {
+      'Custom-HealthProbeText': {
+        columns: [
+          { name: 'TimeGenerated', type: 'datetime' }
+          { name: 'RawData', type: 'string' }
+        ]
+      }
+    }
     description: 'shadow-rollout: VM insights performance counters and error-level syslog of the fleet and its shadows'
     dataSources: {
       performanceCounters: [
@@ -75,6 +88,14 @@ resource vmInsights 'Microsoft.Insights/dataCollectionRules@2023-03-11' = {
           streams: [ 'Microsoft-Syslog' ]
           facilityNames: [ '*' ]
           logLevels: [ 'Error', 'Critical', 'Alert', 'Emergency' ]
+        }
+      ]
+      logFiles: [
+        {
+          name: 'healthProbeLog'
+          streams: [ 'Custom-HealthProbeText' ]
+          filePatterns: [ '/var/log/shadow-rollout/health-probe-*.log' ]
+          format: 'text'
         }
       ]
     }
@@ -94,6 +115,13 @@ resource vmInsights 'Microsoft.Insights/dataCollectionRules@2023-03-11' = {
       {
         streams: [ 'Microsoft-Syslog' ]
         destinations: [ 'workspace' ]
+      }
+      {
+        // guest/health-probe.sh writes "<ISO time>,<true|false>,<probe URL>"
+        streams: [ 'Custom-HealthProbeText' ]
+        destinations: [ 'workspace' ]
+        transformKql: 'source | extend d = split(RawData, ",") | project TimeGenerated = todatetime(d[0]), Healthy_b = tobool(d[1]), Probe_s = tostring(d[2])'
+        outputStream: 'Custom-AppHealthProbe_CL'
       }
     ]
   }

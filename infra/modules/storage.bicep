@@ -1,10 +1,14 @@
-// The Function App's storage: the Durable Functions task hub (queues, tables, blobs), the deployment package
-// container of Flex Consumption, and the rollout store's table. Entra ID only: shared keys are disabled.
+// A Function App's storage: the host's own (Durable task hub: queues, tables, blobs; timers' locks), the
+// deployment package container of Flex Consumption, and, for the rollout app, the rollout store's table and the
+// model registry's container. Entra ID only: shared keys are disabled.
 param name string
 param location string
 param tags object
 param deploymentContainerName string
-param tableName string
+@description('The rollout store\'s table; empty: none (the trainer\'s own account).')
+param tableName string = ''
+@description('The model registry\'s container (versions and the promoted pointer); empty: none.')
+param registryContainerName string = ''
 param workspaceId string
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -51,14 +55,20 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   properties: { publicAccess: 'None' }
 }
 
+resource registryContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = if (!empty(registryContainerName)) {
+  parent: blobs
+  name: empty(registryContainerName) ? 'unused' : registryContainerName
+  properties: { publicAccess: 'None' }
+}
+
 resource tables 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: account
   name: 'default'
 }
 
-resource rolloutTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+resource rolloutTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = if (!empty(tableName)) {
   parent: tables
-  name: tableName
+  name: empty(tableName) ? 'unused' : tableName
 }
 
 resource queues 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
@@ -95,3 +105,4 @@ resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-prev
 output name string = account.name
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainerName}'
 output tableEndpoint string = account.properties.primaryEndpoints.table
+output blobEndpoint string = account.properties.primaryEndpoints.blob

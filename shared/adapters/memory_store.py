@@ -1,12 +1,20 @@
-"""An in-process RolloutStore: the simulator's default, and the model of the Table-storage adapter."""
+"""An in-process RolloutStore: the simulator's default, and the model of the Table-storage adapter.
+
+It keeps a version per row and refuses a write naming a stale one exactly as Table storage answers 412
+(:class:`~shared.domain.errors.StaleWrite`), so local runs and tests meet the conflicts Azure would show.
+A lock makes each write atomic, as an entity-group transaction is.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Mapping
 from typing import Any
 
-from ..ports import RolloutStore
+from ..domain.errors import StaleWrite
+from ..ports import RolloutStore, RowWrite, StoredRow
 
 
 def _copy(value: Any) -> Any:
@@ -16,33 +24,33 @@ def _copy(value: Any) -> Any:
 
 class InMemoryRolloutStore(RolloutStore):
     def __init__(self) -> None:
-        self._rollouts: dict[str, dict[str, Any]] = {}
-        self._items: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-        self._decisions: dict[str, list[dict[str, Any]]] = {}
+        self._rows: dict[tuple[str, str], dict[str, StoredRow]] = {}
+        self._versions = itertools.count(1)
+        self._lock = threading.Lock()
 
-    def put_rollout(self, rollout_id: str, record: Mapping[str, Any]) -> None:
-        current = self._rollouts.get(rollout_id, {})
-        self._rollouts[rollout_id] = {**current, **_copy(dict(record))}
+    def rows(self, rollout_id: str, kind: str) -> dict[str, StoredRow]:
+        # Values were copied in by write and are handed out as stored: readers treat them as read-only
+        # (the repository validates them into models; update() works on a copy).
+        with self._lock:
+            return dict(self._rows.get((rollout_id, kind), {}))
 
-    def get_rollout(self, rollout_id: str) -> dict[str, Any] | None:
-        rec = self._rollouts.get(rollout_id)
-        return _copy(rec) if rec is not None else None
-
-    def put_items(self, rollout_id: str, kind: str, items: Mapping[str, Mapping[str, Any]]) -> None:
-        table = self._items.setdefault((rollout_id, kind), {})
-        for key, value in items.items():
-            table[key] = {**table.get(key, {}), **_copy(dict(value))}
-
-    def get_items(self, rollout_id: str, kind: str) -> dict[str, dict[str, Any]]:
-        # Items were copied in by put_items and are handed out as they are stored: the port's contract is
-        # that callers treat them as read-only and write changes back with put_items.
-        return dict(self._items.get((rollout_id, kind), {}))
-
-    def add_decisions(self, rollout_id: str, decisions: Sequence[Mapping[str, Any]]) -> None:
-        self._decisions.setdefault(rollout_id, []).extend(_copy([dict(d) for d in decisions]))
-
-    def decisions(self, rollout_id: str) -> list[dict[str, Any]]:
-        return _copy(self._decisions.get(rollout_id, []))  # type: ignore[no-any-return]
+    def write(self, rollout_id: str, kind: str, rows: Mapping[str, RowWrite]) -> dict[str, str]:
+        copies = {k: _copy(dict(w.value)) for k, w in rows.items()}
+        with self._lock:
+            table = self._rows.setdefault((rollout_id, kind), {})
+            for key, w in rows.items():
+                have = table.get(key)
+                if (have.etag if have is not None else None) != w.etag:
+                    raise StaleWrite(f"{rollout_id}/{kind}/{key} changed since it was read "
+                                     f"(version {w.etag}, now {have.etag if have else 'absent'})",
+                                     operation="store_write", resource=f"{rollout_id}|{kind}", status=412)
+            out: dict[str, str] = {}
+            for key, value in copies.items():
+                etag = f'W/"{next(self._versions)}"'
+                table[key] = StoredRow(value, etag)
+                out[key] = etag
+            return out
 
     def rollout_ids(self) -> list[str]:
-        return sorted(self._rollouts)
+        with self._lock:
+            return sorted({rid for rid, kind in self._rows if kind == "record"})

@@ -22,6 +22,7 @@ from typing import Any
 from ..adapters.simulator.scenario import Scenario, load_scenario
 from ..domain.errors import InvalidInput
 from ..strategies import STRATEGIES
+from .phases import phase_breakdown
 from .truth import change_truth
 
 DEFAULT_MAX_VMS = 10_000
@@ -194,6 +195,9 @@ def summarise(runs: Sequence[dict[str, Any]], strategies: Sequence[str]) -> dict
         disturbed = [r for r in rs if "chaos" in r]
         if disturbed:
             out[s]["chaos"] = chaos_summary(disturbed)
+        phases = phase_breakdown(good)
+        if phases:  # strategies whose decisions mark the phases (shadow-predictive)
+            out[s]["phases_good"] = phases
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..domain.errors import ConfigurationError
+from ..domain.errors import ConfigurationError, ShadowRolloutError
 
 PROJECT = "shadow-predictive"
 BASELINE_DURATION = "linear-alarm"
@@ -185,6 +185,10 @@ def timeline_of(directory: Path, name: str | None) -> dict[str, Any]:
         raise ConfigurationError(f"--timeline: no scenario file or scenario named {name!r} in {directory}")
     sc = load_scenario(path)
     run = simulate(sc)
+    inst = run.runner.instances[run.rollout_id]
+    if inst.status != "Completed":  # a crash must not be drawn as a clean halt
+        raise ShadowRolloutError(f"the timeline's run of {sc.name} (seed {run.world.seed}) did not complete: "
+                                 f"{inst.status}: {inst.error or inst.output}")
     w = run.world
     n = w.n_production
     T = w.t
@@ -202,6 +206,7 @@ def timeline_of(directory: Path, name: str | None) -> dict[str, Any]:
                     if d["kind"] in ("proceed", "halt_before_production")), None)
     return {
         "scenario": sc.name, "seed": w.seed, "strategy": PROJECT, "outcome": run.outcome["outcome"],
+        "runtime_status": inst.status,
         "apply_at": col("apply_at"), "restore_start": col("restore_start"), "restore_done": col("restore_done"),
         "impaired_at": col("imp_at"),
         "shadows": [{"created": round(w.shadow_created_at[row], 1),
@@ -268,7 +273,7 @@ def _save(fig: Any, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")  # legends placed outside the axes are kept whole
     plt.close(fig)
     return True
 
@@ -287,7 +292,7 @@ def _plot_impaired(result: dict[str, Any], path: Path) -> bool:
     ax.set_yscale("symlog", linthresh=100)
     ax.set_xticks(x, families, rotation=30, ha="right")
     ax.set_ylabel("impaired VM-minutes")
-    ax.legend(ncol=4, fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside, not over bars
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -308,7 +313,7 @@ def _plot_false_halts(result: dict[str, Any], path: Path) -> bool:
     b.bar(names, [s[n]["vms_excluded_on_good"] for n in names], color=[COLOURS.get(n) for n in names])
     b.set_ylabel("VMs left untouched on good changes")
     for ax in (a, b):
-        ax.tick_params(axis="x", rotation=30)
+        plt.setp(ax.get_xticklabels(), rotation=30, ha="right")  # anchored at the tick: no overlap
         ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -321,10 +326,31 @@ def _plot_duration(result: dict[str, Any], path: Path) -> bool:
         return False
     fig, ax = _new_figure()
     ax.boxplot([d or [0.0] for d in data], tick_labels=names)
+    # a few very long runs (a capacity wait, say) would squash every box: the axis stops above the highest upper
+    # whisker and the runs beyond it are counted in a note
+    values = [v for d in data for v in d]
+    tops = []
+    for d in data:
+        if d:
+            q1, q3 = np.percentile(d, [25, 75])
+            tops.append(max([v for v in d if v <= q3 + 1.5 * (q3 - q1)], default=q3))
+    limit = 1.25 * max(tops)
+    beyond = [v for v in values if v > limit]
+    ax.set_ylim(0, limit)
+    if beyond:
+        ax.set_title(f"{len(beyond)} run{'s' if len(beyond) != 1 else ''} above {limit:.0f} min not shown "
+                     f"(longest {max(beyond):,.0f} min)", fontsize=9)
     ax.set_ylabel("minutes to the last action on production")
-    ax.tick_params(axis="x", rotation=30)
+    _rotate_labels(ax)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def _rotate_labels(ax: Any) -> None:
+    """Tick labels at 30° anchored at their tick (right-aligned), so that long names do not overlap."""
+    import matplotlib.pyplot as plt
+
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
 
 
 def _plot_shadow_cost(result: dict[str, Any], path: Path) -> bool:
@@ -337,7 +363,7 @@ def _plot_shadow_cost(result: dict[str, Any], path: Path) -> bool:
                     ha="center", va="bottom", fontsize=8)
     ax.axhline(2.0, color="black", lw=0.8, ls="--")
     ax.set_ylabel("shadow cost, % of fleet cost")
-    ax.tick_params(axis="x", rotation=30)
+    _rotate_labels(ax)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -352,7 +378,7 @@ def _plot_capacity(result: dict[str, Any], path: Path) -> bool:
     ax.bar(x + 0.2, [s[n]["extra_vm_minutes"] for n in names], 0.4, label="extra VM-minutes bought", color="#0072b2")
     ax.set_yscale("symlog", linthresh=100)
     ax.set_xticks(x, names, rotation=30, ha="right")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -395,7 +421,7 @@ def _plot_timeline(result: dict[str, Any], path: Path) -> bool:
     if impaired:
         c.plot(steps, imp_now, label="VMs impaired now (truth)", color="#d55e00")
     c.set_ylabel("production VMs")
-    c.legend(fontsize=8, loc="upper left")
+    c.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     extra_now = [sum(1 for up, down in tl["extra"] if up <= m and (down is None or down > m)) for m in steps]
     d.step(steps, extra_now, where="post", color="#009e73")
     d.set_ylabel("extra\ninstances")

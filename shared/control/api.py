@@ -13,10 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..bootstrap import Services
-from ..domain.request import instance_id_for, rollout_id_of
+from ..domain.request import RolloutRequest, instance_id_for, rollout_id_of
 from ..orchestration.rollout import ROLLOUT
 from ..ports import Orchestrations
+from .auth import Action, Principal, Refusal, authorise, four_eyes
+from .view import rollout_view
 
 MAX_STRATA = 200
 RECENT_DECISIONS = 20
@@ -26,6 +30,13 @@ RECENT_DECISIONS = 20
 class Reply:
     status: int
     body: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def refused(refusal: Refusal, rollout_id: str | None = None) -> Reply:
+        body: dict[str, Any] = {"reason": refusal.reason, "code": refusal.code}
+        if rollout_id is not None:
+            body["rollout_id"] = rollout_id
+        return Reply(refusal.status, body)
 
 
 def _phase(custom: Any) -> str | None:
@@ -58,7 +69,8 @@ def summary(svc: Services, rollout_id: str) -> dict[str, Any]:
         s = strata[key]
         verdict = verdicts.get(key, {})
         per_stratum.append({"stratum": key, "label": verdict.get("label", key), "judge": verdict.get("phase"),
-                            "evidence": verdict.get("reason"), "vms": s["vms"], "skipped": s["skipped"],
+                            "evidence": verdict.get("reason"), "shadows": verdict.get("shadows_observed"),
+                            "vms": s["vms"], "skipped": s["skipped"],
                             "mean_predicted_failure": round(s["risk_sum"] / s["risk_n"], 4) if s["risk_n"] else None,
                             "on_new_config": s["on_new_config"], "rolled_back": s["rolled_back"]})
     waves = svc.store.get_items(rollout_id, "wave")
@@ -81,11 +93,19 @@ async def rollout_status(rollout_id: str, *, orch: Orchestrations, svc: Services
     return Reply(200, {"rollout_id": rollout_id, "instance_id": st.instance_id, "runtime_status": st.runtime_status,
                        "phase": _phase(custom), "created_at": st.created_at.isoformat() if st.created_at else None,
                        "last_updated_at": st.last_updated_at.isoformat() if st.last_updated_at else None,
-                       "custom_status": custom, "output": st.output, "rollout": summary(svc, rollout_id)})
+                       "custom_status": custom, "output": st.output, "rollout": summary(svc, rollout_id),
+                       "view": _view(svc, rollout_id, custom)})
 
 
-async def _event(rollout_id: str, name: str, *, by: str, note: str | None, orch: Orchestrations, now: datetime,
-                 allowed_phases: set[str] | None) -> Reply:
+def _view(svc: Services, rollout_id: str, custom: dict[str, Any]) -> dict[str, Any] | None:
+    approval = custom.get("approval")
+    view = rollout_view(svc.store, rollout_id, svc.now(),
+                        gate_opened_at=approval.get("opened_at") if isinstance(approval, dict) else None)
+    return view.model_dump(mode="json") if view is not None else None
+
+
+async def _event(rollout_id: str, name: str, *, actor: Principal, note: str | None, orch: Orchestrations,
+                 now: datetime, allowed_phases: set[str] | None) -> Reply:
     iid = instance_id_for(rollout_id)
     st = await orch.status(iid)
     if st is None:
@@ -97,21 +117,46 @@ async def _event(rollout_id: str, name: str, *, by: str, note: str | None, orch:
     if allowed_phases is not None and phase not in allowed_phases:
         return Reply(409, {"rollout_id": rollout_id, "phase": phase,
                            "reason": f"rollout {rollout_id} is not awaiting approval (phase {phase})"})
-    data = {"by": by, "reason": note, "at": now.isoformat()}
+    data = {**actor.event(), "reason": note, "at": now.isoformat()}
     await orch.raise_event(iid, name, data)
-    return Reply(202, {"rollout_id": rollout_id, "event": name, "by": by, "phase": phase,
+    return Reply(202, {"rollout_id": rollout_id, "event": name, "by": actor.name, "phase": phase,
                        "reason": f"{name} sent to rollout {rollout_id} (phase {phase})"})
 
 
-async def approve(rollout_id: str, *, by: str, note: str | None, orch: Orchestrations, now: datetime) -> Reply:
-    """Approve a rollout waiting at its gate; refused (409) in any other phase, so approvals are never stale."""
-    return await _event(rollout_id, "approve", by=by, note=note, orch=orch, now=now,
+def _four_eyes(rollout_id: str, actor: Principal, svc: Services) -> Refusal | None:
+    """Four eyes against the rollout's recorded request; a record that cannot be read fails closed."""
+    record = svc.store.get_rollout(rollout_id)
+    if record is None:
+        return None  # not started yet: the phase check refuses the approval
+    policy = record.get("policy")
+    if isinstance(policy, dict) and policy.get("four_eyes", True) is False:
+        return None
+    try:
+        request = RolloutRequest.model_validate(record.get("request"))
+    except ValidationError:
+        return Refusal(status=403, code="forbidden", reason=f"four eyes: the request of {rollout_id} cannot be "
+                       "read, so who asked for it is unknown")
+    return four_eyes(actor, request.requester_identities())
+
+
+async def approve(rollout_id: str, *, actor: Principal, note: str | None, orch: Orchestrations, svc: Services,
+                  now: datetime) -> Reply:
+    """Approve a rollout waiting at its gate: only with the app role Rollout.Approve, never by whoever asked
+    for it (policy ``four_eyes``), and refused (409) in any other phase, so approvals are never stale."""
+    refusal = authorise(actor, Action.APPROVE) or _four_eyes(rollout_id, actor, svc)
+    if refusal is not None:
+        return Reply.refused(refusal, rollout_id)
+    return await _event(rollout_id, "approve", actor=actor, note=note, orch=orch, now=now,
                         allowed_phases={"awaiting_approval"})
 
 
-async def abort(rollout_id: str, *, by: str, note: str | None, orch: Orchestrations, now: datetime) -> Reply:
-    """Ask a running rollout to stop before it changes another VM."""
-    return await _event(rollout_id, "abort", by=by, note=note, orch=orch, now=now, allowed_phases=None)
+async def abort(rollout_id: str, *, actor: Principal, note: str | None, orch: Orchestrations,
+                now: datetime) -> Reply:
+    """Ask a running rollout to stop before it changes another VM (app role Rollout.Operate)."""
+    refusal = authorise(actor, Action.ABORT)
+    if refusal is not None:
+        return Reply.refused(refusal, rollout_id)
+    return await _event(rollout_id, "abort", actor=actor, note=note, orch=orch, now=now, allowed_phases=None)
 
 
 async def list_rollouts(*, orch: Orchestrations, limit: int = 50, created_from: datetime | None = None) -> Reply:

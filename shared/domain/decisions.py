@@ -7,8 +7,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from .kinds import DecisionKind
 from .model import Stratum
 from .policy import RolloutPolicy
+from .registry import PACKAGED_PREFIX, ModelInUse, ModelSource
 from .sampling import stable_rank
 
 
@@ -16,17 +18,17 @@ from .sampling import stable_rank
 class Decision:
     """What was decided, about what, and why (with the numbers)."""
 
-    kind: str
+    kind: DecisionKind
     reason: str
     subject: str = ""
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "reason": self.reason, "subject": self.subject, "data": dict(self.data)}
+        return {"kind": self.kind.value, "reason": self.reason, "subject": self.subject, "data": dict(self.data)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Decision:
-        return cls(d["kind"], d["reason"], d.get("subject", ""), dict(d.get("data", {})))
+        return cls(DecisionKind(d["kind"]), d["reason"], d.get("subject", ""), dict(d.get("data", {})))
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,33 @@ class VmRisk:
     stratum_key: str
     probability: float | None
     source: str = "judge"
-    """Who scored it: ``model``, ``judge``, or ``judge (fallback: <why>)``."""
+    """Who scored it: ``model``, ``judge``, or ``judge (fallback: <why>)`` (a label for people)."""
+    fallback: str | None = None
+    """Why the model could not score it and the judge did, when it could not (the typed form of the label)."""
+    model_version: str = ""
+    """The model version that scored the fleet (set by the model adapter; empty for the judge alone)."""
+
+
+def model_decision(in_use: ModelInUse, risks: list[VmRisk]) -> Decision:
+    """Which model version scored this rollout; a fallback says so, with its reason.
+
+    The version comes from the risks themselves (the adapter stamps them), so a model promoted between the
+    prediction and this record cannot be credited with it.
+    """
+    versions = sorted({r.model_version for r in risks if r.model_version})
+    version = versions[0] if len(versions) == 1 else (", ".join(versions) or in_use.version)
+    by_model = sum(1 for r in risks if r.source == "model")
+    current = version == in_use.version
+    source = in_use.source if current else \
+        ModelSource.PACKAGED if version.startswith(PACKAGED_PREFIX) else ModelSource.REGISTRY
+    reason = (f"failure model {version} ({source.value}) scored {by_model} of {len(risks)} VMs; "
+              "the judge the rest")
+    fallback = in_use.is_fallback and current
+    if fallback:
+        reason = f"FALLBACK to {version}: {in_use.fallback_reason}; " + reason
+    return Decision(DecisionKind.MODEL_VERSION, reason, data={"version": version, "source": source.value,
+                                                    "fallback": fallback,
+                                                    "fallback_reason": in_use.fallback_reason if fallback else ""})
 
 
 @dataclass(frozen=True)
@@ -64,7 +92,8 @@ def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy) -> PreP
         reason = (f"confident failure predicted for {len(confident)}/{total} VMs = {share:.0%} "
                   f">= halt share {policy.halt_fleet_share:.0%} (probability >= {policy.confident_failure:g})")
         return PreProductionPlan(True, [], [r.vm_id for r in risks], [], predicted_rate,
-                                 [Decision("halt_before_production", reason, data={"share": round(share, 4)})])
+                                 [Decision(DecisionKind.HALT_BEFORE_PRODUCTION, reason,
+                                           data={"share": round(share, 4)})])
     decisions: list[Decision] = []
     by_stratum: dict[str, list[VmRisk]] = defaultdict(list)
     for r in risks:
@@ -78,12 +107,12 @@ def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy) -> PreP
         skip = [r for r in members if r.probability is not None and r.probability >= policy.skip_probability]
         if skip:
             top = max(r.probability or 0.0 for r in skip)
-            kind = "skip_stratum" if len(skip) == len(members) else "skip_vms"
+            kind = DecisionKind.SKIP_STRATUM if len(skip) == len(members) else DecisionKind.SKIP_VMS
             decisions.append(Decision(kind, f"predicted failure {top:.2f} >= skip threshold "
                                       f"{policy.skip_probability:g} for {len(skip)}/{len(members)} VMs of "
                                       f"stratum {label}", key, {"vms": len(skip), "probability": top}))
         if all(r.probability is None for r in members):
-            decisions.append(Decision("uncovered_stratum", f"no shadow evidence for stratum {label}: its "
+            decisions.append(Decision(DecisionKind.UNCOVERED_STRATUM, f"no shadow evidence for stratum {label}: its "
                                       f"{len(members)} VMs go in every wave, guarded by the error threshold", key))
         skip_ids = {r.vm_id for r in skip}
         skipped.extend(r.vm_id for r in members if r.vm_id in skip_ids)
@@ -96,7 +125,7 @@ def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy) -> PreP
     included_ids = set(included)
     known = [r.probability for r in risks if r.vm_id in included_ids and r.probability is not None]
     predicted_rate = sum(known) / len(known) if known else 0.0
-    decisions.append(Decision("proceed", f"{len(included)}/{total} VMs proceed to production, "
+    decisions.append(Decision(DecisionKind.PROCEED, f"{len(included)}/{total} VMs proceed to production, "
                               f"{len(skipped)} skipped; predicted failure rate of those proceeding "
                               f"{predicted_rate:.3f}",
                               data={"included": len(included), "skipped": len(skipped)}))
@@ -128,10 +157,10 @@ def assess_changed_vms(changed: int, failing: int, threshold: ErrorThreshold) ->
     allowed = math.floor(threshold.value * changed + 1e-9)
     share = failing / changed if changed else 0.0
     if failing > allowed:
-        return Decision("halt_in_production", f"{failing} failing of {changed} changed VMs = {share:.1%} > "
+        return Decision(DecisionKind.HALT_IN_PRODUCTION, f"{failing} failing of {changed} changed VMs = {share:.1%} > "
                         f"threshold {threshold.value:.1%} (at most {allowed} allowed)",
                         data={"failing": failing, "changed": changed, "allowed": allowed})
-    return Decision("continue", f"{failing} failing of {changed} changed VMs <= {allowed} allowed "
+    return Decision(DecisionKind.CONTINUE, f"{failing} failing of {changed} changed VMs <= {allowed} allowed "
                     f"(threshold {threshold.value:.1%})", data={"failing": failing, "changed": changed})
 
 
@@ -169,8 +198,8 @@ def plan_capacity(scale_set: str, demand_units: float, serving_after: int, leavi
     add = _needed(demand_units, serving_after, leaving, policy)
     if add <= 0:
         return None
-    return Decision("scale_out", f"scale set {scale_set}: demand {demand_units:.1f} VM units > {serving_after} "
-                    f"serving while {leaving} VMs {basis}; +{add} instances",
+    return Decision(DecisionKind.SCALE_OUT, f"scale set {scale_set}: demand {demand_units:.1f} VM units > "
+                    f"{serving_after} serving while {leaving} VMs {basis}; +{add} instances",
                     scale_set, {"add": add, "extra_total": extra_now + add})
 
 
@@ -203,11 +232,12 @@ def settle_capacity(scale_set: str, demand_units: float, serving: int, expected:
     if need == extra_now:
         return None
     if need < extra_now:
-        return Decision("scale_in", f"scale set {scale_set}: the VMs {extra_now - need} borrowed instances were for "
-                        f"passed their wave's check; {expected} rollbacks still expected; -{extra_now - need} "
-                        f"instances (holding {need})", scale_set, {"remove": extra_now - need, "extra_total": need})
-    return Decision("scale_out", f"scale set {scale_set}: demand {demand_units:.1f} VM units while {expected} VMs "
-                    f"{basis}; +{need - extra_now} instances (holding {need})", scale_set,
+        return Decision(DecisionKind.SCALE_IN, f"scale set {scale_set}: the VMs {extra_now - need} borrowed "
+                        f"instances were for passed their wave's check; {expected} rollbacks still expected; "
+                        f"-{extra_now - need} instances (holding {need})", scale_set,
+                        {"remove": extra_now - need, "extra_total": need})
+    return Decision(DecisionKind.SCALE_OUT, f"scale set {scale_set}: demand {demand_units:.1f} VM units while "
+                    f"{expected} VMs {basis}; +{need - extra_now} instances (holding {need})", scale_set,
                     {"add": need - extra_now, "extra_total": need})
 
 
@@ -215,6 +245,6 @@ def plan_scale_back(scale_set: str, extra_now: int, pending_rollbacks: int) -> D
     """Return borrowed capacity once no rollback is pending."""
     if extra_now <= 0 or pending_rollbacks > 0:
         return None
-    return Decision("scale_in", f"scale set {scale_set}: {pending_rollbacks} rollbacks pending; "
+    return Decision(DecisionKind.SCALE_IN, f"scale set {scale_set}: {pending_rollbacks} rollbacks pending; "
                     f"-{extra_now} extra instances back to the original capacity", scale_set,
                     {"remove": extra_now})

@@ -15,8 +15,10 @@ and re-raise ``from exc``::
     │   ├── TransientError      5xx after the SDK's own retries
     │   ├── NotFound            404: the resource does not exist
     │   ├── Conflict            409: the resource is busy or in the wrong state
+    │   │   └── StaleWrite      412: a row changed since it was read (optimistic concurrency)
     │   └── CapacityUnavailable Spot (or regular) capacity was refused
-    └── ModelError              the failure model cannot score (schema mismatch, missing file)
+    ├── ModelError              the failure model cannot score (schema mismatch, missing file)
+    └── PromotionConflict       another trainer moved the registry's ``promoted`` pointer first
 """
 
 from __future__ import annotations
@@ -76,9 +78,17 @@ class Conflict(AzureOperationError):
     """The resource is busy or in a state that refuses the operation."""
 
 
+class StaleWrite(Conflict):
+    """A stored row changed since it was read (an ETag mismatch, 412, or a row created meanwhile): read again."""
+
+
 class CapacityUnavailable(AzureOperationError):
     """Capacity (usually Spot) was refused for a SKU."""
 
 
 class ModelError(ShadowRolloutError):
     """The failure model cannot score this input."""
+
+
+class PromotionConflict(ShadowRolloutError):
+    """The registry's ``promoted`` pointer changed since it was read: another trainer promoted first."""

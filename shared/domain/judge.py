@@ -15,7 +15,6 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from scipy.stats import mannwhitneyu
 
 from .model import ApplyResult, ApplyStatus, SignalFrame
 from .policy import RolloutPolicy
@@ -154,6 +153,8 @@ def _judge_signal(name: str, direction: int, floor: float, baseline: SignalFrame
         p = 0.0 if (after[0] - before[0]) * direction > 0 else 1.0
     else:
         alternative = "greater" if direction > 0 else "less"
+        from scipy.stats import mannwhitneyu  # deferred: half of the app's import time, paid at the bake only
+
         p = float(mannwhitneyu(after, before, alternative=alternative).pvalue)
     effect = rel - twin_rel
     worse = effect * direction > policy.judge_tolerance

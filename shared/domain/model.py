@@ -122,9 +122,15 @@ class ShadowPlan:
     zone: str
     role: str = "treated"
     """``treated`` shadows get the change; ``control`` twins do not, and show what changes without it."""
+    ordinal: int | None = None
+    """The plan's place in its rollout's pool (1-based), when known: chunks that create shadows at the same
+    time name them by it, so the names do not depend on which chunk ran first."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.ordinal is None:
+            del d["ordinal"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ShadowPlan:

@@ -14,7 +14,8 @@ from .errors import PolicyError
 
 
 class RolloutPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes every range check (it compares false), so it and the infinities are refused outright
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # --- shadow pool ---------------------------------------------------------------------------
     shadow_fraction: float = Field(0.02, ge=0.0, le=1.0, description="Share of each stratum cloned as shadows.")
@@ -98,6 +99,10 @@ class RolloutPolicy(BaseModel):
     )
     approval_timeout_minutes: int = Field(
         240, ge=1, le=10080, description="How long the approval gate waits before its timeout rule applies."
+    )
+    four_eyes: bool = Field(
+        True, description="The approver may be neither the requester nor the identity the request came through. "
+        "Only the intake configuration may turn it off (a request cannot waive its own check)."
     )
     on_approval_timeout: Literal["halt", "proceed"] = Field(
         "halt", description="At the gate's timeout: halt before production (safe default), or proceed."

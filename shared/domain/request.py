@@ -8,19 +8,14 @@ instance id is derived from its ``rollout_id`` alone, so a redelivered input fin
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import RequestError
 from .policy import format_validation_error, parse_policy
-
-_VMSS_ID = re.compile(
-    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/virtualMachineScaleSets/[^/]+$",
-    re.IGNORECASE,
-)
-
+from .resource_id import parse_scale_set_id
+from .text import check_name
 
 INSTANCE_PREFIX = "rollout-"
 
@@ -29,11 +24,21 @@ Source = Literal["api", "cli", "pipeline", "http", "service-bus", "azure-devops"
 
 
 def check_scale_set_ids(ids: list[str]) -> list[str]:
-    """Refuse anything that is not a scale set's full resource id (a pydantic validator body)."""
+    """Refuse anything that is not a scale set's full resource id under ARM's naming rules, and two ids naming
+    the same scale set in another case (ARM ids are case-insensitive) (a pydantic validator body)."""
+    seen: dict[str, str] = {}
     for t in ids:
-        if not _VMSS_ID.match(t):
-            raise ValueError(f"not a virtual machine scale set resource id: {t!r}")
+        key = parse_scale_set_id(t).key
+        if key in seen:
+            raise ValueError(f"targets must be distinct: {t!r} names the same scale set as {seen[key]!r} "
+                             "(resource ids compare case-insensitively)")
+        seen[key] = t
     return ids
+
+
+def target_keys(ids: list[str]) -> list[str]:
+    """The case-insensitive identities of ``ids`` (for leases, dedupe and comparisons)."""
+    return [parse_scale_set_id(t).key for t in ids]
 
 
 class ChangeRequest(BaseModel):
@@ -45,6 +50,11 @@ class ChangeRequest(BaseModel):
         "run-command", description="How the change is applied to a VM.")
     payload: dict[str, Any] = Field(default_factory=dict, description="Script, extension settings or model patch.")
     version: str | None = Field(None, max_length=128, description="Version of the configuration being rolled out.")
+
+    @field_validator("change_id", "version")
+    @classmethod
+    def _names(cls, v: str | None) -> str | None:
+        return v if v is None else check_name(v)
 
 
 class Origin(BaseModel):
@@ -58,6 +68,34 @@ class Origin(BaseModel):
     subject: str | None = Field(None, max_length=1024, description="Event Grid subject or App Configuration key.")
     correlation_id: str | None = Field(None, max_length=256, description="ARM correlation id, pipeline run, ...")
     details: dict[str, str] = Field(default_factory=dict, description="Other identifying fields, as text.")
+
+    @field_validator("message_id", "event_id", "event_type", "deployment_id", "subject", "correlation_id")
+    @classmethod
+    def _names(cls, v: str | None) -> str | None:
+        return v if v is None else check_name(v)
+
+
+ChannelKind = Literal["http", "service-bus", "event-grid", "cli", "api", "simulator"]
+
+
+class Channel(BaseModel):
+    """Who or what delivered the request, as the platform vouches for it: never what the body says.
+
+    HTTP: the App Service Authentication principal (or ``anonymous key holder`` in function-key mode); Service
+    Bus: the topic and subscription the message came through; Event Grid: the event's source (its topic).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: ChannelKind = Field(description="The entry point.")
+    identity: str = Field(min_length=1, max_length=512, description="The principal's name, or the entity/topic.")
+    principal_id: str | None = Field(None, max_length=128, description="Entra object id of an HTTP principal.")
+    authenticated_by: Literal["app-service", "function-key", "service-bus", "event-grid", "local"] = Field(
+        "local", description="What vouches for the identity.")
+
+    @field_validator("identity", "principal_id")
+    @classmethod
+    def _names(cls, v: str | None) -> str | None:
+        return v if v is None else check_name(v)
 
 
 class RolloutRequest(BaseModel):
@@ -75,9 +113,20 @@ class RolloutRequest(BaseModel):
     change: ChangeRequest
     policy: dict[str, Any] = Field(default_factory=dict,
                                    description="Overrides of the rollout policy (shared/domain/policy.py).")
-    requester: str = Field("unknown", max_length=256, description="Who asked: a user, a pipeline, a service.")
+    requester: str = Field("unknown", max_length=256, description="Who asked: a user, a pipeline, a service. "
+                           "Over HTTP the signed-in principal (a body value is ignored).")
     source: Source = Field("api", description="Which entry point turned its input into this request.")
     origin: Origin = Field(default_factory=Origin)
+    channel: Channel | None = Field(None, description="Set by the intake from the platform (a value in a message "
+                                                      "or body is replaced).")
+    claimed_requester: str | None = Field(None, max_length=256, description="A requester the input claims "
+                                          "(a DevOps release's requestedFor, a message's requester): recorded, "
+                                          "not vouched for.")
+
+    @field_validator("requester", "claimed_requester")
+    @classmethod
+    def _names(cls, v: str | None) -> str | None:
+        return v if v is None else check_name(v)
 
     @property
     def instance_id(self) -> str:
@@ -86,10 +135,14 @@ class RolloutRequest(BaseModel):
     @field_validator("targets")
     @classmethod
     def _targets(cls, v: list[str]) -> list[str]:
-        check_scale_set_ids(v)
-        if len(set(v)) != len(v):
-            raise ValueError("targets must be distinct")
-        return v
+        return check_scale_set_ids(v)
+
+    def requester_identities(self) -> set[str]:
+        """Every identity that asked for this rollout (case-folded): none of them may approve it (four eyes)."""
+        found = {self.requester, self.claimed_requester}
+        if self.channel is not None:
+            found |= {self.channel.identity, self.channel.principal_id}
+        return {x.casefold() for x in found if x and x != "unknown"}
 
 
 def parse_request(data: Any) -> RolloutRequest:

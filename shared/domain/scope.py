@@ -7,14 +7,12 @@ touch a VM outside what an operator wrote down.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-_ID = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/", re.IGNORECASE)
-_RG = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+$", re.IGNORECASE)
+from .resource_id import check_subscription_id, parse_group_id, parse_scale_set_id
 
 
 class Scope(BaseModel):
@@ -27,13 +25,24 @@ class Scope(BaseModel):
     tags: dict[str, list[str]] = Field(
         default_factory=dict, description="Tags every target must carry: name -> allowed values.")
 
+    @field_validator("subscriptions")
+    @classmethod
+    def _subs(cls, v: list[str]) -> list[str]:
+        return [check_subscription_id(s) for s in v]
+
     @field_validator("resource_groups")
     @classmethod
     def _rgs(cls, v: list[str]) -> list[str]:
-        for rg in v:
-            if not _RG.match(rg.rstrip("/")):
-                raise ValueError(f"not a resource group id (/subscriptions/<id>/resourceGroups/<name>): {rg!r}")
-        return [rg.rstrip("/") for rg in v]
+        return [str(parse_group_id(rg)) for rg in v]
+
+    def allows(self, resource_id: str) -> bool:
+        """Whether a scale set lies inside the subscriptions and resource groups (tags aside)."""
+        try:
+            rid = parse_scale_set_id(resource_id)
+        except ValueError:
+            return False
+        return (rid.subscription.casefold() in {s.casefold() for s in self.subscriptions}
+                or rid.group_key in {parse_group_id(r).group_key for r in self.resource_groups})
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -71,22 +80,22 @@ def check_scope(targets: Sequence[str], scope: Scope,
     ``tags`` maps lower-cased target ids to their tags; it is needed only when the scope names tags, and a
     target whose tags are unknown is out of scope (fail closed).
     """
-    subs = {s.lower() for s in scope.subscriptions}
-    rgs = {r.lower() for r in scope.resource_groups}
+    subs = {s.casefold() for s in scope.subscriptions}
+    rgs = {parse_group_id(r).group_key for r in scope.resource_groups}
     reasons: list[str] = []
     for target in targets:
-        m = _ID.match(target)
-        if m is None:
-            reasons.append(f"{target}: not an Azure resource id")
+        try:
+            rid = parse_scale_set_id(target)
+        except ValueError as exc:
+            reasons.append(f"{target!r}: {exc}")
             continue
-        sub, rg = m["sub"].lower(), f"/subscriptions/{m['sub']}/resourceGroups/{m['rg']}".lower()
-        if sub not in subs and rg not in rgs:
-            reasons.append(f"{_name(target)}: subscription {m['sub']}, resource group {m['rg']} is outside the "
-                           f"allowed scope ({len(subs)} subscriptions, {len(rgs)} resource groups)")
+        if rid.subscription.casefold() not in subs and rid.group_key not in rgs:
+            reasons.append(f"{_name(target)}: subscription {rid.subscription}, resource group {rid.resource_group} "
+                           f"is outside the allowed scope ({len(subs)} subscriptions, {len(rgs)} resource groups)")
             continue
         if not scope.tags:
             continue
-        have = None if tags is None else tags.get(target.lower())
+        have = None if tags is None else (tags.get(rid.key) or tags.get(target.lower()))
         if have is None:
             reasons.append(f"{_name(target)}: its tags could not be read, and the scope requires "
                            + ", ".join(f"{k} in {v}" for k, v in sorted(scope.tags.items())))

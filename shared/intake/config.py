@@ -90,10 +90,26 @@ class ResourceWrites(_Strict):
 
 
 class IntakeConfig(_Strict):
-    scope: Scope
+    scope: Scope | None = Field(description="Where rollouts may act (required: an unscoped configuration exists only "
+                                            "as intake-check's dry run without --config).")
     devops: list[DevOpsRoute] = Field(default_factory=list)
     app_configuration: list[AppConfigurationRoute] = Field(default_factory=list)
     resource_writes: ResourceWrites = ResourceWrites()
+    allow_four_eyes_off: bool = Field(False, description="Whether a request may set policy four_eyes: false "
+                                                         "(route policies here may always).")
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, v: Scope | None) -> Scope:
+        if v is None:
+            raise ValueError("scope is required (an intake without a scope could act anywhere)")
+        return v
+
+    @classmethod
+    def unscoped(cls) -> IntakeConfig:
+        """No routes and no scope: intake-check's dry run without --config (never read from a file)."""
+        return cls.model_construct(scope=None, devops=[], app_configuration=[], resource_writes=ResourceWrites(),
+                                   allow_four_eyes_off=False)
 
 
 def parse_intake_config(data: Any, where: str = "intake") -> IntakeConfig:

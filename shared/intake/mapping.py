@@ -15,14 +15,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain.errors import ConfigurationError, RequestError
-from ..domain.request import _VMSS_ID, RolloutRequest, parse_request
+from ..domain.request import Channel, RolloutRequest, parse_request
+from ..domain.resource_id import parse_scale_set_id
 from .config import ChangeTemplate, IntakeConfig
+from .limits import text_field
 
 DEVOPS_DEPLOYMENT_STARTED = "ms.vss-release.deployment-started-event"
 APPCONFIG_KEY_MODIFIED = "Microsoft.AppConfiguration.KeyValueModified"
 RESOURCE_WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
 VMSS_WRITE = "microsoft.compute/virtualmachinescalesets/write"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]+")
+
+
+class UnmappedInput(RequestError):
+    """A well-formed input that no route of the intake configuration names."""
 
 
 @dataclass(frozen=True)
@@ -88,49 +94,87 @@ def _eq(a: str | None, b: str | None) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- Azure DevOps
-def request_from_devops(event: Any, config: IntakeConfig, *, message_id: str | None = None) -> Mapped:
-    """``ms.vss-release.deployment-started-event`` → the route of its release environment."""
+def _opt_obj(parent: dict[str, Any], key: str, where: str) -> dict[str, Any] | None:
+    v = parent.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise RequestError(f"{where}.{key}: expected an object (got {type(v).__name__})")
+    return v
+
+
+def _identity(value: Any, where: str) -> str | None:
+    """A DevOps identity reference ``{"uniqueName", "displayName"}`` as text, type-checked."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise RequestError(f"{where}: expected an identity object (got {type(value).__name__})")
+    return (text_field(value.get("uniqueName"), f"{where}.uniqueName", required=False)
+            or text_field(value.get("displayName"), f"{where}.displayName", required=False))
+
+
+def request_from_devops(event: Any, config: IntakeConfig, *, message_id: str | None = None,
+                        channel: Channel | None = None) -> Mapped:
+    """``ms.vss-release.deployment-started-event`` → the route of its release environment. Every field read is
+    type-checked; the release's ``requestedFor`` (else ``createdBy``) is recorded as the claimed requester."""
     if not isinstance(event, dict):
         raise RequestError(f"service hook: expected a JSON object (got {type(event).__name__})")
     if event.get("eventType") != DEVOPS_DEPLOYMENT_STARTED:
-        raise RequestError(f"service hook eventType {event.get('eventType')!r} is not supported "
+        shown = event.get("eventType") if isinstance(event.get("eventType"), str) else type(event.get("eventType"))
+        raise RequestError(f"service hook eventType {str(shown)[:100]!r} is not supported "
                            f"(expected {DEVOPS_DEPLOYMENT_STARTED!r})")
     res = _obj(event, "resource", "service hook")
     env = _obj(res, "environment", "resource")
-    release = res.get("release") if isinstance(res.get("release"), dict) else env.get("release")
-    if not isinstance(release, dict):
+    release = _opt_obj(res, "release", "resource") or _opt_obj(env, "release", "resource.environment")
+    if release is None:
         raise RequestError("resource.release: expected an object (got none)")
-    env_name = env.get("name") or res.get("stageName")
-    missing = [k for k, v in (("resource.environment.name", env_name), ("resource.release.id", release.get("id")))
-               if v in (None, "")]
+    env_name = text_field(env.get("name"), "resource.environment.name", required=False) \
+        or text_field(res.get("stageName"), "resource.stageName", required=False)
+    release_id = text_field(release.get("id"), "resource.release.id", required=False, max_length=64)
+    missing = [k for k, v in (("resource.environment.name", env_name), ("resource.release.id", release_id)) if not v]
     if missing:
         raise RequestError(f"service hook is missing {', '.join(missing)}")
-    project = (res.get("project") or {}).get("name") if isinstance(res.get("project"), dict) else None
-    definition = (release.get("releaseDefinition") or {}).get("name") \
-        if isinstance(release.get("releaseDefinition"), dict) else None
-    steps = env.get("deploySteps") if isinstance(env.get("deploySteps"), list) else []
-    attempt = res.get("attemptId") or (steps[-1].get("attempt") if steps and isinstance(steps[-1], dict) else None)
-    deployment = res.get("id") or (steps[-1].get("deploymentId") if steps and isinstance(steps[-1], dict) else None)
-    deployment_id = str(deployment) if deployment not in (None, "") else \
-        f"{release['id']}-{env.get('id', env_name)}-{attempt or 1}"
+    assert env_name is not None and release_id is not None
+    project_obj = _opt_obj(res, "project", "resource")
+    project = text_field(project_obj.get("name"), "resource.project.name", required=False) if project_obj else None
+    definition_obj = _opt_obj(release, "releaseDefinition", "resource.release")
+    definition = text_field(definition_obj.get("name"), "resource.release.releaseDefinition.name",
+                            required=False) if definition_obj else None
+    raw_steps = env.get("deploySteps")
+    if raw_steps is not None and not isinstance(raw_steps, list):
+        raise RequestError(f"resource.environment.deploySteps: expected a list (got {type(raw_steps).__name__})")
+    last = raw_steps[-1] if raw_steps else None
+    if last is not None and not isinstance(last, dict):
+        raise RequestError("resource.environment.deploySteps[-1]: expected an object")
+    attempt = text_field(res.get("attemptId"), "resource.attemptId", required=False, max_length=32) or (
+        text_field(last.get("attempt"), "deploySteps[-1].attempt", required=False, max_length=32) if last else None)
+    deployment = text_field(res.get("id"), "resource.id", required=False, max_length=64) or (
+        text_field(last.get("deploymentId"), "deploySteps[-1].deploymentId", required=False, max_length=64)
+        if last else None)
+    env_id = text_field(env.get("id"), "resource.environment.id", required=False, max_length=64)
+    deployment_id = deployment or f"{release_id}-{env_id or env_name}-{attempt or 1}"
     routes = [r for r in config.devops if _eq(r.environment, env_name)
               and (r.project is None or _eq(r.project, project))
               and (r.release_definition is None or _eq(r.release_definition, definition))]
     if not routes:
-        raise RequestError(f"no devops route for project {project!r}, release definition {definition!r}, "
-                           f"environment {env_name!r} ({len(config.devops)} routes configured)")
+        raise UnmappedInput(f"no devops route for project {project!r}, release definition {definition!r}, "
+                            f"environment {env_name!r} ({len(config.devops)} routes configured)")
     route = routes[0]
-    values = {"release_name": str(release.get("name") or release["id"]), "release_id": str(release["id"]),
-              "environment_name": str(env_name), "environment_id": str(env.get("id", "")),
-              "deployment_id": deployment_id, "project": str(project or ""), "definition": str(definition or ""),
-              "attempt": str(attempt or 1)}
-    created_by = _dict(release.get("createdBy"))
-    requester = created_by.get("uniqueName") or created_by.get("displayName") or f"azure-devops:{project or '?'}"
+    release_name = text_field(release.get("name"), "resource.release.name", required=False) or release_id
+    values = {"release_name": release_name, "release_id": release_id,
+              "environment_name": env_name, "environment_id": env_id or "",
+              "deployment_id": deployment_id, "project": project or "", "definition": definition or "",
+              "attempt": attempt or "1"}
+    claimed = _identity(release.get("requestedFor"), "resource.release.requestedFor") \
+        or _identity(release.get("createdBy"), "resource.release.createdBy")
+    event_id = text_field(event.get("id"), "id", required=False)
     req = parse_request({
         "rollout_id": safe_id(f"devops-{deployment_id}"), "targets": list(route.targets),
-        "change": _change(route.change, values), "policy": dict(route.policy), "requester": str(requester)[:256],
+        "change": _change(route.change, values), "policy": dict(route.policy),
+        "requester": (claimed or f"azure-devops:{project or '?'}")[:256], "claimed_requester": claimed,
+        "channel": channel.model_dump() if channel is not None else None,
         "source": "azure-devops",
-        "origin": {"message_id": message_id, "event_id": str(event.get("id") or "") or None,
+        "origin": {"message_id": message_id, "event_id": event_id,
                    "event_type": DEVOPS_DEPLOYMENT_STARTED, "deployment_id": deployment_id,
                    "details": {k: values[k] for k in ("project", "definition", "release_name", "environment_name",
                                                       "attempt")}},
@@ -140,15 +184,20 @@ def request_from_devops(event: Any, config: IntakeConfig, *, message_id: str | N
 
 # ---------------------------------------------------------------------------------------------- Event Grid
 def request_from_app_configuration(event_id: str, subject: str, topic: str, data: Any,
-                                   config: IntakeConfig) -> Mapped:
+                                   config: IntakeConfig, *, channel: Channel | None = None) -> Mapped:
     """``KeyValueModified`` → the route of its key and label; a key no route names is ignored."""
     if not isinstance(data, dict):
         raise RequestError(f"event {event_id}: data: expected an object (got {type(data).__name__})")
-    key, label, etag = data.get("key"), data.get("label"), data.get("etag")
-    missing = [n for n, v in (("data.key", key), ("data.etag", etag)) if not isinstance(v, str) or not v]
+    raw_key, raw_label, raw_etag = data.get("key"), data.get("label"), data.get("etag")
+    missing = [n for n, v in (("data.key", raw_key), ("data.etag", raw_etag)) if not isinstance(v, str) or not v]
     if missing:
         raise RequestError(f"event {event_id}: App Configuration event is missing {', '.join(missing)}")
-    assert isinstance(key, str) and isinstance(etag, str)
+    key = text_field(raw_key, "data.key", max_length=10_000) or ""
+    etag = text_field(raw_etag, "data.etag") or ""
+    if raw_label is not None and not isinstance(raw_label, str):
+        raise RequestError(f"data.label: expected text or null (got {type(raw_label).__name__})")
+    label = text_field(raw_label, "data.label", required=False)
+    text_field(topic, "topic", required=False, max_length=1024)
     routes = [r for r in config.app_configuration if fnmatch.fnmatchcase(key, r.key)
               and (r.label is None or r.label == (label or ""))]
     if not routes:
@@ -159,7 +208,8 @@ def request_from_app_configuration(event_id: str, subject: str, topic: str, data
     rollout_id = safe_id(f"appconfig-{_hash(store.lower(), key, str(label or ''), etag)}")
     req = parse_request({
         "rollout_id": rollout_id, "targets": list(route.targets), "change": _change(route.change, values),
-        "policy": dict(route.policy), "requester": f"app-configuration:{store or '?'}",
+        "policy": dict(route.policy), "requester": f"app-configuration:{store or '?'}"[:256],
+        "channel": channel.model_dump() if channel is not None else None,
         "source": "app-configuration",
         "origin": {"event_id": event_id, "event_type": APPCONFIG_KEY_MODIFIED, "subject": subject[:1024] or None,
                    "details": {"key": key, "label": str(label or ""), "etag": etag}},
@@ -172,20 +222,23 @@ def _callers(data: dict[str, Any]) -> list[str]:
     evidence = _dict(_dict(data.get("authorization")).get("evidence"))
     found = [claims.get("appid"), claims.get("oid"),
              claims.get("http://schemas.microsoft.com/identity/claims/objectidentifier"), evidence.get("principalId")]
-    return [str(c) for c in found if c]
+    return [c for c in found if isinstance(c, str) and c]
 
 
-def request_from_resource_write(event_id: str, subject: str, data: Any, config: IntakeConfig) -> Mapped:
+def request_from_resource_write(event_id: str, subject: str, data: Any, config: IntakeConfig, *,
+                                channel: Channel | None = None) -> Mapped:
     """A scale set's model written outside this tool: roll it out guarded, report it, or ignore it."""
     if not isinstance(data, dict):
         raise RequestError(f"event {event_id}: data: expected an object (got {type(data).__name__})")
-    op = str(data.get("operationName") or "")
+    op = text_field(data.get("operationName"), "data.operationName", required=False) or ""
     if op.lower() != VMSS_WRITE:
-        return Mapped(ignored=f"operation {op or '(none)'} is not a scale set model write", key=event_id)
-    resource = str(data.get("resourceUri") or subject or "")
-    if not _VMSS_ID.match(resource):
-        raise RequestError(f"event {event_id}: data.resourceUri {resource!r} is not a virtual machine scale set "
-                           "resource id")
+        return Mapped(ignored=f"operation {op[:200] or '(none)'} is not a scale set model write", key=event_id)
+    resource = text_field(data.get("resourceUri"), "data.resourceUri", required=False, max_length=1024) \
+        or text_field(subject, "subject", required=False, max_length=1024) or ""
+    try:
+        parse_scale_set_id(resource)
+    except ValueError as exc:
+        raise RequestError(f"event {event_id}: data.resourceUri: {exc}") from exc
     rules = config.resource_writes
     ignore = {c.lower() for c in rules.ignore_callers}
     callers = _callers(data)
@@ -195,9 +248,10 @@ def request_from_resource_write(event_id: str, subject: str, data: Any, config: 
     if rules.action == "ignore":
         return Mapped(ignored="resource_writes.action is 'ignore'", key=event_id)
     claims = _dict(data.get("claims"))
-    who = str(claims.get("name") or claims.get("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn")
-              or (callers[0] if callers else "unknown"))
-    correlation = str(data.get("correlationId") or "")
+    named = [c for c in (claims.get("name"), claims.get("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"))
+             if isinstance(c, str) and c]
+    who = text_field((named or callers or ["unknown"])[0], "data.claims.name", max_length=256) or "unknown"
+    correlation = text_field(data.get("correlationId"), "data.correlationId", required=False) or ""
     details = {"resource_id": resource, "caller": who, "correlation_id": correlation, "operation": op}
     if rules.action == "report":
         return Mapped(report={"resource_id": resource, "caller": who, "correlation_id": correlation,
@@ -208,7 +262,8 @@ def request_from_resource_write(event_id: str, subject: str, data: Any, config: 
               "scale_set": resource.rsplit("/", 1)[-1], "caller": who}
     req = parse_request({
         "rollout_id": safe_id(f"model-{event_id}"), "targets": [resource], "change": _change(rules.change, values),
-        "policy": dict(rules.policy), "requester": who[:256], "source": "resource-write",
+        "policy": dict(rules.policy), "requester": who[:256], "claimed_requester": who[:256],
+        "channel": channel.model_dump() if channel is not None else None, "source": "resource-write",
         "origin": {"event_id": event_id, "event_type": RESOURCE_WRITE_SUCCESS, "subject": subject[:1024] or None,
                    "correlation_id": correlation or None, "details": {"caller": who[:200]}},
     })

@@ -19,29 +19,35 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..bootstrap import Services
+from ..control.auth import Action, Principal, authorise
 from ..domain.control import on_busy_targets
 from ..domain.errors import InvalidInput, RequestError, ShadowRolloutError
 from ..domain.policy import RolloutPolicy
-from ..domain.request import RolloutRequest, instance_id_for, parse_request
+from ..domain.request import Channel, RolloutRequest, instance_id_for, parse_request
 from ..domain.scope import check_scope
 from ..orchestration.rollout import ROLLOUT
 from ..ports import InstanceStatus, Orchestrations
 from .config import IntakeConfig
+from .limits import MAX_BODY, check_values, load_json
 from .mapping import (
     APPCONFIG_KEY_MODIFIED,
     RESOURCE_WRITE_SUCCESS,
     Mapped,
+    UnmappedInput,
     request_from_app_configuration,
     request_from_devops,
     request_from_resource_write,
 )
 
 INTAKE = "_intake"  # the rollout-store partition of intake records
-MAX_BODY = 256 * 1024
+__all__ = ["INTAKE", "MAX_BODY", "IntakeResult", "from_event_grid", "from_http", "from_service_bus", "message_key",
+           "record", "submit"]
 Outcome = Literal["started", "queued", "existing", "rejected", "ignored", "reported"]
-Kind = Literal["", "malformed", "out_of_scope", "busy", "unmapped"]
+# Why a rejection: a closed set, documented in docs/intake.md ("Rejection codes")
+Kind = Literal["", "malformed", "out_of_scope", "busy", "unmapped", "unauthenticated", "forbidden"]
 _HTTP: dict[tuple[str, str], int] = {("rejected", "malformed"): 400, ("rejected", "unmapped"): 422,
-                                     ("rejected", "out_of_scope"): 403, ("rejected", "busy"): 409}
+                                     ("rejected", "out_of_scope"): 403, ("rejected", "busy"): 409,
+                                     ("rejected", "unauthenticated"): 401, ("rejected", "forbidden"): 403}
 
 
 @dataclass(frozen=True)
@@ -105,14 +111,18 @@ async def submit(request: RolloutRequest, *, orch: Orchestrations, svc: Services
         return IntakeResult("existing", f"rollout {request.rollout_id} exists ({existing.runtime_status}); "
                             "not started again", "", request.rollout_id, iid, existing)
     tags = None
-    if config.scope.tags:
+    if config.scope is not None and config.scope.tags:
         try:
             tags = {k.lower(): v for k, v in svc.fleet.tags(request.targets).items()}
         except (NotImplementedError, ShadowRolloutError):
             tags = None  # check_scope fails closed and says the tags could not be read
-    verdict = check_scope(request.targets, config.scope, tags)
-    if not verdict.allowed:
-        return _rejected("out_of_scope", f"out of scope: {verdict.reason}", request)
+    if config.scope is not None:  # None only in intake-check without --config (its verdict says so)
+        verdict = check_scope(request.targets, config.scope, tags)
+        if not verdict.allowed:
+            return _rejected("out_of_scope", f"out of scope: {verdict.reason}", request)
+    if request.policy.get("four_eyes") is False and not config.allow_four_eyes_off:
+        return _rejected("forbidden", "policy four_eyes: false is refused: only the intake configuration "
+                         "(allow_four_eyes_off) may waive four eyes, never the request itself", request)
     conflicts = []
     for lease in svc.leases.holders(request.targets).values():
         if lease.holder == request.rollout_id:
@@ -136,19 +146,15 @@ async def submit(request: RolloutRequest, *, orch: Orchestrations, svc: Services
                         "", request.rollout_id, iid)
 
 
-def _json(body: bytes, what: str) -> Any:
-    if len(body) > MAX_BODY:
-        raise RequestError(f"{what} is {len(body)} bytes; at most {MAX_BODY} are accepted")
-    try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestError(f"{what} is not JSON: {exc}") from exc
+def _excerpt(body: bytes) -> str:
+    """At most 500 characters of an input for the record: invalid UTF-8 and surrogates replaced."""
+    return body[:500].decode("utf-8", "replace").encode("utf-8", "replace").decode("utf-8")
 
 
 async def _finish(mapped: Mapped | None, error: InvalidInput | None, *, source: str, key: str, excerpt: str,
                   orch: Orchestrations, svc: Services, config: IntakeConfig) -> IntakeResult:
     if error is not None:
-        kind: Kind = "unmapped" if str(error).startswith("no devops route") else "malformed"
+        kind: Kind = "unmapped" if isinstance(error, UnmappedInput) else "malformed"
         result = _rejected(kind, f"rejected: {error}")
     elif mapped is None:
         raise AssertionError("no mapping and no error")
@@ -164,30 +170,43 @@ async def _finish(mapped: Mapped | None, error: InvalidInput | None, *, source: 
     return result
 
 
-def _message_key(message_id: str | None, body: bytes) -> str:
+def message_key(message_id: str | None, body: bytes) -> str:
     return message_id or f"sha-{hashlib.sha256(body).hexdigest()[:20]}"
 
 
+def service_bus_channel(topic: str, subscription: str) -> Channel:
+    """A message's channel identity: the topic and subscription it came through (Service Bus vouches for the
+    sender's right to send there: the Azure Service Bus Data Sender role on that topic)."""
+    return Channel(kind="service-bus", identity=f"service-bus:{topic or '?'}/subscriptions/{subscription or '?'}",
+                   authenticated_by="service-bus")
+
+
 async def from_service_bus(body: bytes, *, message_id: str | None, orch: Orchestrations, svc: Services,
-                           config: IntakeConfig) -> IntakeResult:
+                           config: IntakeConfig, topic: str = "", subscription: str = "") -> IntakeResult:
     """The project's own request message, or an Azure DevOps release service hook."""
-    key = _message_key(message_id, body)
+    key = message_key(message_id, body)
     mapped: Mapped | None = None
     error: InvalidInput | None = None
+    channel = service_bus_channel(topic, subscription)
     try:
-        data = _json(body, "message body")
+        if message_id is not None:
+            check_values(message_id, "message id")
+        data = load_json(body, "message body")
         if isinstance(data, dict) and "eventType" in data:
-            mapped = request_from_devops(data, config, message_id=message_id)
+            mapped = request_from_devops(data, config, message_id=message_id, channel=channel)
         else:
             if isinstance(data, dict):
                 origin = dict(data.get("origin") or {}) if isinstance(data.get("origin"), dict) else {}
+                claimed = data.get("requester")
                 data = {**data, "source": data.get("source", "service-bus"),
-                        "origin": {**origin, "message_id": message_id}}
+                        "origin": {**origin, "message_id": message_id}, "channel": channel.model_dump(),
+                        "claimed_requester": claimed if isinstance(claimed, str) and claimed != "unknown" else None,
+                        "requester": claimed if isinstance(claimed, str) else channel.identity[:256]}
             req = parse_request(data)
             mapped = Mapped(request=req, key=req.rollout_id)
     except InvalidInput as exc:
         error = exc
-    return await _finish(mapped, error, source="service-bus", key=key, excerpt=body[:500].decode("utf-8", "replace"),
+    return await _finish(mapped, error, source="service-bus", key=key, excerpt=_excerpt(body),
                          orch=orch, svc=svc, config=config)
 
 
@@ -197,34 +216,51 @@ async def from_event_grid(*, event_id: str, event_type: str, subject: str, topic
     mapped: Mapped | None = None
     error: InvalidInput | None = None
     try:
+        check_values({"id": event_id, "eventType": event_type, "subject": subject, "topic": topic, "data": data},
+                     "event")
+        channel = Channel(kind="event-grid", identity=f"event-grid:{topic or '?'}", authenticated_by="event-grid")
         if event_type == APPCONFIG_KEY_MODIFIED:
-            mapped = request_from_app_configuration(event_id, subject, topic, data, config)
+            mapped = request_from_app_configuration(event_id, subject, topic, data, config, channel=channel)
         elif event_type == RESOURCE_WRITE_SUCCESS:
-            mapped = request_from_resource_write(event_id, subject, data, config)
+            mapped = request_from_resource_write(event_id, subject, data, config, channel=channel)
         else:
-            mapped = Mapped(ignored=f"event type {event_type!r} is not handled", key=event_id)
+            mapped = Mapped(ignored=f"event type {event_type[:100]!r} is not handled", key=event_id)
     except InvalidInput as exc:
         error = exc
-    excerpt = json.dumps({"id": event_id, "eventType": event_type, "subject": subject, "data": data},
-                         default=str)[:500]
-    return await _finish(mapped, error, source="event-grid", key=event_id or "no-id", excerpt=excerpt,
-                         orch=orch, svc=svc, config=config)
+    except ValueError as exc:  # a Channel built from an unusable topic
+        error = RequestError(f"event: {str(exc)[:300]}")
+    try:
+        excerpt = json.dumps({"id": event_id, "eventType": event_type, "subject": subject, "data": data},
+                             default=str)[:500]
+    except (ValueError, RecursionError):
+        excerpt = "(not representable)"
+    safe_key = event_id if isinstance(event_id, str) and event_id else "no-id"
+    return await _finish(mapped, error, source="event-grid", key=_excerpt(safe_key.encode("utf-8", "replace")),
+                         excerpt=_excerpt(excerpt.encode("utf-8", "replace")), orch=orch, svc=svc, config=config)
 
 
-async def from_http(body: bytes, *, principal: str | None, orch: Orchestrations, svc: Services,
+async def from_http(body: bytes, *, principal: Principal, orch: Orchestrations, svc: Services,
                     config: IntakeConfig) -> IntakeResult:
-    """A request posted by an operator or a script; the signed-in principal (if any) is the requester."""
+    """A request posted by a signed-in caller holding Rollout.Request. The caller is the requester and the
+    channel; a ``requester``, ``channel`` or ``claimed_requester`` in the body is ignored (it would let the body
+    name who acted)."""
+    key = message_key(None, body)
+    refusal = authorise(principal, Action.START)
+    if refusal is not None:
+        result = IntakeResult("rejected", f"rejected: {refusal.reason}", refusal.code)
+        record(svc, result, source="http", key=key, excerpt=_excerpt(body))
+        return result
     mapped: Mapped | None = None
     error: InvalidInput | None = None
     try:
-        data = _json(body, "request body")
+        data = load_json(body, "request body")
         if isinstance(data, dict):
-            data = {**data, "source": data.get("source", "http")}
-            if principal and data.get("requester", "unknown") == "unknown":
-                data["requester"] = principal
+            data = {k: v for k, v in data.items() if k not in ("requester", "channel", "claimed_requester")}
+            data.update(source=data.get("source", "http"), requester=principal.name,
+                        channel=principal.channel().model_dump())
         req = parse_request(data)
         mapped = Mapped(request=req, key=req.rollout_id)
     except InvalidInput as exc:
         error = exc
-    return await _finish(mapped, error, source="http", key=_message_key(None, body),
-                         excerpt=body[:500].decode("utf-8", "replace"), orch=orch, svc=svc, config=config)
+    return await _finish(mapped, error, source="http", key=key, excerpt=_excerpt(body), orch=orch, svc=svc,
+                         config=config)

@@ -1,5 +1,5 @@
-"""Leave nothing behind: lease release as an activity of its own, a record for a rollout that failed before it
-had one, and the janitor that finds what a rollout could not clean up.
+"""Leave nothing behind: the janitor that finds what a rollout could not clean up (lease release and the record
+of a rollout that failed early are activities: :mod:`.activities.cleanup`).
 
 The janitor works from the world, not from a rollout's bookkeeping (which a crash may have cut short): shadows
 are found by their tag, leases by the rollouts the store knows, capacity by comparing each target's capacity now
@@ -11,47 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from functools import partial
 from typing import Any
 
-from ..bootstrap import Services
-from ..domain.decisions import Decision
 from ..domain.naming import rollout_label
-from ..domain.policy import RolloutPolicy
+from ..services import Services
 
 RUNNING = "running"
-
-
-def release_leases(svc: Services, payload: dict[str, Any]) -> dict[str, Any]:
-    """Give the target scale sets back to the queue; releasing twice releases nothing the second time."""
-    released = svc.leases.release(payload["rollout_id"])
-    if released:
-        svc.store.add_decisions(payload["rollout_id"], [{"minute": _minute(svc, payload["rollout_id"]),
-                                                         **Decision("released", f"{released} target scale sets "
-                                                                    "released").to_dict()}])
-    return {"released": released}
-
-
-def _minute(svc: Services, rollout_id: str) -> float:
-    record = svc.store.get_rollout(rollout_id) or {}
-    started = record.get("started_at")
-    if not started:
-        return 0.0
-    return round((svc.now() - datetime.fromisoformat(started)).total_seconds() / 60.0, 1)
-
-
-def ensure_record(svc: Services, payload: dict[str, Any]) -> None:
-    """A rollout that failed before ``start_rollout`` recorded it still gets a record, so that it can end with
-    one and with an outcome event naming the error."""
-    rid = payload["rollout_id"]
-    if svc.store.get_rollout(rid) is not None:
-        return
-    request = payload.get("request") if isinstance(payload.get("request"), dict) else {"rollout_id": rid}
-    svc.store.put_rollout(rid, {
-        "rollout_id": rid, "request": request, "policy": RolloutPolicy().model_dump(mode="json"),
-        "started_at": svc.now().isoformat(), "state": RUNNING, "phase": "inventory", "vm_count": 0, "strata": 0,
-        "halted": False, "extra": {}, "original_capacity": {}})
 
 
 @dataclass

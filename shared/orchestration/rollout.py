@@ -7,9 +7,14 @@
              ├─ gate, when policy.approval_required: approve | abort | timer → resolve_gate
              ├─ prepare (snapshots of at-risk VMs, rollback queue, capacity)
              ├─ wave ×N (sub-orchestration): snapshot_wave ×chunks → apply_wave ×chunks → timer → check_production
-             │                                 └─ recover (sub-orchestration) when VMs fail
+             │                                 └─ recover (sub-orchestration) when VMs fail → settle_capacity
              ├─ watch (sub-orchestration, continue-as-new): timer → check_production → recover
-             └─ release_capacity → finish;  on any error: teardown_shadows, release_capacity, finish(error)
+             └─ release_capacity → release_leases → finish;
+                on any error: teardown_shadows, release_capacity, release_leases, finish(error)
+
+Cleanups (teardown, capacity and lease release) are retried longer; what still fails is recorded as a leak for
+the janitor (shared/orchestration/cleanup.py), never raised out of the rollout's error path. A failure of
+start_rollout still ends with a record and an outcome event.
 
 An operator's ``abort`` event is raced against the bake's timers, the gate, and each wave: it stops the
 rollout before the next VM would be changed (a wave already running finishes and is checked and recovered;
@@ -27,6 +32,43 @@ from typing import Any
 import azure.durable_functions as df
 
 from .chunks import chunk_count
+from .state import (
+    AbortInput,
+    AnalysisResult,
+    ApplyWaveResult,
+    ApprovalStatus,
+    BatchChunkRef,
+    BatchRef,
+    CapacityResult,
+    CheckContext,
+    CheckInput,
+    CheckResult,
+    ChunkRef,
+    ClaimResult,
+    CreateShadowsResult,
+    DecideResult,
+    FinishInput,
+    FinishResult,
+    GateInput,
+    GateOutcome,
+    GateResult,
+    HaltInput,
+    OperatorEvent,
+    RecoverInput,
+    RolloutPhase,
+    RolloutRef,
+    RolloutStatus,
+    ShadowTotals,
+    StartInput,
+    StartResult,
+    VerifyResult,
+    WatchInput,
+    WatchOutcome,
+    WaveChunkRef,
+    WaveInput,
+    WaveOutcome,
+    WaveStatus,
+)
 
 ROLLOUT = "rollout_orchestrator"
 WAVE = "wave_orchestrator"
@@ -64,250 +106,275 @@ def _cleanup(context: df.DurableOrchestrationContext, activity: str, payload: di
     return result
 
 
-def _end(context: df.DurableOrchestrationContext, payload: dict[str, Any], leaks: list[str]) -> Orchestration:
-    """Release the leases, then record the end (with any leak) and publish the outcome event."""
-    yield from _cleanup(context, "release_leases", {"rollout_id": payload["rollout_id"]}, leaks)
-    result = yield context.call_activity_with_retry("finish", CLEANUP_RETRY, {**payload, "leaks": leaks})
-    return result
+def _status(context: df.DurableOrchestrationContext, status: RolloutStatus, **changes: Any) -> None:
+    for name, value in changes.items():
+        setattr(status, name, value)
+    context.set_custom_status(status.json_dict())
 
 
-def _status(context: df.DurableOrchestrationContext, status: dict[str, Any], **changes: Any) -> None:
-    status.update(changes)
-    context.set_custom_status(dict(status))
+def _event(task: Any) -> OperatorEvent | None:
+    """An operator's event as raised (a JSON object), or None when it carried none."""
+    return OperatorEvent.model_validate(task.result) if isinstance(task.result, dict) else None
 
 
-def _claim(context: df.DurableOrchestrationContext, status: dict[str, Any], base: dict[str, Any],
+def _claim(context: df.DurableOrchestrationContext, status: RolloutStatus, base: RolloutRef,
            abort: Any) -> Orchestration:
     """Lease the target scale sets; while another rollout holds one, wait (queue) or give up (refuse)."""
-    claim = yield context.call_activity("claim_targets", base)
-    while not claim["claimed"] and claim["retry_minutes"] is not None:
-        _status(context, status, phase="waiting_for_targets", reason=claim["reason"])
-        timer = context.create_timer(_after(context, claim["retry_minutes"]))
+    claim = ClaimResult.model_validate((yield context.call_activity("claim_targets", base.json_dict())))
+    while not claim.claimed and claim.retry_minutes is not None:
+        _status(context, status, phase=RolloutPhase.WAITING_FOR_TARGETS, reason=claim.reason)
+        timer = context.create_timer(_after(context, claim.retry_minutes))
         winner = yield context.task_any([timer, abort])
         if winner == abort:
             timer.cancel()
-            by = abort.result.get("by", "unknown") if isinstance(abort.result, dict) else "unknown"
-            return {"claimed": False, "retry_minutes": None, "reason": f"aborted by {by} while waiting for targets"}
-        claim = yield context.call_activity("claim_targets", base)
+            event = _event(abort)
+            by = (event.by if event is not None else None) or "unknown"
+            return ClaimResult(claimed=False, reason=f"aborted by {by} while waiting for targets")
+        claim = ClaimResult.model_validate((yield context.call_activity("claim_targets", base.json_dict())))
     return claim
 
 
-def _approval_gate(context: df.DurableOrchestrationContext, status: dict[str, Any], base: dict[str, Any],
-                   policy: dict[str, Any], abort: Any) -> Orchestration:
+def _approval_gate(context: df.DurableOrchestrationContext, status: RolloutStatus, base: RolloutRef,
+                   plan: StartResult, abort: Any) -> Orchestration:
     """Race an operator's approve or abort against the gate's timeout; the timer is cancelled if it lost."""
-    opened = context.current_utc_datetime
-    deadline = _after(context, policy["approval_timeout_minutes"])
-    _status(context, status, phase="awaiting_approval",
-            approval={"opened_at": opened.isoformat(), "timeout_at": deadline.isoformat(),
-                      "on_timeout": policy["on_approval_timeout"]})
+    opened: datetime = context.current_utc_datetime
+    deadline = _after(context, plan.policy.approval_timeout_minutes)
+    approval = ApprovalStatus(opened_at=opened, timeout_at=deadline, on_timeout=plan.policy.on_approval_timeout)
+    _status(context, status, phase=RolloutPhase.AWAITING_APPROVAL, approval=approval)
     timeout = context.create_timer(deadline)
     approve = context.wait_for_external_event("approve")
     winner = yield context.task_any([approve, abort, timeout])
+    event: OperatorEvent | None = None
     if winner == timeout:
-        outcome, event = "timed_out", None
+        outcome = GateOutcome.TIMED_OUT
     else:
         timeout.cancel()
-        outcome, event = ("approved", approve.result) if winner == approve else ("aborted", abort.result)
-    gate = yield context.call_activity("resolve_gate", {**base, "outcome": outcome, "event": event,
-                                                        "opened_at": opened.isoformat()})
-    _status(context, status, approval={**status["approval"], "outcome": outcome, "reason": gate["reason"]})
+        outcome, event = ((GateOutcome.APPROVED, _event(approve)) if winner == approve
+                          else (GateOutcome.ABORTED, _event(abort)))
+    gate = GateResult.model_validate((yield context.call_activity("resolve_gate", GateInput(
+        rollout_id=base.rollout_id, outcome=outcome, event=event, opened_at=opened).json_dict())))
+    _status(context, status, approval=approval.model_copy(update={"outcome": outcome, "reason": gate.reason}))
     return gate
+
+
+def _abort(context: df.DurableOrchestrationContext, base: RolloutRef, abort: Any, where: str,
+           in_production: bool = False) -> Any:
+    return context.call_activity("abort_rollout", AbortInput(rollout_id=base.rollout_id, event=_event(abort),
+                                                             where=where, in_production=in_production).json_dict())
+
+
+def _finish(context: df.DurableOrchestrationContext, base: RolloutRef, leaks: list[str], *, error: str | None = None,
+            refused: str | None = None, request: dict[str, Any] | None = None) -> Orchestration:
+    """Release the leases, then record the end (with any leak) and publish the outcome event."""
+    yield from _cleanup(context, "release_leases", base.json_dict(), leaks)
+    result = yield context.call_activity_with_retry("finish", CLEANUP_RETRY, FinishInput(
+        rollout_id=base.rollout_id, error=error, refused=refused, leaks=list(leaks), request=request).json_dict())
+    return FinishResult.model_validate(result)
 
 
 def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
     request = context.get_input()
-    rid = request["rollout_id"]
-    status: dict[str, Any] = {"rollout_id": rid}
-    _status(context, status, phase="inventory")
-    base = {"rollout_id": rid}
+    rid = str(request["rollout_id"]) if isinstance(request, dict) else ""
+    status = RolloutStatus(rollout_id=rid, phase=RolloutPhase.INVENTORY)
+    _status(context, status)
     leaks: list[str] = []
     try:
-        plan = yield context.call_activity_with_retry("start_rollout", RETRY, {"request": request})
+        plan = StartResult.model_validate((yield context.call_activity_with_retry(
+            "start_rollout", RETRY, StartInput(request=request).json_dict())))
     except Exception as exc:  # an accepted request still ends with a record and an outcome event
-        result = yield from _end(context, {**base, "error": _first_line(exc), "request": request}, leaks)
-        _status(context, status, phase="failed", result=result)
-        return result
-    policy = plan["policy"]
+        failed = yield from _finish(context, RolloutRef(rollout_id=rid), leaks, error=_first_line(exc),
+                                    request=request if isinstance(request, dict) else None)
+        _status(context, status, phase=RolloutPhase.FAILED, result=failed)
+        return failed.json_dict()
+    policy = plan.policy
+    base = RolloutRef(rollout_id=plan.rollout_id)
+    ref = base.json_dict()
+    if plan.refused:  # e.g. a target lacks the guest prerequisites: nothing was created or changed
+        refused = yield from _finish(context, base, leaks, refused=plan.refused)
+        _status(context, status, phase=RolloutPhase.REFUSED, reason=plan.refused, result=refused)
+        return refused.json_dict()
     abort = context.wait_for_external_event("abort")
     claim = yield from _claim(context, status, base, abort)
-    if not claim["claimed"]:
-        result = yield from _end(context, {**base, "refused": claim["reason"]}, leaks)
-        _status(context, status, phase="refused", reason=claim["reason"], result=result)
-        return result
+    if not claim.claimed:
+        result = yield from _finish(context, base, leaks, refused=claim.reason)
+        _status(context, status, phase=RolloutPhase.REFUSED, reason=claim.reason, result=result)
+        return result.json_dict()
     torn_down = False
     in_production = False
     try:
-        _status(context, status, phase="shadow_pool", vms=plan["vms"], strata=plan["strata"])
-        shadows = yield context.task_all([context.call_activity_with_retry("create_shadows", RETRY,
-                                                                           {**base, "chunk": c})
-                                          for c in range(plan["shadow_chunks"])])
-        created = sum(s["created"] for s in shadows)
-        _status(context, status, phase="baseline", shadows=created,
-                shadow_results={"created": created, "failed": sum(s["failed"] for s in shadows),
-                                "regular_price": sum(s["regular"] for s in shadows)})
-        yield context.call_activity("drive_shadow_load", base)
-        yield context.create_timer(_after(context, policy["baseline_minutes"]))
-        _status(context, status, phase="apply_to_shadows")
-        yield context.task_all([context.call_activity("apply_to_shadows", {**base, "chunk": c})
-                                for c in range(plan["shadow_chunks"])])
-        bake_end = _after(context, policy["bake_minutes"])
+        _status(context, status, phase=RolloutPhase.SHADOW_POOL, vms=plan.vms, strata=plan.strata)
+        shadows = [CreateShadowsResult.model_validate(s) for s in (yield context.task_all([
+            context.call_activity_with_retry("create_shadows", RETRY,
+                                             ChunkRef(rollout_id=plan.rollout_id, chunk=c).json_dict())
+            for c in range(plan.shadow_chunks)]))]
+        created = sum(s.created for s in shadows)
+        _status(context, status, phase=RolloutPhase.BASELINE, shadows=created,
+                shadow_results=ShadowTotals(created=created, failed=sum(s.failed for s in shadows),
+                                            regular_price=sum(s.regular for s in shadows)))
+        yield context.call_activity("drive_shadow_load", ref)
+        yield context.create_timer(_after(context, policy.baseline_minutes))
+        _status(context, status, phase=RolloutPhase.APPLY_TO_SHADOWS)
+        yield context.task_all([context.call_activity("apply_to_shadows",
+                                                      ChunkRef(rollout_id=plan.rollout_id, chunk=c).json_dict())
+                                for c in range(plan.shadow_chunks)])
+        bake_end = _after(context, policy.bake_minutes)
         while True:
-            _status(context, status, phase="bake")
-            check_at = min(_after(context, policy["bake_check_minutes"]), bake_end)
+            _status(context, status, phase=RolloutPhase.BAKE)
+            check_at = min(_after(context, policy.bake_check_minutes), bake_end)
             timer = context.create_timer(check_at)
             winner = yield context.task_any([timer, abort])
             if winner == abort:
                 timer.cancel()
                 break
-            analysis = yield context.call_activity("analyse_shadows", base)
+            analysis = AnalysisResult.model_validate((yield context.call_activity("analyse_shadows", ref)))
             _status(context, status, analysis=analysis)
-            if analysis["halt"] or context.current_utc_datetime >= bake_end:
+            if analysis.halt or context.current_utc_datetime >= bake_end:
                 break
         if abort.is_completed:
-            yield from _cleanup(context, "teardown_shadows", base, leaks)
+            yield from _cleanup(context, "teardown_shadows", ref, leaks)
             torn_down = True
-            yield context.call_activity("abort_rollout", {**base, "event": abort.result,
-                                                          "where": "before production (during the bake)"})
-            result = yield from _end(context, base, leaks)
-            _status(context, status, phase="aborted", result=result)
-            return result
-        decision = yield context.call_activity("decide", base)
-        _status(context, status, phase="decided", decision=decision)
-        yield from _cleanup(context, "teardown_shadows", base, leaks)
+            yield _abort(context, base, abort, "before production (during the bake)")
+            result = yield from _finish(context, base, leaks)
+            _status(context, status, phase=RolloutPhase.ABORTED, result=result)
+            return result.json_dict()
+        decision = DecideResult.model_validate((yield context.call_activity("decide", ref)))
+        _status(context, status, phase=RolloutPhase.DECIDED, decision=decision)
+        yield from _cleanup(context, "teardown_shadows", ref, leaks)
         torn_down = True
-        if decision["halt"]:
-            result = yield from _end(context, base, leaks)
-            _status(context, status, phase="halted_before_production", result=result)
-            return result
-        if policy.get("approval_required"):
-            gate = yield from _approval_gate(context, status, base, policy, abort)
-            if not gate["proceed"]:
-                result = yield from _end(context, base, leaks)
-                _status(context, status, phase="halted_before_production", result=result)
-                return result
+        if decision.halt:
+            result = yield from _finish(context, base, leaks)
+            _status(context, status, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION, result=result)
+            return result.json_dict()
+        if policy.approval_required:
+            gate = yield from _approval_gate(context, status, base, plan, abort)
+            if not gate.proceed:
+                result = yield from _finish(context, base, leaks)
+                _status(context, status, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION, result=result)
+                return result.json_dict()
         elif abort.is_completed:
-            yield context.call_activity("abort_rollout", {**base, "event": abort.result,
-                                                          "where": "before production (after the decision)"})
-            result = yield from _end(context, base, leaks)
-            _status(context, status, phase="aborted", result=result)
-            return result
+            yield _abort(context, base, abort, "before production (after the decision)")
+            result = yield from _finish(context, base, leaks)
+            _status(context, status, phase=RolloutPhase.ABORTED, result=result)
+            return result.json_dict()
         in_production = True  # from here on VMs may be changed (prepare snapshots, the waves apply)
-        prepared = yield context.call_activity_with_retry("prepare", RETRY, base)
-        _status(context, status, capacity={"extra": prepared.get("extra", {})}, rollbacks=0)
-        for w, size in enumerate(decision["waves"]):
+        prepared = CapacityResult.model_validate((yield context.call_activity_with_retry("prepare", RETRY, ref)))
+        _status(context, status, capacity=CapacityResult(extra=prepared.extra), rollbacks=0)
+        waves = len(decision.waves)
+        for w, size in enumerate(decision.waves):
             if abort.is_completed:
-                yield context.call_activity("abort_rollout", {**base, "event": abort.result, "in_production": True,
-                                                              "where": f"before wave {w + 1} of "
-                                                                       f"{len(decision['waves'])}"})
-                _status(context, status, phase="halted_in_production", aborted=True)
+                yield _abort(context, base, abort, f"before wave {w + 1} of {waves}", in_production=True)
+                _status(context, status, phase=RolloutPhase.HALTED_IN_PRODUCTION, aborted=True)
                 break
-            _status(context, status, phase="production", wave=w + 1, waves=len(decision["waves"]))
+            _status(context, status, phase=RolloutPhase.PRODUCTION, wave=w + 1, waves=waves)
             wave = context.call_sub_orchestrator(
-                WAVE, {**base, "wave": w, "chunks": chunk_count(size), "watch_minutes": policy["wave_watch_minutes"]},
+                WAVE, WaveInput(rollout_id=plan.rollout_id, wave=w, chunks=chunk_count(size),
+                                watch_minutes=policy.wave_watch_minutes).json_dict(),
                 f"{context.instance_id}:wave:{w}")
             yield context.task_any([wave, abort])
-            outcome = yield wave  # an abort lets the running wave finish: its VMs are checked and recovered
-            _status(context, status, rollbacks=status.get("rollbacks", 0) + outcome["failing"],
-                    waves_done=w + 1)
-            if outcome["halt"]:
-                _status(context, status, phase="halted_in_production")
+            # an abort lets the running wave finish: its VMs are checked and recovered
+            outcome = WaveOutcome.model_validate((yield wave))
+            _status(context, status, rollbacks=(status.rollbacks or 0) + outcome.failing, waves_done=w + 1)
+            if outcome.halt:
+                _status(context, status, phase=RolloutPhase.HALTED_IN_PRODUCTION)
                 break
             if abort.is_completed:
-                yield context.call_activity("abort_rollout", {**base, "event": abort.result, "in_production": True,
-                                                              "where": f"during wave {w + 1} of "
-                                                                       f"{len(decision['waves'])} (that wave "
-                                                                       "finished; no further wave)"})
-                _status(context, status, phase="halted_in_production", aborted=True)
+                yield _abort(context, base, abort, f"during wave {w + 1} of {waves} (that wave finished; "
+                             "no further wave)", in_production=True)
+                _status(context, status, phase=RolloutPhase.HALTED_IN_PRODUCTION, aborted=True)
                 break
-        if policy["production_watch_minutes"] > 0:
-            _status(context, status, phase="watch")
-            until = _after(context, policy["production_watch_minutes"])
+        else:  # every wave ran: say so before the watch (a pipeline cannot wait out the watch)
+            yield context.call_activity("production_done", ref)
+        if policy.production_watch_minutes > 0:
+            _status(context, status, phase=RolloutPhase.WATCH)
+            until = _after(context, policy.production_watch_minutes)
             yield context.call_sub_orchestrator(
-                WATCH, {**base, "until": until.isoformat(), "interval": policy["watch_interval_minutes"],
-                        "generation": 0}, f"{context.instance_id}:watch")
-        released = yield from _cleanup(context, "release_capacity", base, leaks)
-        result = yield from _end(context, base, leaks)
-        _status(context, status, phase="done", result=result,
-                capacity={"extra": (released or {}).get("extra", {})})
-        return result
+                WATCH, WatchInput(rollout_id=plan.rollout_id, until=until,
+                                  interval=policy.watch_interval_minutes).json_dict(),
+                f"{context.instance_id}:watch")
+        released = yield from _cleanup(context, "release_capacity", ref, leaks)
+        result = yield from _finish(context, base, leaks)
+        extra = CapacityResult.model_validate(released).extra if released is not None else {}
+        _status(context, status, phase=RolloutPhase.DONE, result=result, capacity=CapacityResult(extra=extra))
+        return result.json_dict()
     except Exception as exc:
         # Leave nothing behind: shadows deleted, borrowed capacity returned, the record says what happened.
         # VMs already changed are not abandoned: production is still watched, and failing VMs restored.
         error = _first_line(exc)
         if not torn_down:
-            yield from _cleanup(context, "teardown_shadows", base, leaks)
-        if in_production and policy["production_watch_minutes"] > 0:
-            _status(context, status, phase="watch", error=error)
+            yield from _cleanup(context, "teardown_shadows", ref, leaks)
+        if in_production and policy.production_watch_minutes > 0:
+            _status(context, status, phase=RolloutPhase.WATCH, error=error)
             try:
                 yield context.call_sub_orchestrator(
-                    WATCH, {**base, "until": _after(context, policy["production_watch_minutes"]).isoformat(),
-                            "interval": policy["watch_interval_minutes"], "generation": 0},
+                    WATCH, WatchInput(rollout_id=plan.rollout_id,
+                                      until=_after(context, policy.production_watch_minutes),
+                                      interval=policy.watch_interval_minutes).json_dict(),
                     f"{context.instance_id}:watch-after-error")
             except Exception as watch_exc:
                 error += f"; the watch failed too: {_first_line(watch_exc, 200)}"
-        yield from _cleanup(context, "release_capacity", base, leaks)
-        result = yield from _end(context, {**base, "error": error}, leaks)
-        _status(context, status, phase="failed", result=result)
-        return result
+        yield from _cleanup(context, "release_capacity", ref, leaks)
+        result = yield from _finish(context, base, leaks, error=error)
+        _status(context, status, phase=RolloutPhase.FAILED, result=result)
+        return result.json_dict()
 
 
 def wave_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
-    inp = context.get_input()
-    base = {"rollout_id": inp["rollout_id"], "wave": inp["wave"]}
+    inp = WaveInput.model_validate(context.get_input())
     try:
-        yield context.task_all([context.call_activity_with_retry("snapshot_wave", RETRY, {**base, "chunk": c})
-                                for c in range(inp["chunks"])])
+        yield context.task_all([context.call_activity_with_retry("snapshot_wave", RETRY, WaveChunkRef(
+            rollout_id=inp.rollout_id, wave=inp.wave, chunk=c).json_dict()) for c in range(inp.chunks)])
     except Exception as exc:  # VMs left without a snapshot are excluded by apply_wave, with a decision
-        context.set_custom_status({"wave": inp["wave"], "snapshot_error": str(exc).split("\n")[0][:300]})
+        context.set_custom_status(WaveStatus(wave=inp.wave, snapshot_error=str(exc).split("\n")[0][:300]).json_dict())
     # a batch ARM refused as a whole changed nothing and is safe to retry: apply_wave skips applied VMs
-    applied = yield context.task_all([context.call_activity_with_retry("apply_wave", RETRY, {**base, "chunk": c})
-                                      for c in range(inp["chunks"])])
-    if not any(a["applied"] for a in applied) and any(a.get("excluded") for a in applied):
-        yield context.call_activity("halt", {"rollout_id": inp["rollout_id"],
-                                             "reason": f"no VM of wave {inp['wave'] + 1} could be snapshotted"})
-        return {"halt": True, "failing": 0}
-    if not any(a["failed"] for a in applied):  # a failed apply is judged at once; otherwise watch first
-        yield context.create_timer(_after(context, inp["watch_minutes"]))
-    check = yield context.call_activity("check_production", {**base, "context": "wave",
-                                                             "check": f"{context.instance_id}:check"})
-    if check["failing"]:
-        yield context.call_sub_orchestrator(RECOVER, {"rollout_id": inp["rollout_id"], "batch": check["batch"],
-                                                      "chunks": check["chunks"]},
+    applied = [ApplyWaveResult.model_validate(a) for a in (yield context.task_all([
+        context.call_activity_with_retry("apply_wave", RETRY, WaveChunkRef(
+            rollout_id=inp.rollout_id, wave=inp.wave, chunk=c).json_dict()) for c in range(inp.chunks)]))]
+    if not any(a.applied for a in applied) and any(a.excluded for a in applied):
+        yield context.call_activity("halt", HaltInput(rollout_id=inp.rollout_id, wave=inp.wave, reason=(
+            f"no VM of wave {inp.wave + 1} could be snapshotted")).json_dict())
+        return WaveOutcome(halt=True, failing=0).json_dict()
+    if not any(a.failed for a in applied):  # a failed apply is judged at once; otherwise watch first
+        yield context.create_timer(_after(context, inp.watch_minutes))
+    check = CheckResult.model_validate((yield context.call_activity("check_production", CheckInput(
+        rollout_id=inp.rollout_id, context=CheckContext.WAVE, wave=inp.wave,
+        check=f"{context.instance_id}:check").json_dict())))
+    if check.failing:
+        yield context.call_sub_orchestrator(RECOVER, RecoverInput(rollout_id=inp.rollout_id, batch=check.batch,
+                                                                  chunks=check.chunks).json_dict(),
                                             f"{context.instance_id}:recover")
     # the wave's VMs passed (or were restored): borrow only what the rollbacks still expected need
-    yield from _cleanup(context, "settle_capacity", {"rollout_id": inp["rollout_id"]}, [])
-    return {"halt": check["halt"], "failing": check["failing"]}
+    yield from _cleanup(context, "settle_capacity", RolloutRef(rollout_id=inp.rollout_id).json_dict(), [])
+    return WaveOutcome(halt=check.halt, failing=check.failing).json_dict()
 
 
 def watch_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
     """Watch production after the last wave; restarts itself as new to keep its history short."""
-    inp = context.get_input()
-    until = datetime.fromisoformat(inp["until"])
-    base = {"rollout_id": inp["rollout_id"]}
+    inp = WatchInput.model_validate(context.get_input())
     for k in range(WATCH_ROUNDS_PER_GENERATION):
         now: datetime = context.current_utc_datetime
-        if now >= until:
-            return {"watched_until": inp["until"]}
-        yield context.create_timer(min(_after(context, inp["interval"]), until))
-        check = yield context.call_activity("check_production", {**base, "context": "watch",
-                                                                 "check": f"{context.instance_id}:"
-                                                                          f"{inp['generation']}:{k}"})
-        if check["failing"]:
-            yield context.call_sub_orchestrator(RECOVER, {**base, "batch": check["batch"], "chunks": check["chunks"]},
-                                                f"{context.instance_id}:recover:{inp['generation']}:{k}")
-    context.continue_as_new({**inp, "generation": inp["generation"] + 1})
+        if now >= inp.until:
+            return WatchOutcome(watched_until=inp.until).json_dict()
+        yield context.create_timer(min(_after(context, inp.interval), inp.until))
+        check = CheckResult.model_validate((yield context.call_activity("check_production", CheckInput(
+            rollout_id=inp.rollout_id, context=CheckContext.WATCH,
+            check=f"{context.instance_id}:{inp.generation}:{k}").json_dict())))
+        if check.failing:
+            yield context.call_sub_orchestrator(
+                RECOVER, RecoverInput(rollout_id=inp.rollout_id, batch=check.batch, chunks=check.chunks).json_dict(),
+                f"{context.instance_id}:recover:{inp.generation}:{k}")
+    context.continue_as_new(inp.model_copy(update={"generation": inp.generation + 1}).json_dict())
     return None
 
 
 def recover_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
     """Capacity first, then restore from snapshots, post-rollback script, health check, capacity back."""
-    inp = context.get_input()
-    base = {"rollout_id": inp["rollout_id"], "batch": inp["batch"]}
-    yield context.call_activity_with_retry("reserve_capacity", RETRY, base)
-    yield context.task_all([context.call_activity_with_retry("restore_vms", RETRY, {**base, "chunk": c})
-                            for c in range(inp["chunks"])])
+    inp = RecoverInput.model_validate(context.get_input())
+    batch = BatchRef(rollout_id=inp.rollout_id, batch=inp.batch).json_dict()
+    yield context.call_activity_with_retry("reserve_capacity", RETRY, batch)
+    yield context.task_all([context.call_activity_with_retry("restore_vms", RETRY, BatchChunkRef(
+        rollout_id=inp.rollout_id, batch=inp.batch, chunk=c).json_dict()) for c in range(inp.chunks)])
     yield context.create_timer(_after(context, VERIFY_MINUTES))
-    verified = yield context.call_activity("verify_recovered", base)
+    verified = VerifyResult.model_validate((yield context.call_activity("verify_recovered", batch)))
     # a failure here is not the recovery's: the rollout's own release at its end gives the instances back
-    yield from _cleanup(context, "release_capacity", {"rollout_id": inp["rollout_id"]}, [])
-    return verified
+    yield from _cleanup(context, "release_capacity", RolloutRef(rollout_id=inp.rollout_id).json_dict(), [])
+    return verified.json_dict()

@@ -17,11 +17,14 @@ It is as strict as the extension where a locally green orchestration could other
 failures are worded as the extension words them, payloads go through the SDK's ``df_dumps``/``df_loads``, events
 for unknown or finished instances are refused as the client refuses them, and the orchestration payload carries
 the schema version and timer limits. With a :class:`~.chaos.Chaos`, activities are redelivered and the worker
-crashes at seeded points (at-least-once delivery, as Durable Functions gives it).
+crashes at seeded points (at-least-once delivery, as Durable Functions gives it). With an
+:class:`~shared.runtime.interleave.Interleaver` the activities of a fan-out also interleave (at store calls, in an
+order its seed picks), as they do in Azure; chaos then strikes each of them once the fan-out has run.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
@@ -42,6 +45,7 @@ from azure.functions.decorators.function_app import Function
 
 from . import extension as ext
 from .chaos import Chaos, FaultDraws, Strike, WorkerDied
+from .interleave import Interleaver
 
 ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 12, 0, 4, 5, 6
 SUB_CREATED, SUB_COMPLETED, SUB_FAILED, TIMER_CREATED, TIMER_FIRED, ORCHESTRATOR_COMPLETED = 7, 8, 9, 10, 11, 13
@@ -147,8 +151,9 @@ class LocalDurableRunner:
     def __init__(self, app: FunctionApp, *, start: datetime, set_clock: Callable[[datetime], None],
                  read_clock: Callable[[], datetime],
                  on_status: Callable[[str, Any], None] | None = None, chaos: Chaos | None = None,
-                 draws: FaultDraws | None = None) -> None:
+                 draws: FaultDraws | None = None, interleaver: Interleaver | None = None) -> None:
         self._orchestrators, self._activities = _registry(app)
+        self._interleaver = interleaver
         self.chaos = chaos
         self._draws = draws
         self._inflight: dict[tuple[str, int], WorkItem] = {}
@@ -225,6 +230,16 @@ class LocalDurableRunner:
                 if e["EventType"] in COMPLETIONS:
                     self._inflight.pop((iid, int(e["TaskScheduledId"])), None)  # checkpointed
             self._turn(self.instances[iid], batch)
+
+    def idle_until(self, t: datetime) -> None:
+        """Let virtual time pass with nothing to deliver (a local server keeping pace with the wall clock), so
+        that an event raised now is stamped now."""
+        if t > self.now:
+            self.now = t
+            self._set_clock(t)
+
+    def next_event_at(self) -> datetime | None:
+        return self._queue[0][0] if self._queue else None
 
     def result(self, instance_id: str) -> Any:
         inst = self.instances[instance_id]
@@ -309,13 +324,24 @@ class LocalDurableRunner:
             for task in tasks if isinstance(tasks, list) else [tasks]:
                 if isinstance(task, AtomicTask) and isinstance(task.id, int) and task.id not in inst.dispatched:
                     pending.append(task)
+        activities: list[tuple[int, str, str | None]] = []
         for task in sorted(pending, key=lambda x: int(x.id)):
             if inst.status in FINISHED:
                 return
             inst.dispatched.add(int(task.id))
-            self._schedule(inst, task)
+            job = self._schedule(inst, task)
+            if job is not None:
+                activities.append(job)
+        if inst.status in FINISHED:
+            return
+        if len(activities) > 1 and self._interleaver is not None:
+            self._activities_together(inst, activities, self._interleaver)
+        else:
+            for tid, name, input_json in activities:
+                self._activity(inst, tid, name, input_json)
 
-    def _schedule(self, inst: Instance, task: AtomicTask) -> None:
+    def _schedule(self, inst: Instance, task: AtomicTask) -> tuple[int, str, str | None] | None:
+        """Schedule a timer or a sub-orchestration; an activity is returned, to be run with its fan-out."""
         tid = int(task.id)
         action = _action_of(task)
         if action is None:  # the back-off before the next attempt of a -WithRetry call
@@ -323,17 +349,17 @@ class LocalDurableRunner:
             assert isinstance(parent, RetryAbleTask)
             delay = timedelta(milliseconds=parent.retry_options.first_retry_interval_in_milliseconds)
             self._timer(inst, tid, self.now + delay)
-            return
+            return None
         kind = action.action_type
         if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY):
-            self._activity(inst, tid, action.function_name, action.input_)
-        elif kind == ActionType.CREATE_TIMER:
+            return tid, str(action.function_name), action.input_
+        if kind == ActionType.CREATE_TIMER:
             if action.fire_at - self.now > ext.MAXIMUM_SHORT_TIMER:  # ThrowIfInvalidTimerLengthForStorageProvider
                 self._complete(inst, error=ext.orchestrator_failure(
                     inst.name, f"Timer duration must not exceed {ext.MAXIMUM_SHORT_TIMER.days} days when using "
                                "the Azure Storage provider (a single timer was asked to fire at "
                                f"{action.fire_at.isoformat()})"))
-                return
+                return None
             self._timer(inst, tid, action.fire_at)
         elif kind in (ActionType.CALL_SUB_ORCHESTRATOR, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY):
             child_id = action.instance_id or f"{inst.instance_id}:{tid}"
@@ -342,6 +368,7 @@ class LocalDurableRunner:
             self._create(action.function_name, child_id, action._input, inst.instance_id, tid)
         else:
             raise NotImplementedError(f"the local runner does not support action type {kind!r}")
+        return None
 
     def _timer(self, inst: Instance, tid: int, fire_at: datetime) -> None:
         inst.history.append(self._event({"EventType": TIMER_CREATED, "EventId": tid, "FireAt": fire_at.isoformat()},
@@ -349,17 +376,55 @@ class LocalDurableRunner:
         self._push(max(fire_at, self.now), inst.instance_id,
                    {"EventType": TIMER_FIRED, "TimerId": tid, "FireAt": fire_at.isoformat()})
 
-    def _activity(self, inst: Instance, tid: int, name: str, input_json: str | None) -> None:
+    def _work_item(self, inst: Instance, tid: int, name: str, input_json: str | None) -> WorkItem:
+        """Record the activity as scheduled and hand it to the worker (in flight until its result is delivered)."""
+        inst.dispatched.add(tid)  # again: a crash while its fan-out ran rebuilt the set from the history
         inst.history.append(self._event({"EventType": TASK_SCHEDULED, "EventId": tid, "Name": name,
                                          "Input": input_json}, self.now, False))
         mark = self._draws.mark() if self.chaos is not None and self._draws is not None else None
         item = WorkItem(inst.instance_id, tid, name, input_json, mark)
         self._inflight[(inst.instance_id, tid)] = item
+        return item
+
+    def _activity(self, inst: Instance, tid: int, name: str, input_json: str | None) -> None:
+        item = self._work_item(inst, tid, name, input_json)
         event, done = self._execute(item, self.now)
         if event is None:  # the worker died inside it: everything it held runs again
             self.crash()
             return
         self._push(done, inst.instance_id, event)
+        self._strike(item, done)
+
+    def _activities_together(self, inst: Instance, jobs: list[tuple[int, str, str | None]],
+                             interleaver: Interleaver) -> None:
+        """A fan-out: the activities run interleaved, each from the same start on its own clock; chaos strikes
+        each once they have all run (a death inside one kills the worker: all of them run again)."""
+        items = [self._work_item(inst, tid, name, input_json) for tid, name, input_json in jobs]
+        if self.chaos is not None:
+            self.chaos.armed = True
+        try:
+            outcomes = interleaver.run([functools.partial(self._run, item) for item in items], self.now)
+        finally:
+            if self.chaos is not None:
+                self.chaos.armed = False
+        died = False
+        for item, outcome in zip(items, outcomes, strict=True):
+            if outcome.error is not None:
+                raise outcome.error  # _run records an activity's own failure: this is the runner's
+            item.done = max(outcome.finished_at, self.now)
+            if outcome.value is None:
+                died = True
+            else:
+                self._push(item.done, inst.instance_id, outcome.value)
+        self._set_clock(self.now)
+        if died:
+            self.crash()
+            return
+        for item in items:
+            self._strike(item, item.done or self.now)
+
+    def _strike(self, item: WorkItem, done: datetime) -> None:
+        """After an activity's first execution: chaos may redeliver it or crash the worker."""
         if self.chaos is None:
             return
         self.chaos.current = (item.name, item.instance_id, item.task_id)
@@ -370,25 +435,30 @@ class LocalDurableRunner:
         elif strike is Strike.CRASH:
             self.crash()
 
-    def _execute(self, item: WorkItem, start: datetime) -> tuple[dict[str, Any] | None, datetime]:
-        """Run an activity as the worker does; returns its completion event (None if the worker died in it)
-        and when it is delivered."""
+    def _run(self, item: WorkItem) -> dict[str, Any] | None:
+        """One execution of an activity: its completion or failure event, None if the worker died in it."""
         fn, param = self._activities[item.name]
-        self._set_clock(start)
         self.stats.activities += 1
-        event: dict[str, Any] | None
         if self.chaos is not None:
-            self.chaos.armed = True
             self.chaos.begin((item.name, item.instance_id, item.task_id))
         try:
             result = fn(**{param: ext.decode_activity_input(item.input)})
-            event = {"EventType": TASK_COMPLETED, "TaskScheduledId": item.task_id,
-                     "Result": ext.encode_activity_output(result)}
+            return {"EventType": TASK_COMPLETED, "TaskScheduledId": item.task_id,
+                    "Result": ext.encode_activity_output(result)}
         except WorkerDied:
-            event = None
+            return None
         except Exception as exc:
             reason, details = ext.activity_failure(item.name, exc)
-            event = {"EventType": TASK_FAILED, "TaskScheduledId": item.task_id, "Reason": reason, "Details": details}
+            return {"EventType": TASK_FAILED, "TaskScheduledId": item.task_id, "Reason": reason, "Details": details}
+
+    def _execute(self, item: WorkItem, start: datetime) -> tuple[dict[str, Any] | None, datetime]:
+        """Run an activity as the worker does; returns its completion event (None if the worker died in it)
+        and when it is delivered."""
+        self._set_clock(start)
+        if self.chaos is not None:
+            self.chaos.armed = True
+        try:
+            event = self._run(item)
         finally:
             if self.chaos is not None:
                 self.chaos.armed = False

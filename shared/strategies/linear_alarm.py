@@ -15,16 +15,25 @@ The alarms are the contract's (scenarios contract §3), evaluated every minute l
   median for 5 consecutive minutes. The median is taken over every VM's mean rate in the 15 minutes before the
   deployment (a per-minute median of a count near 1 would be a poor reference).
 
-Modelling choices (bench/README.md): the increments go out at minutes 0, 6, 12, 18 and 24 (the first at once,
-the earliest AppConfig allows) without waiting for the targets (they fetch the configuration; a hung apply shows
-in the alarms, not in the schedule); the deployment's 30 minutes end at 30 and the bake at 60. AppConfig's rollback
-brings every target back to the previous configuration; on VMs here that is a restore from a snapshot taken just
-before each VM's change. Nothing watches production after the bake.
+Timing: a linear deployment "processes the deployment by increments of the growth factor evenly distributed over
+the deployment"; AppConfig's own example timeline for a 10-hour deployment at 20% reads 0 hours 0%, 2 hours 20%,
+4 hours 40%, ..., 10 hours 100% (AWS AppConfig user guide, "Working with deployment strategies",
+https://docs.aws.amazon.com/appconfig/latest/userguide/appconfig-creating-deployment-strategy.html). So the first
+increment goes out one interval after the start: here at minutes 6, 12, 18, 24 and 30, and the bake runs from 30 to
+60. The earlier model of this peer deployed its first step at once (minutes 0, 6, ..., 24), six minutes ahead of
+AppConfig; it stays available as :func:`run_at_once` (``LEGACY_NAME``) so that a benchmark can report the duration
+ratio against both timings.
+
+Modelling choices (bench/README.md): increments go out without waiting for the targets (they fetch the
+configuration; a hung apply shows in the alarms, not in the schedule). AppConfig's rollback brings every target
+back to the previous configuration; on VMs here that is a restore from a snapshot taken just before each VM's
+change. Nothing watches production after the bake.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
@@ -33,6 +42,8 @@ from ..adapters.simulator.scenario import Scenario
 from .base import PeerRun, Process, ceil_share, row_means
 
 NAME = "linear-alarm"
+LEGACY_NAME = "linear-alarm-at-once"
+"""The earlier timing (first step at minute 0), kept for before/after duration ratios; not a contract strategy."""
 GROWTH_FACTOR_PERCENT = 20
 DEPLOYMENT_DURATION_MINUTES = 30
 FINAL_BAKE_TIME_MINUTES = 30
@@ -45,12 +56,20 @@ PRE_CHANGE_MINUTES = 15
 
 
 def run(scenario: Scenario, seed: int | None = None) -> dict[str, Any]:
+    """AppConfig's timing: the first increment one interval after the start."""
     peer = PeerRun(scenario, seed, NAME)
     peer.run([deploy(peer)])
     return peer.outcome()
 
 
-def deploy(peer: PeerRun) -> Process:
+def run_at_once(scenario: Scenario, seed: int | None = None) -> dict[str, Any]:
+    """The earlier timing, first increment at once: the same peer six minutes early (for before/after ratios)."""
+    peer = PeerRun(scenario, seed, LEGACY_NAME)
+    peer.run([deploy(peer, first_step_at_once=True)])
+    return peer.outcome()
+
+
+def deploy(peer: PeerRun, *, first_step_at_once: bool = False) -> Process:
     order = peer.shuffled([vm.vm_id for vm in peer.vms])
     steps = math.ceil(100 / GROWTH_FACTOR_PERCENT)
     size = ceil_share(GROWTH_FACTOR_PERCENT / 100, len(order))
@@ -59,8 +78,10 @@ def deploy(peer: PeerRun) -> Process:
     median = float(np.nanmedian(rates)) if np.any(~np.isnan(rates)) else 1.0
     error_limit = ERROR_ALARM_FACTOR * median
     bake_end = float(DEPLOYMENT_DURATION_MINUTES + FINAL_BAKE_TIME_MINUTES)
+    offset = 0.0 if first_step_at_once else STEP_MINUTES
     peer.decide("plan", f"AppConfig.Linear20PercentEvery6Minutes: {steps} steps of {size} VMs every "
-                        f"{STEP_MINUTES:g} min, bake until minute {bake_end:g}; alarms: probe failures > "
+                        f"{STEP_MINUTES:g} min from minute {offset:g}, bake until minute {bake_end:g}; alarms: "
+                        f"probe failures > "
                         f"{PROBE_ALARM_SHARE:.0%} of changed VMs for {PROBE_ALARM_MINUTES} min, error rate > "
                         f"{ERROR_ALARM_FACTOR:g} x fleet median {median:.2f} = {error_limit:.2f}/min for "
                         f"{ERROR_ALARM_MINUTES} min")
@@ -69,17 +90,16 @@ def deploy(peer: PeerRun) -> Process:
     alarm = ""
     bake_end += start
     for s in range(steps):
+        alarm = yield from watch(peer, changed, error_limit, start + offset + s * STEP_MINUTES)
+        if alarm:
+            break
         batch = order[s * size:(s + 1) * size]
         if batch:
             peer.snapshot(batch)
             changed.extend(peer.apply(batch, wait=False))
             peer.decide("step", f"step {s + 1}/{steps}: {len(changed)}/{len(order)} VMs on the new configuration")
-        until = start + (s + 1) * STEP_MINUTES if s < steps - 1 else bake_end
-        while not alarm and peer.now < until:
-            yield min(until, math.floor(peer.now) + 1.0)
-            alarm = check_alarms(peer, changed, error_limit)
-        if alarm:
-            break
+    else:
+        alarm = yield from watch(peer, changed, error_limit, bake_end)
     if alarm:
         peer.halted = True
         peer.decide("halt_in_production", f"alarm: {alarm}; deployment rolled back")
@@ -88,6 +108,16 @@ def deploy(peer: PeerRun) -> Process:
                                    "configuration")
         return
     peer.decide("finished", f"deployed to {len(changed)} VMs; no alarm during the deployment and the bake")
+
+
+def watch(peer: PeerRun, changed: list[str], error_limit: float, until: float) -> Generator[float, None, str]:
+    """Evaluate the alarms every minute until ``until``; the first alarm's reason, else ''."""
+    while peer.now < until:
+        yield min(until, math.floor(peer.now) + 1.0)
+        alarm = check_alarms(peer, changed, error_limit)
+        if alarm:
+            return alarm
+    return ""
 
 
 def check_alarms(peer: PeerRun, changed: list[str], error_limit: float) -> str:

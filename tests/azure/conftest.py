@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,19 +77,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def azurite_tables() -> Iterator[str]:
-    """A real Azurite Table service on a free port; yields its connection string."""
-    exe = ROOT / "node_modules" / ".bin" / "azurite-table"
+@contextmanager
+def _azurite(service: str) -> Iterator[int]:
+    """A real Azurite ``service`` (``table``, ``blob``) on a free port; yields the port."""
+    exe = ROOT / "node_modules" / ".bin" / f"azurite-{service}"
     if not exe.exists():
         if os.environ.get("CI"):
             pytest.fail("Azurite is not installed: `make test` runs `npm ci` first")
         pytest.skip("Azurite is not installed (run `npm ci`)")
     port = _free_port()
-    workdir = ROOT / ".pytest_cache" / f"azurite-{port}"
+    workdir = ROOT / ".pytest_cache" / f"azurite-{service}-{port}"
     workdir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([str(exe), "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck",
-                             "--tableHost", "127.0.0.1", "--tablePort", str(port), "--silent"],
+                             f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port), "--silent"],
                             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
@@ -101,8 +102,7 @@ def azurite_tables() -> Iterator[str]:
                     err = proc.stderr.read().decode() if proc.stderr else ""
                     pytest.fail(f"Azurite did not start on port {port}: {err[-500:]}")
                 time.sleep(0.1)
-        yield (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
-               f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+        yield port
     finally:
         proc.terminate()
         try:
@@ -110,6 +110,22 @@ def azurite_tables() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def azurite_tables() -> Iterator[str]:
+    """A real Azurite Table service on a free port; yields its connection string."""
+    with _azurite("table") as port:
+        yield (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+               f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+
+
+@pytest.fixture(scope="session")
+def azurite_blobs() -> Iterator[str]:
+    """A real Azurite Blob service on a free port; yields its connection string."""
+    with _azurite("blob") as port:
+        yield (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+               f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
 
 
 class FaultProxy:

@@ -20,7 +20,8 @@ from shared.adapters.azure.bus import RolloutBus, outcome_message, request_messa
 from shared.domain.errors import AzureOperationError, RequestError
 
 REQUEST = {"rollout_id": "rel-42-prod", "targets": [
-    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/web"],
+    "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/"
+    "virtualMachineScaleSets/web"],
     "change": {"change_id": "cfg-7", "kind": "run-command", "payload": {"script": "echo hi"}},
     "requester": "release pipeline", "source": "pipeline"}
 

@@ -420,3 +420,18 @@ def test_a_restore_run_again_finds_the_restored_disk_and_changes_nothing(azure: 
     [again] = azure.fleet.restore_from_snapshots([snap])
     assert again.ok and again.attempts == 0 and again.message.startswith("already restored from pre-r-web_0")
     assert all(m == "GET" for m, _ in azure.standin.requests[before:])
+
+
+def test_guest_extensions_are_read_from_each_scale_sets_model_over_the_wire() -> None:
+    from shared.adapters.azure.compute import AzureFleet
+    from shared.adapters.simulator.standin import AzureStandIn
+    from shared.adapters.simulator.standin.backend import standin_settings
+
+    from .conftest import SMALL_FLEET, make_world
+
+    sets = [dict(SMALL_FLEET["fleet"]["scale_sets"][0]),
+            {**SMALL_FLEET["fleet"]["scale_sets"][1], "extensions": ["AzureMonitorLinuxAgent"]}]
+    with AzureStandIn(make_world({"fleet": {"scale_sets": sets}})) as standin:
+        found = AzureFleet(standin_settings(standin)).guest_extensions([WEB, API])
+    assert {"AzureMonitorLinuxAgent", "shadow-rollout-guest"} <= found[WEB]
+    assert "AzureMonitorLinuxAgent" in found[API] and "shadow-rollout-guest" not in found[API]

@@ -10,7 +10,10 @@ from azure.data.tables import TableServiceClient
 
 from shared.adapters.azure.store import MAX_ENTITY_CHARS, MAX_STRING_CHARS, TableRolloutStore, escape_key, unescape_key
 from shared.adapters.memory_store import InMemoryRolloutStore
+from shared.domain.decisions import Decision
 from shared.domain.errors import AzureOperationError, NotFound
+from shared.domain.kinds import DecisionKind
+from shared.orchestration.repository import RolloutRepository, Step
 
 from .conftest import FaultProxy
 
@@ -63,14 +66,19 @@ def test_every_rollout_is_listed_for_retraining_once(store: TableRolloutStore) -
     for rid in ("rel-1", "rel/2 odd#id", "rel-3"):
         store.put_rollout(rid, {"state": "completed"})
         store.put_items(rid, "vm", {"vm-a": {"features": {"x": 1.0}}})
-    store.add_decisions("rel-1", [{"kind": "proceed", "reason": "r"}])
+    store.put_items("rel-1", "decision", {"0000000000.0|00|start_rollout||0000": {"kind": "proceed", "reason": "r"}})
     assert store.rollout_ids() == ["rel-1", "rel-3", "rel/2 odd#id"]
 
 
-def test_decisions_keep_their_order_across_calls(store: TableRolloutStore) -> None:
-    store.add_decisions("r1", [{"minute": 0.0, "kind": "inventory", "reason": "a"}])
-    store.add_decisions("r1", [{"minute": 1.0, "kind": k, "reason": k} for k in ("b", "c")])
-    assert [d["kind"] for d in store.decisions("r1")] == ["inventory", "b", "c"]
+def test_decisions_are_ordered_by_time_then_step_whatever_order_they_were_written_in(
+        store: TableRolloutStore) -> None:
+    repo = RolloutRepository(store, "r1")
+    repo.add_decisions(1.0, Step.CREATE_SHADOWS, "c01", 0, [Decision(DecisionKind.SHADOW_UNAVAILABLE, "b")])
+    repo.add_decisions(1.0, Step.CREATE_SHADOWS, "c00", 0, [Decision(DecisionKind.SHADOW_UNAVAILABLE, "a")])
+    repo.add_decisions(0.0, Step.CLAIM_TARGETS, "", 0, [Decision(DecisionKind.CLAIMED, "claimed")])
+    repo.add_decisions(0.0, Step.START_ROLLOUT, "", 0, [Decision(DecisionKind.INVENTORY, "i"),
+                                                        Decision(DecisionKind.PLAN_SHADOWS, "p")])
+    assert [d.reason for d in repo.decisions()] == ["i", "p", "claimed", "a", "b"]
 
 
 def test_snapshot_catalog_and_rollback_state_are_items_of_their_own_kind(store: TableRolloutStore) -> None:
@@ -157,12 +165,14 @@ def test_throttling_and_transient_errors_are_retried_by_the_sdk(
     assert sum(1 for m, p in proxy.requests if m == method) >= 2
 
 
-@pytest.mark.parametrize(("status", "error"), [(409, "Conflict"), (404, "NotFound")])
-def test_conflict_and_not_found_are_mapped(proxied: tuple[TableRolloutStore, FaultProxy], status: int,
-                                           error: str) -> None:
+@pytest.mark.parametrize(("status", "code", "error"), [(409, "TableBeingDeleted", "Conflict"),
+                                                     (404, "ResourceNotFound", "NotFound"),
+                                                     (412, "UpdateConditionNotSatisfied", "StaleWrite")])
+def test_conflict_not_found_and_a_stale_version_are_mapped(proxied: tuple[TableRolloutStore, FaultProxy],
+                                                           status: int, code: str, error: str) -> None:
     store, proxy = proxied
-    proxy.inject("POST", BATCH, status, b'{"odata.error":{"code":"EntityAlreadyExists","message":{"value":"x"}}}',
-                 {"Content-Type": "application/json"}, times=9)
+    body = b'{"odata.error":{"code":"%s","message":{"value":"x"}}}' % code.encode()
+    proxy.inject("POST", BATCH, status, body, {"Content-Type": "application/json"}, times=99)
     with pytest.raises(AzureOperationError) as info:
         store.put_items("r1", "vm", {VM: {"config": "new"}})
     assert type(info.value).__name__ == error

@@ -87,9 +87,9 @@ def test_scale_scenarios_are_left_to_bench_scale() -> None:
     from shared.bench.corpus import load_corpus
 
     c = load_corpus(Path(__file__).parents[2] / "bench" / "scenarios")
-    assert len(c.scenarios) == 43 and {s["scenario"] for s in c.skipped} == {
+    assert len(c.scenarios) == 50 and {s["scenario"] for s in c.skipped} == {
         "scale-5k-good", "scale-10k-rare", "scale-20k-latent", "scale-50k-good"}
-    assert len(plan(c, ["oracle"], 5, good_seeds=17)) == 31 * 5 + 12 * 17
+    assert len(plan(c, ["oracle"], 5, good_seeds=17)) == 38 * 5 + 12 * 17
 
 
 def test_report_renders_every_plot_and_states_each_target(corpus: Path, tmp_path: Path) -> None:

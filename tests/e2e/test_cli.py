@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,10 +21,15 @@ OUTCOMES = {"completed", "completed_with_exclusions", "completed_with_rollbacks"
             "halted_in_production", "failed"}
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("shadow-rollout", path=str(Path(sys.executable).parent))
-    assert exe, "the shadow-rollout console command is not installed"
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+def exe() -> str:
+    found = shutil.which("shadow-rollout", path=str(Path(sys.executable).parent))
+    assert found, "the shadow-rollout console command is not installed"
+    return found
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([exe(), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env} if env else None)
 
 
 @pytest.mark.parametrize("name", ["good-change", "crash-one-sku", "latent-crash", "fleet-wide-crash"])
@@ -81,8 +88,9 @@ def test_readable_account_explains_the_default_demo() -> None:
 
 def test_publish_dry_run_validates_the_request_and_prints_the_message(tmp_path: Path) -> None:
     req = tmp_path / "request.yaml"
-    req.write_text("rollout_id: rel-9\ntargets: ['/subscriptions/s/resourceGroups/rg/providers/"
-                   "Microsoft.Compute/virtualMachineScaleSets/web']\nchange: {change_id: cfg-9}\n", encoding="utf-8")
+    req.write_text("rollout_id: rel-9\ntargets: ['/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/"
+                   "rg/providers/Microsoft.Compute/virtualMachineScaleSets/web']\nchange: {change_id: cfg-9}\n",
+                   encoding="utf-8")
     p = cli("publish", str(req), "--dry-run", "--requester", "pipeline-42")
     assert p.returncode == 0, p.stderr
     message = json.loads(p.stdout)
@@ -111,3 +119,11 @@ def test_evaluate_reports_the_contract_figures_for_model_judge_and_truth(
     assert r["examples"] == 120 and 0 < r["positives"] < 120
     assert r["oracle_roc_auc"] == 1.0  # crash-one-sku: the truth knows exactly which SKU fails
     assert r["roc_auc"] > 0.9 and r["brier"] < 0.1
+
+
+def test_flags_show_no_type_in_help() -> None:
+    """A flag takes no value: its help must not suggest one (``--json <bool>``)."""
+    for command in ("simulate", "bench", "publish", "status"):
+        p = cli(command, "--help")
+        assert p.returncode == 0 and ("--json" in p.stdout or "--dry-run" in p.stdout)
+        assert not re.search(r"--(json|serve|approval|dry-run|wait)\s+<bool>", p.stdout), p.stdout

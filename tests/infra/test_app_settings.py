@@ -25,7 +25,10 @@ BINDING_SETTING = re.compile(r"%([A-Za-z0-9_.]+)%")
 OPTIONAL: dict[str, str] = {
     "SHADOW_ROLLOUT_SCENARIO": "simulator backend only (SHADOW_ROLLOUT_BACKEND=sim); Azure runs the azure backend",
     "SHADOW_ROLLOUT_MODEL": "an override that forces the statistical judge; unset, the shipped ONNX model scores",
-    "SHADOW_ROLLOUT_MODEL_DIR": "defaults to the model/ folder shipped in the package, which is what Azure runs",
+    "SHADOW_ROLLOUT_MODEL_DIR": "defaults to the model/ folder shipped in the package: the registry's fallback",
+    "SHADOW_ROLLOUT_REGISTRY_RECHECK_MINUTES": "defaults to 5: how stale the promoted version may be",
+    "SHADOW_ROLLOUT_REGISTRY_CONNECTION_STRING": "Azurite and local runs only: in Azure the registry uses "
+                                                 "SHADOW_ROLLOUT_REGISTRY_URL and the identity, never a key",
     "SHADOW_ROLLOUT_INTAKE_CONFIG": "a file path, the alternative to SHADOW_ROLLOUT_INTAKE_CONFIG_JSON, which infra "
                                     "sets",
     "SHADOW_ROLLOUT_TABLES_CONNECTION_STRING": "Azurite and local runs only: in Azure the store uses "

@@ -64,12 +64,15 @@ def test_parameters_file_sets_every_required_main_parameter_and_only_declared_on
     assert required <= set(given), f"required but not in main.parameters.json: {sorted(required - set(given))}"
 
 
-def test_azure_yaml_deploys_this_folder_as_a_python_function_app_from_infra_main() -> None:
+def test_azure_yaml_deploys_the_rollout_app_and_the_trainer_as_python_function_apps_from_infra_main() -> None:
     spec = yaml.safe_load((ROOT / "azure.yaml").read_text())
     assert spec["infra"] == {"provider": "bicep", "path": "infra", "module": "main"}
-    (service,) = spec["services"].values()
-    assert (service["language"], service["host"]) == ("python", "function")
-    assert (ROOT / service["project"] / "function_app.py").is_file()
+    assert set(spec["services"]) == {"api", "trainer"}  # the rollout app and the trainer, two Function Apps
+    for service in spec["services"].values():
+        assert (service["language"], service["host"]) == ("python", "function")
+        assert (ROOT / service["project"] / "function_app.py").is_file()
+    trainer = spec["services"]["trainer"]
+    assert (ROOT / trainer["project"] / trainer["hooks"]["prepackage"]["posix"]["run"]).is_file()
     for event in ("postprovision", "postdeploy", "predown"):
         hook = spec["hooks"][event]["posix"]["run"]
         assert (ROOT / hook).is_file(), hook
@@ -89,12 +92,15 @@ def test_nothing_is_deployed_into_a_resource_group_azd_did_not_create() -> None:
                     f"{path.name}: {name} is deployed at a computed scope"
 
 
-def test_function_app_module_is_tagged_for_azd_deploy() -> None:
-    """azd finds the app to deploy the service into by the tag azd-service-name = the service's name."""
+def test_each_azd_service_has_a_function_app_tagged_with_its_name() -> None:
+    """azd finds the app to deploy a service into by the tag azd-service-name = the service's name."""
     spec = yaml.safe_load((ROOT / "azure.yaml").read_text())
-    (service_name,) = spec["services"]
-    text = (INFRA / "modules" / "function-app.bicep").read_text()
-    assert f"'azd-service-name': '{service_name}'" in text
+    app = INFRA / "modules" / "function-app.bicep"
+    assert "'azd-service-name': serviceName" in app.read_text()
+    default = parse(app)["parameters"]["serviceName"]["default"]
+    tagged = {module_body(m)["params"].get("serviceName", default)
+              for src, _, m in _references() if module_path(src, m) == app}
+    assert tagged == set(spec["services"]), tagged
 
 
 def test_package_leaves_out_tests_and_tooling_but_ships_the_code_and_model() -> None:

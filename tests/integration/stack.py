@@ -4,6 +4,7 @@ called with real ``azure.functions`` objects, and their Durable client is the lo
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from shared.adapters.memory_outcomes import InMemoryOutcomePublisher
 from shared.adapters.simulator.adapters import SIM_EPOCH, to_datetime, to_minute
 from shared.adapters.simulator.scenario import parse_scenario
 from shared.adapters.simulator.world import SUBSCRIPTION, FleetWorld, vmss_resource_id
+from shared.control.auth import AUTH_MODE_SETTING
 from shared.domain.request import instance_id_for
 from shared.intake.config import CONFIG_JSON_SETTING, CONFIG_PATH_SETTING
 from shared.runtime.local_durable import LocalDurableRunner, indexed_functions
@@ -84,17 +86,34 @@ def sb_message(body: Any, message_id: str = "m-1", delivery_count: int = 1) -> S
 
 
 def eg_event(event_type: str, data: Any, *, event_id: str = "e-1", subject: str = "",
-             topic: str = "/subscriptions/x/resourceGroups/rg/providers/Microsoft.AppConfiguration/"
+             topic: str = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.AppConfiguration/"
                           "configurationStores/cfg") -> func.EventGridEvent:
     return func.EventGridEvent(id=event_id, data=data, topic=topic, subject=subject, event_type=event_type,
                                event_time=None, data_version="1")
 
 
+ALL_ROLES = ("Rollout.Request", "Rollout.Approve", "Rollout.Operate")
+
+
+def principal_header(name: str, roles: tuple[str, ...] | list[str] = ALL_ROLES, oid: str | None = None) -> str:
+    """An ``X-MS-CLIENT-PRINCIPAL`` header as App Service Authentication injects it (Base64 JSON of claims)."""
+    claims = [{"typ": "name", "val": name}, *({"typ": "roles", "val": r} for r in roles)]
+    if oid:
+        claims.append({"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": oid})
+    doc = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles"}
+    return base64.b64encode(json.dumps(doc).encode()).decode()
+
+
 def http(method: str, route: str, body: Any = None, params: dict[str, str] | None = None,
-         route_params: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> func.HttpRequest:
+         route_params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+         as_: str | None = "requester@example.com", roles: tuple[str, ...] | list[str] = ALL_ROLES) -> func.HttpRequest:
+    """An HTTP request signed in as ``as_`` (None: not signed in) holding ``roles``."""
     raw = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+    hdrs = dict(headers or {})
+    if as_ is not None:
+        hdrs.setdefault("X-MS-CLIENT-PRINCIPAL", principal_header(as_, roles))
     return func.HttpRequest(method=method, url=f"https://app.example.net/api/{route}", body=raw,
-                            params=params or {}, route_params=route_params or {}, headers=headers or {})
+                            params=params or {}, route_params=route_params or {}, headers=hdrs)
 
 
 @dataclass
@@ -180,6 +199,7 @@ def stack(monkeypatch: Any, config: dict[str, Any] | None = None, capacity: int 
                                 read_clock=lambda: to_datetime(world.clock.now), on_status=on_status)
     monkeypatch.setenv(CONFIG_JSON_SETTING, json.dumps(config if config is not None else intake_config()))
     monkeypatch.delenv(CONFIG_PATH_SETTING, raising=False)
+    monkeypatch.setenv(AUTH_MODE_SETTING, "app-service")
     bootstrap.install(services)
     bootstrap.install_orchestrations(LocalOrchestrations(runner))
     try:

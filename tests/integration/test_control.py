@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -15,8 +16,7 @@ MP = pytest.MonkeyPatch
 
 def test_http_start_is_accepted_once_and_a_retry_finds_the_same_rollout(monkeypatch: MP) -> None:
     with stack(monkeypatch) as s:
-        status, body = s.request("start_rollout_http", http("POST", "rollouts", request("h1"),
-                                                            headers={"x-ms-client-principal-name": "op@x"}))
+        status, body = s.request("start_rollout_http", http("POST", "rollouts", request("h1"), as_="op@x"))
         assert status == 202 and body["outcome"] == "started" and body["instance_id"] == "rollout-h1"
         assert body["links"]["status"] == "https://app.example.net/api/rollouts/h1"
         status, body = s.request("start_rollout_http", http("POST", "rollouts", request("h1")))
@@ -25,7 +25,10 @@ def test_http_start_is_accepted_once_and_a_retry_finds_the_same_rollout(monkeypa
         status, body = s.request("start_rollout_http", http("POST", "rollouts", request("h1")))
         assert status == 200 and body["outcome"] == "existing" and body["runtime_status"] == "Completed"
         assert s.top_level() == ["rollout-h1"]
-        assert s.record("h1")["request"]["requester"] == "alice@example.com"  # the body's requester wins
+        req = s.record("h1")["request"]
+        assert req["requester"] == "op@x"  # the signed-in caller; the body's "requester" is ignored
+        assert req["channel"] == {"kind": "http", "identity": "op@x", "principal_id": None,
+                                  "authenticated_by": "app-service"}
 
 
 @pytest.mark.parametrize(("body", "reason"), [
@@ -90,8 +93,7 @@ def test_approval_gate_waits_for_an_operator_and_approval_lets_production_start(
         _, body = s.request("rollout_status_http", http("GET", "rollouts/g1", route_params={"rollout_id": "g1"}))
         assert body["phase"] == "awaiting_approval" and body["custom_status"]["approval"]["on_timeout"] == "halt"
         status, body = s.request("approve_rollout_http", http("POST", "rollouts/g1/approve", {"reason": "LGTM"},
-                                                              route_params={"rollout_id": "g1"},
-                                                              headers={"x-ms-client-principal-name": "carol"}))
+                                                              route_params={"rollout_id": "g1"}, as_="carol"))
         assert status == 202 and body["by"] == "carol"
         s.run()
         rec = s.record("g1")
@@ -99,7 +101,7 @@ def test_approval_gate_waits_for_an_operator_and_approval_lets_production_start(
         approved = [d for d in s.services.store.decisions("g1") if d["kind"] == "approved"]
         assert len(approved) == 1 and approved[0]["reason"].startswith("approved by carol after 0 minutes: LGTM")
         status, body = s.request("approve_rollout_http", http("POST", "rollouts/g1/approve",
-                                                              route_params={"rollout_id": "g1"}))
+                                                              route_params={"rollout_id": "g1"}, as_="carol"))
         assert status == 409 and "has ended" in body["reason"]
 
 
@@ -108,7 +110,7 @@ def test_approve_outside_the_gate_is_refused(monkeypatch: MP) -> None:
         s.request("start_rollout_http", http("POST", "rollouts", request("g0", approval_required=True)))
         s.run(until_phase=("g0", "bake"))
         status, body = s.request("approve_rollout_http", http("POST", "rollouts/g0/approve",
-                                                              route_params={"rollout_id": "g0"}))
+                                                              route_params={"rollout_id": "g0"}, as_="carol"))
         assert status == 409 and body["reason"] == "rollout g0 is not awaiting approval (phase bake)"
 
 
@@ -141,12 +143,12 @@ def test_abort_at_the_gate_halts_before_production(monkeypatch: MP) -> None:
     with stack(monkeypatch) as s:
         _at_gate(s, "a1")
         status, _ = s.request("abort_rollout_http", http("POST", "rollouts/a1/abort",
-                                                         {"by": "dave", "reason": "freeze"},
-                                                         route_params={"rollout_id": "a1"}))
+                                                         {"by": "mallory", "reason": "freeze"},
+                                                         route_params={"rollout_id": "a1"}, as_="dave"))
         assert status == 202
         s.run()
         rec = s.record("a1")
-        assert rec["state"] == "aborted" and rec["aborted"]["by"] == "dave"
+        assert rec["state"] == "aborted" and rec["aborted"]["by"] == "dave"  # the body's "by" is ignored
         assert not any("apply" in v for v in s.services.store.get_items("a1", "vm").values())
         assert "aborted by dave at the approval gate after 0 minutes: freeze" in " ".join(
             d["reason"] for d in s.services.store.decisions("a1"))
@@ -156,7 +158,7 @@ def test_abort_during_the_bake_stops_before_production_and_removes_the_shadows(m
     with stack(monkeypatch) as s:
         s.request("start_rollout_http", http("POST", "rollouts", request("a2")))
         s.run(until_phase=("a2", "bake"))
-        s.request("abort_rollout_http", http("POST", "rollouts/a2/abort", {"by": "erin"},
+        s.request("abort_rollout_http", http("POST", "rollouts/a2/abort", as_="erin",
                                              route_params={"rollout_id": "a2"}))
         s.run()
         rec = s.record("a2")
@@ -172,7 +174,7 @@ def test_abort_during_the_waves_lets_the_running_wave_finish_and_starts_no_other
     with stack(monkeypatch) as s:
         s.request("start_rollout_http", http("POST", "rollouts", request("a3")))
         s.run(until_phase=("a3", "production"))
-        s.request("abort_rollout_http", http("POST", "rollouts/a3/abort", {"by": "frank"},
+        s.request("abort_rollout_http", http("POST", "rollouts/a3/abort", as_="frank",
                                              route_params={"rollout_id": "a3"}))
         s.run()
         rec = s.record("a3")
@@ -246,3 +248,61 @@ def test_a_queued_rollout_gives_up_after_busy_wait_minutes(monkeypatch: MP) -> N
         assert rec["state"] == "refused" and "waited 20 minutes >= busy_wait_minutes 20" in rec["refused"]
         [final] = [e for e in s.outcomes.of("w") if e["type"] == "rollout.finished"]
         assert final["state"] == "refused"
+
+
+def test_production_done_is_published_after_the_last_wave_and_before_the_watch(monkeypatch: MP) -> None:
+    with stack(monkeypatch) as s:
+        s.request("start_rollout_http", http("POST", "rollouts", request("pd1", production_watch_minutes=30,
+                                                                         watch_interval_minutes=10)))
+        s.run(until_phase=("pd1", "watch"))
+        types = [e["type"] for e in s.outcomes.events if e["rollout_id"] == "pd1"]
+        assert types == ["rollout.production_done"]
+        done = s.outcomes.events[-1]
+        assert done["event_id"] == "pd1:production_done" and done["summary"]["watch_minutes"] == 30
+        assert done["summary"]["changed"] == sum(1 for v in s.services.store.get_items("pd1", "vm").values()
+                                                 if "apply" in v) > 0
+        s.run()
+        types = [e["type"] for e in s.outcomes.events if e["rollout_id"] == "pd1"]
+        assert types == ["rollout.production_done", "rollout.finished"]
+
+
+def test_no_production_done_when_the_rollout_is_aborted_before_production(monkeypatch: MP) -> None:
+    with stack(monkeypatch) as s:
+        s.request("start_rollout_http", http("POST", "rollouts", request("pd2", approval_required=True)))
+        s.run(until_phase=("pd2", "awaiting_approval"))
+        status, _ = s.request("abort_rollout_http", http("POST", "rollouts/pd2/abort", {"reason": "no"},
+                                                         route_params={"rollout_id": "pd2"}))
+        assert status == 202
+        s.run()
+        types = [e["type"] for e in s.outcomes.events if e["rollout_id"] == "pd2"]
+        assert "rollout.production_done" not in types and types[-1] == "rollout.finished"
+
+
+def test_a_browser_gets_the_page_and_an_api_client_the_json(monkeypatch: MP) -> None:
+    import re
+
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    with stack(monkeypatch) as s:
+        s.request("start_rollout_http", http("POST", "rollouts", request("pg1")))
+        s.run(until_phase=("pg1", "bake"))
+        for roles, actions in ((("Rollout.Request",), []),  # a reader who may neither approve nor abort: no buttons
+                               (("Rollout.Operate",), ["abort"]),
+                               (("Rollout.Approve", "Rollout.Operate"), ["abort", "approve"])):
+            req = http("GET", "rollouts/pg1", route_params={"rollout_id": "pg1"}, headers={"accept": browser},
+                       as_="op@example.com", roles=roles)
+            resp = s.call("rollout_status_http", req)
+            assert resp.status_code == 200 and resp.mimetype == "text/html"
+            assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+            page = resp.get_body().decode()
+            config = re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.S)
+            assert config is not None and json.loads(config.group(1))["actions"] == actions
+            status = re.search(r'<script type="application/json" id="status">(.*?)</script>', page, re.S)
+            assert status is not None and json.loads(status.group(1))["phase"] == "bake"
+        resp = s.call("list_rollouts_http", http("GET", "rollouts", headers={"accept": browser}))
+        assert resp.mimetype == "text/html" and "pg1" in resp.get_body().decode()
+        status, body = s.request("rollout_status_http", http("GET", "rollouts/pg1", route_params={"rollout_id": "pg1"},
+                                                             headers={"accept": "application/json"}))
+        assert status == 200 and body["phase"] == "bake" and body["view"]["spans"][0]["lane"] == "shadows"
+        status, body = s.request("rollout_status_http", http("GET", "rollouts/nope", headers={"accept": browser},
+                                                             route_params={"rollout_id": "nope"}))
+        assert status == 404 and body["reason"] == "no rollout nope"  # errors stay JSON

@@ -102,7 +102,8 @@ def test_durable_client_adapter_starts_once_and_finds_the_finished_instance(monk
             await fn(sb_message(gated, message_id="m3"), client=client)
             s.run(until_phase=("dc-2", "awaiting_approval"))
             resp = await s.fn("approve_rollout_http")(
-                http("POST", "rollouts/dc-2/approve", {"by": "gina"}, route_params={"rollout_id": "dc-2"}),
+                http("POST", "rollouts/dc-2/approve", {"by": "mallory"}, route_params={"rollout_id": "dc-2"},
+                     as_="gina"),  # the body's "by" is ignored: gina is signed in
                 client=client)
             assert resp.status_code == 202, resp.get_body()
             s.runner.run()

@@ -36,7 +36,7 @@ def test_function_app_indexes_every_trigger_with_its_binding_types() -> None:
                  "abort_rollout_http"):
         assert bindings[name] == ["durableClient", "http", "httpTrigger"], name
     assert bindings["rollout_orchestrator"] == ["orchestrationTrigger"]
-    assert bindings["retrain_failure_model"] == ["timerTrigger"]
+    assert "retrain_failure_model" not in bindings  # the trainer is its own app (trainer/function_app.py)
     for activity in ("start_rollout", "claim_targets", "resolve_gate", "abort_rollout", "finish"):
         assert bindings[activity] == ["activityTrigger"], activity
     sb = next(f for f in indexed_functions(function_app.app) if f.get_function_name() == "intake_service_bus")
@@ -186,7 +186,7 @@ def test_app_configuration_change_starts_one_rollout_of_its_route(monkeypatch: M
     (APPCONFIG, {"label": "prod"}, "App Configuration event is missing data.key, data.etag"),
     (APPCONFIG, "not-an-object", "data: expected an object (got str)"),
     (WRITE, {"operationName": "Microsoft.Compute/virtualMachineScaleSets/write", "resourceUri": "/subscriptions/x"},
-     "is not a virtual machine scale set resource id"),
+     "not a virtual machine scale set resource id"),
 ])
 def test_malformed_event_grid_event_is_rejected_with_its_reason(monkeypatch: MP, event_type: str, data: Any,
                                                                 reason: str) -> None:
@@ -232,3 +232,17 @@ def test_scale_set_model_written_outside_the_tool_starts_a_guarded_rollout_when_
         assert rec["state"] == "completed"
         assert rec["request"]["change"]["kind"] == "model-update" and rec["request"]["targets"] == [vmss("api")]
         assert rec["request"]["requester"] == "Erin" and rec["request"]["origin"]["correlation_id"] == "c-9"
+
+
+def test_a_poison_message_is_settled_once_with_its_rejection_kept_and_published(monkeypatch: MP) -> None:
+    """The documented equivalent of dead-lettering (docs/intake.md, "Poison messages"): the binding returns
+    normally, so the host completes the message instead of redelivering it, and the rejection is kept with the
+    message id and the reason, and published as rollout.rejected."""
+    with stack(monkeypatch) as s:
+        assert s.call("intake_service_bus", sb_message(b"[" * 5000 + b"]" * 5000, message_id="poison-1")) is None
+        [(key, rec)] = s.intake_records("rejected").items()
+        assert key == "service-bus:poison-1" and rec["kind"] == "malformed"
+        assert "nests 5000 levels deep; at most 32 are accepted" in rec["reason"]
+        [event] = s.outcomes.events
+        assert event["type"] == "rollout.rejected" and "nests 5000 levels deep" in event["reason"]
+        assert s.top_level() == []

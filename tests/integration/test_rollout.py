@@ -182,3 +182,21 @@ def test_predictions_and_actions_are_recorded_per_vm(scenario_path: Scenario) ->
         else:
             assert v["config"] == "new" and v["actions"][:2] == ["snapshot", "apply"]
     assert np.mean([v["risk"] for v in items.values() if not v["skipped"]]) < 0.1
+
+
+def test_a_target_without_the_guest_kit_is_refused_before_anything_is_created() -> None:
+    from shared.adapters.simulator.scenario import parse_scenario
+    from shared.simulation import simulate
+
+    sc = parse_scenario({"name": "no-kit", "seed": 4, "change": {"id": "kit-1"},
+                         "fleet": {"scale_sets": [{"name": "web", "capacity": 10},
+                                                  {"name": "api", "capacity": 10,
+                                                   "extensions": ["AzureMonitorLinuxAgent"]}]}})
+    run = simulate(sc)
+    record = run.services.store.get_rollout(run.rollout_id)
+    assert record is not None and record["state"] == "refused"
+    assert record["refused"].startswith("guest prerequisites missing on 1 of 2 target scale sets: api lacks "
+                                        "shadow-rollout-guest")
+    assert run.runner.instances[run.rollout_id].custom_status["phase"] == "refused"
+    assert run.outcome["shadow"]["instances"] == 0 and run.outcome["vms"]["on_new_config"] == 0
+    assert "refused" in [d["kind"] for d in run.outcome["decisions"]]

@@ -182,7 +182,8 @@ def test_published_json_schema_is_in_step_with_the_model() -> None:
 
 def test_schema_describes_every_field_of_the_request() -> None:
     props = request_json_schema()["properties"]
-    assert set(props) == {"rollout_id", "targets", "change", "policy", "requester", "source", "origin"}
+    assert set(props) == {"rollout_id", "targets", "change", "policy", "requester", "source", "origin", "channel",
+                          "claimed_requester"}
     assert props["source"]["enum"] == ["api", "cli", "pipeline", "http", "service-bus", "azure-devops",
                                        "app-configuration", "resource-write"]
 
@@ -203,3 +204,11 @@ def test_published_message_id_is_the_rollout_id_for_duplicate_detection() -> Non
 ])
 def test_outcome_events_decide_the_waiting_pipeline(event: dict[str, Any], code: int | None) -> None:
     assert exit_code_for(event) == code
+    if event["type"] != "rollout.finished":  # waiting until production is done decides the same on these
+        assert exit_code_for(event, "production_done") == code
+
+
+def test_production_done_ends_the_wait_only_when_waiting_for_it() -> None:
+    event = {"type": "rollout.production_done"}
+    assert exit_code_for(event, "production_done") == OK
+    assert exit_code_for(event, "finished") is None

@@ -12,7 +12,7 @@ from shared.adapters.simulator.scenario import Scenario, parse_scenario
 from shared.adapters.simulator.world import FleetWorld
 from shared.bench.truth import change_truth
 from shared.domain.model import ChangeSpec
-from shared.strategies import STRATEGIES, canary_mannwhitney, kayenta
+from shared.strategies import STRATEGIES, canary_mannwhitney, kayenta, linear_alarm
 
 
 def scenario(effects: list[dict[str, Any]], capacity: int = 50, seed: int = 7, **load: float) -> Scenario:
@@ -131,20 +131,31 @@ def test_linear_alarm_rolls_every_changed_vm_back_when_the_alarm_fires() -> None
     assert o["vms"]["on_new_config"] == 0 and o["vms"]["failed_unrecovered"] == 0
 
 
-def test_linear_alarm_deploys_in_five_steps_six_minutes_apart_on_a_good_change() -> None:
+def test_linear_alarm_deploys_in_five_steps_the_first_one_interval_after_the_start_as_appconfig_does() -> None:
     sc = scenario([], capacity=50)
     o = STRATEGIES["linear-alarm"](sc, sc.seed)
-    steps = [d["minute"] for d in o["decisions"] if d["kind"] == "step"]
+    plan = next(d["minute"] for d in o["decisions"] if d["kind"] == "plan")
+    steps = [d["minute"] - plan for d in o["decisions"] if d["kind"] == "step"]
     assert o["outcome"] == "completed" and len(steps) == 5
-    assert np.diff(steps) == pytest.approx([6.0] * 4, abs=1.5)
-    assert 24.0 <= o["duration_minutes"] < 30.0  # the bake changes nothing in production
+    assert steps == pytest.approx([6.0, 12.0, 18.0, 24.0, 30.0], abs=1.5)
+    assert 30.0 <= o["duration_minutes"] - plan < 36.0  # the bake changes nothing in production
+
+
+def test_linear_alarm_at_once_keeps_the_earlier_timing_six_minutes_ahead() -> None:
+    sc = scenario([], capacity=50)
+    appconfig, early = STRATEGIES["linear-alarm"](sc, sc.seed), linear_alarm.run_at_once(sc, sc.seed)
+    steps = [d["minute"] for d in early["decisions"] if d["kind"] == "step"]
+    later = [d["minute"] for d in appconfig["decisions"] if d["kind"] == "step"]
+    assert early["strategy"] == "linear-alarm-at-once" and early["outcome"] == "completed"
+    assert np.subtract(later, steps) == pytest.approx([6.0] * 5, abs=1.0)
+    assert appconfig["duration_minutes"] - early["duration_minutes"] == pytest.approx(6.0, abs=1.0)
 
 
 def test_linear_alarm_does_not_wait_for_a_hung_apply() -> None:
     sc = scenario([{"mode": "apply_timeout", "severity": 0.6}], capacity=50)
     o = STRATEGIES["linear-alarm"](sc, sc.seed)
     halt = next(d for d in o["decisions"] if d["kind"] == "halt_in_production")
-    assert halt["minute"] < 6.0 and o["vms"]["never_touched"] == 40
+    assert halt["minute"] < 12.0 and o["vms"]["never_touched"] == 40  # halted before the second step
 
 
 # ---------------------------------------------------------------------------------------------- threshold-only

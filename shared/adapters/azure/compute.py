@@ -39,6 +39,7 @@ from ...domain.skus import family_alternatives
 from ...ports import DiskSnapshots, Fleet, ShadowLoad, ShadowPool
 from .clients import AzureSettings
 from .errors import azure_errors, error_code
+from .scope_guard import ScopeGuard
 
 T = TypeVar("T")
 EXIT_MARKER = re.compile(r"shadow-rollout-exit=(\d+)")
@@ -191,20 +192,36 @@ class _Compute:
     def __init__(self, settings: AzureSettings, client: ComputeManagementClient | None = None) -> None:
         self.settings = settings
         self._client = client
+        self._guard: ScopeGuard[ComputeManagementClient] | None = None
+
+    def _new_client(self, subscription: str) -> ComputeManagementClient:
+        s = self.settings
+        return ComputeManagementClient(s.credential(), subscription, base_url=s.arm_url, **s.client_kwargs())
 
     @property
     def client(self) -> ComputeManagementClient:
+        """The client of the app's own subscription (the shadow pool lives there)."""
         if self._client is None:
-            s = self.settings
-            self._client = ComputeManagementClient(s.credential(), s.subscription_id, base_url=s.arm_url,
-                                                   **s.client_kwargs())
+            self._client = self._new_client(self.settings.subscription_id)
         return self._client
+
+    @property
+    def guard(self) -> ScopeGuard[ComputeManagementClient]:
+        """One client per target subscription; mutating calls on targets are checked against the scope."""
+        if self._guard is None:
+            home = self.settings.subscription_id
+            self._guard = ScopeGuard(lambda sub: self.client if sub == home.casefold() else self._new_client(sub),
+                                     home)
+        return self._guard
 
     def _vm(self, rid: ArmId) -> Any:
         if rid.is_instance:
-            return _start("get_instance", rid.name, lambda: self.client.virtual_machine_scale_set_vms.get(
-                rid.resource_group, rid.scale_set, rid.instance))
-        return _start("get_vm", rid.name, lambda: self.client.virtual_machines.get(rid.resource_group, rid.name))
+            return _start("get_instance", rid.name, lambda: self.guard.client_for(
+                [f"/subscriptions/{rid.subscription}/resourceGroups/{rid.resource_group}"]
+            ).virtual_machine_scale_set_vms.get(rid.resource_group, rid.scale_set, rid.instance))
+        return _start("get_vm", rid.name, lambda: self.guard.client_for(
+            [f"/subscriptions/{rid.subscription}/resourceGroups/{rid.resource_group}"]
+        ).virtual_machines.get(rid.resource_group, rid.name))
 
 
 # ---------------------------------------------------------------------------------------------- fleet
@@ -213,9 +230,9 @@ class AzureFleet(_Compute, Fleet):
 
     def inventory(self, scale_set_ids: Sequence[str]) -> list[VmInfo]:
         out: list[VmInfo] = []
-        c = self.client
         for sid in scale_set_ids:
             rid = ArmId.parse(sid)
+            c = self.guard.client_for([sid])
             with azure_errors("get_scale_set", sid):
                 vmss = c.virtual_machine_scale_sets.get(rid.resource_group, rid.name)
             mode = _text(vmss.orchestration_mode) or "Uniform"
@@ -233,6 +250,18 @@ class AzureFleet(_Compute, Fleet):
                                   (v.zones or [""])[0], "Flexible", _os_disk(v.storage_profile)) for v in vms)
         return out
 
+    def guest_extensions(self, scale_set_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """The extensions in each scale set's model: their names and types (``properties.type``)."""
+        out: dict[str, frozenset[str]] = {}
+        for sid in scale_set_ids:
+            rid = ArmId.parse(sid)
+            with azure_errors("get_scale_set", sid):
+                vmss = self.client.virtual_machine_scale_sets.get(rid.resource_group, rid.name)
+            profile = vmss.virtual_machine_profile
+            exts = (profile.extension_profile.extensions or []) if profile and profile.extension_profile else []
+            out[sid] = frozenset(x for e in exts for x in (e.name, e.properties.type if e.properties else None) if x)
+        return out
+
     # ---------------------------------------------------------------- the change
     def apply_change(self, vm_ids: Sequence[str], change: ChangeSpec, *, timeout_minutes: float) -> list[ApplyResult]:
         if change.kind == "run-command":
@@ -245,7 +274,7 @@ class AzureFleet(_Compute, Fleet):
 
     def _apply_run_command(self, vm_ids: Sequence[str], change: ChangeSpec, timeout: float) -> list[ApplyResult]:
         """A managed Run Command per VM: ARM reports exit code, time-out and start/end times."""
-        c = self.client
+        c = self.guard.client_for(vm_ids, "apply_change")
         name = _resource_name(f"shadow-rollout-{change.change_id}")
         body = m.VirtualMachineRunCommand(
             location=self.settings.location,
@@ -288,7 +317,7 @@ class AzureFleet(_Compute, Fleet):
 
     def _apply_extension(self, vm_ids: Sequence[str], change: ChangeSpec, timeout: float) -> list[ApplyResult]:
         """A VM extension per VM (CustomScript by default), its command bounded by ``timeout``."""
-        c = self.client
+        c = self.guard.client_for(vm_ids, "apply_change")
         name, ext = _extension(change, timeout, self.settings.location)
         batch = Batch(c)
         times: dict[str, OperationTimes] = {}
@@ -316,7 +345,7 @@ class AzureFleet(_Compute, Fleet):
 
     def _apply_model_update(self, vm_ids: Sequence[str], change: ChangeSpec, timeout: float) -> list[ApplyResult]:
         """Put the change in the scale set's model, then ``update_instances`` for exactly these instances."""
-        c = self.client
+        c = self.guard.client_for(vm_ids, "apply_change")
         name, ext = _extension(change, timeout, self.settings.location)
         groups: dict[tuple[str, str], list[str]] = {}
         for v in vm_ids:
@@ -355,9 +384,10 @@ class AzureFleet(_Compute, Fleet):
     def _instance_result(self, v: str, extension: str, hook: OperationTimes) -> ApplyResult:
         rid = ArmId.parse(v)
         with azure_errors("instance_view", v):
-            view: Any = (self.client.virtual_machine_scale_set_vms.get_instance_view(
+            c = self.guard.client_for([v])
+            view: Any = (c.virtual_machine_scale_set_vms.get_instance_view(
                 rid.resource_group, rid.scale_set, rid.instance) if rid.is_instance
-                else self.client.virtual_machines.instance_view(rid.resource_group, rid.name))
+                else c.virtual_machines.instance_view(rid.resource_group, rid.name))
         status = next((s for e in (view.extensions or []) if e.name == extension for s in (e.statuses or [])), None)
         if status is None:
             return ApplyResult(v, ApplyStatus.FAILED, None, hook.seconds(), "no status of the change's extension")
@@ -377,7 +407,7 @@ class AzureFleet(_Compute, Fleet):
     def _swap_os_disks(self, snapshots: Sequence[SnapshotInfo]) -> dict[str, RestoreResult]:
         if not snapshots:
             return {}
-        c = self.client
+        c = self.guard.client_for([x.vm_id for x in snapshots], "restore")
         vms = {s.vm_id: self._vm(ArmId.parse(s.vm_id)) for s in snapshots}
         disks: dict[str, str] = {}
         for s in snapshots:
@@ -440,7 +470,7 @@ class AzureFleet(_Compute, Fleet):
         """Uniform: reimage to the model's (pre-change) image, then data disks made from their snapshots."""
         if not snapshots:
             return {}
-        c = self.client
+        c = self.guard.client_for([x.vm_id for x in snapshots], "restore")
         attempts = {s.vm_id: 0 for s in snapshots}
         todo = list(snapshots)
         failed: dict[str, Exception] = {}
@@ -471,7 +501,7 @@ class AzureFleet(_Compute, Fleet):
         data = list(vm.storage_profile.data_disks or []) if vm.storage_profile else []
         if not data:
             return
-        c = self.client
+        c = self.guard.client_for([s.vm_id], "restore_data_disks")
         snap = ArmId.parse(s.snapshot_id)
         new: list[m.DataDisk] = []
         for d in data:
@@ -490,7 +520,8 @@ class AzureFleet(_Compute, Fleet):
     # ---------------------------------------------------------------- scripts and capacity
     def run_script(self, vm_ids: Sequence[str], script: str) -> dict[str, bool]:
         """Action Run Command; the script's exit status is echoed as a marker and read back."""
-        results = _run_commands(self.client, vm_ids, ["set +e", f"( {script} )", 'echo "shadow-rollout-exit=$?"'])
+        c = self.guard.client_for(vm_ids, "run_script")
+        results = _run_commands(c, vm_ids, ["set +e", f"( {script} )", 'echo "shadow-rollout-exit=$?"'])
         out = {}
         for v, res in results.items():
             text = " ".join((x.message or "") for x in (res.value or []))
@@ -501,7 +532,7 @@ class AzureFleet(_Compute, Fleet):
     def capacity(self, scale_set_id: str) -> int:
         rid = ArmId.parse(scale_set_id)
         with azure_errors("get_scale_set", scale_set_id):
-            vmss = self.client.virtual_machine_scale_sets.get(rid.resource_group, rid.name)
+            vmss = self.guard.client_for([scale_set_id]).virtual_machine_scale_sets.get(rid.resource_group, rid.name)
         if vmss.sku is None or vmss.sku.capacity is None:
             raise AzureOperationError(f"scale set {scale_set_id} has no capacity in ARM's answer",
                                       resource=scale_set_id)
@@ -509,7 +540,8 @@ class AzureFleet(_Compute, Fleet):
 
     def set_capacity(self, scale_set_id: str, capacity: int) -> int:
         rid = ArmId.parse(scale_set_id)
-        poller = _start("set_capacity", scale_set_id, lambda: self.client.virtual_machine_scale_sets.begin_update(
+        c = self.guard.client_for([scale_set_id], "set_capacity")
+        poller = _start("set_capacity", scale_set_id, lambda: c.virtual_machine_scale_sets.begin_update(
             rid.resource_group, rid.name, m.VirtualMachineScaleSetUpdate(sku=m.Sku(capacity=capacity))))
         with azure_errors("set_capacity", scale_set_id):
             vmss = poller.result()
@@ -523,7 +555,7 @@ class AzureDiskSnapshots(_Compute, DiskSnapshots):
     RETENTION_TAG = "shadow-rollout-tag"
 
     def snapshot(self, vm_ids: Sequence[str], *, tag: str) -> list[SnapshotInfo]:
-        c = self.client
+        c = self.guard.client_for(vm_ids, "snapshot")
         label = _tag(tag)
         vms = {v: self._vm(ArmId.parse(v)) for v in vm_ids}
         batch = Batch(c)

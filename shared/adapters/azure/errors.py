@@ -25,6 +25,7 @@ from ...domain.errors import (
     Conflict,
     NotFound,
     ShadowRolloutError,
+    StaleWrite,
     Throttled,
     TransientError,
 )
@@ -35,8 +36,10 @@ CAPACITY_CODES = frozenset({"SkuNotAvailable", "AllocationFailed", "ZonalAllocat
 
 
 def error_code(exc: HttpResponseError) -> str:
+    """The service's error code: ARM's ``error.code``, or the ``x-ms-error-code`` the Tables SDK decodes."""
     err = getattr(exc, "error", None)
-    return str(getattr(err, "code", "") or "")
+    code = getattr(err, "code", None) or getattr(exc, "error_code", None) or ""
+    return str(getattr(code, "value", code))
 
 
 def map_error(exc: AzureError, *, operation: str, resource: str = "") -> ShadowRolloutError:
@@ -47,6 +50,10 @@ def map_error(exc: AzureError, *, operation: str, resource: str = "") -> ShadowR
     cls: type[AzureOperationError]
     if code in CAPACITY_CODES:
         cls = CapacityUnavailable
+    elif status == 412 or code in ("UpdateConditionNotSatisfied", "EntityAlreadyExists"):
+        # If-Match failed, or an insert found the entity there: it changed since it was read. Codes:
+        # https://learn.microsoft.com/rest/api/storageservices/table-service-error-codes
+        cls = StaleWrite
     elif isinstance(exc, ResourceNotFoundError) or status == 404:
         cls = NotFound
     elif isinstance(exc, ResourceExistsError) or status == 409:

@@ -4,22 +4,29 @@ One table. PartitionKey = ``<rollout id>|<kind>`` (``record``, ``decision``, ``v
 ``rollback``...), RowKey = the item's key (escaped: Table keys refuse ``/ \\ # ?``). Entity properties are flat,
 so each item is JSON; a value longer than one string property allows is split over ``Data0..DataN``
 properties, and an item larger than one entity allows is split over continuation rows ``<key>~1``, ``<key>~2``.
-Items are merged field by field on write, as the in-memory store does: a read-modify-write per item, which is
-safe because one activity at a time writes a rollout's items of one kind.
+Every write is conditional (optimistic concurrency): a row read at an ETag is written back with that ETag and
+``MatchConditions.IfNotModified`` (If-Match), a new row with ``create`` (insert, refused if it exists), so a
+row changed meanwhile is refused with 412 (or 409 EntityAlreadyExists) and mapped to StaleWrite; the caller
+re-reads and redoes its change (``RolloutStore.update``). The rows of one write go in one entity-group
+transaction, all or nothing (at most 100 entities of one partition: ``ATOMIC_ROWS``). See
+https://learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions and
+https://learn.microsoft.com/rest/api/storageservices/update-entity2 (If-Match); the SDK's
+``TableClient.submit_transaction`` takes ``("update", entity, {"etag", "match_condition"})`` operations.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.credentials import AzureNamedKeyCredential, TokenCredential
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
-from ...ports import RolloutStore
+from ...ports import RolloutStore, RowWrite, StoredRow
 from .errors import azure_errors
 
 MAX_STRING_CHARS = 32_000
@@ -70,32 +77,35 @@ class TableRolloutStore(RolloutStore):
         return cls(TableServiceClient(endpoint, credential=credential).get_table_client(table_name), create=True)
 
     # ------------------------------------------------------------------ the port
-    def put_rollout(self, rollout_id: str, record: Mapping[str, Any]) -> None:
-        current = self.get_rollout(rollout_id) or {}
-        self._write(rollout_id, RECORD, {"record": {**current, **_copy(dict(record))}})
-
-    def get_rollout(self, rollout_id: str) -> dict[str, Any] | None:
-        return self._read(rollout_id, RECORD).get("record")
-
-    def put_items(self, rollout_id: str, kind: str, items: Mapping[str, Mapping[str, Any]]) -> None:
-        if not items:
-            return
-        current = self.get_items(rollout_id, kind)
-        merged = {k: {**current.get(k, {}), **_copy(dict(v))} for k, v in items.items()}
-        self._write(rollout_id, kind, merged)
-
-    def get_items(self, rollout_id: str, kind: str) -> dict[str, dict[str, Any]]:
+    def rows(self, rollout_id: str, kind: str) -> dict[str, StoredRow]:
         return self._read(rollout_id, kind)
 
-    def add_decisions(self, rollout_id: str, decisions: Sequence[Mapping[str, Any]]) -> None:
-        if not decisions:
-            return
-        start = len(self._read(rollout_id, DECISION))
-        self._write(rollout_id, DECISION, {f"{start + i:08d}": _copy(dict(d)) for i, d in enumerate(decisions)})
-
-    def decisions(self, rollout_id: str) -> list[dict[str, Any]]:
-        items = self._read(rollout_id, DECISION)
-        return [items[k] for k in sorted(items)]
+    def write(self, rollout_id: str, kind: str, rows: Mapping[str, RowWrite]) -> dict[str, str]:
+        if not rows:
+            return {}
+        pk = escape_key(f"{rollout_id}|{kind}")
+        batches: list[list[tuple[str, list[tuple[Any, ...]]]]] = [[]]
+        size = 0
+        for key, w in rows.items():
+            entities = list(_entities(pk, escape_key(key), w.value))
+            first: tuple[Any, ...] = (("create", entities[0]) if w.etag is None else
+                                      ("update", entities[0], {"mode": UpdateMode.REPLACE, "etag": w.etag,
+                                                               "match_condition": MatchConditions.IfNotModified}))
+            ops = [first] + [("upsert", e, {"mode": UpdateMode.REPLACE}) for e in entities[1:]]
+            if size + len(ops) > MAX_BATCH and batches[-1]:
+                batches.append([])
+                size = 0
+            batches[-1].append((key, ops))
+            size += len(ops)
+        out: dict[str, str] = {}
+        for batch in batches:
+            with azure_errors("store_write", pk):
+                results = self.table.submit_transaction([op for _, ops in batch for op in ops])
+            i = 0
+            for key, ops in batch:
+                out[key] = str(results[i].get("etag", "")) if i < len(results) else ""
+                i += len(ops)
+        return out
 
     def rollout_ids(self) -> list[str]:
         """A scan for the record rows (one per rollout): the weekly retraining's list, not a hot path."""
@@ -105,32 +115,26 @@ class TableRolloutStore(RolloutStore):
         return sorted({unescape_key(str(r["PartitionKey"])).rsplit("|", 1)[0] for r in rows})
 
     # ------------------------------------------------------------------ entities
-    def _write(self, rollout_id: str, kind: str, items: Mapping[str, Any]) -> None:
-        pk = escape_key(f"{rollout_id}|{kind}")
-        entities = [e for key, value in items.items() for e in _entities(pk, escape_key(key), value)]
-        for a in range(0, len(entities), MAX_BATCH):
-            ops = [("upsert", e, {"mode": UpdateMode.REPLACE}) for e in entities[a:a + MAX_BATCH]]
-            with azure_errors("store_write", pk):
-                self.table.submit_transaction(ops)
-
-    def _read(self, rollout_id: str, kind: str) -> dict[str, Any]:
+    def _read(self, rollout_id: str, kind: str) -> dict[str, StoredRow]:
         pk = escape_key(f"{rollout_id}|{kind}")
         with azure_errors("store_read", pk):
             rows = list(self.table.query_entities("PartitionKey eq @pk", parameters={"pk": pk}))
         parts: dict[str, dict[int, str]] = {}
         count: dict[str, int] = {}
+        etags: dict[str, str] = {}
         for e in rows:
             base, _, seq = str(e["RowKey"]).partition("~")
             parts.setdefault(base, {})[int(seq or 0)] = "".join(
                 str(e[f"Data{i}"]) for i in range(int(e.get("Parts", 1))))
             if not seq:
                 count[base] = int(e.get("Rows", 1))
-        out: dict[str, Any] = {}
+                etags[base] = str(e.metadata.get("etag", ""))
+        out: dict[str, StoredRow] = {}
         for base, chunks in parts.items():
             n = count.get(base, 0)  # rows past the first row's count are left over from a longer version
             if n == 0 or any(i not in chunks for i in range(n)):
                 continue
-            out[unescape_key(base)] = json.loads("".join(chunks[i] for i in range(n)))
+            out[unescape_key(base)] = StoredRow(json.loads("".join(chunks[i] for i in range(n))), etags[base])
         return out
 
 
@@ -144,6 +148,3 @@ def _entities(pk: str, rk: str, value: Any) -> Iterator[dict[str, Any]]:
         entity.update({f"Data{i}": s for i, s in enumerate(strings)})
         yield entity
 
-
-def _copy(value: Any) -> Any:
-    return json.loads(json.dumps(value))

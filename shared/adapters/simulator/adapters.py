@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from ...domain.errors import AzureOperationError
+from ...domain.errors import AzureOperationError, NotFound
 from ...domain.model import (
     ApplyResult,
     ChangeSpec,
@@ -24,8 +24,9 @@ from ...domain.model import (
     VmInfo,
 )
 from ...domain.naming import rollout_label, shadow_name
+from ...domain.resource_id import parse_scale_set_id
 from ...ports import DiskSnapshots, Fleet, ShadowLoad, ShadowPool, Telemetry
-from .world import SHADOW_RG, SUBSCRIPTION, FleetWorld
+from .world import FLEET_RG, SHADOW_RG, SUBSCRIPTION, FleetWorld
 
 SIM_EPOCH = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 """Minute 0 of every simulated run: the trigger. A Monday at midnight UTC, so the diurnal cycle starts low."""
@@ -46,7 +47,7 @@ class SimFleet(Fleet):
     def inventory(self, scale_set_ids: Sequence[str]) -> list[VmInfo]:
         out: list[VmInfo] = []
         for sid in scale_set_ids:
-            out.extend(self.world.inventory(sid.rstrip("/").rsplit("/", 1)[-1]))
+            out.extend(self.world.inventory(_name(sid, self.world)))
         return out
 
     def apply_change(self, vm_ids: Sequence[str], change: ChangeSpec, *, timeout_minutes: float) -> list[ApplyResult]:
@@ -72,15 +73,23 @@ class SimFleet(Fleet):
         return {self.world.ids[i]: ok for i, ok in res}
 
     def capacity(self, scale_set_id: str) -> int:
-        return self.world.scale_sets[_name(scale_set_id)].capacity
+        return self.world.scale_sets[_name(scale_set_id, self.world)].capacity
 
     def set_capacity(self, scale_set_id: str, capacity: int) -> int:
-        return self.world.set_capacity(_name(scale_set_id), capacity)
+        return self.world.set_capacity(_name(scale_set_id, self.world), capacity)
+
+    def guest_extensions(self, scale_set_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        return {sid: frozenset(self.world.scale_sets[_name(sid, self.world)].extensions) for sid in scale_set_ids}
 
     def tags(self, scale_set_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """Tags of the simulated scale sets (from the scenario's ``tags``); unknown sets are left out."""
-        return {sid: dict(self.world.scale_sets[_name(sid)].tags) for sid in scale_set_ids
-                if _name(sid) in self.world.scale_sets}
+        out: dict[str, dict[str, str]] = {}
+        for sid in scale_set_ids:
+            try:
+                out[sid] = dict(self.world.scale_sets[_name(sid, self.world)].tags)
+            except NotFound:
+                continue
+        return out
 
 
 class SimShadowPool(ShadowPool):
@@ -105,7 +114,7 @@ class SimShadowPool(ShadowPool):
                 continue
             try:
                 made = self.world.create_shadow(self.world.index_of(plan.source_vm_id), plan.sku, plan.zone,
-                                                fallback, _tag(rollout_id), rid.rsplit("/", 1)[-1])
+                                                fallback, _tag(rollout_id), plan.ordinal, rid.rsplit("/", 1)[-1])
                 if not made.spot and regular_left is not None:
                     regular_left -= 1
                 out.append(made)
@@ -162,8 +171,21 @@ class SimTelemetry(Telemetry):
         return SignalFrame(list(vm_ids), to_datetime(a), sig)
 
 
-def _name(resource_id: str) -> str:
-    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+def _name(resource_id: str, world: FleetWorld) -> str:
+    """The simulated scale set a resource id names: its subscription and resource group must be the fleet's, and
+    names compare case-insensitively, as ARM's do; anything else is not found, as in Azure."""
+    try:
+        rid = parse_scale_set_id(resource_id)
+    except ValueError as exc:
+        raise NotFound(f"{resource_id!r}: {exc}", resource=str(resource_id)[:200], status=404) from exc
+    if rid.subscription.casefold() != SUBSCRIPTION.casefold() or rid.resource_group.casefold() != FLEET_RG.casefold():
+        raise NotFound(f"scale set {rid.name} not found in subscription {rid.subscription}, resource group "
+                       f"{rid.resource_group} (the simulated fleet is in {SUBSCRIPTION}/{FLEET_RG})",
+                       resource=str(rid), status=404)
+    by_key = {n.casefold(): n for n in world.scale_sets}
+    if rid.name.casefold() not in by_key:
+        raise NotFound(f"scale set {rid.name} not found", resource=str(rid), status=404)
+    return by_key[rid.name.casefold()]
 
 
 def _tag(rollout_id: str) -> str:

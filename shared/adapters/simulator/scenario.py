@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ...domain.errors import ScenarioError
 from ...domain.policy import RolloutPolicy, format_validation_error
+from ...domain.regions import REGIONS
+from ...domain.skus import SKU_SIZES
 
 
 class Mode(StrEnum):
@@ -39,6 +41,14 @@ class Load(_Strict):
     noise: float = Field(0.03, ge=0.0, le=1.0)
 
 
+def _known_skus(skus: Any, what: str) -> None:
+    """SKUs come from the catalogue (shared/domain/skus.py): a typo is refused, never simulated as a new size."""
+    for sku in skus:
+        if sku not in SKU_SIZES:
+            raise ValueError(f"unknown {what} {sku!r}: not in the SKU catalogue (shared/domain/skus.py: "
+                             f"{len(SKU_SIZES)} sizes, e.g. {', '.join(sorted(SKU_SIZES)[:3])})")
+
+
 def _weights(v: dict[str, float], what: str) -> dict[str, float]:
     if not v:
         raise ValueError(f"at least one {what} is required")
@@ -57,10 +67,13 @@ class ScaleSet(_Strict):
     images: dict[str, float] = Field(default_factory=lambda: {"ubuntu-22.04": 1.0})
     load: Load = Field(default_factory=Load)
     tags: dict[str, str] = Field(default_factory=dict)  # resource tags, for intake scope rules
+    # VM extensions in the scale set's model: by default the guest prerequisites (shared/domain/guest.py)
+    extensions: list[str] = Field(default_factory=lambda: ["AzureMonitorLinuxAgent", "shadow-rollout-guest"])
 
     @field_validator("skus")
     @classmethod
     def _skus(cls, v: dict[str, float]) -> dict[str, float]:
+        _known_skus(v, "SKU")
         return _weights(v, "SKU")
 
     @field_validator("images")
@@ -80,13 +93,21 @@ class Fleet(_Strict):
     region: str = "eastus"
     scale_sets: list[ScaleSet] = Field(min_length=1, max_length=200)
 
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if v not in REGIONS:
+            raise ValueError(f"unknown region {v!r}: not in the region catalogue (shared/domain/regions.py); "
+                             "use the programmatic name, e.g. eastus, westeurope")
+        return v
+
     @model_validator(mode="after")
     def _unique(self) -> Fleet:
         seen: set[str] = set()
         for s in self.scale_sets:
-            if s.name in seen:
+            if s.name.casefold() in seen:  # ARM names compare case-insensitively
                 raise ValueError(f"duplicate scale set name {s.name!r}")
-            seen.add(s.name)
+            seen.add(s.name.casefold())
         return self
 
 
@@ -120,6 +141,12 @@ class Change(_Strict):
 class Faults(_Strict):
     spot_evictions_per_hour: float = Field(0.0, ge=0.0, le=60.0)
     spot_unavailable_skus: list[str] = Field(default_factory=list)
+
+    @field_validator("spot_unavailable_skus")
+    @classmethod
+    def _skus(cls, v: list[str]) -> list[str]:
+        _known_skus(v, "SKU")
+        return v
     arm_throttle_rate: float = Field(0.0, ge=0.0, le=1.0)
     arm_transient_error_rate: float = Field(0.0, ge=0.0, le=1.0)
     snapshot_failure_rate: float = Field(0.0, ge=0.0, le=1.0)
@@ -151,6 +178,21 @@ class Scenario(_Strict):
             raise ScenarioError(str(exc)) from exc
 
 
+def _check_when(scenario: Scenario, source: str) -> None:
+    """Every value an effect's ``when`` names must be one the fleet declares, as written in the file (not as drawn
+    for a seed): a typo would otherwise match nothing and silently turn a bad change into a good one."""
+    sets = scenario.fleet.scale_sets
+    declared: dict[str, set[str]] = {
+        "scale_sets": {s.name for s in sets}, "skus": {k for s in sets for k in s.skus},
+        "images": {k for s in sets for k in s.images}, "zones": {z for s in sets for z in s.zones}}
+    what = {"scale_sets": "scale set", "skus": "SKU", "images": "image", "zones": "zone"}
+    for i, effect in enumerate(scenario.change.truth.effects):
+        for key, known in declared.items():
+            for unknown in sorted(set(getattr(effect.when, key) or []) - known):
+                raise ScenarioError(f"{source}: change.truth.effects[{i}].when.{key}: unknown {what[key]} "
+                                    f"{unknown!r}; the fleet declares {sorted(known)}")
+
+
 def parse_scenario(data: Any, *, source: str = "scenario") -> Scenario:
     """Validate an already-parsed mapping."""
     if not isinstance(data, dict):
@@ -159,10 +201,7 @@ def parse_scenario(data: Any, *, source: str = "scenario") -> Scenario:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(f"{source}: {format_validation_error(exc, '')}") from exc
-    names = {s.name for s in scenario.fleet.scale_sets}
-    for i, effect in enumerate(scenario.change.truth.effects):
-        for unknown in sorted(set(effect.when.scale_sets or []) - names):
-            raise ScenarioError(f"{source}: change.truth.effects[{i}].when.scale_sets: unknown scale set {unknown!r}")
+    _check_when(scenario, source)
     scenario.rollout_policy()
     return scenario
 

@@ -99,6 +99,7 @@ class _ScaleSetState:
     # one entry per extra instance: [up_at, down_at]
     extra: list[list[float]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    extensions: list[str] = field(default_factory=list)
 
 
 class FleetWorld:
@@ -114,7 +115,7 @@ class FleetWorld:
         self._ss_names = [s.name for s in scenario.fleet.scale_sets]
         self._ss_index = {n: i for i, n in enumerate(self._ss_names)}
         self.scale_sets = {s.name: _ScaleSetState(s.name, s.orchestration, s.capacity, s.capacity,
-                                                  tags=dict(s.tags))
+                                                  tags=dict(s.tags), extensions=list(s.extensions))
                            for s in scenario.fleet.scale_sets}
         self._skus: list[str] = []
         self._images: list[str] = []
@@ -140,6 +141,7 @@ class FleetWorld:
         self.restore_first_failure: dict[int, float] = {}
         """Row -> when its restore's failed first attempt ended (the stand-in answers that attempt Failed)."""
         self._shadow_names = 0
+        self._shadow_bases: dict[str, int] = {}
         self.snapshots_taken = 0
         self._build_production()
 
@@ -618,21 +620,31 @@ class FleetWorld:
 
     # ------------------------------------------------------------------ shadows
     def create_shadow(self, source: int, sku: str, zone: str, spot_fallback: str, tag: str,
-                      name: str | None = None) -> ShadowInfo:
+                      ordinal: int | None = None, name: str | None = None) -> ShadowInfo:
         """Snapshot the source's disk, make a disk, start a Spot VM from it (or a regular one, per policy)."""
-        draft = self.begin_shadow(source, tag, name)
+        draft = self.begin_shadow(source, tag, ordinal, name)
         self.shadow_disk(draft)
         return self.launch_shadow(draft, sku, zone, spot_fallback)
 
     # The three steps of a shadow, each timed from the previous one's end (``draft.ready``): the simulator's
     # adapter runs them back to back; the Azure-shaped stand-in runs each when its ARM request arrives.
-    def begin_shadow(self, source: int, tag: str, name: str | None = None) -> ShadowDraft:
-        """Step 1: the incremental snapshot of the source's OS disk."""
+    def begin_shadow(self, source: int, tag: str, ordinal: int | None = None,
+                     name: str | None = None) -> ShadowDraft:
+        """Step 1: the incremental snapshot of the source's OS disk.
+
+        The shadow is numbered by ``ordinal`` (its plan's place in the pool) when given, else in call order:
+        parallel chunks then get the same shadows (names and draws) whichever runs first. ``name`` (a rollout's
+        deterministic shadow name, so a second run finds it) replaces the numbered name; the draws stay numbered.
+        """
         now = self.clock.now
         src = self.vm_info(source)
-        self._shadow_names += 1
-        key = SHADOW_KEY_BASE + self._shadow_names
-        name = name or f"shadow-{tag}-{self._shadow_names:04d}"
+        if ordinal is None:
+            number = self._shadow_names + 1
+        else:  # numbered from where the pool of this tag (rollout) started, so rollouts never share a number
+            number = self._shadow_bases.setdefault(tag, self._shadow_names) + ordinal
+        self._shadow_names = max(self._shadow_names, number)
+        key = SHADOW_KEY_BASE + number
+        name = name or f"shadow-{tag}-{number:04d}"
         rid = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{SHADOW_RG}/providers/"
                f"Microsoft.Compute/virtualMachines/{name}")
         k = np.array([key])

@@ -411,7 +411,7 @@ class AzureStandIn:
         if pool is not None:
             return _Response(200, pool)
         st = self.world.scale_sets[self._scale_set(match["ss"])]
-        model = self.models.get(st.name, {})
+        model = _with_guest_extensions(self.models.get(st.name, {}), st.extensions)
         rows = self.world.inventory(st.name)
         return _Response(200, {
             "id": _rid(match, "virtualMachineScaleSets", st.name), "name": st.name,
@@ -1041,3 +1041,17 @@ def _extension_view(name: str, status: ApplyStatus, exit_code: int | None, done:
 
 
 __all__ = ["AzureStandIn", "ScriptedFault"]
+
+
+def _with_guest_extensions(model: dict[str, Any], extensions: list[str]) -> dict[str, Any]:
+    """The scale set's model as ARM returns it: the scenario's VM extensions (the guest prerequisites: the Azure
+    Monitor agent by its type, the guest kit by its name), then any the rollout's model update added."""
+    known = {"AzureMonitorLinuxAgent": {"name": "AzureMonitorLinuxAgent", "properties": {
+        "publisher": "Microsoft.Azure.Monitor", "type": "AzureMonitorLinuxAgent", "typeHandlerVersion": "1.0"}}}
+    guest = [known.get(x) or {"name": x, "properties": {"publisher": "Microsoft.Azure.Extensions",
+                                                         "type": "CustomScript", "typeHandlerVersion": "2.1"}}
+             for x in extensions]
+    if not guest:
+        return model
+    ext = (model.get("extensionProfile") or {}).get("extensions") or []
+    return {**model, "extensionProfile": {**(model.get("extensionProfile") or {}), "extensions": [*guest, *ext]}}

@@ -1,0 +1,91 @@
+"""Activity handlers, one module per phase: each does one step of a rollout against the ports and records it.
+
+    start       start_rollout, claim_targets, resolve_gate, abort_rollout, finish
+    shadows     create_shadows, drive_shadow_load, apply_to_shadows, teardown_shadows
+    decide      analyse_shadows, decide
+    production  prepare, snapshot_wave, apply_wave, check_production, production_done, halt, restore_vms,
+                verify_recovered
+    capacity    reserve_capacity, release_capacity, settle_capacity
+    cleanup     release_leases (and the record of a rollout that failed before it had one)
+
+A handler takes the wired Services and its typed payload and returns a small typed result; per-VM data stays
+in the rollout store, so orchestration histories stay small whatever the fleet size. Every handler is safe
+to run again (a Durable retry or a replay after a crash): work already recorded is skipped. The chunks of
+one fan-out may run at the same time: each writes its own rows, and every row update is optimistic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from ...services import Services
+from ..state import (
+    AbortInput,
+    BatchChunkRef,
+    BatchRef,
+    CheckInput,
+    ChunkRef,
+    FinishInput,
+    GateInput,
+    HaltInput,
+    Model,
+    RolloutRef,
+    StartInput,
+    WaveChunkRef,
+)
+from .capacity import release_capacity, reserve_capacity, settle_capacity
+from .cleanup import release_leases
+from .decide import analyse_shadows, decide
+from .production import (
+    apply_wave,
+    check_production,
+    halt,
+    prepare,
+    production_done,
+    restore_vms,
+    snapshot_wave,
+    verify_recovered,
+)
+from .shadows import apply_to_shadows, create_shadows, drive_shadow_load, teardown_shadows
+from .start import abort_rollout, claim_targets, finish, resolve_gate, start_rollout
+
+I = TypeVar("I", bound=Model)  # noqa: E741 - the input's model
+O = TypeVar("O", bound=Model)  # noqa: E741 - the result's model
+
+
+@dataclass(frozen=True)
+class Activity(Generic[I, O]):
+    """A handler with its input model: validates the JSON payload on entry and dumps the result to JSON."""
+
+    handler: Callable[[Services, I], O]
+    input: type[I]
+
+    def __call__(self, svc: Services, payload: Any) -> dict[str, Any]:
+        return self.handler(svc, self.input.model_validate(payload)).json_dict()
+
+
+def _table(*activities: Activity[Any, Any]) -> dict[str, Activity[Any, Any]]:
+    return {a.handler.__name__: a for a in activities}
+
+
+ACTIVITIES: dict[str, Activity[Any, Any]] = _table(
+    Activity(start_rollout, StartInput), Activity(claim_targets, RolloutRef), Activity(create_shadows, ChunkRef),
+    Activity(drive_shadow_load, RolloutRef), Activity(apply_to_shadows, ChunkRef),
+    Activity(analyse_shadows, RolloutRef), Activity(decide, RolloutRef), Activity(teardown_shadows, RolloutRef),
+    Activity(resolve_gate, GateInput), Activity(abort_rollout, AbortInput), Activity(prepare, RolloutRef),
+    Activity(snapshot_wave, WaveChunkRef), Activity(apply_wave, WaveChunkRef), Activity(check_production, CheckInput),
+    Activity(halt, HaltInput),
+    Activity(production_done, RolloutRef), Activity(reserve_capacity, BatchRef), Activity(restore_vms, BatchChunkRef),
+    Activity(verify_recovered, BatchRef), Activity(release_capacity, RolloutRef), Activity(finish, FinishInput),
+    Activity(settle_capacity, RolloutRef), Activity(release_leases, RolloutRef),
+)
+"""Every activity by its Durable name."""
+
+__all__ = [
+    "ACTIVITIES", "Activity", "abort_rollout", "analyse_shadows", "apply_to_shadows", "apply_wave",
+    "check_production", "claim_targets", "create_shadows", "decide", "drive_shadow_load", "finish", "halt",
+    "prepare", "production_done", "release_capacity", "release_leases", "reserve_capacity", "resolve_gate",
+    "restore_vms", "settle_capacity", "snapshot_wave", "start_rollout", "teardown_shadows", "verify_recovered",
+]

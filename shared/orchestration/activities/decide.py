@@ -1,0 +1,184 @@
+"""The judgement: analyse the shadows during the bake, then predict for every VM and plan the waves (or halt)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+import numpy as np
+
+from ... import observability
+from ...domain.decisions import (
+    Decision,
+    VmRisk,
+    adaptive_error_threshold,
+    decide_before_production,
+    model_decision,
+    plan_waves,
+)
+from ...domain.features import FeatureTable, StratumEvidence, build_features, evidence_of
+from ...domain.judge import Phase, StratumVerdict, apply_fleet_evidence, judge_stratum
+from ...domain.kinds import DecisionKind
+from ...domain.model import ApplyStatus, Stratum, VmInfo
+from ...services import Services
+from ..repository import Step
+from ..state import AnalysisResult, DecideResult, RolloutPhase, RolloutRef, ShadowItem, ShadowRole, VmItem
+from .common import Rollout
+
+
+def _verdicts(r: Rollout) -> tuple[dict[str, StratumVerdict], StratumVerdict | None]:
+    """Judge every stratum, and all treated shadows pooled, from baseline and post-change windows up to now."""
+    items = r.repo.shadows()
+    baseline_start = r.record.baseline_start
+    apply_at = r.record.shadow_apply_at
+    if baseline_start is None or apply_at is None:
+        raise RuntimeError(f"rollout {r.id}: the shadows were not baselined and changed before the analysis")
+    applied_done = max((c.applied_at for c in r.repo.shadow_chunks().values()), default=apply_at)
+    now = r.now
+    observed = [k for k, v in items.items() if v.apply is not None]
+    controls = [k for k, v in items.items() if v.role is ShadowRole.CONTROL and not k.startswith("failed:")]
+    frame = r.svc.telemetry.signals(observed + controls, baseline_start, now) if observed else None
+    by_stratum: dict[str, list[str]] = defaultdict(list)
+    for k in observed:
+        by_stratum[items[k].info.stratum_key].append(k)
+    twins: dict[str, list[str]] = defaultdict(list)
+    for k in controls:
+        twins[Stratum.from_key(items[k].info.stratum_key).twin_group].append(k)
+    verdicts: dict[str, StratumVerdict] = {}
+    all_strata = {v.stratum for v in r.vms().values()}
+    for key in sorted(all_strata):
+        label = Stratum.from_key(key).label
+        rows = by_stratum.get(key, [])
+        if not rows or frame is None:
+            verdicts[key] = StratumVerdict(key, label, Phase.INCONCLUSIVE, None,
+                                           f"no shadow of stratum {label} received the change", 0)
+            continue
+        sub = frame.rows(rows)
+        applies = [a for k in rows if (a := items[k].apply) is not None]
+        twin_rows = twins.get(Stratum.from_key(key).twin_group, [])
+        control = frame.rows(twin_rows) if twin_rows else None
+        verdicts[key] = judge_stratum(
+            key, label, sub.between(baseline_start, apply_at), sub.between(applied_done, now), applies, r.policy,
+            control=(control.between(baseline_start, apply_at), control.between(applied_done, now))
+            if control is not None else None)
+    fleet: StratumVerdict | None = None
+    ok = [k for k in observed if (a := items[k].apply) is not None and a.status is ApplyStatus.OK]
+    if frame is not None and ok:
+        pooled = frame.rows(ok)
+        twin_frame = frame.rows(controls) if controls else None
+        fleet = judge_stratum(
+            "fleet", "all strata", pooled.between(baseline_start, apply_at), pooled.between(applied_done, now),
+            [a for k in ok if (a := items[k].apply) is not None], r.policy,
+            control=(twin_frame.between(baseline_start, apply_at), twin_frame.between(applied_done, now))
+            if twin_frame is not None else None)
+        if len(by_stratum) > 1:
+            verdicts = apply_fleet_evidence(verdicts, fleet, r.policy)
+    return verdicts, fleet
+
+
+def _evidence(r: Rollout, verdicts: dict[str, StratumVerdict], fleet: StratumVerdict | None
+              ) -> tuple[dict[str, StratumEvidence], StratumEvidence | None]:
+    treated: dict[str, list[ShadowItem]] = defaultdict(list)
+    for v in r.repo.shadows().values():
+        if v.apply is not None:
+            treated[v.info.stratum_key].append(v)
+
+    def of(verdict: StratumVerdict, shadows: list[ShadowItem]) -> StratumEvidence:
+        return evidence_of(verdict, [a for x in shadows if (a := x.apply) is not None],
+                           [x.load for x in shadows if x.load is not None])
+
+    evidence = {k: of(v, treated.get(k, [])) for k, v in verdicts.items()}
+    pooled = of(fleet, [x for xs in treated.values() for x in xs]) if fleet is not None else None
+    return evidence, pooled
+
+
+def _risks(r: Rollout, evidence: dict[str, StratumEvidence], fleet: StratumEvidence | None
+           ) -> tuple[list[VmInfo], FeatureTable, list[VmRisk]]:
+    vms = [v.info for v in r.vms().values()]
+    table = build_features(vms, evidence, fleet)
+    return vms, table, r.svc.model.predict(table)
+
+
+def analyse_shadows(svc: Services, payload: RolloutRef) -> AnalysisResult:
+    """One analysis during the bake; says whether the evidence already demands a halt."""
+    r = Rollout(svc, payload.rollout_id, Step.ANALYSE_SHADOWS)
+    verdicts, fleet = _verdicts(r)
+    evidence, pooled = _evidence(r, verdicts, fleet)
+    r.repo.put_evidence(evidence, pooled)
+    _, _, risks = _risks(r, evidence, pooled)
+    plan = decide_before_production(risks, r.policy)
+    failing = [v for v in verdicts.values() if v.phase is Phase.FAILED]
+    inconclusive = [v for v in verdicts.values() if v.phase is Phase.INCONCLUSIVE]
+    r.repo.put_verdicts(verdicts)
+    apply_at: datetime = r.record.shadow_apply_at or r.now
+    baked = r.minute() - r.minute(apply_at)
+    r.decide([Decision(DecisionKind.ANALYSIS, f"bake minute {baked:.0f}: "
+                       f"{len(failing)} failing, {len(inconclusive)} inconclusive of {len(verdicts)} strata"
+                       + (f"; worst: {failing[0].reason}" if failing else ""),
+                       data={"failing": len(failing), "inconclusive": len(inconclusive)})])
+    return AnalysisResult(failing=len(failing), inconclusive=len(inconclusive), strata=len(verdicts),
+                          halt=plan.halt)
+
+
+def decide(svc: Services, payload: RolloutRef) -> DecideResult:
+    """Predict for every production VM, then halt, or skip the at-risk VMs and plan the waves."""
+    r = Rollout(svc, payload.rollout_id, Step.DECIDE)
+    verdicts = r.repo.verdicts()
+    evidence, pooled = r.repo.evidence()
+    vms, table, risks = _risks(r, evidence, pooled)
+    plan = decide_before_production(risks, r.policy)
+    threshold = adaptive_error_threshold(plan.predicted_rate, r.policy)
+    skipped = set(plan.skipped)
+    observability.predictions_made(r.id, [(x.source, x.vm_id in skipped) for x in risks],
+                                   outcome="halt" if plan.halt else "dry_run" if r.policy.dry_run else "production")
+    by_vm = {x.vm_id: (i, x) for i, x in enumerate(risks)}
+
+    def predicted(vm_id: str, cur: VmItem) -> VmItem:
+        i, x = by_vm[vm_id]
+        return cur.model_copy(update={
+            "risk": x.probability, "risk_source": x.source, "judge_score": table.judge_scores[i],
+            "features": {n: (None if not np.isfinite(v) else round(float(v), 6))
+                         for n, v in zip(table.names, table.matrix[i], strict=True)},
+            "evidence": verdicts[x.stratum_key].reason if x.stratum_key in verdicts else "",
+            "skipped": vm_id in skipped})
+
+    r.repo.update_vms(by_vm, predicted)
+    decisions = [model_decision(svc.model.in_use(), risks), *plan.decisions]
+    fallbacks: dict[tuple[str, str], int] = defaultdict(int)
+    for x in risks:
+        if x.fallback is not None:
+            fallbacks[(x.stratum_key, x.fallback)] += 1
+    decisions += [Decision(DecisionKind.MODEL_FALLBACK, f"{n} VMs of stratum {Stratum.from_key(k).label} scored by "
+                           f"the statistical judge instead of the model: {why}", k)
+                  for (k, why), n in sorted(fallbacks.items())]
+    for v in verdicts.values():
+        if v.phase is Phase.FAILED:
+            decisions.insert(0, Decision(DecisionKind.STRATUM_FAILED, v.reason, v.stratum_key, {"score": v.score}))
+    r.update(decided_at=r.now)
+    if plan.halt:
+        r.update(halted=True, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION)
+        r.decide(decisions)
+        return DecideResult(halt=True, included=0, skipped=len(plan.skipped))
+    if r.policy.dry_run:
+        r.update(halted=True, phase=RolloutPhase.DRY_RUN)
+        decisions.append(Decision(DecisionKind.DRY_RUN, f"dry run: predictions recorded for {len(risks)} VMs; "
+                                  f"{len(plan.included)} would proceed, {len(plan.skipped)} would be skipped; "
+                                  "production not touched"))
+        r.decide(decisions)
+        return DecideResult(halt=True, included=len(plan.included), skipped=len(plan.skipped))
+    by_stratum: dict[str, list[str]] = defaultdict(list)
+    stratum_of = {vm.vm_id: vm.stratum.key for vm in vms}
+    for vm_id in plan.included:
+        by_stratum[stratum_of[vm_id]].append(vm_id)
+    waves = plan_waves(by_stratum, r.policy, salt=r.id)
+    r.repo.put_waves(waves)
+    wave_of = {vm_id: i for i, w in enumerate(waves) for vm_id in w}
+    r.repo.update_vms(wave_of, lambda k, cur: cur.model_copy(update={"wave": wave_of[k]}))
+    r.update(threshold=threshold.value, threshold_reason=threshold.reason, predicted_rate=plan.predicted_rate,
+             at_risk=list(plan.at_risk), phase=RolloutPhase.PRODUCTION)
+    decisions.append(Decision(DecisionKind.ERROR_THRESHOLD, threshold.reason, data={"threshold": threshold.value}))
+    decisions.append(Decision(DecisionKind.PLAN_WAVES, f"{len(waves)} waves of " + ", ".join(str(len(w)) for w in waves)
+                              + " VMs, each a slice of every included stratum"))
+    r.decide(decisions)
+    return DecideResult(halt=False, waves=[len(w) for w in waves], included=len(plan.included),
+                        skipped=len(plan.skipped), threshold=threshold.value)
