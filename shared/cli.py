@@ -287,8 +287,9 @@ def bench(
     timeline: Annotated[str | None, typer.Option(help="Scenario (a file, or a name in --scenarios) whose "
                                                       "shadow-predictive rollout the report draws as a timeline "
                                                       "(default: the bundled demo).")] = None,
-    chaos: Annotated[bool, typer.Option("--chaos", help="Also run each shadow-predictive run under chaos seeded by "
-                                                       "its own seed, and compare it with the undisturbed run.")]
+    chaos: Annotated[bool, typer.Option("--chaos", metavar="", help="Also run each shadow-predictive run under "
+                                                                    "chaos seeded by its own seed, and compare it "
+                                                                    "with the undisturbed run.")]
     = False,
     chaos_rate: Annotated[float, typer.Option(help="Chance of a strike after each activity (with --chaos).")]
     = 0.3,
@@ -346,8 +347,9 @@ def bench(
 
 @app.command()
 def janitor(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be returned; change nothing.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="Say what would be returned; change "
+                                                                        "nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the report as JSON.")] = False,
 ) -> None:
     """Find and return what ended rollouts left behind: shadows (by tag), leases, borrowed instances.
 
