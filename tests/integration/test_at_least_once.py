@@ -14,6 +14,7 @@ import pytest
 from shared.adapters.simulator.scenario import Scenario, parse_scenario
 from shared.bootstrap import Services
 from shared.domain.errors import TransientError
+from shared.ports import RECORD
 from shared.runtime.chaos import Chaos, Strike, WorkerDied
 from shared.simulation import SimulationRun, simulate
 
@@ -172,18 +173,21 @@ def test_a_request_whose_target_does_not_exist_ends_with_a_record_and_an_outcome
 
 def test_a_store_error_while_finishing_does_not_fail_a_rollout_that_went_well(scenario: Scenario,
                                                                                 calm: SimulationRun) -> None:
+    left = [1]
+
     def adapt(svc: Services) -> Services:
-        real = svc.store.put_rollout
-        left = [1]
+        real = svc.store.write
 
-        def put_rollout(rid: str, fields: Any) -> None:
-            if fields.get("phase") == "done" and left[0] > 0:
+        def write(rid: str, kind: str, rows: Any) -> dict[str, str]:
+            done = kind == RECORD and any(w.value.get("phase") == "done" for w in rows.values())
+            if done and left[0] > 0:  # the record's last write (finish) refused once, as a busy table is
                 left[0] -= 1
-                raise TransientError("503 Server Busy", operation="put_rollout", status=503)
-            real(rid, fields)
+                raise TransientError("503 Server Busy", operation="write", status=503)
+            return real(rid, kind, rows)
 
-        svc.store.put_rollout = put_rollout  # type: ignore[method-assign]
+        svc.store.write = write  # type: ignore[method-assign]
         return svc
 
     run = simulate(scenario, adapt=adapt)
+    assert left == [0], "finish never wrote the record"
     assert_clean(run, calm)
