@@ -9,6 +9,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared.runtime.chaos import Chaos, FaultDraws
+from shared.runtime.interleave import Interleaver
 from shared.runtime.local_durable import LocalDurableRunner
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -52,13 +53,17 @@ def make_app(world: World) -> df.DFApp:
     return app
 
 
-def make(world: World, chaos: Chaos | None) -> LocalDurableRunner:
+def make(world: World, chaos: Chaos | None, *, interleaved: bool = False) -> LocalDurableRunner:
     def set_clock(t: datetime) -> None:
         world.now = t
 
+    def read_clock() -> datetime:
+        return world.now
+
     draws = FaultDraws(lambda: world.attempts, lambda d: setattr(world, "attempts", d))
-    return LocalDurableRunner(make_app(world), start=T0, set_clock=set_clock, read_clock=lambda: world.now,
-                              chaos=chaos, draws=draws)
+    interleaver = Interleaver(5, set_clock=set_clock, read_clock=read_clock) if interleaved else None
+    return LocalDurableRunner(make_app(world), start=T0, set_clock=set_clock, read_clock=read_clock,
+                              chaos=chaos, draws=draws, interleaver=interleaver)
 
 
 def test_without_chaos_each_activity_runs_once() -> None:
@@ -96,6 +101,20 @@ def test_a_crash_reruns_every_in_flight_activity_and_the_orchestration_resumes_f
     assert r.result("x") == [0] * 7
     assert [world.runs[f"k{i}"] for i in range(6)] == [2] * 6 and world.runs["last"] == 1
     assert r.instances["x"].completed_at is not None
+
+
+def test_a_crash_after_an_interleaved_fan_out_reruns_all_of_it_and_the_orchestration_resumes() -> None:
+    world = World()
+    chaos = Chaos(seed=1, rate=0.5)
+    strikes = iter([0.9] * 5 + [0.0, 0.0] + [0.9] * 100)  # the fan-out's sixth activity: a strike, a crash
+
+    chaos._rng.random = lambda: next(strikes)  # type: ignore[method-assign]
+    r = make(world, chaos, interleaved=True)
+    r.start_new("fan", "x", None)
+    r.run()
+    assert chaos.stats.crashes == 1 and chaos.stats.reexecuted == 6
+    assert r.result("x") == [0] * 7  # re-runs drew their faults as the first runs did
+    assert [world.runs[f"k{i}"] for i in range(6)] == [2] * 6 and world.runs["last"] == 1
 
 
 def test_chaos_is_seeded_a_seed_gives_the_same_strikes() -> None:
