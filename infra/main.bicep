@@ -38,6 +38,9 @@ param intakeConfigJson string = ''
 @description('NCRONTAB schedule of the trainer\'s retraining timer (UTC).')
 param retrainSchedule string = '0 0 3 * * 0'
 
+@description('NCRONTAB schedule of the janitor timer (UTC): leaked shadows, leases and borrowed instances.')
+param janitorSchedule string = '0 */30 * * * *'
+
 @minValue(4)
 @description('Fewer recorded rollouts than this and the trainer does not retrain (the run says so).')
 param minRollouts int = 20
@@ -198,6 +201,7 @@ module functionApp 'modules/function-app.bicep' = {
       SHADOW_ROLLOUT_REQUESTS_SUBSCRIPTION: requestsSubscription
       SHADOW_ROLLOUT_OUTCOMES_TOPIC: outcomesTopic
       SHADOW_ROLLOUT_INTAKE_CONFIG_JSON: empty(intakeConfigJson) ? string(defaultIntake) : intakeConfigJson
+      SHADOW_ROLLOUT_JANITOR_SCHEDULE: janitorSchedule
       // the Azure adapters (shared/adapters/azure): DefaultAzureCredential picks the user-assigned identity
       SHADOW_ROLLOUT_BACKEND: 'azure'
       AZURE_CLIENT_ID: identity.outputs.clientId

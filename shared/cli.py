@@ -57,6 +57,10 @@ def simulate(
     backend: Annotated[str, typer.Option(help="Adapters to run through: sim (in-process simulator) or azure-sdk "
                                                "(the Azure SDK adapters over HTTP, against the simulator's "
                                                "Azure-shaped stand-in).")] = "sim",
+    chaos: Annotated[int | None, typer.Option(help="Seed of chaos: activities redelivered and the worker crashing "
+                                                   "at seeded points (at-least-once delivery).")] = None,
+    chaos_rate: Annotated[float, typer.Option(help="Chance of a strike after each activity (with --chaos).")]
+    = 0.3,
     serve: Annotated[bool, typer.Option("--serve", metavar="", help="Serve the rollout page and the control API on "
                                                         "127.0.0.1 while the rollout runs, and after it ends "
                                                         "until interrupted; stdout's first line is its URL.")]
@@ -78,6 +82,10 @@ def simulate(
         _fail(f"--backend {backend!r} is not available in this build; choose from: sim, azure-sdk")
     if azure_log is not None and backend != "azure-sdk":
         _fail("--azure-log needs --backend azure-sdk (the log is the stand-in's)")
+    if chaos is not None and backend != "sim":
+        _fail("--chaos runs on --backend sim only")
+    if not 0.0 <= chaos_rate <= 1.0:
+        _fail(f"--chaos-rate must be within 0..1 (got {chaos_rate})")
     path = scenario or default_scenario_path()
     try:
         sc = load_scenario(path)
@@ -107,6 +115,8 @@ def simulate(
 
         if backend != "sim":
             _fail("--serve runs on the in-process simulator only (--backend sim)")
+        if chaos is not None:
+            _fail("--chaos does not combine with --serve")
         try:
             serve_until_interrupted(sc, seed=seed, port=port, speed=speed, approval=approval, on_status=on_status,
                                     echo=lambda line: err.print(line, highlight=False))
@@ -120,7 +130,10 @@ def simulate(
 
                 run = simulate_azure_sdk(sc, seed=seed, on_status=on_status, azure_log=azure_log)
             else:
-                run = run_simulation(sc, seed=seed, on_status=on_status)
+                from .runtime.chaos import Chaos
+
+                run = run_simulation(sc, seed=seed, on_status=on_status,
+                                     chaos=Chaos(chaos, chaos_rate) if chaos is not None else None)
     except ShadowRolloutError as exc:
         _fail(str(exc), 1)
         return
@@ -292,6 +305,11 @@ def _account(o: dict[str, Any]) -> None:
         ("capacity shortfall (VM-minutes)", o["capacity"]["shortfall_vm_minutes"]),
         ("duration to last production action (min)", o["duration_minutes"]),
     ]
+    if "leaks" in o:
+        rows.append(("left behind: shadows / leases / extra instances",
+                     f"{o['leaks']['shadows']} / {o['leaks']['leases']} / {o['leaks']['extra_instances']}"))
+    if "chaos" in o:
+        rows.append(("chaos: redelivered / crashes", f"{o['chaos']['redelivered']} / {o['chaos']['crashes']}"))
     for k, val in rows:
         summary.add_row(k, str(val))
     out.print(summary)
@@ -323,6 +341,12 @@ def bench(
     timeline: Annotated[str | None, typer.Option(help="Scenario (a file, or a name in --scenarios) whose "
                                                       "shadow-predictive rollout the report draws as a timeline "
                                                       "(default: the bundled demo).")] = None,
+    chaos: Annotated[bool, typer.Option("--chaos", metavar="", help="Also run each shadow-predictive run under "
+                                                                    "chaos seeded by its own seed, and compare it "
+                                                                    "with the undisturbed run.")]
+    = False,
+    chaos_rate: Annotated[float, typer.Option(help="Chance of a strike after each activity (with --chaos).")]
+    = 0.3,
 ) -> None:
     """Benchmark strategies on a corpus of scenarios (scenarios contract §3)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -353,7 +377,8 @@ def bench(
                                good_seed_strategies=parse_strategies(good_seed_strategies)
                                if good_seed_strategies else None, max_vms=max_vms,
                                exclude_tags=[t.strip() for t in exclude_tags.split(",") if t.strip()],
-                               workers=workers, progress=on_run, on_plan=on_plan)
+                               workers=workers, progress=on_run, on_plan=on_plan,
+                               chaos_rate=chaos_rate if chaos else None)
     except ShadowRolloutError as exc:
         _fail(str(exc))
         return
@@ -376,6 +401,33 @@ def bench(
         sys.stdout.write(json.dumps(result) + "\n")
         return
     _bench_table(result)
+
+
+@app.command()
+def janitor(
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="Say what would be returned; change "
+                                                                        "nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the report as JSON.")] = False,
+) -> None:
+    """Find and return what ended rollouts left behind: shadows (by tag), leases, borrowed instances.
+
+    Uses the same wiring as the function app (SHADOW_ROLLOUT_BACKEND and its settings)."""
+    from .bootstrap import services
+    from .orchestration.cleanup import janitor as sweep
+
+    try:
+        report = sweep(services(), dry_run=dry_run)
+    except ShadowRolloutError as exc:
+        _fail(str(exc), 1)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        return
+    verb = "would return" if dry_run else "returned"
+    out.print(f"janitor {verb}: {len(report.shadows)} shadows, {report.leases} leases, "
+              f"{sum(report.extra_instances.values())} extra instances", highlight=False)
+    for reason in report.reasons:
+        out.print(f"  · {reason}", highlight=False)
 
 
 @app.command("bench-report")

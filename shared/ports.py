@@ -84,6 +84,11 @@ class ShadowPool(ABC):
     def status(self, shadow_ids: Sequence[str]) -> dict[str, ShadowState]: ...
 
     @abstractmethod
+    def tagged(self) -> dict[str, str]:
+        """Every shadow not yet deleted, with the label of the rollout that made it (its tag): what a janitor
+        looks for when a rollout could not delete its shadows."""
+
+    @abstractmethod
     def teardown(self, shadow_ids: Sequence[str]) -> int:
         """Delete shadows with their disks and snapshots; idempotent."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import bootstrap
@@ -14,6 +14,7 @@ from .adapters.simulator.world import FleetWorld, vmss_resource_id
 from .domain.kinds import DecisionKind
 from .orchestration.rollout import ROLLOUT
 from .ports import FailureModel
+from .runtime.chaos import Chaos, FaultDraws, mortal
 from .runtime.interleave import InterleavedStore, Interleaver
 from .runtime.local_durable import LocalDurableRunner, RunnerStats
 
@@ -47,17 +48,31 @@ def rollout_request(scenario: Scenario, rollout_id: str) -> dict[str, Any]:
     }
 
 
+def mortal_services(svc: bootstrap.Services, chaos: Chaos) -> bootstrap.Services:
+    """The services with the worker dying (seeded) right after any side effect: a cloud operation, a lease, or a
+    write to the store, before the activity records or does anything else."""
+    return replace(
+        svc,
+        fleet=mortal(svc.fleet, chaos, ("apply_change", "restore_from_snapshots", "run_script", "set_capacity")),
+        shadows=mortal(svc.shadows, chaos, ("create", "teardown")),
+        snapshots=mortal(svc.snapshots, chaos, ("snapshot",)),
+        leases=mortal(svc.leases, chaos, ("acquire", "release")),
+        store=mortal(svc.store, chaos, ("update", "put_items", "put_rollout")),
+    )
+
+
 def simulate(scenario: Scenario, *, seed: int | None = None,
              on_status: Callable[[str, Any], None] | None = None,
              adapt: Callable[[bootstrap.Services], bootstrap.Services] | None = None,
              model: FailureModel | None = None, interleave: int | None = None,
-             sequential: bool = False) -> SimulationRun:
+             sequential: bool = False, chaos: Chaos | None = None) -> SimulationRun:
     """Run the shadow-predictive strategy on ``scenario`` and account for it from the ground truth.
 
     ``model`` replaces the shipped failure model; ``adapt`` may replace other services (a wrapped port).
     The activities of each fan-out interleave at their store calls in an order drawn from ``interleave``
     (default: the run's seed), so the same scenario and seed give the same outcome; ``sequential`` runs
-    them one after another instead.
+    them one after another instead. ``chaos`` redelivers activities and crashes the worker at seeded points;
+    the outcome then says how often.
     """
     world = FleetWorld(scenario, seed=seed)
     services = bootstrap.simulator_services(world, model=model)
@@ -74,17 +89,23 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
                                                      set_clock=set_clock, read_clock=read_clock)
     if interleaver is not None:
         services = dataclasses.replace(services, store=InterleavedStore(services.store, interleaver))
+    if chaos is not None:
+        services = mortal_services(services, chaos)
     bootstrap.install(services)
     try:
         import function_app  # the real app: its blueprints, orchestrators and activities
 
+        draws = FaultDraws(world.attempt_counters, world.set_attempt_counters)
         runner = LocalDurableRunner(function_app.app, start=SIM_EPOCH, set_clock=set_clock, read_clock=read_clock,
-                                    on_status=on_status, interleaver=interleaver)
+                                    on_status=on_status, chaos=chaos, draws=draws, interleaver=interleaver)
         rollout_id = f"{scenario.change.id}-s{world.seed}"
         request = rollout_request(scenario, rollout_id)
         runner.start_new(ROLLOUT, rollout_id, request)
         runner.run()
         inst = runner.instances[rollout_id]
+        from .orchestration.cleanup import janitor
+
+        swept = janitor(services, stopped={rollout_id} if inst.status != "Running" else set())
         record = services.store.get_rollout(rollout_id) or {}
         items = services.store.get_items(rollout_id, "vm")
         believed = {k: v["config"] for k, v in items.items() if "apply" in v or "apply_error" in v or v.get("applying")}
@@ -96,6 +117,17 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
                               "reason": inst.error or "unknown error"})
         outcome = world.outcome(strategy=STRATEGY, believed=believed, halted=bool(record.get("halted")),
                                 finished_at=finished, decisions=decisions)
+        leaked = world.leaked()
+        held = services.leases.holders(request["targets"])
+        outcome["leaks"] = {"shadows": leaked["shadows"], "leases": len(held),
+                            "extra_instances": leaked["extra_instances"]}
+        if chaos is not None:
+            outcome["chaos"] = chaos.stats.to_dict()
+        outcome["janitor"] = {"shadows": len(swept.shadows), "leases": swept.leases,
+                              "extra_instances": sum(swept.extra_instances.values())}
+        if swept.reasons:
+            outcome["decisions"].append({"minute": round(world.clock.now, 1), "kind": DecisionKind.JANITOR.value,
+                                         "reason": "; ".join(swept.reasons)})
         return SimulationRun(outcome, world, services, runner, rollout_id, interleaver)
     finally:
         bootstrap.install(None)

@@ -32,6 +32,7 @@ DEFAULT_EXCLUDE_TAGS = ("scale",)
 WORKERS = 2
 # rough seconds per run on a 200-VM fleet, to start the slow runs first and keep both cores busy to the end
 _COST = {"shadow-predictive": 10.0, "canary-mannwhitney": 2.0}
+CHAOS_STRATEGY = "shadow-predictive"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Task:
     vms: int
     in_sample: str | None = None
     """``training`` or ``validation`` when the shipped model saw this scenario and seed (model/manifest.json)."""
+    chaos_rate: float | None = None
+    """Run under chaos (shadow-predictive only: the peers do not run on Durable Functions)."""
 
 
 @dataclass
@@ -88,10 +91,10 @@ def fleet_size(scenario: Scenario) -> int:
 
 def plan(corpus: Corpus, strategies: Sequence[str], seeds: int, good_seeds: int | None = None, *,
          seed_offset: int = 0, manifest: Manifest | None = None,
-         good_seed_strategies: Sequence[str] | None = None) -> list[Task]:
+         good_seed_strategies: Sequence[str] | None = None, chaos_rate: float | None = None) -> list[Task]:
     """Seeds ``seed+K .. seed+K+N-1`` per scenario (K = ``seed_offset``, 0: its own seed first); good changes may
     get more seeds (only for ``good_seed_strategies`` when given). Each task says whether the shipped model was
-    trained or validated on its scenario and seed."""
+    trained or validated on its scenario and seed, and whether it runs under chaos."""
     tasks: list[Task] = []
     manifest = manifest or Manifest()
     for path, sc in corpus.scenarios:
@@ -100,7 +103,9 @@ def plan(corpus: Corpus, strategies: Sequence[str], seeds: int, good_seeds: int 
             n = max(seeds, good_seeds or 0) if sc.is_good_change and more else seeds
             for k in range(n):
                 seed = sc.seed + seed_offset + k
-                tasks.append(Task(len(tasks), str(path), strategy, seed, fleet_size(sc), manifest.use_of(sc, seed)))
+                rate = chaos_rate if strategy == CHAOS_STRATEGY else None
+                tasks.append(Task(len(tasks), str(path), strategy, seed, fleet_size(sc), manifest.use_of(sc, seed),
+                                  rate))
     return tasks
 
 
@@ -122,6 +127,12 @@ def run_task(task: Task) -> dict[str, Any]:
     started = time.perf_counter()
     outcome = STRATEGIES[task.strategy](sc, task.seed)
     wall = time.perf_counter() - started
+    if task.chaos_rate is not None:  # the same run disturbed; compared with the undisturbed one above
+        from ..strategies import shadow_predictive_chaos
+
+        calm = outcome
+        outcome = shadow_predictive_chaos(sc, task.seed, task.chaos_rate)
+        outcome["chaos"]["differs"] = outcome["vms"] != calm["vms"]
     truth = change_truth(sc, task.seed)
     missed = truth.bad and outcome["production_vms_impaired"] > truth.vms_affected / 2
     outcome["bench"] = {"family": sc.family or "", "tags": list(sc.tags), "bad_change": truth.bad,
@@ -237,23 +248,39 @@ def summarise(runs: Sequence[dict[str, Any]], strategies: Sequence[str]) -> dict
             "fleet_wide_runs": sum(1 for r in bad if r["bench"].get("fleet_wide")),
             "fleet_wide_missed": sum(1 for r in bad if r["bench"].get("fleet_wide") and r["bench"]["missed"]),
         }
+        disturbed = [r for r in rs if "chaos" in r]
+        if disturbed:
+            out[s]["chaos"] = chaos_summary(disturbed)
         phases = phase_breakdown(good)
         if phases:  # strategies whose decisions mark the phases (shadow-predictive)
             out[s]["phases_good"] = phases
     return out
 
 
+def chaos_summary(runs: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """How the runs under chaos fared: unknown state or unrecovered VMs, leaks, and ``vms`` counts unlike the
+    same run undisturbed."""
+    return {"runs": len(runs), "redelivered": sum(r["chaos"]["redelivered"] for r in runs),
+            "crashes": sum(r["chaos"]["crashes"] for r in runs),
+            "unknown_state_runs": sum(1 for r in runs if r["vms"]["unknown_state"] + r["vms"]["failed_unrecovered"]),
+            "leak_runs": sum(1 for r in runs if any(r["leaks"].values())),
+            "differing_runs": sum(1 for r in runs if r["chaos"]["differs"]),
+            # beyond the contract: runs whose leftovers only the janitor cleaned up
+            "janitor_runs": sum(1 for r in runs if any(r.get("janitor", {}).values()))}
+
+
 def bench(directory: Path, strategies: Sequence[str], seeds: int, *, good_seeds: int | None = None,
           seed_offset: int = 0, good_seed_strategies: Sequence[str] | None = None,
           max_vms: int = DEFAULT_MAX_VMS, exclude_tags: Sequence[str] = DEFAULT_EXCLUDE_TAGS, workers: int = WORKERS,
           progress: Callable[[Task, dict[str, Any]], None] | None = None,
-          on_plan: Callable[[list[Task], Corpus], None] | None = None) -> dict[str, Any]:
+          on_plan: Callable[[list[Task], Corpus], None] | None = None,
+          chaos_rate: float | None = None) -> dict[str, Any]:
     """Run the benchmark and return the contract's object: ``{"runs": [...], "summary": {...}, "meta": {...}}``."""
     if seeds < 1:
         raise InvalidInput(f"--seeds must be at least 1 (got {seeds})")
     corpus = load_corpus(directory, max_vms=max_vms, exclude_tags=exclude_tags)
     tasks = plan(corpus, strategies, seeds, good_seeds, seed_offset=seed_offset, manifest=shipped_manifest(),
-                 good_seed_strategies=good_seed_strategies)
+                 good_seed_strategies=good_seed_strategies, chaos_rate=chaos_rate)
     if on_plan:
         on_plan(tasks, corpus)
     started = time.perf_counter()
@@ -266,7 +293,8 @@ def bench(directory: Path, strategies: Sequence[str], seeds: int, *, good_seeds:
                  "strategies": list(strategies), "seeds": seeds, "good_seeds": good_seeds or seeds,
                  "seed_offset": seed_offset, "in_sample_runs": sum(1 for t in tasks if t.in_sample),
                  "good_seed_strategies": list(good_seed_strategies) if good_seed_strategies else "all",
-                 "runs": len(runs), "workers": workers, "wall_seconds": round(wall, 1),
+                 "runs": len(runs), "workers": workers, "chaos_rate": chaos_rate,
+                 "wall_seconds": round(wall, 1),
                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                  "command": ""},
     }

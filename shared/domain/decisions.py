@@ -296,21 +296,57 @@ def plan_waves(vms_by_stratum: dict[str, list[str]], policy: RolloutPolicy, salt
 
 
 def plan_capacity(scale_set: str, demand_units: float, serving_after: int, leaving: int, extra_now: int,
-                  policy: RolloutPolicy) -> Decision | None:
+                  policy: RolloutPolicy, basis: str = "are out for rollback") -> Decision | None:
     """Scale out ahead of VMs that leave service for a rollback, so demand stays served.
 
     ``demand_units`` is the VM count needed to keep utilisation at the target; ``serving_after`` counts what
     still serves while ``leaving`` VMs are out (extra instances included). Only the rollback's own load is
     covered: a scale set that was short before the rollout is not this tool's to resize.
     """
-    short = demand_units - serving_after
-    add = min(max(0, math.ceil(short - 1e-9)), leaving)
+    add = _needed(demand_units, serving_after, leaving, policy)
     if add <= 0:
         return None
-    add += policy.capacity_buffer_instances
     return Decision(DecisionKind.SCALE_OUT, f"scale set {scale_set}: demand {demand_units:.1f} VM units > "
-                    f"{serving_after} serving while {leaving} VMs are out for rollback; +{add} instances",
+                    f"{serving_after} serving while {leaving} VMs {basis}; +{add} instances",
                     scale_set, {"add": add, "extra_total": extra_now + add})
+
+
+def _needed(demand_units: float, serving_after: int, leaving: int, policy: RolloutPolicy) -> int:
+    add = min(max(0, math.ceil(demand_units - serving_after - 1e-9)), leaving)
+    return add + policy.capacity_buffer_instances if add > 0 else 0
+
+
+def forecast_rollbacks(changed: int, rolled_back: int, to_change: int, expected_by_risk: float) -> tuple[int, str]:
+    """Rollbacks still to expect in a scale set, and why: the rollback rate seen in the waves so far times the VMs
+    still to change, or, before any evidence, the predicted risk of the at-risk VMs still to change."""
+    if changed > 0:
+        rate = rolled_back / changed
+        n = math.ceil(rate * to_change - 1e-9)
+        return n, (f"are forecast to roll back ({rolled_back} of {changed} changed VMs rolled back so far, "
+                   f"{rate:.0%} of the {to_change} still to change)")
+    n = round(expected_by_risk)
+    return n, f"are expected to fail (predicted risk of the at-risk VMs still to change: {expected_by_risk:.1f})"
+
+
+def settle_capacity(scale_set: str, demand_units: float, serving: int, expected: int, basis: str, extra_now: int,
+                    pending_rollbacks: int, policy: RolloutPolicy) -> Decision | None:
+    """Hold as many borrowed instances as the rollbacks still expected need, no more: instances borrowed for VMs
+    that passed their wave's check go back, and a forecast that grew borrows more. ``serving`` counts the scale
+    set's own VMs that serve now (borrowed instances aside). Nothing moves while a rollback is pending (its
+    recovery holds what it borrowed)."""
+    if pending_rollbacks > 0:
+        return None
+    need = _needed(demand_units, serving - expected, expected, policy) if expected > 0 else 0
+    if need == extra_now:
+        return None
+    if need < extra_now:
+        return Decision(DecisionKind.SCALE_IN, f"scale set {scale_set}: the VMs {extra_now - need} borrowed "
+                        f"instances were for passed their wave's check; {expected} rollbacks still expected; "
+                        f"-{extra_now - need} instances (holding {need})", scale_set,
+                        {"remove": extra_now - need, "extra_total": need})
+    return Decision(DecisionKind.SCALE_OUT, f"scale set {scale_set}: demand {demand_units:.1f} VM units while "
+                    f"{expected} VMs {basis}; +{need - extra_now} instances (holding {need})", scale_set,
+                    {"add": need - extra_now, "extra_total": need})
 
 
 def plan_scale_back(scale_set: str, extra_now: int, pending_rollbacks: int) -> Decision | None:

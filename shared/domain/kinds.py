@@ -51,5 +51,7 @@ class DecisionKind(StrEnum):
     # the end
     FINISHED = "finished"
     RELEASED = "released"
+    LEAK = "leak"
+    JANITOR = "janitor"
     OUTCOME_NOT_PUBLISHED = "outcome_not_published"
     ORCHESTRATION_FAILED = "orchestration_failed"

@@ -7,6 +7,7 @@ Rows are laid out so that writers that run at the same time (the chunks of a fan
     shadow/<id>     one row per shadow; plan/<i> one per planned shadow
     shadow_chunk/<c>  when chunk c of apply_to_shadows finished (was a field of the record per chunk)
     wave/<w>, batch/<b>, standby/<vm id>, verdict/<stratum>, evidence/<stratum>, fleet_evidence/fleet
+    memo/<key>      what a production check found, written ahead under its caller's idempotency key
     decision/<minute>|<step>|<scope>|<index>   deterministic: a re-run rewrites its own rows, two chunks
                     never take the same key, and the order is that of time, then lifecycle step, chunk, index.
 
@@ -26,7 +27,17 @@ from ..domain.features import StratumEvidence
 from ..domain.judge import Phase, StratumVerdict
 from ..domain.model import ShadowPlan
 from ..ports import RECORD, RolloutStore
-from .state import DecisionRow, Model, RolloutRecord, ShadowChunk, ShadowItem, Standby, VmItem, VmList
+from .state import (
+    CheckMemo,
+    DecisionRow,
+    Model,
+    RolloutRecord,
+    ShadowChunk,
+    ShadowItem,
+    Standby,
+    VmItem,
+    VmList,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,6 +55,7 @@ class Kind(StrEnum):
     EVIDENCE = "evidence"
     FLEET_EVIDENCE = "fleet_evidence"
     DECISION = "decision"
+    MEMO = "memo"
 
 
 class Step(StrEnum):
@@ -69,6 +81,8 @@ class Step(StrEnum):
     RESTORE_VMS = "restore_vms"
     VERIFY_RECOVERED = "verify_recovered"
     RELEASE_CAPACITY = "release_capacity"
+    SETTLE_CAPACITY = "settle_capacity"
+    RELEASE_LEASES = "release_leases"
     FINISH = "finish"
 
     @property
@@ -208,6 +222,15 @@ class RolloutRepository:
 
     def put_standby(self, vm_ids: Iterable[str]) -> None:
         self._put(Kind.STANDBY, {v: Standby() for v in vm_ids})
+
+    # ------------------------------------------------------------------ written ahead (idempotency keys)
+    def memo(self, key: str) -> CheckMemo | None:
+        """What a check found when it ran before under ``key``, if it did."""
+        got = self.store.get_items(self.id, Kind.MEMO).get(key)
+        return CheckMemo.model_validate(got) if got is not None else None
+
+    def put_memo(self, key: str, memo: CheckMemo) -> None:
+        self._put(Kind.MEMO, {key: memo})
 
     # ------------------------------------------------------------------ decisions
     def add_decisions(self, minute: float, step: Step, scope: str, first: int,

@@ -7,9 +7,14 @@
              ├─ gate, when policy.approval_required: approve | abort | timer → resolve_gate
              ├─ prepare (snapshots of at-risk VMs, rollback queue, capacity)
              ├─ wave ×N (sub-orchestration): snapshot_wave ×chunks → apply_wave ×chunks → timer → check_production
-             │                                 └─ recover (sub-orchestration) when VMs fail
+             │                                 └─ recover (sub-orchestration) when VMs fail → settle_capacity
              ├─ watch (sub-orchestration, continue-as-new): timer → check_production → recover
-             └─ release_capacity → finish;  on any error: teardown_shadows, release_capacity, finish(error)
+             └─ release_capacity → release_leases → finish;
+                on any error: teardown_shadows, release_capacity, release_leases, finish(error)
+
+Cleanups (teardown, capacity and lease release) are retried longer; what still fails is recorded as a leak for
+the janitor (shared/orchestration/cleanup.py), never raised out of the rollout's error path. A failure of
+start_rollout still ends with a record and an outcome event.
 
 An operator's ``abort`` event is raced against the bake's timers, the gate, and each wave: it stops the
 rollout before the next VM would be changed (a wave already running finishes and is checked and recovered;
@@ -73,6 +78,10 @@ RECOVER = "recover_orchestrator"
 WATCH_ROUNDS_PER_GENERATION = 12
 VERIFY_MINUTES = 3
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=30_000, max_number_of_attempts=3)
+CLEANUP_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=60_000, max_number_of_attempts=5)
+"""Teardown, capacity and lease release: retried longer (the Python SDK's RetryOptions carries no back-off
+coefficient, so the extension waits the same minute between attempts); what still fails is recorded as a leak for
+the janitor, never raised out of the rollout's error path."""
 
 Orchestration = Generator[Any, Any, Any]
 
@@ -80,6 +89,21 @@ Orchestration = Generator[Any, Any, Any]
 def _after(context: df.DurableOrchestrationContext, minutes: float) -> datetime:
     t: datetime = context.current_utc_datetime
     return t + timedelta(minutes=minutes)
+
+
+def _first_line(exc: BaseException, limit: int = 500) -> str:
+    return str(exc).split("\n")[0].strip()[:limit]
+
+
+def _cleanup(context: df.DurableOrchestrationContext, activity: str, payload: dict[str, Any],
+             leaks: list[str]) -> Orchestration:
+    """Run a cleanup activity with back-off; if it still fails, note a leak and carry on (never raise)."""
+    try:
+        result = yield context.call_activity_with_retry(activity, CLEANUP_RETRY, payload)
+    except Exception as exc:
+        leaks.append(f"{activity}: {_first_line(exc, 300)}")
+        return None
+    return result
 
 
 def _status(context: df.DurableOrchestrationContext, status: RolloutStatus, **changes: Any) -> None:
@@ -139,10 +163,13 @@ def _abort(context: df.DurableOrchestrationContext, base: RolloutRef, abort: Any
                                                              where=where, in_production=in_production).json_dict())
 
 
-def _finish(context: df.DurableOrchestrationContext, base: RolloutRef, *, error: str | None = None,
-            refused: str | None = None) -> Any:
-    return context.call_activity("finish", FinishInput(rollout_id=base.rollout_id, error=error,
-                                                       refused=refused).json_dict())
+def _finish(context: df.DurableOrchestrationContext, base: RolloutRef, leaks: list[str], *, error: str | None = None,
+            refused: str | None = None, request: dict[str, Any] | None = None) -> Orchestration:
+    """Release the leases, then record the end (with any leak) and publish the outcome event."""
+    yield from _cleanup(context, "release_leases", base.json_dict(), leaks)
+    result = yield context.call_activity_with_retry("finish", CLEANUP_RETRY, FinishInput(
+        rollout_id=base.rollout_id, error=error, refused=refused, leaks=list(leaks), request=request).json_dict())
+    return FinishResult.model_validate(result)
 
 
 def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
@@ -150,19 +177,26 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
     rid = str(request["rollout_id"]) if isinstance(request, dict) else ""
     status = RolloutStatus(rollout_id=rid, phase=RolloutPhase.INVENTORY)
     _status(context, status)
-    plan = StartResult.model_validate((yield context.call_activity("start_rollout",
-                                                                    StartInput(request=request).json_dict())))
+    leaks: list[str] = []
+    try:
+        plan = StartResult.model_validate((yield context.call_activity_with_retry(
+            "start_rollout", RETRY, StartInput(request=request).json_dict())))
+    except Exception as exc:  # an accepted request still ends with a record and an outcome event
+        failed = yield from _finish(context, RolloutRef(rollout_id=rid), leaks, error=_first_line(exc),
+                                    request=request if isinstance(request, dict) else None)
+        _status(context, status, phase=RolloutPhase.FAILED, result=failed)
+        return failed.json_dict()
     policy = plan.policy
     base = RolloutRef(rollout_id=plan.rollout_id)
     ref = base.json_dict()
     if plan.refused:  # e.g. a target lacks the guest prerequisites: nothing was created or changed
-        refused = FinishResult.model_validate((yield _finish(context, base, refused=plan.refused)))
+        refused = yield from _finish(context, base, leaks, refused=plan.refused)
         _status(context, status, phase=RolloutPhase.REFUSED, reason=plan.refused, result=refused)
         return refused.json_dict()
     abort = context.wait_for_external_event("abort")
     claim = yield from _claim(context, status, base, abort)
     if not claim.claimed:
-        result = FinishResult.model_validate((yield _finish(context, base, refused=claim.reason)))
+        result = yield from _finish(context, base, leaks, refused=claim.reason)
         _status(context, status, phase=RolloutPhase.REFUSED, reason=claim.reason, result=result)
         return result.json_dict()
     torn_down = False
@@ -197,29 +231,29 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             if analysis.halt or context.current_utc_datetime >= bake_end:
                 break
         if abort.is_completed:
-            yield context.call_activity("teardown_shadows", ref)
+            yield from _cleanup(context, "teardown_shadows", ref, leaks)
             torn_down = True
             yield _abort(context, base, abort, "before production (during the bake)")
-            result = FinishResult.model_validate((yield _finish(context, base)))
+            result = yield from _finish(context, base, leaks)
             _status(context, status, phase=RolloutPhase.ABORTED, result=result)
             return result.json_dict()
         decision = DecideResult.model_validate((yield context.call_activity("decide", ref)))
         _status(context, status, phase=RolloutPhase.DECIDED, decision=decision)
-        yield context.call_activity("teardown_shadows", ref)
+        yield from _cleanup(context, "teardown_shadows", ref, leaks)
         torn_down = True
         if decision.halt:
-            result = FinishResult.model_validate((yield _finish(context, base)))
+            result = yield from _finish(context, base, leaks)
             _status(context, status, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION, result=result)
             return result.json_dict()
         if policy.approval_required:
             gate = yield from _approval_gate(context, status, base, plan, abort)
             if not gate.proceed:
-                result = FinishResult.model_validate((yield _finish(context, base)))
+                result = yield from _finish(context, base, leaks)
                 _status(context, status, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION, result=result)
                 return result.json_dict()
         elif abort.is_completed:
             yield _abort(context, base, abort, "before production (after the decision)")
-            result = FinishResult.model_validate((yield _finish(context, base)))
+            result = yield from _finish(context, base, leaks)
             _status(context, status, phase=RolloutPhase.ABORTED, result=result)
             return result.json_dict()
         in_production = True  # from here on VMs may be changed (prepare snapshots, the waves apply)
@@ -257,16 +291,17 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
                 WATCH, WatchInput(rollout_id=plan.rollout_id, until=until,
                                   interval=policy.watch_interval_minutes).json_dict(),
                 f"{context.instance_id}:watch")
-        released = CapacityResult.model_validate((yield context.call_activity("release_capacity", ref)))
-        result = FinishResult.model_validate((yield _finish(context, base)))
-        _status(context, status, phase=RolloutPhase.DONE, result=result, capacity=CapacityResult(extra=released.extra))
+        released = yield from _cleanup(context, "release_capacity", ref, leaks)
+        result = yield from _finish(context, base, leaks)
+        extra = CapacityResult.model_validate(released).extra if released is not None else {}
+        _status(context, status, phase=RolloutPhase.DONE, result=result, capacity=CapacityResult(extra=extra))
         return result.json_dict()
     except Exception as exc:
         # Leave nothing behind: shadows deleted, borrowed capacity returned, the record says what happened.
         # VMs already changed are not abandoned: production is still watched, and failing VMs restored.
-        error = str(exc).split("\n")[0][:500]
+        error = _first_line(exc)
         if not torn_down:
-            yield context.call_activity("teardown_shadows", ref)
+            yield from _cleanup(context, "teardown_shadows", ref, leaks)
         if in_production and policy.production_watch_minutes > 0:
             _status(context, status, phase=RolloutPhase.WATCH, error=error)
             try:
@@ -276,9 +311,9 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
                                       interval=policy.watch_interval_minutes).json_dict(),
                     f"{context.instance_id}:watch-after-error")
             except Exception as watch_exc:
-                error += f"; the watch failed too: {str(watch_exc).split(chr(10))[0][:200]}"
-        yield context.call_activity("release_capacity", ref)
-        result = FinishResult.model_validate((yield _finish(context, base, error=error)))
+                error += f"; the watch failed too: {_first_line(watch_exc, 200)}"
+        yield from _cleanup(context, "release_capacity", ref, leaks)
+        result = yield from _finish(context, base, leaks, error=error)
         _status(context, status, phase=RolloutPhase.FAILED, result=result)
         return result.json_dict()
 
@@ -301,11 +336,14 @@ def wave_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
     if not any(a.failed for a in applied):  # a failed apply is judged at once; otherwise watch first
         yield context.create_timer(_after(context, inp.watch_minutes))
     check = CheckResult.model_validate((yield context.call_activity("check_production", CheckInput(
-        rollout_id=inp.rollout_id, context=CheckContext.WAVE, wave=inp.wave).json_dict())))
+        rollout_id=inp.rollout_id, context=CheckContext.WAVE, wave=inp.wave,
+        check=f"{context.instance_id}:check").json_dict())))
     if check.failing:
         yield context.call_sub_orchestrator(RECOVER, RecoverInput(rollout_id=inp.rollout_id, batch=check.batch,
                                                                   chunks=check.chunks).json_dict(),
                                             f"{context.instance_id}:recover")
+    # the wave's VMs passed (or were restored): borrow only what the rollbacks still expected need
+    yield from _cleanup(context, "settle_capacity", RolloutRef(rollout_id=inp.rollout_id).json_dict(), [])
     return WaveOutcome(halt=check.halt, failing=check.failing).json_dict()
 
 
@@ -318,7 +356,8 @@ def watch_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration
             return WatchOutcome(watched_until=inp.until).json_dict()
         yield context.create_timer(min(_after(context, inp.interval), inp.until))
         check = CheckResult.model_validate((yield context.call_activity("check_production", CheckInput(
-            rollout_id=inp.rollout_id, context=CheckContext.WATCH).json_dict())))
+            rollout_id=inp.rollout_id, context=CheckContext.WATCH,
+            check=f"{context.instance_id}:{inp.generation}:{k}").json_dict())))
         if check.failing:
             yield context.call_sub_orchestrator(
                 RECOVER, RecoverInput(rollout_id=inp.rollout_id, batch=check.batch, chunks=check.chunks).json_dict(),
@@ -336,5 +375,6 @@ def recover_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         rollout_id=inp.rollout_id, batch=inp.batch, chunk=c).json_dict()) for c in range(inp.chunks)])
     yield context.create_timer(_after(context, VERIFY_MINUTES))
     verified = VerifyResult.model_validate((yield context.call_activity("verify_recovered", batch)))
-    yield context.call_activity("release_capacity", RolloutRef(rollout_id=inp.rollout_id).json_dict())
+    # a failure here is not the recovery's: the rollout's own release at its end gives the instances back
+    yield from _cleanup(context, "release_capacity", RolloutRef(rollout_id=inp.rollout_id).json_dict(), [])
     return verified.json_dict()

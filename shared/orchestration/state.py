@@ -287,6 +287,9 @@ class BatchChunkRef(BatchRef):
 class CheckInput(RolloutRef):
     context: CheckContext
     wave: int | None = None
+    check: str | None = None
+    """The caller's idempotency key (its instance and round): what a run found is written ahead under it, so a
+    run again after a death part-way queues the same VMs in the same batch and answers the same."""
 
 
 class GateInput(RolloutRef):
@@ -309,6 +312,10 @@ class HaltInput(RolloutRef):
 class FinishInput(RolloutRef):
     error: str | None = None
     refused: str | None = None
+    leaks: list[str] = Field(default_factory=list)
+    """Cleanups that still failed after their retries: recorded, and left for the janitor."""
+    request: dict[str, Any] | None = None
+    """The raw request, when ``start_rollout`` failed before it recorded the rollout: the record is made from it."""
 
 
 # ---------------------------------------------------------------------------------------------- activity results
@@ -409,6 +416,32 @@ class RestoreChunkResult(Model):
 class VerifyResult(Model):
     verified: int
     unhealthy: int
+
+
+class PastDecision(Model):
+    """A decision as found, kept until it is recorded (a written-ahead check's verdict)."""
+
+    kind: DecisionKind
+    reason: str
+    subject: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CheckMemo(Model):
+    """What a production check found, written ahead under the caller's key before it acted on it."""
+
+    failing: dict[str, str] = Field(default_factory=dict)
+    """VM id -> why it fails (queued for rollback in ``answer.batch``)."""
+    failing_total: int = 0
+    verdict: PastDecision | None = None
+    withdraw: bool = False
+    """The watch withdraws the change from every changed VM (failures the surprise test could not explain)."""
+    answer: CheckResult
+    done: bool = False
+
+
+class ReleaseResult(Model):
+    released: int
 
 
 class FinishResult(Model):

@@ -10,8 +10,16 @@ EventRaised), and hands the whole history to ``DurableOrchestrationContext.from_
 Time is virtual: events are delivered in timestamp order from a queue. An activity runs at the moment it
 is scheduled, with the clock set to that moment; the time it took (the simulator advances the clock) sets
 when its completion is delivered. Activities scheduled together run from the same start time, as they
-would in parallel; with an :class:`~shared.runtime.interleave.Interleaver` they also interleave (at store
-calls, in an order its seed picks), as the activities of a fan-out do in Azure.
+would in parallel.
+
+It is as strict as the extension where a locally green orchestration could otherwise fail in Azure (see
+:mod:`.extension` for each rule and its source): replays are checked against the history for determinism,
+failures are worded as the extension words them, payloads go through the SDK's ``df_dumps``/``df_loads``, events
+for unknown or finished instances are refused as the client refuses them, and the orchestration payload carries
+the schema version and timer limits. With a :class:`~.chaos.Chaos`, activities are redelivered and the worker
+crashes at seeded points (at-least-once delivery, as Durable Functions gives it). With an
+:class:`~shared.runtime.interleave.Interleaver` the activities of a fan-out also interleave (at store calls, in an
+order its seed picks), as they do in Azure; chaos then strikes each of them once the fan-out has run.
 """
 
 from __future__ import annotations
@@ -35,15 +43,32 @@ from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask
 from azure.functions import FunctionApp
 from azure.functions.decorators.function_app import Function
 
+from . import extension as ext
+from .chaos import Chaos, FaultDraws, Strike, WorkerDied
 from .interleave import Interleaver
 
 ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 12, 0, 4, 5, 6
 SUB_CREATED, SUB_COMPLETED, SUB_FAILED, TIMER_CREATED, TIMER_FIRED, ORCHESTRATOR_COMPLETED = 7, 8, 9, 10, 11, 13
 EVENT_RAISED = 15
+COMPLETIONS = (TASK_COMPLETED, TASK_FAILED)
+FINISHED = ("Completed", "Failed", "Terminated")
 
 
 class OrchestrationFailed(Exception):
     """An orchestration ended with an unhandled exception."""
+
+
+@dataclass
+class WorkItem:
+    """An activity the worker holds until its result is checkpointed (delivered to the orchestration)."""
+
+    instance_id: str
+    task_id: int
+    name: str
+    input: str | None
+    mark: dict[Any, int] | None
+    done: datetime | None = None
+    """When its last execution's side effects were done (the worker's death cannot undo them)."""
 
 
 @dataclass
@@ -127,10 +152,13 @@ class LocalDurableRunner:
 
     def __init__(self, app: FunctionApp, *, start: datetime, set_clock: Callable[[datetime], None],
                  read_clock: Callable[[], datetime],
-                 on_status: Callable[[str, Any], None] | None = None,
-                 interleaver: Interleaver | None = None) -> None:
+                 on_status: Callable[[str, Any], None] | None = None, chaos: Chaos | None = None,
+                 draws: FaultDraws | None = None, interleaver: Interleaver | None = None) -> None:
         self._orchestrators, self._activities = _registry(app)
         self._interleaver = interleaver
+        self.chaos = chaos
+        self._draws = draws
+        self._inflight: dict[tuple[str, int], WorkItem] = {}
         self.now = start
         self._set_clock = set_clock
         self._read_clock = read_clock
@@ -145,10 +173,16 @@ class LocalDurableRunner:
         """Start an orchestration; an instance id already in use is returned unchanged (no second start)."""
         if instance_id in self.instances:
             return instance_id
-        self._create(name, instance_id, json.dumps(input_), None, None)
+        self._create(name, instance_id, ext.dumps(input_), None, None)
         return instance_id
 
     def raise_event(self, instance_id: str, name: str, data: Any, at: datetime | None = None) -> None:
+        """Queue an event, or refuse it as the client does: 404 for no such instance, 410 for a finished one."""
+        inst = self.instances.get(instance_id)
+        if inst is None:
+            raise ext.not_found(instance_id)
+        if inst.status in FINISHED:
+            raise ext.gone(instance_id)
         self._push(at or self.now, instance_id, {"EventType": EVENT_RAISED, "Name": name, "Input": json.dumps(data)})
 
     def status(self, instance_id: str) -> dict[str, Any] | None:
@@ -174,7 +208,7 @@ class LocalDurableRunner:
         inst = self.instances.get(instance_id)
         if inst is None:
             raise KeyError(f"no instance {instance_id!r}")
-        if inst.status in ("Completed", "Failed", "Terminated"):
+        if inst.status in FINISHED:
             return
         inst.status = "Terminated"
         inst.output = reason
@@ -194,6 +228,9 @@ class LocalDurableRunner:
             while self._queue and self._queue[0][0] == t and self._queue[0][2] == iid:
                 batch.append(heapq.heappop(self._queue)[3])
             self.now = max(self.now, t)
+            for e in batch:
+                if e["EventType"] in COMPLETIONS:
+                    self._inflight.pop((iid, int(e["TaskScheduledId"])), None)  # checkpointed
             self._turn(self.instances[iid], batch)
 
     def idle_until(self, t: datetime) -> None:
@@ -232,7 +269,7 @@ class LocalDurableRunner:
         return {"EventId": -1, "IsPlayed": played, "Timestamp": t.isoformat(), **event}
 
     def _turn(self, inst: Instance, events: list[dict[str, Any]]) -> None:
-        if inst.status in ("Completed", "Failed", "Terminated"):
+        if inst.status in FINISHED:
             return  # e.g. a timer that fires after the orchestration has finished
         t = self.now
         inst.last_updated_at = t
@@ -242,9 +279,10 @@ class LocalDurableRunner:
         history = old + new
         started = time.perf_counter()
         body = {"history": history, "instanceId": inst.instance_id, "isReplaying": bool(old),
-                "parentInstanceId": inst.parent, "input": inst.input}
+                "parentInstanceId": inst.parent, "input": inst.input, **ext.context_fields()}
         text = json.dumps(body)
         ctx = DurableOrchestrationContext.from_json(text)
+        replayed = _record_scheduled(ctx)
         inst.status = "Running"
         inst.turns += 1
         self.stats.turns += 1
@@ -257,9 +295,17 @@ class LocalDurableRunner:
         except Exception as exc:  # the SDK raises with the orchestrator's exception as the message
             self.stats.replay_seconds += time.perf_counter() - started
             inst.history = history
-            self._complete(inst, error=str(exc).split("\n\n$OutOfProcData$")[0])
+            drift = ext.check_determinism(old, replayed)
+            error = ext.NON_DETERMINISTIC + drift if drift else \
+                ext.orchestrator_failure(inst.name, str(exc).split("\n\n$OutOfProcData$")[0])
+            self._complete(inst, error=error)
             return
         self.stats.replay_seconds += time.perf_counter() - started
+        drift = ext.check_determinism(old, replayed)
+        if drift is not None:
+            inst.history = history
+            self._complete(inst, error=ext.NON_DETERMINISTIC + drift)
+            return
         history.append(self._event({"EventType": ORCHESTRATOR_COMPLETED}, t, False))
         inst.history = history
         if state.get("customStatus") != inst.custom_status:
@@ -282,10 +328,14 @@ class LocalDurableRunner:
                     pending.append(task)
         activities: list[tuple[int, str, str | None]] = []
         for task in sorted(pending, key=lambda x: int(x.id)):
+            if inst.status in FINISHED:
+                return
             inst.dispatched.add(int(task.id))
             job = self._schedule(inst, task)
             if job is not None:
                 activities.append(job)
+        if inst.status in FINISHED:
+            return
         if len(activities) > 1 and self._interleaver is not None:
             self._activities_together(inst, activities, self._interleaver)
         else:
@@ -295,19 +345,23 @@ class LocalDurableRunner:
     def _schedule(self, inst: Instance, task: AtomicTask) -> tuple[int, str, str | None] | None:
         """Schedule a timer or a sub-orchestration; an activity is returned, to be run with its fan-out."""
         tid = int(task.id)
-        action = task._get_action()
-        parent = task.parent
-        if isinstance(parent, RetryAbleTask) and isinstance(action, NoOpAction):
-            if parent.is_waiting_on_timer:  # the back-off before the next attempt
-                delay = timedelta(milliseconds=parent.retry_options.first_retry_interval_in_milliseconds)
-                self._timer(inst, tid, self.now + delay)
-                return None
-            original = parent.actions[0] if isinstance(parent.actions, list) else parent.actions
-            action = original
+        action = _action_of(task)
+        if action is None:  # the back-off before the next attempt of a -WithRetry call
+            parent = task.parent
+            assert isinstance(parent, RetryAbleTask)
+            delay = timedelta(milliseconds=parent.retry_options.first_retry_interval_in_milliseconds)
+            self._timer(inst, tid, self.now + delay)
+            return None
         kind = action.action_type
         if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY):
-            return tid, action.function_name, action.input_
+            return tid, str(action.function_name), action.input_
         if kind == ActionType.CREATE_TIMER:
+            if action.fire_at - self.now > ext.MAXIMUM_SHORT_TIMER:  # ThrowIfInvalidTimerLengthForStorageProvider
+                self._complete(inst, error=ext.orchestrator_failure(
+                    inst.name, f"Timer duration must not exceed {ext.MAXIMUM_SHORT_TIMER.days} days when using "
+                               "the Azure Storage provider (a single timer was asked to fire at "
+                               f"{action.fire_at.isoformat()})"))
+                return None
             self._timer(inst, tid, action.fire_at)
         elif kind in (ActionType.CALL_SUB_ORCHESTRATOR, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY):
             child_id = action.instance_id or f"{inst.instance_id}:{tid}"
@@ -324,44 +378,137 @@ class LocalDurableRunner:
         self._push(max(fire_at, self.now), inst.instance_id,
                    {"EventType": TIMER_FIRED, "TimerId": tid, "FireAt": fire_at.isoformat()})
 
+    def _work_item(self, inst: Instance, tid: int, name: str, input_json: str | None) -> WorkItem:
+        """Record the activity as scheduled and hand it to the worker (in flight until its result is delivered)."""
+        inst.dispatched.add(tid)  # again: a crash while its fan-out ran rebuilt the set from the history
+        inst.history.append(self._event({"EventType": TASK_SCHEDULED, "EventId": tid, "Name": name,
+                                         "Input": input_json}, self.now, False))
+        mark = self._draws.mark() if self.chaos is not None and self._draws is not None else None
+        item = WorkItem(inst.instance_id, tid, name, input_json, mark)
+        self._inflight[(inst.instance_id, tid)] = item
+        return item
+
     def _activity(self, inst: Instance, tid: int, name: str, input_json: str | None) -> None:
-        self._scheduled(inst, tid, name, input_json)
-        start = self.now
-        self._set_clock(start)
-        event = self._call(tid, name, input_json)
-        done = max(self._read_clock(), start)
-        took = (done - start).total_seconds()
-        self.stats.longest_activity[name] = max(self.stats.longest_activity.get(name, 0.0), took)
-        self._set_clock(start)
+        item = self._work_item(inst, tid, name, input_json)
+        event, done = self._execute(item, self.now)
+        if event is None:  # the worker died inside it: everything it held runs again
+            self.crash()
+            return
         self._push(done, inst.instance_id, event)
+        self._strike(item, done)
 
     def _activities_together(self, inst: Instance, jobs: list[tuple[int, str, str | None]],
                              interleaver: Interleaver) -> None:
-        """A fan-out: the activities run interleaved, each from the same start on its own clock."""
-        for tid, name, input_json in jobs:
-            self._scheduled(inst, tid, name, input_json)
-        outcomes = interleaver.run([functools.partial(self._call, tid, name, input_json)
-                                    for tid, name, input_json in jobs], self.now)
-        for outcome in outcomes:
-            if outcome.error is not None:
-                raise outcome.error  # _call records an activity's own failure: this is the runner's
-            self._push(max(outcome.finished_at, self.now), inst.instance_id, outcome.value)
-
-    def _scheduled(self, inst: Instance, tid: int, name: str, input_json: str | None) -> None:
-        inst.history.append(self._event({"EventType": TASK_SCHEDULED, "EventId": tid, "Name": name,
-                                         "Input": input_json}, self.now, False))
-        self.stats.activities += 1
-
-    def _call(self, tid: int, name: str, input_json: str | None) -> dict[str, Any]:
-        """Run one activity; its completion or failure event (delivered when its clock says it finished)."""
-        fn, param = self._activities[name]
+        """A fan-out: the activities run interleaved, each from the same start on its own clock; chaos strikes
+        each once they have all run (a death inside one kills the worker: all of them run again)."""
+        items = [self._work_item(inst, tid, name, input_json) for tid, name, input_json in jobs]
+        if self.chaos is not None:
+            self.chaos.armed = True
         try:
-            arg = json.loads(input_json) if input_json else None
-            result = fn(**{param: arg})
-            return {"EventType": TASK_COMPLETED, "TaskScheduledId": tid, "Result": json.dumps(result)}
+            outcomes = interleaver.run([functools.partial(self._run, item) for item in items], self.now)
+        finally:
+            if self.chaos is not None:
+                self.chaos.armed = False
+        died = False
+        for item, outcome in zip(items, outcomes, strict=True):
+            if outcome.error is not None:
+                raise outcome.error  # _run records an activity's own failure: this is the runner's
+            item.done = max(outcome.finished_at, self.now)
+            self._took(item.name, self.now, item.done)
+            if outcome.value is None:
+                died = True
+            else:
+                self._push(item.done, inst.instance_id, outcome.value)
+        self._set_clock(self.now)
+        if died:
+            self.crash()
+            return
+        for item in items:
+            self._strike(item, item.done or self.now)
+
+    def _strike(self, item: WorkItem, done: datetime) -> None:
+        """After an activity's first execution: chaos may redeliver it or crash the worker."""
+        if self.chaos is None:
+            return
+        self.chaos.current = (item.name, item.instance_id, item.task_id)
+        strike = self.chaos.strike()
+        if strike is Strike.REDELIVER:
+            self.chaos.stats.redelivered += 1
+            self._rerun(item, done)
+        elif strike is Strike.CRASH:
+            self.crash()
+
+    def _run(self, item: WorkItem) -> dict[str, Any] | None:
+        """One execution of an activity: its completion or failure event, None if the worker died in it."""
+        fn, param = self._activities[item.name]
+        self.stats.activities += 1
+        if self.chaos is not None:
+            self.chaos.begin((item.name, item.instance_id, item.task_id))
+        try:
+            result = fn(**{param: ext.decode_activity_input(item.input)})
+            return {"EventType": TASK_COMPLETED, "TaskScheduledId": item.task_id,
+                    "Result": ext.encode_activity_output(result)}
+        except WorkerDied:
+            return None
         except Exception as exc:
-            return {"EventType": TASK_FAILED, "TaskScheduledId": tid, "Reason": f"{type(exc).__name__}: {exc}",
-                    "Details": name}
+            reason, details = ext.activity_failure(item.name, exc)
+            return {"EventType": TASK_FAILED, "TaskScheduledId": item.task_id, "Reason": reason, "Details": details}
+
+    def _execute(self, item: WorkItem, start: datetime) -> tuple[dict[str, Any] | None, datetime]:
+        """Run an activity as the worker does; returns its completion event (None if the worker died in it)
+        and when it is delivered."""
+        self._set_clock(start)
+        if self.chaos is not None:
+            self.chaos.armed = True
+        try:
+            event = self._run(item)
+        finally:
+            if self.chaos is not None:
+                self.chaos.armed = False
+        done = max(self._read_clock(), start)
+        item.done = done
+        self._took(item.name, start, done)
+        self._set_clock(self.now)
+        return event, done
+
+    def _took(self, name: str, start: datetime, done: datetime) -> None:
+        """The longest simulated run of each activity (a test holds it under the host's functionTimeout)."""
+        took = (done - start).total_seconds()
+        self.stats.longest_activity[name] = max(self.stats.longest_activity.get(name, 0.0), took)
+
+    def _rerun(self, item: WorkItem, at: datetime) -> None:
+        """The item's result was lost: drop its queued completion, run it again from ``at``, drawing the
+        faults its first execution drew, and queue the new completion (again, if the worker dies again)."""
+        key = (item.instance_id, item.task_id)
+        self._queue = [q for q in self._queue if not (q[2] == item.instance_id and q[3]["EventType"] in COMPLETIONS
+                                                      and int(q[3]["TaskScheduledId"]) == item.task_id)]
+        heapq.heapify(self._queue)
+        event: dict[str, Any] | None = None
+        while event is None:
+            if self._draws is not None and item.mark is not None:
+                with self._draws.replaying(item.mark):
+                    event, at = self._execute(item, at)
+            else:
+                event, at = self._execute(item, at)
+            if event is None and self.chaos is not None:
+                self.chaos.stats.crashes += 1
+        self._inflight[key] = item
+        self._push(at, item.instance_id, event)
+
+    def crash(self) -> None:
+        """The worker dies now: every activity it holds loses its result and runs again (redelivered after the
+        lock expires, once what its first execution started is done), and the orchestrations resume from their
+        histories alone."""
+        if self.chaos is not None:
+            self.chaos.stats.crashes += 1
+        for item in sorted(self._inflight.values(), key=lambda x: (x.instance_id, x.task_id)):
+            if self.chaos is not None:
+                self.chaos.stats.reexecuted += 1
+            # virtual time runs an activity's side effects at once: its re-run comes after they are done
+            self._rerun(item, max(self.now, item.done or self.now))
+        for inst in self.instances.values():  # nothing kept in memory survives but what the histories say
+            inst.dispatched = {int(e["EventId"]) for e in inst.history
+                               if e["EventType"] in (TASK_SCHEDULED, TIMER_CREATED, SUB_CREATED)}
 
     def _continue_as_new(self, inst: Instance, state: dict[str, Any]) -> None:
         new_input = None
@@ -384,8 +531,51 @@ class LocalDurableRunner:
         if inst.parent is None or inst.parent_task_id is None:
             return
         if error is None:
-            event = {"EventType": SUB_COMPLETED, "TaskScheduledId": inst.parent_task_id, "Result": json.dumps(output)}
+            event = {"EventType": SUB_COMPLETED, "TaskScheduledId": inst.parent_task_id, "Result": ext.dumps(output)}
         else:
             event = {"EventType": SUB_FAILED, "TaskScheduledId": inst.parent_task_id,
                      "Reason": error, "Details": inst.instance_id}
         self._push(self.now, inst.parent, event)
+
+
+def _action_of(task: AtomicTask) -> Any:
+    """The action a task stands for; None for the back-off timer of a -WithRetry call (the SDK marks its
+    intermediate tasks with NoOp actions: a re-scheduled attempt stands for the original call)."""
+    action = task._get_action()
+    parent = task.parent
+    if isinstance(parent, RetryAbleTask) and isinstance(action, NoOpAction):
+        if "timer" in str(action.metadata or ""):
+            return None
+        return parent.actions[0] if isinstance(parent.actions, list) else parent.actions
+    return action
+
+
+def _describe(task: AtomicTask) -> tuple[str, str] | None:
+    """(kind, name) of what a task schedules, as the history records it; None for what has no sequence id."""
+    action = _action_of(task)
+    if action is None:
+        return ext.KIND_TIMER, ""
+    kind = action.action_type
+    if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY):
+        return ext.KIND_ACTIVITY, str(action.function_name)
+    if kind == ActionType.CREATE_TIMER:
+        return ext.KIND_TIMER, ""
+    if kind in (ActionType.CALL_SUB_ORCHESTRATOR, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY):
+        return ext.KIND_SUB, str(action.function_name)
+    return None
+
+
+def _record_scheduled(ctx: DurableOrchestrationContext) -> dict[int, tuple[str, str]]:
+    """Record, by sequence number, every task the replay schedules (the SDK keeps only the open ones)."""
+    seen: dict[int, tuple[str, str]] = {}
+    original = ctx._add_to_open_tasks
+
+    def add(task: Any) -> None:
+        original(task)
+        if isinstance(task, AtomicTask) and isinstance(task.id, int) and task.id >= 0:
+            what = _describe(task)
+            if what is not None:
+                seen[task.id] = what
+
+    ctx._add_to_open_tasks = add
+    return seen

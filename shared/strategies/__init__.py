@@ -24,6 +24,14 @@ def shadow_predictive(scenario: Scenario, seed: int) -> dict[str, Any]:
     return simulate(scenario, seed=seed).outcome
 
 
+def shadow_predictive_chaos(scenario: Scenario, seed: int, rate: float) -> dict[str, Any]:
+    """The project's strategy with activities redelivered and the worker crashing, seeded by the run's seed."""
+    from ..runtime.chaos import Chaos
+    from ..simulation import simulate
+
+    return simulate(scenario, seed=seed, chaos=Chaos(seed=seed, rate=rate)).outcome
+
+
 def shadow_predictive_no_watch(scenario: Scenario, seed: int) -> dict[str, Any]:
     """The project's strategy without its 24-hour production watch: what the shadows and the waves do alone."""
     from ..simulation import simulate

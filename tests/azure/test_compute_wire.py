@@ -415,6 +415,17 @@ def test_apply_results_come_from_the_activity_log_query(azure: Azure) -> None:
     assert "// query: apply_results" in azure.body("POST", "/query")["query"]
 
 
+def test_a_restore_run_again_finds_the_restored_disk_and_changes_nothing(azure: Azure) -> None:
+    """At-least-once delivery: the second run looks at the VM's OS disk before creating, stopping or swapping."""
+    [snap] = azure.snapshots.snapshot([WEB0], tag="pre-r")
+    [first] = azure.fleet.restore_from_snapshots([snap])
+    assert first.ok and first.attempts >= 1
+    before = len(azure.standin.requests)
+    [again] = azure.fleet.restore_from_snapshots([snap])
+    assert again.ok and again.attempts == 0 and again.message.startswith("already restored from pre-r-web_0")
+    assert all(m == "GET" for m, _ in azure.standin.requests[before:])
+
+
 def test_guest_extensions_are_read_from_each_scale_sets_model_over_the_wire() -> None:
     from shared.adapters.azure.compute import AzureFleet
     from shared.adapters.simulator.standin import AzureStandIn

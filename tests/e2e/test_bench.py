@@ -51,6 +51,21 @@ def test_bench_json_holds_every_run_and_the_contract_summary_per_strategy(corpus
         "good-change": False, "fleet-wide-crash": True, "latent-crash": True}
 
 
+def test_bench_chaos_runs_each_shadow_predictive_run_disturbed_and_compares_it(corpus: Path) -> None:
+    p = cli("bench", "--scenarios", str(corpus), "--strategies", "shadow-predictive,no-guard", "--seeds", "1",
+            "--chaos", "--json")
+    assert p.returncode == 0, p.stderr
+    result = json.loads(p.stdout)
+    chaos = result["summary"]["shadow-predictive"]["chaos"]
+    assert {"runs", "redelivered", "crashes", "unknown_state_runs", "leak_runs", "differing_runs"} <= set(chaos)
+    assert chaos["runs"] == 3 and chaos["redelivered"] + chaos["crashes"] > 0
+    assert chaos["unknown_state_runs"] == 0 and chaos["leak_runs"] == 0
+    runs = [r for r in result["runs"] if r["strategy"] == "shadow-predictive"]
+    assert sum(1 for r in runs if r["chaos"]["differs"]) == chaos["differing_runs"]
+    assert "chaos" not in result["summary"]["no-guard"]  # the peers do not run on Durable Functions
+    assert result["meta"]["chaos_rate"] == 0.3
+
+
 def test_seeds_run_from_the_scenario_seed_and_good_changes_may_get_more(corpus: Path) -> None:
     result = bench(corpus, ["no-guard", "oracle"], 2, good_seeds=3, workers=1)
     seeds = {(r["scenario"], r["strategy"]): [] for r in result["runs"]}

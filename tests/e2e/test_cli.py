@@ -15,6 +15,7 @@ import pytest
 
 OUTCOME_KEYS = {"scenario", "seed", "strategy", "outcome", "vms", "production_vms_impaired", "impaired_vm_minutes",
                 "shadow", "fleet_cost_usd", "snapshots_taken", "capacity", "duration_minutes", "decisions"}
+EXTENSION_KEYS = {"leaks", "janitor"}  # beyond the contract: what was left behind, and what the janitor returned
 VMS_KEYS = {"total", "on_new_config", "rolled_back", "never_touched", "failed_unrecovered", "unknown_state"}
 OUTCOMES = {"completed", "completed_with_exclusions", "completed_with_rollbacks", "halted_before_production",
             "halted_in_production", "failed"}
@@ -36,12 +37,26 @@ def test_simulate_json_prints_exactly_the_contract_outcome(name: str, scenario_p
     p = cli("simulate", "--scenario", str(scenario_path(name)), "--json")
     assert p.returncode == 0, p.stderr
     o = json.loads(p.stdout)  # nothing but one JSON object on stdout
-    assert set(o) == OUTCOME_KEYS
+    assert set(o) == OUTCOME_KEYS | EXTENSION_KEYS
+    assert o["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0}
     assert set(o["vms"]) == VMS_KEYS and sum(o["vms"].values()) - o["vms"]["total"] == o["vms"]["total"]
     assert o["outcome"] in OUTCOMES and o["strategy"] == "shadow-predictive" and o["scenario"] == name
     assert set(o["shadow"]) == {"instances", "strata_total", "strata_covered", "evictions", "cost_usd"}
     assert set(o["capacity"]) == {"max_extra_instances", "extra_vm_minutes", "shortfall_vm_minutes"}
     assert all(set(d) == {"minute", "kind", "reason"} for d in o["decisions"])
+
+
+def test_simulate_under_chaos_says_what_was_redelivered_and_how_often_the_worker_crashed(
+        scenario_path: Callable[[str], Path]) -> None:
+    p = cli("simulate", "--scenario", str(scenario_path("good-change")), "--chaos", "3", "--chaos-rate", "0.5",
+            "--json")
+    assert p.returncode == 0, p.stderr
+    o = json.loads(p.stdout)
+    assert set(o) == OUTCOME_KEYS | EXTENSION_KEYS | {"chaos"}
+    assert set(o["chaos"]) == {"redelivered", "crashes"} and o["chaos"]["redelivered"] + o["chaos"]["crashes"] > 0
+    assert o["vms"]["unknown_state"] == 0 and o["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0}
+    bad = cli("simulate", "--chaos", "3", "--chaos-rate", "2", "--json")
+    assert bad.returncode == 2 and "--chaos-rate must be within 0..1" in bad.stderr
 
 
 def test_seed_option_overrides_the_scenario_seed(scenario_path: Callable[[str], Path]) -> None:

@@ -204,8 +204,9 @@ def test_host_json_names_only_settings_infra_sets_and_matches_the_bindings() -> 
     assert {"Request", "Exception"} <= set(excluded)
 
 
-def test_retrain_schedule_default_is_a_six_field_ncrontab() -> None:
-    default = parse(INFRA / "main.bicep")["parameters"]["retrainSchedule"]["default"]
+@pytest.mark.parametrize("param", ["retrainSchedule", "janitorSchedule"])
+def test_timer_schedule_defaults_are_six_field_ncrontabs(param: str) -> None:
+    default = parse(INFRA / "main.bicep")["parameters"][param]["default"]
     assert len(default.split()) == 6, default
 
 

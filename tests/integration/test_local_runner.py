@@ -9,6 +9,7 @@ from typing import Any
 import azure.durable_functions as df
 import pytest
 
+from shared.runtime.extension import InstanceGone
 from shared.runtime.local_durable import LocalDurableRunner, OrchestrationFailed
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -178,7 +179,8 @@ def test_status_list_and_terminate_answer_as_the_durable_client_does() -> None:
     r.run(until=T0)
     assert r.status("s1")["runtime_status"] == "Running"  # type: ignore[index]
     r.terminate("s1", "operator said so")
-    r.raise_event("s1", "approve", "late")
+    with pytest.raises(InstanceGone, match="s1 is gone"):  # the client's 410
+        r.raise_event("s1", "approve", "late")
     r.run()
     s1 = r.status("s1")
     assert s1 is not None and s1["runtime_status"] == "Terminated" and s1["output"] == "operator said so"

@@ -10,9 +10,11 @@ from shared.domain.decisions import (
     assess_probe_failures,
     decide_before_production,
     expected_failure_rate,
+    forecast_rollbacks,
     plan_capacity,
     plan_scale_back,
     plan_waves,
+    settle_capacity,
     withdraw_change,
 )
 from shared.domain.model import Stratum
@@ -184,3 +186,35 @@ def test_a_surprise_after_the_last_wave_withdraws_the_change_from_every_vm_not_y
     d = withdraw_change(["a", "b", "c", "d"], {"a": "health probe failed"}, verdict)
     assert d.kind == "withdraw_change" and sorted(d.data["vms"]) == ["b", "c", "d"]
     assert all(why.startswith("change withdrawn: 3 failing of 163") for why in d.data["vms"].values())
+
+
+def test_a_scale_out_ahead_of_expected_failures_says_so_and_not_out_for_rollback() -> None:
+    d = plan_capacity("web", demand_units=142.3, serving_after=136, leaving=14, extra_now=0, policy=RolloutPolicy(),
+                      basis="are expected to fail (predicted risk of 120 at-risk VMs)")
+    assert d is not None and "14 VMs are expected to fail" in d.reason and "out for rollback" not in d.reason
+
+
+def test_rollbacks_are_forecast_from_the_rate_seen_so_far_times_the_vms_still_to_change() -> None:
+    n, why = forecast_rollbacks(changed=20, rolled_back=3, to_change=60, expected_by_risk=14.0)
+    assert n == 9 and "3 of 20 changed VMs rolled back so far" in why and "15%" in why
+    assert forecast_rollbacks(changed=20, rolled_back=0, to_change=60, expected_by_risk=14.0)[0] == 0
+    n, why = forecast_rollbacks(changed=0, rolled_back=0, to_change=60, expected_by_risk=13.6)
+    assert n == 14 and "predicted risk" in why
+
+
+def test_borrowed_instances_go_back_when_no_rollback_is_expected_any_more() -> None:
+    d = settle_capacity("web", demand_units=142.3, serving=150, expected=0, basis="", extra_now=7,
+                        pending_rollbacks=0, policy=RolloutPolicy())
+    assert d is not None and d.kind == "scale_in" and d.data == {"remove": 7, "extra_total": 0}
+    assert "passed their wave's check" in d.reason
+
+
+def test_settling_holds_what_the_forecast_rollbacks_need_and_waits_for_pending_ones() -> None:
+    d = settle_capacity("web", demand_units=142.3, serving=150, expected=12, basis="are forecast to roll back",
+                        extra_now=0, pending_rollbacks=0, policy=RolloutPolicy())
+    assert d is not None and d.kind == "scale_out" and d.data["extra_total"] == 5  # 142.3 - (150 - 12) -> 5
+    assert "12 VMs are forecast to roll back" in d.reason
+    assert settle_capacity("web", demand_units=142.3, serving=150, expected=0, basis="", extra_now=7,
+                           pending_rollbacks=2, policy=RolloutPolicy()) is None
+    assert settle_capacity("web", demand_units=142.3, serving=150, expected=12, basis="", extra_now=5,
+                           pending_rollbacks=0, policy=RolloutPolicy()) is None

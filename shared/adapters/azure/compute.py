@@ -420,17 +420,29 @@ class AzureFleet(_Compute, Fleet):
         c = self.guard.client_for([x.vm_id for x in snapshots], "restore")
         vms = {s.vm_id: self._vm(ArmId.parse(s.vm_id)) for s in snapshots}
         disks: dict[str, str] = {}
+        for s in snapshots:
+            rid = ArmId.parse(s.vm_id)
+            disks[s.vm_id] = (f"/subscriptions/{rid.subscription}/resourceGroups/{rid.resource_group}/providers/"
+                              f"Microsoft.Compute/disks/{_restored_disk_name(s)}")
+        # look before acting: a VM whose OS disk already is the one restored from that snapshot was restored by
+        # an earlier run of this activity (at-least-once delivery); it is not restored again
+        done = {s.vm_id for s in snapshots
+                if _os_disk(vms[s.vm_id].storage_profile).lower() == disks[s.vm_id].lower()}
+        already = {s.vm_id: RestoreResult(s.vm_id, True, 0, f"already restored from "
+                                          f"{s.snapshot_id.rsplit('/', 1)[-1]} (disk swap)")
+                   for s in snapshots if s.vm_id in done}
+        snapshots = [s for s in snapshots if s.vm_id not in done]
+        if not snapshots:
+            return already
         create = Batch(c)
         for s in snapshots:
             rid, vm = ArmId.parse(s.vm_id), vms[s.vm_id]
-            disk_name = _resource_name(f"{rid.name}-restored-{s.snapshot_id.rsplit('/', 1)[-1]}")
-            disks[s.vm_id] = (f"/subscriptions/{rid.subscription}/resourceGroups/{rid.resource_group}/providers/"
-                              f"Microsoft.Compute/disks/{disk_name}")
             disk = m.Disk(location=vm.location, zones=vm.zones, tags={"shadow-rollout": "restored"},
                           properties=m.DiskProperties(creation_data=m.CreationData(
                               create_option="Copy", source_resource_id=s.snapshot_id),
                               network_access_policy="DenyAll", public_network_access="Disabled"))
-            create.start(s.vm_id, "create_disk", c.disks.begin_create_or_update, rid.resource_group, disk_name, disk)
+            create.start(s.vm_id, "create_disk", c.disks.begin_create_or_update, rid.resource_group,
+                         _restored_disk_name(s), disk)
         create.wait_ok()
         stop = Batch(c)
         for s in snapshots:
@@ -459,9 +471,10 @@ class AzureFleet(_Compute, Fleet):
             rid = ArmId.parse(s.vm_id)
             start.start(s.vm_id, "start", c.virtual_machines.begin_start, rid.resource_group, rid.name)
         start.wait_ok()
-        return {s.vm_id: RestoreResult(s.vm_id, s.vm_id not in failed, attempts[s.vm_id],
-                                       f"OS disk restored from {s.snapshot_id.rsplit('/', 1)[-1]} (disk swap)"
-                                       if s.vm_id not in failed else str(failed[s.vm_id])) for s in snapshots}
+        return {**already, **{s.vm_id: RestoreResult(s.vm_id, s.vm_id not in failed, attempts[s.vm_id],
+                                                     f"OS disk restored from {s.snapshot_id.rsplit('/', 1)[-1]} "
+                                                     "(disk swap)" if s.vm_id not in failed else str(failed[s.vm_id]))
+                             for s in snapshots}}
 
     def _reimage_instances(self, snapshots: Sequence[SnapshotInfo]) -> dict[str, RestoreResult]:
         """Uniform: reimage to the model's (pre-change) image, then data disks made from their snapshots."""
@@ -757,6 +770,14 @@ class AzureShadowPool(_Compute, ShadowPool):
             out[sid] = ShadowState.EVICTED if "powerstate/deallocated" in codes else ShadowState.RUNNING
         return out
 
+    def tagged(self) -> dict[str, str]:
+        """The shadow pool's VMs and their ``shadow-rollout-tag`` (the rollout's label), listed by the pool."""
+        c, s = self.client, self.settings
+        flt = f"'virtualMachineScaleSet/id' eq '{self._pool_id()}'"
+        with azure_errors("list_shadows", s.shadow_pool_name):
+            return {_text(v.id): (v.tags or {}).get("shadow-rollout-tag", "")
+                    for v in c.virtual_machines.list(s.shadow_resource_group, filter=flt)}
+
     def teardown(self, shadow_ids: Sequence[str]) -> int:
         """Delete the shadows (their OS disks and NICs go with them), then their snapshots; idempotent."""
         c, s = self.client, self.settings
@@ -901,12 +922,18 @@ def _resource_name(text: str) -> str:
     return name
 
 
+def _restored_disk_name(s: SnapshotInfo) -> str:
+    """The disk a VM's OS disk is restored to: named for the VM and its snapshot, so a second restore finds it."""
+    return _resource_name(f"{ArmId.parse(s.vm_id).name}-restored-{s.snapshot_id.rsplit('/', 1)[-1]}")
+
+
 def _shadow_names(label: str, plans: Sequence[ShadowPlan]) -> list[str]:
     """Names that a retry of the same plans reproduces (so a second create finds the first's resources)."""
+    from ...domain.naming import shadow_name
+
     out, seen = [], set()
     for p in plans:
-        h = hashlib.sha1(f"{p.source_vm_id}|{p.role}|{p.sku}|{p.zone}|{p.stratum_key}".encode()).hexdigest()[:10]
-        name = f"sh-{label[:40]}-{h}"
+        name = shadow_name(label, p)
         while name in seen:
             name += "x"
         seen.add(name)

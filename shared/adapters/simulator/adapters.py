@@ -23,9 +23,10 @@ from ...domain.model import (
     SnapshotInfo,
     VmInfo,
 )
+from ...domain.naming import rollout_label, shadow_name
 from ...domain.resource_id import parse_scale_set_id
 from ...ports import DiskSnapshots, Fleet, ShadowLoad, ShadowPool, Telemetry
-from .world import FLEET_RG, SUBSCRIPTION, FleetWorld
+from .world import FLEET_RG, SHADOW_RG, SUBSCRIPTION, FleetWorld
 
 SIM_EPOCH = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 """Minute 0 of every simulated run: the trigger. A Monday at midnight UTC, so the diurnal cycle starts low."""
@@ -50,12 +51,22 @@ class SimFleet(Fleet):
         return out
 
     def apply_change(self, vm_ids: Sequence[str], change: ChangeSpec, *, timeout_minutes: float) -> list[ApplyResult]:
-        return self.world.apply(self.world.indices(list(vm_ids)), change, timeout_minutes)
+        """Looks before acting: a VM already on the change answers with its apply's result, not a Conflict."""
+        w = self.world
+        done = {v: w.apply_results[w.index_of(v)] for v in vm_ids if w.index_of(v) in w.apply_results}
+        todo = [v for v in vm_ids if v not in done]
+        fresh = {a.vm_id: a for a in w.apply(w.indices(todo), change, timeout_minutes)} if todo else {}
+        return [done.get(v) or fresh[v] for v in vm_ids]
 
     def restore_from_snapshots(self, snapshots: Sequence[SnapshotInfo]) -> list[RestoreResult]:
-        idx = self.world.indices([s.vm_id for s in snapshots])
-        done = self.world.restore(idx, [s.snapshot_id for s in snapshots])
-        return [RestoreResult(self.world.ids[i], ok, attempts, msg) for i, ok, attempts, msg in done]
+        """Looks before acting: a VM whose OS disk already comes from that snapshot is restored already."""
+        w = self.world
+        already = {s.vm_id for s in snapshots if w.restored_from.get(w.index_of(s.vm_id)) == s.snapshot_id}
+        todo = [s for s in snapshots if s.vm_id not in already]
+        done = w.restore(w.indices([s.vm_id for s in todo]), [s.snapshot_id for s in todo]) if todo else []
+        fresh = {w.ids[i]: RestoreResult(w.ids[i], ok, attempts, msg) for i, ok, attempts, msg in done}
+        return [fresh.get(s.vm_id) or RestoreResult(s.vm_id, True, 0, f"already restored from "
+                                                    f"{s.snapshot_id.rsplit('/', 1)[-1]}") for s in snapshots]
 
     def run_script(self, vm_ids: Sequence[str], script: str) -> dict[str, bool]:
         res = self.world.run_script(self.world.indices(list(vm_ids)))
@@ -96,9 +107,14 @@ class SimShadowPool(ShadowPool):
             fallback = spot_fallback
             if fallback == "regular" and regular_left is not None and regular_left <= 0:
                 fallback = "skip"
+            rid = shadow_resource_id(shadow_name(_tag(rollout_id), plan))
+            existing = self.world.existing_shadow(rid)  # look before acting: the name is the rollout's + VM's
+            if existing is not None:
+                out.append(existing)
+                continue
             try:
                 made = self.world.create_shadow(self.world.index_of(plan.source_vm_id), plan.sku, plan.zone,
-                                                fallback, _tag(rollout_id), plan.ordinal)
+                                                fallback, _tag(rollout_id), plan.ordinal, rid.rsplit("/", 1)[-1])
                 if not made.spot and regular_left is not None:
                     regular_left -= 1
                 out.append(made)
@@ -114,6 +130,9 @@ class SimShadowPool(ShadowPool):
 
     def teardown(self, shadow_ids: Sequence[str]) -> int:
         return self.world.delete_shadows(self.world.indices([s for s in shadow_ids if s]))
+
+    def tagged(self) -> dict[str, str]:
+        return self.world.live_shadows()
 
 
 class SimShadowLoad(ShadowLoad):
@@ -170,4 +189,9 @@ def _name(resource_id: str, world: FleetWorld) -> str:
 
 
 def _tag(rollout_id: str) -> str:
-    return "".join(c if c.isalnum() or c == "-" else "-" for c in rollout_id)[:40]
+    return rollout_label(rollout_id)
+
+
+def shadow_resource_id(name: str) -> str:
+    return (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{SHADOW_RG}/providers/Microsoft.Compute/"
+            f"virtualMachines/{name}")

@@ -91,6 +91,7 @@ class ShadowDraft:
     rid: str
     started: float
     ready: float
+    tag: str = ""
 
 
 @dataclass
@@ -131,6 +132,7 @@ class FleetWorld:
         self.shadow_spot: dict[int, bool] = {}
         self.shadow_created_at: dict[int, float] = {}
         self.shadow_source: dict[int, int] = {}
+        self.shadow_tag: dict[int, str] = {}
         self.last_production_action = 0.0
         self._deleted: set[int] = set()
         self._cleaned: set[int] = set()
@@ -142,6 +144,10 @@ class FleetWorld:
         """Minutes logical operations waited for their budget, summed (the cost of throttling)."""
         self.arm_writes = 0
         """ARM write requests the logical operations spent (for the budget-derived floor)."""
+        self.apply_results: dict[int, ApplyResult] = {}
+        """Row -> what its (only) apply returned: what a look before a second apply finds."""
+        self.restored_from: dict[int, str] = {}
+        """Row -> the snapshot its OS disk was restored from."""
         self.restore_first_failure: dict[int, float] = {}
         """Row -> when its restore's failed first attempt ended (the stand-in answers that attempt Failed)."""
         self._shadow_names = 0
@@ -332,6 +338,13 @@ class FleetWorld:
         raise err(f"{op} on {resource}: still failing after {MAX_ARM_ATTEMPTS} attempts", operation=op,
                   resource=resource, status=429 if kind == "throttled" else 503)
 
+    def attempt_counters(self) -> dict[tuple[str, str], int]:
+        """The fault streams' positions: what a re-executed work item rewinds to (chaos, at-least-once)."""
+        return self._attempts
+
+    def set_attempt_counters(self, counters: dict[tuple[str, str], int]) -> None:
+        self._attempts = counters
+
     def _next_attempt(self, op: str, resource: str) -> int:
         """Attempts are counted per (operation, resource) across calls, so a retry draws afresh."""
         attempt = self._attempts.get((op, resource), 0)
@@ -498,6 +511,7 @@ class FleetWorld:
             T["apply_done"][i] = finish
             self._derive_times(int(i))
             results.append(ApplyResult(self.ids[i], status, exit_code, round((finish - now) * 60.0, 1)))
+            self.apply_results[int(i)] = results[-1]
         if len(idx):
             self.clock.advance_to(float(max(T["apply_done"][idx])))
             self._production_action(idx, float(max(T["apply_done"][idx])))
@@ -595,6 +609,7 @@ class FleetWorld:
             t += float(self._latency(f"restore:{orch}", key, attempts)[0])
             T["restore_start"][i] = t_start
             T["restore_done"][i] = t
+            self.restored_from[i] = sid
             finish = max(finish, t)
             out.append((i, True, attempts, f"OS disk restored from {sid.rsplit('/', 1)[-1]} "
                         f"({'disk swap' if orch == 'Flexible' else 'reimage + data disk from snapshot'})"))
@@ -629,19 +644,21 @@ class FleetWorld:
 
     # ------------------------------------------------------------------ shadows
     def create_shadow(self, source: int, sku: str, zone: str, spot_fallback: str, tag: str,
-                      ordinal: int | None = None) -> ShadowInfo:
+                      ordinal: int | None = None, name: str | None = None) -> ShadowInfo:
         """Snapshot the source's disk, make a disk, start a Spot VM from it (or a regular one, per policy)."""
-        draft = self.begin_shadow(source, tag, ordinal)
+        draft = self.begin_shadow(source, tag, ordinal, name)
         self.shadow_disk(draft)
         return self.launch_shadow(draft, sku, zone, spot_fallback)
 
     # The three steps of a shadow, each timed from the previous one's end (``draft.ready``): the simulator's
     # adapter runs them back to back; the Azure-shaped stand-in runs each when its ARM request arrives.
-    def begin_shadow(self, source: int, tag: str, ordinal: int | None = None) -> ShadowDraft:
+    def begin_shadow(self, source: int, tag: str, ordinal: int | None = None,
+                     name: str | None = None) -> ShadowDraft:
         """Step 1: the incremental snapshot of the source's OS disk.
 
         The shadow is numbered by ``ordinal`` (its plan's place in the pool) when given, else in call order:
-        parallel chunks then get the same shadows (names and draws) whichever runs first.
+        parallel chunks then get the same shadows (names and draws) whichever runs first. ``name`` (a rollout's
+        deterministic shadow name, so a second run finds it) replaces the numbered name; the draws stay numbered.
         """
         now = self.clock.now
         src = self.vm_info(source)
@@ -651,7 +668,7 @@ class FleetWorld:
             number = self._shadow_bases.setdefault(tag, self._shadow_names) + ordinal
         self._shadow_names = max(self._shadow_names, number)
         key = SHADOW_KEY_BASE + number
-        name = f"shadow-{tag}-{number:04d}"
+        name = name or f"shadow-{tag}-{number:04d}"
         rid = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{SHADOW_RG}/providers/"
                f"Microsoft.Compute/virtualMachines/{name}")
         k = np.array([key])
@@ -659,7 +676,7 @@ class FleetWorld:
         t = now + self.arm_delay("snapshot", src.vm_id, [WRITE, WRITE, Charge(ArmKind.WRITES, "PutVM", rid.lower())]
                                  ) + float(self._latency("snapshot", k)[0])
         self.snapshots_taken += 1
-        return ShadowDraft(source, key, name, rid, now, t)
+        return ShadowDraft(source, key, name, rid, now, t, tag)
 
     def shadow_disk(self, draft: ShadowDraft) -> float:
         """Step 2: a managed disk from that snapshot; returns when it is ready."""
@@ -718,10 +735,27 @@ class FleetWorld:
         self.shadow_spot[n] = spot
         self.shadow_created_at[n] = draft.started
         self.shadow_source[n] = source
+        self.shadow_tag[n] = draft.tag
         self.clock.advance_to(t)
         msg = ("" if sku == asked else f"Spot refused for {asked}: Spot {sku} of the same family") if spot else \
             f"Spot refused for {sku}: regular-priced VM"
         return ShadowInfo(rid, src.vm_id, src.stratum.key, sku, zone, spot, ShadowState.RUNNING, msg)
+
+    def existing_shadow(self, resource_id: str) -> ShadowInfo | None:
+        """The shadow of that name, if one was ever created (what a GET before the PUT finds)."""
+        i = self._by_id.get(resource_id)
+        if i is None or i not in self.shadow_source:
+            return None
+        src = self.vm_info(self.shadow_source[i])
+        zone = self._zones[int(self.t["zone"][i])]
+        spot = self.shadow_spot.get(i, True)
+        return ShadowInfo(resource_id, src.vm_id, src.stratum.key, self.sku_of(i), zone, spot, self.shadow_state(i),
+                          "" if spot else f"Spot refused for {self.sku_of(i)}: regular-priced VM")
+
+    def live_shadows(self) -> dict[str, str]:
+        """Every shadow not deleted (running, or evicted with its disk left) and its tag: what a janitor lists."""
+        return {self.ids[i]: self.shadow_tag.get(i, "") for i in self.shadow_rows
+                if i not in self._deleted and i not in self._cleaned}
 
     def shadow_state(self, i: int) -> ShadowState:
         now = self.clock.now
@@ -801,6 +835,13 @@ class FleetWorld:
                   and not math.isnan(T["apply_at"][row]) and row in self._deleted)
             out[stratum] = out.get(stratum, False) or ok
         return out
+
+    def leaked(self) -> dict[str, int]:
+        """What is left behind now, read from the world: shadows (VMs or, once evicted, disks) never deleted,
+        and instances beyond each scale set's original capacity."""
+        shadows = sum(1 for i in self.shadow_rows if i not in self._deleted and i not in self._cleaned)
+        extra = sum(max(0, st.capacity - st.original) for st in self.scale_sets.values())
+        return {"shadows": shadows, "extra_instances": extra}
 
     def spot_price(self, i: int) -> float:
         sku = self._skus[int(self.t["sku"][i])]

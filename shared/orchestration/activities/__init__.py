@@ -5,7 +5,8 @@
     decide      analyse_shadows, decide
     production  prepare, snapshot_wave, apply_wave, check_production, production_done, halt, restore_vms,
                 verify_recovered
-    capacity    reserve_capacity, release_capacity
+    capacity    reserve_capacity, release_capacity, settle_capacity
+    cleanup     release_leases (and the record of a rollout that failed before it had one)
 
 A handler takes the wired Services and its typed payload and returns a small typed result; per-VM data stays
 in the rollout store, so orchestration histories stay small whatever the fleet size. Every handler is safe
@@ -34,7 +35,8 @@ from ..state import (
     StartInput,
     WaveChunkRef,
 )
-from .capacity import release_capacity, reserve_capacity
+from .capacity import release_capacity, reserve_capacity, settle_capacity
+from .cleanup import release_leases
 from .decide import analyse_shadows, decide
 from .production import (
     apply_wave,
@@ -77,13 +79,13 @@ ACTIVITIES: dict[str, Activity[Any, Any]] = _table(
     Activity(halt, HaltInput),
     Activity(production_done, RolloutRef), Activity(reserve_capacity, BatchRef), Activity(restore_vms, BatchChunkRef),
     Activity(verify_recovered, BatchRef), Activity(release_capacity, RolloutRef), Activity(finish, FinishInput),
+    Activity(settle_capacity, RolloutRef), Activity(release_leases, RolloutRef),
 )
 """Every activity by its Durable name."""
 
 __all__ = [
-    "ACTIVITIES", "Activity", "abort_rollout", "analyse_shadows", "apply_to_shadows", "apply_wave", "check_production",
-    "claim_targets", "create_shadows", "decide", "drive_shadow_load", "finish", "halt", "prepare", "production_done",
-    "release_capacity",
-    "reserve_capacity", "resolve_gate", "restore_vms", "snapshot_wave", "start_rollout", "teardown_shadows",
-    "verify_recovered",
+    "ACTIVITIES", "Activity", "abort_rollout", "analyse_shadows", "apply_to_shadows", "apply_wave",
+    "check_production", "claim_targets", "create_shadows", "decide", "drive_shadow_load", "finish", "halt",
+    "prepare", "production_done", "release_capacity", "release_leases", "reserve_capacity", "resolve_gate",
+    "restore_vms", "settle_capacity", "snapshot_wave", "start_rollout", "teardown_shadows", "verify_recovered",
 ]

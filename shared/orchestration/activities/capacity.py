@@ -1,4 +1,9 @@
-"""Capacity: borrow instances ahead of rollbacks so that demand stays served, and give them back after."""
+"""Capacity: borrow instances ahead of rollbacks so that demand stays served, and give them back after.
+
+Capacity follows the evidence: after each wave's check, ``settle_capacity`` holds as many borrowed instances as
+the rollbacks still expected need. Instances borrowed ahead of expected failures go back once the VMs they were
+for have passed their wave's check; later scale-outs forecast rollbacks from the rollback rate seen so far.
+Capacity is always set to an absolute target (:func:`~..idempotency.capacity_target`): safe to run twice."""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ from datetime import timedelta
 import numpy as np
 
 from ... import observability
-from ...domain.decisions import Decision, plan_capacity, plan_scale_back
+from ...domain.decisions import Decision, forecast_rollbacks, plan_capacity, plan_scale_back
+from ...domain.decisions import settle_capacity as plan_settle
 from ...services import Services
+from ..idempotency import capacity_target
 from ..repository import Step
 from ..state import BatchRef, CapacityResult, RollbackState, RolloutRef, VmItem
 from .common import DEFAULT_UTILISATION, DEMAND_MINUTES, SERVING_MINUTES, Rollout, nanmean_rows, short
@@ -43,8 +50,9 @@ def scale_out(r: Rollout, target: str, d: Decision | None, extra: dict[str, int]
     if d is None:
         return
     before = r.svc.fleet.capacity(target)
-    r.svc.fleet.set_capacity(target, before + d.data["add"])
-    observability.capacity_changed(r.id, short(target), before=before, after=before + d.data["add"], reason=d.reason)
+    after = capacity_target(r.record, target, d.data["extra_total"])  # absolute: a second run sets the same
+    r.svc.fleet.set_capacity(target, after)
+    observability.capacity_changed(r.id, short(target), before=before, after=after, reason=d.reason)
     extra[target] = d.data["extra_total"]
     decisions.append(d)
 
@@ -63,8 +71,9 @@ def cover_at_risk(r: Rollout, items: dict[str, VmItem], at_risk: list[str], extr
         if not members or expected <= 0:
             continue
         units, serving = demand(r, members)
+        at_risk_here = sum(1 for v in members if v in risky)
         d = plan_capacity(name, units, serving - expected + extra.get(target, 0), expected, extra.get(target, 0),
-                          r.policy)
+                          r.policy, basis=f"are expected to fail (predicted risk of {at_risk_here} at-risk VMs)")
         scale_out(r, target, d, extra, decisions)
 
 
@@ -106,10 +115,50 @@ def release_capacity(svc: Services, payload: RolloutRef) -> CapacityResult:
         d = plan_scale_back(target.rsplit("/", 1)[-1], n, pending)
         if d is not None:
             before = svc.fleet.capacity(target)
-            svc.fleet.set_capacity(target, before - n)
-            observability.capacity_changed(r.id, short(target), before=before, after=before - n, reason=d.reason)
+            after = capacity_target(r.record, target, 0)  # absolute: back to the capacity before the rollout
+            svc.fleet.set_capacity(target, after)
+            observability.capacity_changed(r.id, short(target), before=before, after=after, reason=d.reason)
             extra[target] = 0
             decisions.append(d)
+    r.update(extra=extra)
+    r.decide(decisions)
+    return CapacityResult(extra=extra)
+
+
+def settle_capacity(svc: Services, payload: RolloutRef) -> CapacityResult:
+    """Scale each target to what the rollbacks still expected need (absolute targets: safe to run twice)."""
+    r = Rollout(svc, payload.rollout_id, Step.SETTLE_CAPACITY)
+    items = r.vms()
+    at_risk = set(r.record.at_risk)
+    by_set: dict[str, list[str]] = defaultdict(list)
+    for vm_id, v in items.items():
+        by_set[v.info.scale_set].append(vm_id)
+    extra = dict(r.record.extra)
+    decisions: list[Decision] = []
+    for target in r.record.request.targets:
+        name = target.rsplit("/", 1)[-1]
+        members = by_set.get(name, [])
+        if not members:
+            continue
+        changed = [k for k in members if items[k].apply is not None]
+        rolled = [k for k in changed if items[k].rollback is not None]
+        pending = sum(1 for k in rolled if (rb := items[k].rollback) is not None and rb.state is RollbackState.QUEUED)
+        to_change = [k for k in members if items[k].apply is None and not items[k].excluded]
+        by_risk = sum(items[k].risk or 0.0 for k in to_change if k in at_risk)
+        expected, basis = forecast_rollbacks(len(changed), len(rolled), len(to_change), by_risk)
+        now_extra = int(extra.get(target, 0))
+        if expected <= 0 and now_extra == 0:
+            continue
+        units, serving = demand(r, [k for k in members if items[k].rollback is None])
+        d = plan_settle(name, units, serving, expected, basis, now_extra, pending, r.policy)
+        if d is None:
+            continue
+        before = svc.fleet.capacity(target)
+        after = capacity_target(r.record, target, d.data["extra_total"])
+        svc.fleet.set_capacity(target, after)
+        observability.capacity_changed(r.id, short(target), before=before, after=after, reason=d.reason)
+        extra[target] = d.data["extra_total"]
+        decisions.append(d)
     r.update(extra=extra)
     r.decide(decisions)
     return CapacityResult(extra=extra)

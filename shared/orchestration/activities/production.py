@@ -31,9 +31,11 @@ from ..state import (
     CapacityResult,
     CheckContext,
     CheckInput,
+    CheckMemo,
     CheckResult,
     HaltInput,
     HaltResult,
+    PastDecision,
     ProductionDoneResult,
     RestoreChunkResult,
     Rollback,
@@ -139,57 +141,82 @@ def _peer_error_rate(r: Rollout, items: dict[str, VmItem]) -> float | None:
 
 
 def check_production(svc: Services, payload: CheckInput) -> CheckResult:
-    """Find failing changed VMs, queue them for rollback, and (between waves) apply the error threshold."""
+    """Find failing changed VMs, queue them for rollback, and (between waves) apply the error threshold.
+
+    Safe to run twice: what it found is written ahead under the caller's key (``check``) before anything is
+    queued, so a run after a death part-way queues the same VMs in the same batch and answers the same."""
     scope = payload.context.value + (f"-w{payload.wave:02d}" if payload.wave is not None else "")
     r = Rollout(svc, payload.rollout_id, Step.CHECK_PRODUCTION, scope)
+    key = payload.check
+    found = r.repo.memo(key) if key else None
+    if found is not None and found.done:
+        return found.answer
+    if found is None:
+        found = _assess_production(r, payload.context is CheckContext.WAVE)
+        if found.failing:
+            def next_batch(rec: RolloutRecord) -> None:  # counted on the fresh record: no two checks share a number
+                rec.rollback_batches += 1
+
+            r.record = r.repo.update_record(next_batch)
+            found.answer.batch = f"b{r.record.rollback_batches}"
+        if key:
+            r.repo.put_memo(key, found)
+    failing = found.failing
+    batch = found.answer.batch
+    decisions: list[Decision] = []
+    if found.withdraw:
+        r.update(withdrawn=True, halted=True)
+    if failing:
+        r.repo.put_batch(batch, sorted(failing))
+        r.repo.update_vms(failing, lambda k, cur: None if cur.rollback is not None else cur.model_copy(update={
+            "rollback": Rollback(batch=batch, state=RollbackState.QUEUED, reason=failing[k])}))
+        decisions += [Decision(DecisionKind.ROLLBACK_VM, f"{short(k)}: {why}", k) for k, why in sorted(failing.items())]
+        for k, why in sorted(failing.items()):
+            observability.rollback_queued(r.id, k, why)
+    if found.verdict is not None:
+        verdict = Decision(found.verdict.kind, found.verdict.reason, found.verdict.subject, dict(found.verdict.data))
+        decisions.append(verdict)
+        if found.answer.halt:
+            r.update(halted=True, phase=RolloutPhase.HALTED_IN_PRODUCTION)
+            publish_outcome(r, "halted", verdict.reason, where="production", failing=found.failing_total,
+                            changed=found.answer.changed)
+    r.decide(decisions)
+    if key:
+        r.repo.put_memo(key, found.model_copy(update={"done": True}))
+    return found.answer
+
+
+def _assess_production(r: Rollout, between_waves: bool) -> CheckMemo:
+    """What a production check finds, before it changes anything: failing VMs and the verdict."""
     items = r.vms()
     changed = [k for k, v in items.items() if v.apply is not None]
     live = [k for k in changed if items[k].rollback is None]
     now = r.now
     window = timedelta(minutes=max(r.policy.health_window_minutes, r.policy.flap_window_minutes,
                                    r.policy.error_window_minutes))
-    frame = svc.telemetry.signals(live, now - window, now) if live else None
+    frame = r.svc.telemetry.signals(live, now - window, now) if live else None
     applies = [a for k in live if (a := items[k].apply) is not None and a.status is not ApplyStatus.OK]
     baselines = {k: Baseline(items[k].baseline_errors, items[k].baseline_cpu) for k in live}
     failing = failing_vms(frame, baselines, applies, r.policy, _peer_error_rate(r, items)) if frame is not None else {}
     failing_total = sum(1 for k in changed if items[k].rollback is not None) + len(failing)
-    decisions: list[Decision] = []
     threshold = adaptive_error_threshold(r.record.predicted_rate, r.policy)
-    verdict = assess_changed_vms(len(changed), failing_total, threshold)
-    if verdict.kind is not DecisionKind.HALT_IN_PRODUCTION and frame is not None:
+    d = assess_changed_vms(len(changed), failing_total, threshold)
+    if d.kind is not DecisionKind.HALT_IN_PRODUCTION and frame is not None:
         health = frame.signals["health_ok"]
-        verdict = assess_probe_failures(int(np.sum(health == 0.0)), int(np.sum(~np.isnan(health))),
-                                        r.policy) or verdict
-    halt = False
-    if payload.context is CheckContext.WAVE:
-        halt = verdict.kind is DecisionKind.HALT_IN_PRODUCTION
+        d = assess_probe_failures(int(np.sum(health == 0.0)), int(np.sum(~np.isnan(health))), r.policy) or d
+    halt, withdraw, verdict = False, False, None
+    if between_waves:
+        halt = d.kind is DecisionKind.HALT_IN_PRODUCTION
         if halt or failing:
-            decisions.append(verdict)
-        if halt:
-            r.update(halted=True, phase=RolloutPhase.HALTED_IN_PRODUCTION)
-            publish_outcome(r, "halted", verdict.reason, where="production", failing=failing_total,
-                            changed=len(changed))
-    elif verdict.kind is DecisionKind.HALT_IN_PRODUCTION and not r.record.withdrawn:
-        withdraw = withdraw_change(live, failing, verdict)  # the watch: failures this surprising withdraw it all
-        failing.update(withdraw.data["vms"])
-        r.update(withdrawn=True, halted=True)
-        decisions.append(withdraw)
-    batch = ""
-    if failing:
-        def next_batch(rec: RolloutRecord) -> None:  # counted on the fresh record: no two checks share a number
-            rec.rollback_batches += 1
-
-        r.record = r.repo.update_record(next_batch)
-        batch = f"b{r.record.rollback_batches}"
-        r.repo.put_batch(batch, sorted(failing))
-        r.repo.update_vms(failing, lambda k, cur: cur.model_copy(update={
-            "rollback": Rollback(batch=batch, state=RollbackState.QUEUED, reason=failing[k])}))
-        decisions += [Decision(DecisionKind.ROLLBACK_VM, f"{short(k)}: {why}", k) for k, why in sorted(failing.items())]
-        for k, why in sorted(failing.items()):
-            observability.rollback_queued(r.id, k, why)
-    r.decide(decisions)
-    return CheckResult(failing=len(failing), batch=batch, chunks=chunk_count(len(failing)), halt=halt,
-                        changed=len(changed))
+            verdict = PastDecision(kind=d.kind, reason=d.reason, subject=d.subject, data=dict(d.data))
+    elif d.kind is DecisionKind.HALT_IN_PRODUCTION and not r.record.withdrawn:
+        w = withdraw_change(live, failing, d)  # the watch: failures this surprising withdraw it all
+        failing.update(w.data["vms"])
+        withdraw = True
+        verdict = PastDecision(kind=w.kind, reason=w.reason, subject=w.subject, data=dict(w.data))
+    return CheckMemo(failing=dict(failing), failing_total=failing_total, verdict=verdict, withdraw=withdraw,
+                     answer=CheckResult(failing=len(failing), chunks=chunk_count(len(failing)), halt=halt,
+                                        changed=len(changed)))
 
 
 def production_done(svc: Services, payload: RolloutRef) -> ProductionDoneResult:

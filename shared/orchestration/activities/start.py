@@ -35,6 +35,7 @@ from ..state import (
     StartResult,
     VmItem,
 )
+from .cleanup import ensure_record
 from .common import Rollout, publish_outcome
 
 
@@ -136,7 +137,10 @@ def abort_rollout(svc: Services, payload: AbortInput) -> HaltResult:
 
 
 def finish(svc: Services, payload: FinishInput) -> FinishResult:
-    """Record the end: every VM's believed configuration, the halt, and a summary."""
+    """Record the end: every VM's believed configuration, the halt, what was left behind, and a summary.
+
+    The leases are released before, by ``release_leases`` (retried on its own)."""
+    ensure_record(svc, payload)  # a rollout that failed before start_rollout recorded it
     r = Rollout(svc, payload.rollout_id, Step.FINISH)
     items = r.vms()
     error, refused = payload.error, payload.refused
@@ -151,10 +155,9 @@ def finish(svc: Services, payload: FinishInput) -> FinishResult:
     reason = (f"rollout {state.value}: {on_new} VMs on the new config, "
               f"{on_old} on the old config ({rolled_back} of them rolled back)"
               + (f"; error: {error}" if error else "") + (f"; {refused}" if refused else ""))
-    r.decide([Decision(DecisionKind.FINISHED, reason)])
-    released = svc.leases.release(r.id)
-    if released:
-        r.decide([Decision(DecisionKind.RELEASED, f"{_plural(released, 'target scale set')} released")])
+    leaks = list(payload.leaks)
+    r.decide([Decision(DecisionKind.LEAK, f"left for the janitor: {x}") for x in leaks]
+             + [Decision(DecisionKind.FINISHED, reason)])
     publish_outcome(r, "finished", reason, state=state.value, on_new_config=on_new, on_old_config=on_old,
-                    rolled_back=rolled_back, halted=halted)
+                    rolled_back=rolled_back, halted=halted, leaks=leaks)
     return FinishResult(state=state, halted=halted, on_new_config=on_new, rolled_back=rolled_back)
