@@ -64,3 +64,14 @@ def test_the_simulator_honours_subscription_resource_group_and_case() -> None:
     with pytest.raises(NotFound, match="resource group rg-other"):
         fleet.set_capacity(vmss_resource_id("web").replace("rg-fleet", "rg-other"), 5)
     assert fleet.capacity(vmss_resource_id("web")) == 2
+
+
+def test_the_simulator_finds_a_vm_by_its_id_in_any_case() -> None:
+    world = FleetWorld(parse_scenario({"name": "s", "fleet": {"scale_sets": [{"name": "web", "capacity": 2}]},
+                                       "change": {"id": "c"}}))
+    vm = world.ids[1]
+    assert world.index_of(vm.upper()) == world.index_of(vm) == 1
+    assert vm.swapcase() in world._by_id and world._by_id.get(vm.swapcase()) == 1
+    assert world.ids[1] == vm  # the world's own spelling is what it hands out
+    with pytest.raises(NotFound):
+        world.index_of(vm + "x")

@@ -106,6 +106,24 @@ class _ScaleSetState:
     extensions: list[str] = field(default_factory=list)
 
 
+class _IdIndex(dict[str, int]):
+    """Resource id -> row. ARM resource ids are case-insensitive ("Resource names are case-insensitive unless noted",
+    learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules), so the world's are too; it
+    keeps the lower-cased id and hands out its own spelling through ``FleetWorld.ids``."""
+
+    def __setitem__(self, key: str, value: int) -> None:
+        super().__setitem__(key.lower(), value)
+
+    def __getitem__(self, key: str) -> int:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default: int | None = None) -> int | None:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
 class FleetWorld:
     """Everything the simulator knows. Adapters call its operations; only ``outcome`` reads the truth."""
 
@@ -126,7 +144,7 @@ class FleetWorld:
         self._zones: list[str] = []
         self.ids: list[str] = []
         self.names: list[str] = []
-        self._by_id: dict[str, int] = {}
+        self._by_id: dict[str, int] = _IdIndex()
         self.snapshots: dict[int, list[tuple[float, str]]] = {}
         self.shadow_rows: list[int] = []
         self.shadow_spot: dict[int, bool] = {}
