@@ -13,7 +13,7 @@ from .kinds import DecisionKind
 from .model import Stratum
 from .policy import RolloutPolicy
 from .registry import PACKAGED_PREFIX, ModelInUse, ModelSource
-from .sampling import stable_rank
+from .sampling import split_waves
 
 
 @dataclass(frozen=True)
@@ -278,21 +278,7 @@ def plan_waves(vms_by_stratum: dict[str, list[str]], policy: RolloutPolicy, salt
     Cumulative counts round up, so every stratum has a VM in the first wave and a problem the shadows
     missed shows in the smallest wave.
     """
-    cumulative = []
-    acc = 0.0
-    for f in policy.wave_fractions:
-        acc += f
-        cumulative.append(min(1.0, acc))
-    waves: list[list[str]] = [[] for _ in cumulative]
-    for key in sorted(vms_by_stratum):
-        members = sorted(vms_by_stratum[key], key=lambda v: stable_rank(salt, v))
-        n = len(members)
-        prev = 0
-        for w, c in enumerate(cumulative):
-            upto = n if w == len(cumulative) - 1 else min(n, math.ceil(c * n - 1e-9))
-            waves[w].extend(members[prev:upto])
-            prev = max(prev, upto)
-    return [w for w in waves if w]
+    return split_waves(vms_by_stratum, policy.wave_fractions, salt)
 
 
 def plan_capacity(scale_set: str, demand_units: float, serving_after: int, leaving: int, extra_now: int,

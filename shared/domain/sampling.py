@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .model import ShadowPlan, Stratum, VmInfo
@@ -76,3 +76,23 @@ def _control_twins(groups: dict[Stratum, list[VmInfo]], taken: set[str], per_gro
         ranked = sorted(members, key=lambda vm: (vm.vm_id in taken, stable_rank(salt + ":twin", vm.vm_id)))
         out.extend(ShadowPlan(vm.vm_id, vm.stratum.key, vm.sku, vm.zone, "control") for vm in ranked[:per_group])
     return out
+
+
+def split_waves(vms_by_stratum: Mapping[str, list[str]], fractions: tuple[float, ...], salt: str) -> list[list[str]]:
+    """Each stratum's VMs in a stable pseudo-random order, cut at the cumulative fractions rounded up, so every
+    stratum has a VM in the first wave; empty waves are dropped."""
+    cumulative = []
+    acc = 0.0
+    for f in fractions:
+        acc += f
+        cumulative.append(min(1.0, acc))
+    waves: list[list[str]] = [[] for _ in cumulative]
+    for key in sorted(vms_by_stratum):
+        members = sorted(vms_by_stratum[key], key=lambda v: stable_rank(salt, v))
+        n = len(members)
+        prev = 0
+        for w, c in enumerate(cumulative):
+            upto = n if w == len(cumulative) - 1 else min(n, math.ceil(c * n - 1e-9))
+            waves[w].extend(members[prev:upto])
+            prev = max(prev, upto)
+    return [w for w in waves if w]

@@ -15,7 +15,6 @@ shows no harm, and at the latest at the maximum (equal bounds give a fixed watch
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from itertools import pairwise
@@ -23,7 +22,7 @@ from itertools import pairwise
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .policy import RolloutPolicy
-from .sampling import stable_rank
+from .sampling import split_waves
 from .sequential import SeqVerdict, StratumSequence, suspicious
 
 
@@ -198,21 +197,3 @@ def plan_adaptive_waves(vms_by_stratum: Mapping[str, list[str]], predicted_rate:
                     reason=f"{len(waves)} waves of {sizes} VMs, each watched {watch}: {why}")
 
 
-def split_waves(vms_by_stratum: Mapping[str, list[str]], fractions: tuple[float, ...], salt: str) -> list[list[str]]:
-    """Each stratum's VMs in a stable pseudo-random order, cut at the cumulative fractions rounded up, so every
-    stratum has a VM in the first wave; empty waves are dropped."""
-    cumulative = []
-    acc = 0.0
-    for f in fractions:
-        acc += f
-        cumulative.append(min(1.0, acc))
-    waves: list[list[str]] = [[] for _ in cumulative]
-    for key in sorted(vms_by_stratum):
-        members = sorted(vms_by_stratum[key], key=lambda v: stable_rank(salt, v))
-        n = len(members)
-        prev = 0
-        for w, c in enumerate(cumulative):
-            upto = n if w == len(cumulative) - 1 else min(n, math.ceil(c * n - 1e-9))
-            waves[w].extend(members[prev:upto])
-            prev = max(prev, upto)
-    return [w for w in waves if w]
