@@ -111,7 +111,7 @@ class LocalRolloutServer:
         while not self._stop.is_set():
             target = SIM_EPOCH + timedelta(seconds=self.speed * (time.monotonic() - t0))
             with self.lock:
-                self.runner.run(until=target)
+                self.runner.run(until=target, stop=self._stop.is_set)  # Ctrl-C stops between turns
                 self.runner.idle_until(target)
             self._stop.wait(0.05)
 
