@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -206,6 +207,9 @@ def serve_until_interrupted(scenario: Scenario, *, seed: int | None, port: int, 
     """What ``simulate --serve`` does: the detail URL first on stdout, then serve until Ctrl-C."""
     import sys
 
+    # Ctrl-C (and a TERM) stop it even when it was started with SIGINT ignored, as a background job's children are
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     server = LocalRolloutServer(scenario, seed=seed, speed=speed, port=port, approval=approval,
                                 on_status=on_status)
     sys.stdout.write(server.detail_url + "\n")
