@@ -562,28 +562,36 @@ def bench_import(
 
 @app.command()
 def train(
-    scenarios: Annotated[Path, typer.Option(help="Scenario corpus to learn from.")] = Path("bench/scenarios"),
+    scenarios: Annotated[Path, typer.Option(help="Scenario corpus to learn from (bench/make_training_corpus.py "
+                                                 "draws the default).")] = Path("bench/training-corpus"),
     seed: Annotated[int, typer.Option(help="Random state of the learner.")] = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write the model (default: model/).")]
     = None,
     max_vms: Annotated[int, typer.Option(help="Leave out scenarios with larger fleets.")] = 2000,
+    limit: Annotated[int | None, typer.Option(help="Only the first N scenarios (a quick run).")] = None,
+    n_estimators: Annotated[int, typer.Option(help="Trees in the forest.")] = 150,
 ) -> None:
-    """Train the failure model on dry rollouts of a corpus; write ONNX, features, metrics and the model card."""
+    """Train the failure model on dry rollouts of a corpus; write ONNX, features, manifest, metrics, the packaged
+    training rows and the model card. The rollout keeps the judge until `select-model` validates the model."""
     from .adapters.onnx_model import MODEL_DIR
     from .learning.train import TrainingConfig
     from .learning.train import train as run_training
 
-    cfg = TrainingConfig(scenarios=scenarios, out=out_dir or MODEL_DIR, seed=seed, max_vms=max_vms)
+    if not scenarios.is_dir():
+        _fail(f"--scenarios {scenarios}: no such directory (draw the corpus: python bench/make_training_corpus.py)")
+    cfg = TrainingConfig(scenarios=scenarios, out=out_dir or MODEL_DIR, seed=seed, max_vms=max_vms, limit=limit,
+                         n_estimators=n_estimators)
     try:
         metrics = run_training(cfg, progress=lambda msg: err.print(f"  [dim]…[/] {msg}"))
-    except ShadowRolloutError as exc:
+    except (ShadowRolloutError, ValueError) as exc:
         _fail(str(exc))
         return
-    obs = metrics["held_out_seeds"].get("observable", {})
-    fam = metrics["held_out_families"].get("observable", {})
-    out.print(f"model written to {cfg.out}: held-out seeds (observable) ROC-AUC {obs.get('roc_auc')} "
-              f"(truth {obs.get('oracle_roc_auc')}, judge {obs.get('judge_roc_auc')}); held-out families "
-              f"{fam.get('roc_auc')}; {metrics['inference_rows_per_second']:,} predictions/s")
+    obs = metrics["held_out_scenarios"].get("observable", {})
+    fam = metrics["held_out_modes"].get("observable", {})
+    out.print(f"model written to {cfg.out}: held-out scenarios (observable) ROC-AUC {obs.get('roc_auc')} "
+              f"(truth {obs.get('oracle_roc_auc')}, judge {obs.get('judge_roc_auc')}); held-out modes "
+              f"{fam.get('roc_auc')}; {metrics['inference_rows_per_second']:,} predictions/s; not in use until "
+              "select-model validates it")
 
 
 @app.command()
