@@ -738,3 +738,7 @@ def main() -> None:
 from .appcli import register as _register_app_commands  # noqa: E402 - status, watch, approve, abort, list
 
 _register_app_commands(app)
+
+from .modelcli import register as _register_model_commands  # noqa: E402 - model rollback, model versions
+
+_register_model_commands(app)
