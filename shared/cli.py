@@ -633,14 +633,15 @@ def evaluate(
 def select_model(
     scenarios: Annotated[Path, typer.Option(help="Validation scenarios (never trained on).")]
     = Path("bench/validation-families"),
-    seeds: Annotated[int, typer.Option(help="Seeds per scenario (the file's seed first).")] = 2,
+    seeds: Annotated[int, typer.Option(help="Seeds per scenario (the file's seed first).")] = 4,
     model_dir: Annotated[Path | None, typer.Option(help="The model to judge (default: model/).")] = None,
 ) -> None:
     """Use the learned model only where it beats the judge on validation families; write selection.json and the
-    model card's 'In use' section."""
+    model card's 'In use' section; record the validation pairs in the manifest and the rows in
+    validation-rows.npz."""
     from .adapters.onnx_model import MODEL_DIR, OnnxFailureModel
     from .learning.dataset import collect, scenario_files
-    from .learning.selection import select, write_selection
+    from .learning.selection import record_validation, select, write_selection
 
     directory = model_dir or MODEL_DIR
     paths = scenario_files(scenarios, 10_000)
@@ -653,6 +654,7 @@ def select_model(
         return
     selection = select(d, [p.name for p in paths], sorted({int(s) for s in d.seed}))
     write_selection(directory, selection)
+    record_validation(directory, d, paths, list(range(seeds)))
     out.print(f"in use: {selection['model']}: {selection['why']}")
 
 

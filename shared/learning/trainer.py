@@ -23,7 +23,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -290,8 +290,10 @@ def _rows_from(setting: str, default: Path) -> PackagedRows | None:
     return load_rows(path)
 
 
-def run_from_environment(now: datetime) -> TrainerRun:
-    """One run as the trainer app makes it: the rollout store and the registry named by the app settings.
+def run_from_environment(now: datetime, cfg: TrainerConfig | None = None) -> TrainerRun:
+    """One run as the trainer app makes it: the rollout store and the registry named by the app settings, the
+    packaged training and validation rows (``model/*.npz``, staged into the trainer's package by stage.sh).
+    ``cfg``: the learner's settings (the minimum of rollouts comes from the app setting all the same).
 
     The store is read only (the trainer's identity holds Table data *reader*); the registry container exists
     already (infra makes it; the identity may write blobs in it, not create containers).
@@ -316,4 +318,4 @@ def run_from_environment(now: datetime) -> TrainerRun:
     return retrain_into_registry([TableRolloutStore(client)], model_registry(url), now=now,
                                  packaged=_rows_from(PACKAGED_ROWS_SETTING, MODEL_DIR / PACKAGED_ROWS_FILE),
                                  validation=_rows_from(VALIDATION_ROWS_SETTING, MODEL_DIR / VALIDATION_ROWS_FILE),
-                                 cfg=TrainerConfig(min_rollouts=min_rollouts))
+                                 cfg=replace(cfg or TrainerConfig(), min_rollouts=min_rollouts))
