@@ -272,6 +272,7 @@ def test_the_trainer_app_trains_on_the_packaged_rows_and_validates_on_the_valida
         run_from_environment,
     )
 
+    assert registry.container.exists()  # infra makes the container; the trainer's identity may only write blobs
     table = f"rollouts{uuid.uuid4().hex[:8]}"
     in_tables(store_with(8, 100, flip=False, seed=3, start_day=1), azurite_tables, table)
     for name, value in {"SHADOW_ROLLOUT_REGISTRY_URL": f"http://127.0.0.1/devstoreaccount1/{container.container_name}",
