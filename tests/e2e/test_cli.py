@@ -121,7 +121,7 @@ def test_evaluate_reports_the_contract_figures_for_model_judge_and_truth(
     assert r["roc_auc"] > 0.9 and r["brier"] < 0.1
     shipped = json.loads((Path(__file__).resolve().parents[2] / "model" / "selection.json").read_text())
     assert r["model"] == shipped["model"]  # model/selection.json: what validation chose
-    assert (r["roc_auc"] == r["judge_roc_auc"]) == (shipped["model"] == "judge") and r["seed_offset"] == 0
+    assert (r["brier"] == r["judge_brier"]) == (shipped["model"] == "judge") and r["seed_offset"] == 0
 
 
 def test_select_model_writes_the_choice_and_the_cards_section(tmp_path: Path,
