@@ -672,9 +672,11 @@ def retrain(
     min_rollouts: Annotated[int | None, typer.Option(help="With --registry: fewer recorded rollouts, no "
                                                           "retrain (default 20).")] = None,
     packaged_rows: Annotated[Path | None, typer.Option(help="With --registry: packaged training rows (.npz) to "
-                                                            "train on besides the recorded rollouts.")] = None,
+                                                            "train on besides the recorded rollouts (default: "
+                                                            "model/training-rows.npz).")] = None,
     validation_rows: Annotated[Path | None, typer.Option(help="With --registry: rows of the simulator's "
-                                                              "validation families (.npz) to validate on too.")] = None,
+                                                              "validation families (.npz) to validate on too "
+                                                              "(default: model/validation-rows.npz).")] = None,
 ) -> None:
     """Retrain from recorded rollouts (labelled by what production showed); promote only a better model.
 
@@ -712,12 +714,23 @@ def retrain(
         out.print(("[green]promoted[/]: " if result["promoted"] else "[yellow]not promoted[/]: ") + result["reason"])
         return
     from .bootstrap import model_registry, utcnow
-    from .learning.trainer import MIN_ROLLOUTS, TrainerConfig, load_rows, retrain_into_registry
+    from .learning.trainer import (
+        MIN_ROLLOUTS,
+        PACKAGED_ROWS_FILE,
+        VALIDATION_ROWS_FILE,
+        TrainerConfig,
+        load_rows,
+        retrain_into_registry,
+    )
 
+    packaged_rows = packaged_rows or MODEL_DIR / PACKAGED_ROWS_FILE
+    validation_rows = validation_rows or MODEL_DIR / VALIDATION_ROWS_FILE
+    for path in (packaged_rows, validation_rows):
+        if not path.is_file():
+            _fail(f"no rows at {path}: `shadow-rollout train` and `select-model` write model/'s")
     try:
         run = retrain_into_registry(stores, model_registry(registry, create=True), now=utcnow(),
-                                    packaged=load_rows(packaged_rows) if packaged_rows else None,
-                                    validation=load_rows(validation_rows) if validation_rows else None,
+                                    packaged=load_rows(packaged_rows), validation=load_rows(validation_rows),
                                     cfg=TrainerConfig(min_rollouts=MIN_ROLLOUTS if min_rollouts is None
                                                       else min_rollouts))
     except ShadowRolloutError as exc:

@@ -39,15 +39,17 @@ def registry(container: ContainerClient, tmp_path: Path) -> BlobModelRegistry:
     return reg
 
 
-def run(registry: BlobModelRegistry, blobs: str, *args: str) -> tuple[int, str]:
+def run(registry: BlobModelRegistry, blobs: str, *args: str, command: str = "rollback") -> tuple[int, str]:
     url = f"http://127.0.0.1/devstoreaccount1/{registry.location.rsplit('/', 1)[-1]}"
-    p = cli("model", "rollback", "--registry", url, *args, env={"SHADOW_ROLLOUT_REGISTRY_CONNECTION_STRING": blobs})
+    p = cli("model", command, "--registry", url, *args, env={"SHADOW_ROLLOUT_REGISTRY_CONNECTION_STRING": blobs})
     return p.returncode, " ".join((p.stdout + p.stderr).split())
 
 
 def test_a_rollback_moves_the_pointer_back_and_records_who_and_why(registry: BlobModelRegistry,
                                                                    container: ContainerClient,
                                                                    azurite_blobs: str) -> None:
+    code, text = run(registry, azurite_blobs, command="versions")
+    assert code == 0 and "old-schema v1 * v2 promoted: v2" in text, text
     code, text = run(registry, azurite_blobs, "--to", "v1", "--reason", "v2 halts good changes", "--by", "alice")
     assert code == 0, text
     assert "rolled back: v2 -> v1" in text
