@@ -285,8 +285,8 @@ m['held_out_scenario_count']} dry rollouts, then {1 + MODE_FOLDS + 3} forest fit
 {REPRODUCE}
 ```
 
-The corpus is sized for a run of about 15 minutes of CPU: more draws would cost time linearly and, with
-{m['training_rows']} rows already, add less than new kinds of draw would.
+The corpus is sized to keep the run within about 15 minutes on this machine's 2 shared cores (the dry rollouts
+take most of it, and grow linearly with the number of draws; `--limit N` trains on the first N draws only).
 
 ## Data
 A domain-randomised corpus (`{meta['corpus']}`, drawn by `bench/make_training_corpus.py` with its own
