@@ -33,8 +33,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The trainer app is checked on its own: its module is also named function_app.
 typecheck: $(STAMP)
 	$(BIN)/mypy shared functions function_app.py
+	$(BIN)/mypy trainer/function_app.py
 
 test: lint typecheck $(NODE_STAMP) $(CHROMIUM)
 	$(BIN)/pytest

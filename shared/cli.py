@@ -562,28 +562,36 @@ def bench_import(
 
 @app.command()
 def train(
-    scenarios: Annotated[Path, typer.Option(help="Scenario corpus to learn from.")] = Path("bench/scenarios"),
+    scenarios: Annotated[Path, typer.Option(help="Scenario corpus to learn from (bench/make_training_corpus.py "
+                                                 "draws the default).")] = Path("bench/training-corpus"),
     seed: Annotated[int, typer.Option(help="Random state of the learner.")] = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write the model (default: model/).")]
     = None,
     max_vms: Annotated[int, typer.Option(help="Leave out scenarios with larger fleets.")] = 2000,
+    limit: Annotated[int | None, typer.Option(help="Only the first N scenarios (a quick run).")] = None,
+    n_estimators: Annotated[int, typer.Option(help="Trees in the forest.")] = 150,
 ) -> None:
-    """Train the failure model on dry rollouts of a corpus; write ONNX, features, metrics and the model card."""
+    """Train the failure model on dry rollouts of a corpus; write ONNX, features, manifest, metrics, the packaged
+    training rows and the model card. The rollout keeps the judge until `select-model` validates the model."""
     from .adapters.onnx_model import MODEL_DIR
     from .learning.train import TrainingConfig
     from .learning.train import train as run_training
 
-    cfg = TrainingConfig(scenarios=scenarios, out=out_dir or MODEL_DIR, seed=seed, max_vms=max_vms)
+    if not scenarios.is_dir():
+        _fail(f"--scenarios {scenarios}: no such directory (draw the corpus: python bench/make_training_corpus.py)")
+    cfg = TrainingConfig(scenarios=scenarios, out=out_dir or MODEL_DIR, seed=seed, max_vms=max_vms, limit=limit,
+                         n_estimators=n_estimators)
     try:
         metrics = run_training(cfg, progress=lambda msg: err.print(f"  [dim]…[/] {msg}"))
-    except ShadowRolloutError as exc:
+    except (ShadowRolloutError, ValueError) as exc:
         _fail(str(exc))
         return
-    obs = metrics["held_out_seeds"].get("observable", {})
-    fam = metrics["held_out_families"].get("observable", {})
-    out.print(f"model written to {cfg.out}: held-out seeds (observable) ROC-AUC {obs.get('roc_auc')} "
-              f"(truth {obs.get('oracle_roc_auc')}, judge {obs.get('judge_roc_auc')}); held-out families "
-              f"{fam.get('roc_auc')}; {metrics['inference_rows_per_second']:,} predictions/s")
+    obs = metrics["held_out_scenarios"].get("observable", {})
+    fam = metrics["held_out_modes"].get("observable", {})
+    out.print(f"model written to {cfg.out}: held-out scenarios (observable) ROC-AUC {obs.get('roc_auc')} "
+              f"(truth {obs.get('oracle_roc_auc')}, judge {obs.get('judge_roc_auc')}); held-out modes "
+              f"{fam.get('roc_auc')}; {metrics['inference_rows_per_second']:,} predictions/s; not in use until "
+              "select-model validates it")
 
 
 @app.command()
@@ -625,14 +633,15 @@ def evaluate(
 def select_model(
     scenarios: Annotated[Path, typer.Option(help="Validation scenarios (never trained on).")]
     = Path("bench/validation-families"),
-    seeds: Annotated[int, typer.Option(help="Seeds per scenario (the file's seed first).")] = 2,
+    seeds: Annotated[int, typer.Option(help="Seeds per scenario (the file's seed first).")] = 4,
     model_dir: Annotated[Path | None, typer.Option(help="The model to judge (default: model/).")] = None,
 ) -> None:
     """Use the learned model only where it beats the judge on validation families; write selection.json and the
-    model card's 'In use' section."""
+    model card's 'In use' section; record the validation pairs in the manifest and the rows in
+    validation-rows.npz."""
     from .adapters.onnx_model import MODEL_DIR, OnnxFailureModel
     from .learning.dataset import collect, scenario_files
-    from .learning.selection import select, write_selection
+    from .learning.selection import record_validation, select, write_selection
 
     directory = model_dir or MODEL_DIR
     paths = scenario_files(scenarios, 10_000)
@@ -645,6 +654,7 @@ def select_model(
         return
     selection = select(d, [p.name for p in paths], sorted({int(s) for s in d.seed}))
     write_selection(directory, selection)
+    record_validation(directory, d, paths, list(range(seeds)))
     out.print(f"in use: {selection['model']}: {selection['why']}")
 
 
@@ -662,9 +672,11 @@ def retrain(
     min_rollouts: Annotated[int | None, typer.Option(help="With --registry: fewer recorded rollouts, no "
                                                           "retrain (default 20).")] = None,
     packaged_rows: Annotated[Path | None, typer.Option(help="With --registry: packaged training rows (.npz) to "
-                                                            "train on besides the recorded rollouts.")] = None,
+                                                            "train on besides the recorded rollouts (default: "
+                                                            "model/training-rows.npz).")] = None,
     validation_rows: Annotated[Path | None, typer.Option(help="With --registry: rows of the simulator's "
-                                                              "validation families (.npz) to validate on too.")] = None,
+                                                              "validation families (.npz) to validate on too "
+                                                              "(default: model/validation-rows.npz).")] = None,
 ) -> None:
     """Retrain from recorded rollouts (labelled by what production showed); promote only a better model.
 
@@ -702,12 +714,23 @@ def retrain(
         out.print(("[green]promoted[/]: " if result["promoted"] else "[yellow]not promoted[/]: ") + result["reason"])
         return
     from .bootstrap import model_registry, utcnow
-    from .learning.trainer import MIN_ROLLOUTS, TrainerConfig, load_rows, retrain_into_registry
+    from .learning.trainer import (
+        MIN_ROLLOUTS,
+        PACKAGED_ROWS_FILE,
+        VALIDATION_ROWS_FILE,
+        TrainerConfig,
+        load_rows,
+        retrain_into_registry,
+    )
 
+    packaged_rows = packaged_rows or MODEL_DIR / PACKAGED_ROWS_FILE
+    validation_rows = validation_rows or MODEL_DIR / VALIDATION_ROWS_FILE
+    for path in (packaged_rows, validation_rows):
+        if not path.is_file():
+            _fail(f"no rows at {path}: `shadow-rollout train` and `select-model` write model/'s")
     try:
         run = retrain_into_registry(stores, model_registry(registry, create=True), now=utcnow(),
-                                    packaged=load_rows(packaged_rows) if packaged_rows else None,
-                                    validation=load_rows(validation_rows) if validation_rows else None,
+                                    packaged=load_rows(packaged_rows), validation=load_rows(validation_rows),
                                     cfg=TrainerConfig(min_rollouts=MIN_ROLLOUTS if min_rollouts is None
                                                       else min_rollouts))
     except ShadowRolloutError as exc:
@@ -730,3 +753,7 @@ def main() -> None:
 from .appcli import register as _register_app_commands  # noqa: E402 - status, watch, approve, abort, list
 
 _register_app_commands(app)
+
+from .modelcli import register as _register_model_commands  # noqa: E402 - model rollback, model versions
+
+_register_model_commands(app)

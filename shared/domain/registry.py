@@ -136,6 +136,10 @@ class Promotion(BaseModel):
     promoted_at: datetime
     reason: str
     previous: str | None = None
+    by: str | None = None
+    """Who moved the pointer by hand (a rollback); None for the trainer."""
+    rollback: bool = False
+    """True when the pointer was moved back to an earlier version by ``shadow-rollout model rollback``."""
 
 
 class PromotedPointer(BaseModel):

@@ -81,6 +81,24 @@ def write_selection(directory: Path, selection: dict[str, Any]) -> Path:
     return path
 
 
+def record_validation(directory: Path, d: Dataset, paths: list[Path], seed_offsets: list[int]) -> None:
+    """What validation used, kept with the model: the (scenario, seed) pairs in its manifest (so a benchmark run on
+    them is marked in-sample) and the rows as ``validation-rows.npz`` (the trainer validates candidates on them)."""
+    import hashlib
+
+    from ..bench.provenance import MANIFEST_FILE, entries, write_manifest
+    from .trainer import VALIDATION_ROWS_FILE, PackagedRows, save_rows
+
+    manifest = directory / MANIFEST_FILE
+    uses = json.loads(manifest.read_text())["uses"] if manifest.is_file() else {}
+    uses["selection"] = entries(paths, seed_offsets)
+    write_manifest(directory, uses)
+    ok = np.isfinite(d.X).all(axis=1) & d.observable.astype(bool)
+    save_rows(PackagedRows(d.X[ok].astype(np.float32), d.y[ok].astype(np.int8), d.judge_score[ok].astype(np.float64),
+                           {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}),
+              directory / VALIDATION_ROWS_FILE)
+
+
 SECTION = "## In use: model or judge"
 
 
@@ -93,7 +111,9 @@ def with_selection_section(card: str, selection: dict[str, Any]) -> str:
                f"** (`evaluate --json` reports `\"model\": \"{selection['model']}\"`): {selection['why']}.\n\n"
                f"Dry rollouts of {len(selection['validation_scenarios'])} validation scenarios "
                f"(`bench/validation-families`, never trained on) under seeds {selection['seeds']}: "
-               f"{selection['rows']} VMs of {selection['rollouts']} rollouts; paired bootstrap over rollouts, "
+               f"{selection['rows']} VMs of {selection['rollouts']} rollouts (their observable, complete rows are "
+               "packaged as `model/validation-rows.npz`, on which the trainer validates its candidates); paired "
+               "bootstrap over rollouts, "
                f"{selection['bootstrap']['rounds']} rounds, lower bound at the "
                f"{selection['bootstrap']['lower_quantile']:.0%} quantile.\n\n"
                "| figure | model | judge | difference | lower bound |\n|---|---:|---:|---:|---:|\n" + rows + "\n")

@@ -23,7 +23,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ class TrainerConfig:
     min_rollouts: int = MIN_ROLLOUTS
     seed: int = 0
     n_estimators: int = 200
-    max_depth: int = 3
+    max_leaf_nodes: int = 64
     packaged_dir: Path = MODEL_DIR
 
 
@@ -215,7 +215,7 @@ def retrain_into_registry(stores: Sequence[RolloutStore], registry: ModelRegistr
     current_name, current_p = _current_scores(registry, pointer, X_test,
                                               np.concatenate([h.judge[split.test], validation.judge]))
     train_cfg = TrainingConfig(scenarios=Path("."), seed=cfg.seed, n_estimators=cfg.n_estimators,
-                               max_depth=cfg.max_depth)
+                               max_leaf_nodes=cfg.max_leaf_nodes)
     estimator = make_estimator(train_cfg).fit(X, y)
     cand = figures(y_test, np.asarray(estimator.predict_proba(X_test))[:, 1])
     cur = figures(y_test, current_p)
@@ -254,14 +254,16 @@ def retrain_into_registry(stores: Sequence[RolloutStore], registry: ModelRegistr
 
 
 def _describe(cfg: Any) -> str:
-    return (f"CalibratedClassifierCV(sigmoid) of GradientBoostingClassifier(n_estimators={cfg.n_estimators}, "
-            f"max_depth={cfg.max_depth})")
+    from .train import describe
+
+    return describe(cfg)
 
 
 # ---------------------------------------------------------------------------------------------- the trainer app
 MIN_ROLLOUTS_SETTING = "SHADOW_ROLLOUT_MIN_ROLLOUTS"
 PACKAGED_ROWS_SETTING = "SHADOW_ROLLOUT_TRAINER_PACKAGED_ROWS"
 PACKAGED_ROWS_FILE = "training-rows.npz"
+"""Written by ``shadow-rollout train`` (the rows it fitted on); ``shared.learning.train`` names it too."""
 
 
 VALIDATION_ROWS_SETTING = "SHADOW_ROLLOUT_TRAINER_VALIDATION_ROWS"
@@ -288,8 +290,10 @@ def _rows_from(setting: str, default: Path) -> PackagedRows | None:
     return load_rows(path)
 
 
-def run_from_environment(now: datetime) -> TrainerRun:
-    """One run as the trainer app makes it: the rollout store and the registry named by the app settings.
+def run_from_environment(now: datetime, cfg: TrainerConfig | None = None) -> TrainerRun:
+    """One run as the trainer app makes it: the rollout store and the registry named by the app settings, the
+    packaged training and validation rows (``model/*.npz``, staged into the trainer's package by stage.sh).
+    ``cfg``: the learner's settings (the minimum of rollouts comes from the app setting all the same).
 
     The store is read only (the trainer's identity holds Table data *reader*); the registry container exists
     already (infra makes it; the identity may write blobs in it, not create containers).
@@ -314,4 +318,4 @@ def run_from_environment(now: datetime) -> TrainerRun:
     return retrain_into_registry([TableRolloutStore(client)], model_registry(url), now=now,
                                  packaged=_rows_from(PACKAGED_ROWS_SETTING, MODEL_DIR / PACKAGED_ROWS_FILE),
                                  validation=_rows_from(VALIDATION_ROWS_SETTING, MODEL_DIR / VALIDATION_ROWS_FILE),
-                                 cfg=TrainerConfig(min_rollouts=min_rollouts))
+                                 cfg=replace(cfg or TrainerConfig(), min_rollouts=min_rollouts))

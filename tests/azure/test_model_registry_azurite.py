@@ -84,12 +84,12 @@ def test_a_worse_candidate_is_refused_and_the_run_says_why(registry: BlobModelRe
     assert [r.reason for r in runs(container)] == [run.reason]
 
 
-def in_tables(store: InMemoryRolloutStore, connection_string: str) -> TableRolloutStore:
+def in_tables(store: InMemoryRolloutStore, connection_string: str, name: str | None = None) -> TableRolloutStore:
     """The same recorded rollouts in the Table store on Azurite, where the trainer reads them in Azure."""
     from azure.data.tables import TableServiceClient
 
     client = TableServiceClient.from_connection_string(connection_string).get_table_client(
-        f"rollouts{uuid.uuid4().hex[:8]}")
+        name or f"rollouts{uuid.uuid4().hex[:8]}")
     table = TableRolloutStore(client, create=True)
     for rid in store.rollout_ids():
         table.put_rollout(rid, store.get_rollout(rid) or {})
@@ -258,3 +258,41 @@ def test_retrain_on_demand_reads_the_store_and_seeds_the_registry_with_the_packa
     pointer = BlobModelRegistry(container).promoted()
     assert pointer is not None and pointer.version == packaged_version((ROOT / "model" / MODEL_FILE).read_bytes())
     assert len(runs(container)) == 1
+
+
+def test_the_trainer_app_trains_on_the_packaged_rows_and_validates_on_the_validation_families_rows(
+        registry: BlobModelRegistry, container: ContainerClient, azurite_tables: str, azurite_blobs: str,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The trainer app's own run (app settings only): model/training-rows.npz and model/validation-rows.npz, as
+    staged into its package, are read and used, and the version's manifest counts their rows."""
+    from shared.learning.trainer import (
+        PACKAGED_ROWS_FILE,
+        VALIDATION_ROWS_FILE,
+        load_rows,
+        run_from_environment,
+    )
+
+    assert registry.container.exists()  # infra makes the container; the trainer's identity may only write blobs
+    table = f"rollouts{uuid.uuid4().hex[:8]}"
+    in_tables(store_with(8, 100, flip=False, seed=3, start_day=1), azurite_tables, table)
+    for name, value in {"SHADOW_ROLLOUT_REGISTRY_URL": f"http://127.0.0.1/devstoreaccount1/{container.container_name}",
+                        "SHADOW_ROLLOUT_REGISTRY_CONNECTION_STRING": azurite_blobs,
+                        "SHADOW_ROLLOUT_TABLES_CONNECTION_STRING": azurite_tables,
+                        "SHADOW_ROLLOUT_TABLE": table, "SHADOW_ROLLOUT_MIN_ROLLOUTS": "4"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("SHADOW_ROLLOUT_TRAINER_PACKAGED_ROWS", "SHADOW_ROLLOUT_TRAINER_VALIDATION_ROWS"):
+        monkeypatch.delenv(name, raising=False)
+    packaged = load_rows(ROOT / "model" / PACKAGED_ROWS_FILE)
+    validation = load_rows(ROOT / "model" / VALIDATION_ROWS_FILE)
+    with caplog.at_level("WARNING"):
+        run = run_from_environment(NOW, TrainerConfig(n_estimators=20))
+    assert run.trained and run.manifest is not None, run.reason
+    assert "no rows at" not in caplog.text
+    data, checked = run.manifest.data, run.manifest.validation
+    assert data.packaged_rows == len(packaged.y) > 10_000 and data.recorded_rows == 600
+    assert data.positives > int(packaged.y.sum())  # the packaged failures, and the fleet's own
+    assert checked is not None and checked.simulated_rows == len(validation.y) > 0
+    assert checked.rows == len(validation.y) + data.held_out_rows
+    assert set(packaged.scenario_hashes) <= set(run.manifest.scenario_hashes)
+    assert set(validation.scenario_hashes) <= set(run.manifest.scenario_hashes)
+    assert [r.version for r in runs(container)] == [run.version]
