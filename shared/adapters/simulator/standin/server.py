@@ -140,6 +140,7 @@ class AzureStandIn:
         self.extensions: dict[str, dict[str, Any]] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.os_disks: dict[str, str] = {}
+        self._reimages: dict[int, int] = {}
         """Production VMs whose OS disk was swapped (restored): VM id -> the disk it runs on now."""
         self._drafts: dict[str, ShadowDraft] = {}
         self._lower: dict[str, int] = {}
@@ -829,6 +830,10 @@ class AzureStandIn:
         if not taken and i not in self._restores:
             raise _HttpError(409, "OperationNotAllowed", f"no pre-change snapshot of {vm_id}")
         op = self._restore(i, vm_id, taken[-1][1] if taken else "")
+        if op.ok:  # a reimage gives the instance a new OS disk; the old one goes as its deleteOption says
+            # (https://learn.microsoft.com/rest/api/compute/virtualmachines/reimage)
+            self._reimages[i] = self._reimages.get(i, 0) + 1
+            self.os_disks[vm_id.lower()] = f"{self.world.vm_info(i).os_disk_id}_reimage{self._reimages[i]}"
         return self._lro(202, None, op, location=True)
 
     def _power(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
