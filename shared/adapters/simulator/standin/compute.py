@@ -41,7 +41,7 @@ class ComputeResources(StandInBase):
                                                       "createOption": "FromImage",
                                                       "managedDisk": {"id": disk_id}},
                    "dataDisks": self._data_disks(i)}
-        body: dict[str, Any] = {"id": vm_id, "name": name.replace("/", "_"), "location": self.world.region,
+        body: dict[str, Any] = {"id": vm_id, "name": name.replace("/", "_"), "location": self.world.region_of(i),
                                 **({"zones": [info.zone]} if info.zone else {})}
         plan = self.plans.get(info.image)
         if plan is not None:
@@ -68,7 +68,7 @@ class ComputeResources(StandInBase):
         rows = self.world.inventory(st.name)
         return _Response(200, {
             "id": _rid(match, "virtualMachineScaleSets", st.name), "name": st.name,
-            "type": "Microsoft.Compute/virtualMachineScaleSets", "location": self.world.region,
+            "type": "Microsoft.Compute/virtualMachineScaleSets", "location": self.world.set_regions[st.name],
             "sku": {"name": rows[0].sku if rows else "Standard_D4s_v5", "tier": "Standard", "capacity": st.capacity},
             "properties": {"orchestrationMode": st.orchestration, "provisioningState": "Succeeded",
                            "upgradePolicy": {"mode": "Manual"}, "virtualMachineProfile": model or None},
@@ -214,6 +214,25 @@ class ComputeResources(StandInBase):
         if self.world.scale_sets[name].orchestration != "Flexible":
             return _Response(200, {"value": []})
         return self._page([self.world.index_of(v.vm_id) for v in self.world.inventory(name)], query, match)
+
+    def _list_vms_by_location(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
+        """``virtualMachines.listByLocation``: the subscription's VMs in one region (production and shadows)."""
+        region = match["loc"].lower()
+        rows = [i for i in range(self.world.n_production) if self.world.region_of(i).lower() == region
+                and self.world.vm_info(i).orchestration == "Flexible"]
+        out = self._page(rows, query, match)
+        if region == self.world.region.lower() and "nextLink" not in out.body:
+            out.body["value"] += [self._shadow_json(v) for v in self.vms.values()]
+        return out
+
+    def _list_scale_sets_by_location(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
+        """``virtualMachineScaleSets.listByLocation``: the subscription's scale sets in one region."""
+        region = match["loc"].lower()
+        sets = [self._get_scale_set({**match, "rg": FLEET_RG, "ss": n}, {}, None).body
+                for n, r in self.world.set_regions.items() if r.lower() == region]
+        if region == self.world.region.lower():
+            sets += list(self.pools.values())
+        return _Response(200, {"value": sets})
 
     def _get_vm(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
         rid = _rid(match, "virtualMachines", match["vm"])

@@ -99,12 +99,14 @@ class DiskResources(StandInBase):
 
     def _put_disk(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
         props = body["properties"]
-        source = props["creationData"]["sourceResourceId"]
+        rid = _rid(match, "disks", match["name"])
+        _check_zones(body, match["name"], self.world.region)
+        if str(props["creationData"].get("createOption", "")).lower() == "empty":
+            return self._put_empty_disk(rid, body)
+        source = props["creationData"].get("sourceResourceId") or ""
         snap = self.snapshots.get(source.lower())
         if snap is None:
             raise _HttpError(404, "NotFound", f"source snapshot {source} not found")
-        rid = _rid(match, "disks", match["name"])
-        _check_zones(body, match["name"], self.world.region)
         lineage = {k: snap["properties"][k] for k in ("securityProfile", "purchasePlan") if k in snap["properties"]}
         disk = {"id": rid, "name": match["name"], "type": "Microsoft.Compute/disks", "location": body["location"],
                 "zones": body.get("zones"), "tags": body.get("tags", {}),
@@ -116,6 +118,22 @@ class DiskResources(StandInBase):
             self._drafts[rid.lower()] = draft
         self.disks[rid.lower()] = disk
         return self._lro(200, _creating(disk), self._operation(done, start=self.now))
+
+    def _put_empty_disk(self, rid: str, body: dict[str, Any]) -> _Response:
+        """A blank data disk (``createOption: Empty``): its size is required, as ``diskSizeGB`` says for Empty
+        (DiskProperties, https://learn.microsoft.com/rest/api/compute/disks/create-or-update)."""
+        props = body["properties"]
+        size = props.get("diskSizeGB")
+        if not isinstance(size, int) or size < 1:
+            raise _HttpError(400, "InvalidParameter", "Required parameter 'diskSizeGB' is missing (null) or not a "
+                             "positive number: a disk created Empty needs its size.", target="properties.diskSizeGB")
+        disk = {"id": rid, "name": rid.rsplit("/", 1)[-1], "type": "Microsoft.Compute/disks",
+                "location": body["location"], "zones": body.get("zones"), "tags": body.get("tags", {}),
+                "sku": body.get("sku") or {"name": "Premium_LRS", "tier": "Premium"},
+                "properties": {**props, "provisioningState": "Succeeded", "diskState": "Unattached",
+                               "diskSizeBytes": size * 2**30}}
+        self.disks[rid.lower()] = disk
+        return self._lro(200, _creating(disk), self._operation(self.now, start=self.now))
 
     def _get_disk(self, match: dict[str, str], query: dict[str, str], body: Any) -> _Response:
         disk = self.disks.get(_rid(match, "disks", match["name"]).lower())

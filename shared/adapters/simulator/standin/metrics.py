@@ -21,7 +21,15 @@ class MetricsBatch(StandInBase):
         if not ids or len(ids) > 50:
             raise _HttpError(400, "BadRequest", "resourceids must list 1 to 50 resources", target="resourceids")
         namespace = query.get("metricnamespace", "")
+        # a regional endpoint answers for its region's resources only (the batch API's rule: one subscription,
+        # one region, one resource type; https://learn.microsoft.com/azure/azure-monitor/metrics/migrate-to-batch-api)
+        region = (match.get("region") or self.world.region).lower()
         for rid in ids:
+            where = self.world.region_of(self._row(rid)).lower()
+            if where != region:
+                raise _HttpError(400, "BadRequest", f"Resource {rid} is in region {where}, not {region}: query it "
+                                 f"at https://{where}.metrics.monitor.azure.com (a batch is of one subscription, "
+                                 "one region and one resource type).", target="resourceids")
             kind = _metric_type(rid)
             if kind.lower() != namespace.lower():
                 raise _HttpError(400, "BadRequest", f"Resource {rid} is of type {kind}, not {namespace!r}: a batch "
@@ -57,7 +65,7 @@ class MetricsBatch(StandInBase):
                                 "displayDescription": "", "unit": unit, "errorCode": "Success",
                                 "timeseries": [{"metadatavalues": [], "data": data}]})
             values.append({"starttime": _iso(a), "endtime": _iso(b), "interval": "PT1M",
-                           "namespace": query.get("metricnamespace", ""), "resourceregion": self.world.region,
+                           "namespace": query.get("metricnamespace", ""), "resourceregion": region,
                            "resourceid": rid, "value": metrics})
         return _Response(200, {"values": values})
 

@@ -282,7 +282,12 @@ class AzureStandIn(ComputeResources, DiskResources, GuestCommands, MetricsBatch,
             ("PUT", _RG + "/disks/(?P<name>[^/]+)", self._put_disk),
             ("GET", _RG + "/disks/(?P<name>[^/]+)", self._get_disk),
             ("DELETE", _RG + "/disks/(?P<name>[^/]+)", self._delete_disk),
-            ("POST", r"/subscriptions/(?P<sub>[^/]+)/metrics:getBatch", self._metrics_batch),
+            ("POST", r"(?:/metrics/(?P<region>[^/]+))?/subscriptions/(?P<sub>[^/]+)/metrics:getBatch",
+             self._metrics_batch),
+            ("GET", r"/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/"
+                    r"virtualMachines", self._list_vms_by_location),
+            ("GET", r"/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/"
+                    r"virtualMachineScaleSets", self._list_scale_sets_by_location),
             ("POST", r"/v1/workspaces/(?P<ws>[^/]+)/query", self._logs_query),
         ]
 
