@@ -26,6 +26,9 @@ param appConfigurationStoreId string = ''
 @description('Create the Event Grid subscriptions to the Function App. The function must exist first, so the postdeploy hook (infra/scripts/subscribe-events.sh) turns this on after the first deploy.')
 param subscribeEvents bool = false
 
+@description('Resource id of the subscription\'s existing Event Grid system topic (type Microsoft.Resources.Subscriptions). Azure allows one system topic per source, so where the subscription has one, set this: no topic is made, and the postdeploy hook (infra/scripts/subscribe-events.sh) puts the event subscription on this one (the predown hook removes it). Empty: a topic is made in the app\'s resource group.')
+param existingSystemTopicId string = ''
+
 @description('Run the trainer app\'s weekly retraining timer (it promotes into the model registry only a better model; docs/operations.md, "Retraining"). Off: the trainer runs only on demand.')
 param enableRetraining bool = true
 
@@ -308,7 +311,9 @@ resource activityLog 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
 // Event Grid: scale-set writes in the target resource groups (one subscription-level system topic, filtered to
 // them) and App Configuration key changes. Both topics live in the app's resource group: nothing is deployed into
 // a resource group azd did not create, because `azd down` deletes every resource group its deployment touched.
-module fleetEvents 'modules/fleet-events.bicep' = if (subscribeEvents) {
+// With an existing system topic (existingSystemTopicId), its event subscription would have to be deployed into that
+// topic's resource group, which `azd down` would then delete: the postdeploy hook makes it with `az` instead.
+module fleetEvents 'modules/fleet-events.bicep' = if (subscribeEvents && empty(existingSystemTopicId)) {
   name: 'fleet-events'
   scope: appRg
   params: {
@@ -341,6 +346,8 @@ output SHADOW_ROLLOUT_REGISTRY_URL string = '${storage.outputs.blobEndpoint}${re
 output SHADOW_ROLLOUT_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output SHADOW_ROLLOUT_ROLE_ID string = rolloutRole.outputs.id
 output SHADOW_ROLLOUT_TARGET_RESOURCE_GROUP_IDS string = join(targetIds, ',')
+output SHADOW_ROLLOUT_FUNCTION_APP_ID string = functionApp.outputs.id
+output SHADOW_ROLLOUT_EXISTING_SYSTEM_TOPIC_ID string = existingSystemTopicId
 output SERVICEBUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output SHADOW_ROLLOUT_REQUESTS_TOPIC string = requestsTopic
 output SHADOW_ROLLOUT_OUTCOMES_TOPIC string = outcomesTopic

@@ -540,6 +540,43 @@ def bench_scale(
               + ", ".join(f"{k} {v}" for k, v in report["growth"].items()))
 
 
+@app.command("bench-budget")
+def bench_budget(
+    sizes: Annotated[str, typer.Option(help="Comma-separated fleet sizes.")] = "2000,10000",
+    backend: Annotated[str, typer.Option(help="Only azure-sdk: the Azure SDK adapters over the stand-in.")]
+    = "azure-sdk",
+    out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON report here.")] = None,
+) -> None:
+    """Throttling at scale through the Azure SDK adapters: per fleet size, operations failed by throttling,
+    buckets overdrawn and the share of ARM requests answered 429 (all from the request log), and the rollout's
+    duration beside the budget-derived floor."""
+    from .bench.budget import run_sizes
+
+    if backend != "azure-sdk":
+        _fail(f"--backend must be azure-sdk (got {backend!r}); bench-scale measures the simulator backend")
+        return
+    try:
+        ns = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"--sizes must be comma-separated whole numbers (got {sizes!r})")
+        return
+    with err.status(f"running {len(ns)} fleet sizes on the Azure SDK adapters, one process each"):
+        report = run_sizes(ns)
+    report["command"] = "shadow-rollout " + " ".join(sys.argv[1:])
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(json.dumps(report, indent=2) + "\n")
+    table = Table(title="Throttling at scale on the Azure SDK adapters (checks from the request log)")
+    for col in ("VMs", "outcome", "ARM requests", "429 share", "failed by throttling", "overdrawn",
+                "floor min", "rollout min", "wall s"):
+        table.add_column(col, justify="right")
+    for r in report["runs"]:
+        table.add_row(str(r["vms"]), r["outcome"], str(r["arm_requests"]), f"{r['throttled_share']:.2%}",
+                      str(r["failed_by_throttling"]), str(r["overdrawn_requests"]), f"{r['budget_floor_minutes']}",
+                      f"{r['rollout_minutes']}", f"{r['wall_seconds']}")
+    out.print(table)
+
+
 @app.command("bench-import")
 def bench_import(
     repeats: Annotated[int, typer.Option(help="Fresh interpreters to time (the median is reported).")] = 7,

@@ -196,3 +196,39 @@ def test_a_store_error_while_finishing_does_not_fail_a_rollout_that_went_well(sc
     run = simulate(scenario, adapt=adapt)
     assert left == [0], "finish never wrote the record"
     assert_clean(run, calm)
+
+
+# errors that surge only above 55% load: the shadows' verdicts hang on the load each is driven at
+LOAD_DEPENDENT: dict[str, Any] = {
+    "name": "load-dependent-twice", "seed": 2,
+    "fleet": {"scale_sets": [{"name": "web", "capacity": 60, "skus": {"Standard_D2s_v5": 1, "Standard_D4s_v5": 1},
+                              "load": {"mean": 0.5, "diurnal_amplitude": 0.2, "noise": 0.06}}]},
+    "change": {"id": "lt-1", "truth": {"effects": [{"mode": "error_burst", "severity": 0.6,
+                                                    "when": {"load_above": 0.55}}]}},
+    "policy": {"production_watch_minutes": 60},
+}
+
+
+def test_a_redelivered_shadow_load_drive_measures_nothing_again_and_decides_as_the_undisturbed_run() -> None:
+    sc = parse_scenario(LOAD_DEPENDENT)
+    calm = simulate(sc)
+    chaos = Twice("drive_shadow_load")
+    run = simulate(sc, chaos=chaos)
+    assert chaos.stats.redelivered == 1
+
+    def loads(r: SimulationRun) -> dict[str, Any]:
+        return {k: v["load"] for k, v in r.services.store.get_items(r.rollout_id, "shadow").items()}
+
+    assert loads(run) == loads(calm) and any(v is not None for v in loads(calm).values())
+    assert run.outcome["decisions"] == calm.outcome["decisions"]  # same verdicts, at the same minutes
+    assert run.outcome["vms"] == calm.outcome["vms"]
+
+
+def test_a_recovery_verified_again_reports_what_its_first_run_found(scenario: Scenario, calm: SimulationRun) -> None:
+    run = simulate(scenario, chaos=Twice("verify_recovered"))
+
+    def recovered(r: SimulationRun) -> list[str]:
+        return [d["reason"] for d in r.outcome["decisions"] if d["kind"] == "recovered"]
+
+    assert recovered(calm) and recovered(run) == recovered(calm)
+    assert_clean(run, calm)

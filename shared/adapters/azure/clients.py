@@ -183,6 +183,13 @@ class AzureSettings:
     workspace_id: str = "00000000-0000-0000-0000-000000000000"
     arm_url: str = "https://management.azure.com"
     metrics_url: str = "https://eastus.metrics.monitor.azure.com"
+    """The metrics endpoint of ``location``'s region."""
+    metrics_url_template: str = "https://{region}.metrics.monitor.azure.com"
+    """The metrics endpoint of any other region: getBatch answers for its own region's resources only
+    (``MetricsClient``'s ``endpoint``, azure-monitor-querymetrics 1.0.0: "The region should match the region of the
+    requested resources"; https://learn.microsoft.com/azure/azure-monitor/metrics/migrate-to-batch-api)."""
+    regions: tuple[str, ...] = ()
+    """The regions the fleet's VMs are in, when more than ``location``'s (``SHADOW_ROLLOUT_REGIONS``)."""
     logs_url: str = "https://api.loganalytics.io/v1"
     local: bool = False
     """True against the stand-in: plain http, a static token, no wall-clock waits."""
@@ -210,18 +217,26 @@ class AzureSettings:
                    shadow_pool_name=get("SHADOW_POOL_NAME", "shadow-pool"),
                    shadow_subnet_id=get("SHADOW_SUBNET_ID", ""), workspace_id=get("WORKSPACE_ID", ""),
                    metrics_url=get("METRICS_URL", f"https://{location}.metrics.monitor.azure.com"),
+                   regions=tuple(r.strip() for r in get("REGIONS", "").split(",") if r.strip()),
                    logs_url=get("LOGS_URL", "https://api.loganalytics.io/v1"))
 
     @classmethod
     def for_standin(cls, url: str, *, subscription_id: str, location: str, fleet_resource_group: str,
                     shadow_resource_group: str, pacing_clock: Any = None,
-                    http_adapter: Any = None) -> AzureSettings:
+                    http_adapter: Any = None, regions: tuple[str, ...] = ()) -> AzureSettings:
         return cls(subscription_id=subscription_id, fleet_resource_group=fleet_resource_group,
                    shadow_resource_group=shadow_resource_group, location=location,
                    shadow_subnet_id=f"/subscriptions/{subscription_id}/resourceGroups/{shadow_resource_group}/providers"
                                     "/Microsoft.Network/virtualNetworks/shadow-vnet/subnets/shadows",
-                   arm_url=url, metrics_url=url, logs_url=f"{url}/v1", local=True, pacing_clock=pacing_clock,
-                   http_adapter=http_adapter)
+                   arm_url=url, metrics_url=f"{url}/metrics/{location}",
+                   metrics_url_template=f"{url}/metrics/{{region}}", regions=regions, logs_url=f"{url}/v1",
+                   local=True, pacing_clock=pacing_clock, http_adapter=http_adapter)
+
+    def metrics_endpoint(self, region: str) -> str:
+        """The metrics endpoint that answers for VMs of ``region``."""
+        if region.lower() == self.location.lower():
+            return self.metrics_url
+        return self.metrics_url_template.format(region=region)
 
     def credential(self) -> TokenCredential:
         if self.local:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from azure.core.exceptions import HttpResponseError
@@ -23,7 +24,7 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute import models as m
 from azure.mgmt.core.polling.arm_polling import ARMPolling
 
-from ...domain.errors import AzureOperationError, CapacityUnavailable, ShadowRolloutError
+from ...domain.errors import AzureOperationError, CapacityUnavailable, NotFound, ShadowRolloutError
 from ...domain.model import (
     ApplyResult,
     ApplyStatus,
@@ -292,8 +293,17 @@ class AzureFleet(_Compute, Fleet):
                 source=m.VirtualMachineRunCommandScriptSource(script="\n".join(_script(change))),
                 timeout_in_seconds=round(timeout * 60), async_execution=False,
                 treat_failure_as_deployment_failure=False))
+        # look before acting: a VM that already ran this change's run command (an earlier run of the activity,
+        # at-least-once delivery) answers with that execution; a PUT would run the script a second time
+        found: dict[str, Any] = {}
+        for v in vm_ids:
+            got = _existing("get_run_command", v, partial(_get_run_command, c, v, name))
+            if got is not None:
+                found[v] = got
         batch = Batch(c)
         for v in vm_ids:
+            if v in found:
+                continue
             rid = ArmId.parse(v)
             if rid.is_instance:
                 batch.start(v, "run_command", c.virtual_machine_scale_set_vm_run_commands.begin_create_or_update,
@@ -304,12 +314,10 @@ class AzureFleet(_Compute, Fleet):
         batch.wait_ok()
         out = []
         for v in vm_ids:
-            rid = ArmId.parse(v)
-            with azure_errors("get_run_command", v):
-                rc: Any = (c.virtual_machine_scale_set_vm_run_commands.get(
-                    rid.resource_group, rid.scale_set, rid.instance, name, expand="instanceView") if rid.is_instance
-                    else c.virtual_machine_run_commands.get_by_virtual_machine(
-                        rid.resource_group, rid.name, name, expand="instanceView"))
+            rc = found.get(v)
+            if rc is None or not _run_command_ended(rc):
+                with azure_errors("get_run_command", v):
+                    rc = _get_run_command(c, v, name)
             view = rc.properties.instance_view if rc.properties else None
             if view is None:
                 raise AzureOperationError(f"run command on {v}: no instance view in ARM's answer", resource=v)
@@ -329,11 +337,20 @@ class AzureFleet(_Compute, Fleet):
         """A VM extension per VM (CustomScript by default), its command bounded by ``timeout``."""
         c = self.guard.client_for(vm_ids, "apply_change")
         name, ext = _extension(change, timeout, self.settings.location)
+        # look before acting: a VM whose extension of this name already ended (an earlier run of the activity)
+        # answers with that outcome, not with a second PUT
+        found: dict[str, Any] = {}
+        for v in vm_ids:
+            got = _existing("get_extension", v, partial(_get_extension, c, v, name))
+            if got is not None and _extension_ended(got):
+                found[v] = got
         batch = Batch(c)
         times: dict[str, OperationTimes] = {}
         for v in vm_ids:
             rid = ArmId.parse(v)
             times[v] = hook = OperationTimes()
+            if v in found:
+                continue
             if rid.is_instance:
                 batch.start(v, "extension", c.virtual_machine_scale_set_vm_extensions.begin_create_or_update,
                             rid.resource_group, rid.scale_set, rid.instance, name,
@@ -344,6 +361,9 @@ class AzureFleet(_Compute, Fleet):
         _, failed = batch.wait()
         out = []
         for v in vm_ids:
+            if v in found:
+                out.append(_extension_result(v, found[v]))
+                continue
             e = failed.get(v)
             if e is None:
                 out.append(ApplyResult(v, ApplyStatus.OK, 0, times[v].seconds()))
@@ -368,6 +388,13 @@ class AzureFleet(_Compute, Fleet):
                 if pool is None:
                     raise ShadowRolloutError(f"{v} belongs to no scale set: a model-update change cannot reach it")
                 groups.setdefault((pool.resource_group, pool.name), []).append(v)
+        # look before acting: an instance that already reports this change's extension was updated by an earlier
+        # run of the activity; it is not updated again (and a scale set with none left is not touched)
+        already = {v: self._instance_result(v, name, OperationTimes(), status) for v in vm_ids
+                   if (status := self._extension_status(v, name)) is not None}
+        groups = {k: todo for k, members in groups.items() if (todo := [v for v in members if v not in already])}
+        if not groups:
+            return [already[v] for v in vm_ids]
         model = m.VirtualMachineScaleSetUpdate(properties=m.VirtualMachineScaleSetUpdateProperties(
             virtual_machine_profile=m.VirtualMachineScaleSetUpdateVMProfile(
                 extension_profile=m.VirtualMachineScaleSetExtensionProfile(extensions=[
@@ -385,20 +412,24 @@ class AzureFleet(_Compute, Fleet):
                         m.VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=ids), hook=hooks[ss])
         _, failed = batch.wait()
         _raise_first({k: e for k, e in failed.items() if not _is_extension_failure(e)})
-        out: dict[str, ApplyResult] = {}
+        out: dict[str, ApplyResult] = dict(already)
         for (_, ss), members in groups.items():
             for v in members:
                 out[v] = self._instance_result(v, name, hooks[ss])
         return [out[v] for v in vm_ids]
 
-    def _instance_result(self, v: str, extension: str, hook: OperationTimes) -> ApplyResult:
+    def _extension_status(self, v: str, extension: str) -> Any:
+        """The status the change's extension reports in ``v``'s instance view (None: it reports nothing)."""
         rid = ArmId.parse(v)
         with azure_errors("instance_view", v):
             c = self.guard.client_for([v])
             view: Any = (c.virtual_machine_scale_set_vms.get_instance_view(
                 rid.resource_group, rid.scale_set, rid.instance) if rid.is_instance
                 else c.virtual_machines.instance_view(rid.resource_group, rid.name))
-        status = next((s for e in (view.extensions or []) if e.name == extension for s in (e.statuses or [])), None)
+        return next((s for e in (view.extensions or []) if e.name == extension for s in (e.statuses or [])), None)
+
+    def _instance_result(self, v: str, extension: str, hook: OperationTimes, status: Any = None) -> ApplyResult:
+        status = status or self._extension_status(v, extension)
         if status is None:
             return ApplyResult(v, ApplyStatus.FAILED, None, hook.seconds(), "no status of the change's extension")
         seconds = hook.seconds(status.time)
@@ -481,6 +512,21 @@ class AzureFleet(_Compute, Fleet):
         if not snapshots:
             return {}
         c = self.guard.client_for([x.vm_id for x in snapshots], "restore")
+        # look before acting: a reimage gives the instance a new OS disk (the old one is deleted or detached, as
+        # its deleteOption says: https://learn.microsoft.com/rest/api/compute/virtualmachines/reimage), so an
+        # instance whose OS disk is no longer the one snapshotted was reimaged by an earlier run of the activity
+        # (at-least-once delivery): it is not reimaged again, only its data disks are made sure of
+        done = {s.vm_id for s in snapshots
+                if _os_disk(self._vm(ArmId.parse(s.vm_id)).storage_profile).lower() != s.disk_id.lower()}
+        for s in snapshots:
+            if s.vm_id in done:
+                self._restore_data_disks(s)
+        already = {s.vm_id: RestoreResult(s.vm_id, True, 0, f"already restored from "
+                                          f"{s.snapshot_id.rsplit('/', 1)[-1]} (reimage + data disk from snapshot)")
+                   for s in snapshots if s.vm_id in done}
+        snapshots = [s for s in snapshots if s.vm_id not in done]
+        if not snapshots:
+            return already
         attempts = {s.vm_id: 0 for s in snapshots}
         todo = list(snapshots)
         failed: dict[str, Exception] = {}
@@ -499,10 +545,10 @@ class AzureFleet(_Compute, Fleet):
         for s in snapshots:
             if s.vm_id not in failed:
                 self._restore_data_disks(s)
-        return {s.vm_id: RestoreResult(s.vm_id, s.vm_id not in failed, attempts[s.vm_id],
-                                       f"OS disk restored from {s.snapshot_id.rsplit('/', 1)[-1]} "
-                                       "(reimage + data disk from snapshot)" if s.vm_id not in failed
-                                       else str(failed[s.vm_id])) for s in snapshots}
+        return {**already, **{s.vm_id: RestoreResult(s.vm_id, s.vm_id not in failed, attempts[s.vm_id],
+                                                     f"OS disk restored from {s.snapshot_id.rsplit('/', 1)[-1]} "
+                                                     "(reimage + data disk from snapshot)" if s.vm_id not in failed
+                                                     else str(failed[s.vm_id])) for s in snapshots}}
 
     def _restore_data_disks(self, s: SnapshotInfo) -> None:
         """Replace each data disk by one made from its pre-change snapshot (``<os snapshot>-lun<N>``)."""
@@ -511,11 +557,15 @@ class AzureFleet(_Compute, Fleet):
         data = list(vm.storage_profile.data_disks or []) if vm.storage_profile else []
         if not data:
             return
-        c = self.guard.client_for([s.vm_id], "restore_data_disks")
         snap = ArmId.parse(s.snapshot_id)
+        names = {d.lun: _resource_name(f"{rid.name}-restored-lun{d.lun}-{snap.name}") for d in data}
+        if all(d.managed_disk is not None
+               and (d.managed_disk.id or "").lower().endswith(f"/disks/{names[d.lun]}".lower()) for d in data):
+            return  # restored by an earlier run (at-least-once delivery): nothing to create or attach again
+        c = self.guard.client_for([s.vm_id], "restore_data_disks")
         new: list[m.DataDisk] = []
         for d in data:
-            disk_name = _resource_name(f"{rid.name}-restored-lun{d.lun}-{snap.name}")
+            disk_name = names[d.lun]
             disk = m.Disk(location=vm.location, zones=vm.zones, properties=m.DiskProperties(
                 creation_data=m.CreationData(create_option="Copy", source_resource_id=f"{s.snapshot_id}-lun{d.lun}"),
                 network_access_policy="DenyAll", public_network_access="Disabled"))
@@ -836,6 +886,60 @@ def _run_commands(c: ComputeManagementClient, vm_ids: Sequence[str],
         else:
             batch.start(v, "run_command", c.virtual_machines.begin_run_command, rid.resource_group, rid.name, body)
     return batch.wait_ok()
+
+
+def _existing(operation: str, resource: str, get: Callable[[], T]) -> T | None:
+    """``get()``, or None when ARM answers that the resource does not exist (404)."""
+    try:
+        with azure_errors(operation, resource):
+            return get()
+    except NotFound:
+        return None
+
+
+def _get_run_command(c: ComputeManagementClient, v: str, name: str) -> Any:
+    """A managed Run Command of a VM or a Uniform instance, with its instance view (its execution)."""
+    rid = ArmId.parse(v)
+    if rid.is_instance:
+        return c.virtual_machine_scale_set_vm_run_commands.get(rid.resource_group, rid.scale_set, rid.instance, name,
+                                                               expand="instanceView")
+    return c.virtual_machine_run_commands.get_by_virtual_machine(rid.resource_group, rid.name, name,
+                                                                 expand="instanceView")
+
+
+RUN_COMMAND_ENDED = frozenset({"succeeded", "failed", "timedout", "canceled"})
+"""Terminal ``executionState`` values of a managed Run Command (the ExecutionState enum of Microsoft.Compute,
+https://learn.microsoft.com/rest/api/compute/virtual-machine-run-commands/get-by-virtual-machine)."""
+
+
+def _run_command_ended(rc: Any) -> bool:
+    view = rc.properties.instance_view if rc.properties else None
+    return view is not None and (view.execution_state or "").lower() in RUN_COMMAND_ENDED
+
+
+def _get_extension(c: ComputeManagementClient, v: str, name: str) -> Any:
+    rid = ArmId.parse(v)
+    if rid.is_instance:
+        return c.virtual_machine_scale_set_vm_extensions.get(rid.resource_group, rid.scale_set, rid.instance, name,
+                                                             expand="instanceView")
+    return c.virtual_machine_extensions.get(rid.resource_group, rid.name, name, expand="instanceView")
+
+
+def _extension_ended(ext: Any) -> bool:
+    """An extension whose provisioning ended (Succeeded or Failed); one still Creating/Updating has not."""
+    state = (ext.properties.provisioning_state if ext.properties else "") or ""
+    return state.lower() in ("succeeded", "failed")
+
+
+def _extension_result(v: str, ext: Any) -> ApplyResult:
+    """The outcome of an extension applied by an earlier run, from its resource (its duration is not known)."""
+    props = ext.properties
+    if (props.provisioning_state or "").lower() == "succeeded":
+        return ApplyResult(v, ApplyStatus.OK, 0, 0.0)
+    view = props.instance_view
+    status = next(iter(view.statuses or []), None) if view is not None else None
+    return _failed_apply(v, f"{status.code} {status.message or ''}" if status is not None
+                         else "the change's extension failed", 0.0)
 
 
 def _raise_first(failed: Mapping[str, Exception]) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from azure.monitor.query import LogsQueryClient, LogsQueryStatus
 from azure.monitor.querymetrics import MetricAggregationType, MetricsClient
 
-from ...domain.errors import TransientError
+from ...domain.errors import ShadowRolloutError, TransientError
 from ...domain.model import SIGNALS, SignalFrame
 from ...ports import Telemetry
 from .clients import AzureSettings
@@ -31,14 +31,16 @@ UNIFORM_NAMESPACE = "Microsoft.Compute/virtualMachineScaleSets/virtualMachines"
 """Uniform scale-set instances are their own metric resource type (supported-metrics reference)."""
 
 
-def metric_batches(ids: Sequence[str]) -> list[tuple[str, list[int]]]:
-    """Rows of ``ids`` in getBatch calls: one subscription and one resource type per call, at most 50 each."""
-    groups: dict[tuple[str, str], list[int]] = {}
+def metric_batches(ids: Sequence[str], regions: Sequence[str] | None = None) -> list[tuple[str, str, list[int]]]:
+    """Rows of ``ids`` in getBatch calls as (region, resource type, rows): one subscription, one region and one
+    resource type per call, at most 50 each. ``regions``: each VM's region (None: all in one)."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
     for r, v in enumerate(ids):
         low = v.lower()
         kind = UNIFORM_NAMESPACE if "/virtualmachinescalesets/" in low and "/virtualmachines/" in low else NAMESPACE
-        groups.setdefault((low.strip("/").split("/")[1], kind), []).append(r)
-    return [(kind, rows[a:a + METRICS_PER_CALL]) for (_, kind), rows in groups.items()
+        region = regions[r] if regions is not None else ""
+        groups.setdefault((low.strip("/").split("/")[1], region, kind), []).append(r)
+    return [(region, kind, rows[a:a + METRICS_PER_CALL]) for (_, region, kind), rows in groups.items()
             for a in range(0, len(rows), METRICS_PER_CALL)]
 PLATFORM_METRICS = {
     "Percentage CPU": ("cpu_pct", MetricAggregationType.AVERAGE),
@@ -65,13 +67,64 @@ class AzureTelemetry(Telemetry):
         self.settings = settings
         self._metrics = metrics
         self._logs = logs
+        self._regional: dict[str, MetricsClient] = {}
+        self._region_of: dict[str, str] = {}
+        """VM or scale set id (lower) -> its region, learnt from ARM when the fleet spans several regions."""
 
     @property
     def metrics(self) -> MetricsClient:
+        """The metrics client of ``location``'s region."""
         if self._metrics is None:
             s = self.settings
             self._metrics = MetricsClient(s.metrics_url, s.credential(), **s.client_kwargs())
         return self._metrics
+
+    def metrics_for(self, region: str) -> MetricsClient:
+        """The metrics client of ``region``'s endpoint (one per region)."""
+        s = self.settings
+        if not region or region.lower() == s.location.lower():
+            return self.metrics
+        if region not in self._regional:
+            self._regional[region] = MetricsClient(s.metrics_endpoint(region), s.credential(), **s.client_kwargs())
+        return self._regional[region]
+
+    def regions_of(self, ids: Sequence[str]) -> list[str] | None:
+        """Each VM's region when the fleet spans several (``settings.regions``); None when it is in one.
+
+        Learnt once from ARM's list-by-location of VMs and scale sets in each configured region (a few paged
+        reads, not one per VM), again when a VM is not found; a VM in none of them is an error naming it."""
+        configured = [r for r in self.settings.regions if r]
+        if len(set(x.lower() for x in [self.settings.location, *configured])) <= 1:
+            return None
+        out = [self._known_region(v) for v in ids]
+        if any(r is None for r in out):
+            self._learn_regions([self.settings.location, *configured])
+            out = [self._known_region(v) for v in ids]
+        missing = [v for v, r in zip(ids, out, strict=True) if r is None]
+        if missing:
+            raise ShadowRolloutError(f"{missing[0]} is in none of the configured regions ({', '.join(configured)}): "
+                                     "add its region to SHADOW_ROLLOUT_REGIONS")
+        return [r for r in out if r is not None]
+
+    def _known_region(self, vm_id: str) -> str | None:
+        low = vm_id.lower()
+        if low in self._region_of:
+            return self._region_of[low]
+        if "/virtualmachinescalesets/" in low and "/virtualmachines/" in low:
+            return self._region_of.get(low.rsplit("/virtualmachines/", 1)[0])
+        return None
+
+    def _learn_regions(self, regions: Sequence[str]) -> None:
+        from azure.mgmt.compute import ComputeManagementClient
+
+        s = self.settings
+        client = ComputeManagementClient(s.credential(), s.subscription_id, base_url=s.arm_url, **s.client_kwargs())
+        for region in dict.fromkeys(regions):
+            with azure_errors("list_by_location", region):
+                for vm in client.virtual_machines.list_by_location(region):
+                    self._region_of[str(vm.id).lower()] = region
+                for ss in client.virtual_machine_scale_sets.list_by_location(region):
+                    self._region_of[str(ss.id).lower()] = region
 
     @property
     def logs(self) -> LogsQueryClient:
@@ -116,10 +169,10 @@ class AzureTelemetry(Telemetry):
                           out: dict[str, np.ndarray]) -> None:
         net_seen = np.zeros((len(ids), width), dtype=bool)
         net = np.zeros((len(ids), width))
-        for namespace, rows in metric_batches(ids):
+        for region, namespace, rows in metric_batches(ids, self.regions_of(ids)):
             batch = [ids[r] for r in rows]
             with azure_errors("query_metrics", batch[0]):
-                results = self.metrics.query_resources(
+                results = self.metrics_for(region).query_resources(
                     resource_ids=batch, metric_namespace=namespace, metric_names=list(PLATFORM_METRICS),
                     timespan=(start, end), granularity=timedelta(minutes=1),
                     aggregations=sorted({str(agg.value) for _, agg in PLATFORM_METRICS.values()}))

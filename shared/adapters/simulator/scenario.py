@@ -69,6 +69,15 @@ class ScaleSet(_Strict):
     tags: dict[str, str] = Field(default_factory=dict)  # resource tags, for intake scope rules
     # VM extensions in the scale set's model: by default the guest prerequisites (shared/domain/guest.py)
     extensions: list[str] = Field(default_factory=lambda: ["AzureMonitorLinuxAgent", "shadow-rollout-guest"])
+    region: str | None = None
+    """The scale set's region when it is not the fleet's (a fleet in several regions)."""
+
+    @field_validator("region")
+    @classmethod
+    def _set_region(cls, v: str | None) -> str | None:
+        if v is not None and v not in REGIONS:
+            raise ValueError(f"unknown region {v!r}: not in the region catalogue (shared/domain/regions.py)")
+        return v
 
     @field_validator("skus")
     @classmethod

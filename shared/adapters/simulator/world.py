@@ -132,6 +132,8 @@ class FleetWorld:
         self.seed = scenario.seed if seed is None else seed
         self.clock = SimClock()
         self.region = scenario.fleet.region
+        self.set_regions = {s.name: s.region or scenario.fleet.region for s in scenario.fleet.scale_sets}
+        """Scale set -> its region (the fleet's unless the scenario says otherwise)."""
         self.effects = list(scenario.change.truth.effects)
         self.faults = scenario.faults
         self._ss_names = [s.name for s in scenario.fleet.scale_sets]
@@ -277,6 +279,12 @@ class FleetWorld:
                       self._zones[int(self.t["zone"][i])], self.scale_sets[ss].orchestration,
                       f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{FLEET_RG}/providers/Microsoft.Compute/"
                       f"disks/{self.names[i].replace('/', '_')}_osdisk")
+
+    def region_of(self, i: int) -> str:
+        """The region of row ``i``: its scale set's; a shadow's is the fleet's (the shadow pool's)."""
+        if i >= self.n_production:
+            return self.region
+        return self.set_regions[self._ss_names[int(self.t["ss"][i])]]
 
     def inventory(self, scale_set: str) -> list[VmInfo]:
         if scale_set not in self._ss_index:

@@ -55,11 +55,12 @@ class Rollout:
     def minute(self, t: datetime | None = None) -> float:
         return round(((t or self.now) - self.record.started_at) / timedelta(minutes=1), 1)
 
-    def decide(self, decisions: Iterable[Decision]) -> None:
+    def decide(self, decisions: Iterable[Decision], at: datetime | None = None) -> None:
+        """Record decisions made now, or at ``at``: when the call first made them (a re-run rewrites its rows)."""
         batch = list(decisions)
         if not batch:
             return
-        self.repo.add_decisions(self.minute(), self.step, self.scope, self._decided, batch)
+        self.repo.add_decisions(self.minute(at), self.step, self.scope, self._decided, batch)
         self._decided += len(batch)
 
     def update(self, **fields: Any) -> None:

@@ -278,9 +278,13 @@ def restore_vms(svc: Services, payload: BatchChunkRef) -> RestoreChunkResult:
 def verify_recovered(svc: Services, payload: BatchRef) -> VerifyResult:
     r = Rollout(svc, payload.rollout_id, Step.VERIFY_RECOVERED, payload.batch)
     items = r.vms()
-    ids = [k for k in r.repo.batch(payload.batch)
-           if (rb := items[k].rollback) is not None and rb.state is RollbackState.RESTORED]
-    unhealthy = not_serving(r, ids) if ids else set()
+    states = {k: rb.state for k in r.repo.batch(payload.batch) if (rb := items[k].rollback) is not None}
+    # a re-run reports what the first run judged, and judges only what it had not
+    todo = [k for k, s in states.items() if s is RollbackState.RESTORED]
+    ids = [k for k, s in states.items() if s in (RollbackState.RESTORED, RollbackState.VERIFIED,
+                                                 RollbackState.UNHEALTHY)]
+    unhealthy = (not_serving(r, todo) if todo else set()) | {k for k, s in states.items()
+                                                              if s is RollbackState.UNHEALTHY}
 
     def verified(k: str, cur: VmItem) -> VmItem | None:
         if cur.rollback is None:
@@ -288,7 +292,7 @@ def verify_recovered(svc: Services, payload: BatchRef) -> VerifyResult:
         state = RollbackState.UNHEALTHY if k in unhealthy else RollbackState.VERIFIED
         return cur.model_copy(update={"rollback": cur.rollback.model_copy(update={"state": state})})
 
-    r.repo.update_vms(ids, verified)
+    r.repo.update_vms(todo, verified)
     decisions = [Decision(DecisionKind.RECOVERED, f"{len(ids) - len(unhealthy)}/{len(ids)} restored VMs of batch "
                           f"{payload.batch} healthy after the post-rollback script")]
     decisions += [Decision(DecisionKind.RESTORE_UNHEALTHY, f"{short(k)} still failing its health probe after "

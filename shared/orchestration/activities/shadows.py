@@ -69,25 +69,48 @@ def create_shadows(svc: Services, payload: ChunkRef) -> CreateShadowsResult:
 
 
 def drive_shadow_load(svc: Services, payload: RolloutRef) -> DriveResult:
-    """Drive each shadow at its source VM's recent utilisation (estimated from its CPU)."""
+    """Drive each shadow at its source VM's recent utilisation (estimated from its CPU).
+
+    Safe to run twice: the targets are measured once and written ahead of the drive, and a run after the
+    baseline began changes nothing. Measuring again at a later moment would give other targets (and, for a
+    change whose effect depends on load, other verdicts) to a rollout that a redelivery merely delayed.
+    """
     r = Rollout(svc, payload.rollout_id, Step.DRIVE_SHADOW_LOAD)
-    shadows = {k: s.info for k, s in r.repo.shadows().items() if s.info.state is ShadowState.RUNNING}
-    sources = sorted({s.source_vm_id for s in shadows.values()})
-    now = r.now
-    util: dict[str, float] = {}
-    if sources:
-        frame = svc.telemetry.signals(sources, now - timedelta(minutes=SOURCE_LOAD_MINUTES), now)
-        cpu = nanmean_rows(frame.signals["cpu_pct"]) / 100.0
-        util = {v: (float(c) if not np.isnan(c) else DEFAULT_UTILISATION) for v, c in zip(sources, cpu, strict=True)}
-    targets = {k: round(min(1.0, util[s.source_vm_id]), 4) for k, s in shadows.items()}
-    if targets:
-        svc.shadow_load.drive(targets)
-        r.repo.update_shadows(targets, lambda k, cur: cur.model_copy(update={"load": targets[k]}))
-    r.update(baseline_start=r.now + timedelta(minutes=1), phase=RolloutPhase.BASELINE)
+    shadows = {k: s for k, s in r.repo.shadows().items() if s.info.state is ShadowState.RUNNING}
+    started = r.record.baseline_start
+    if started is None:
+        known = {k: s.load for k, s in shadows.items() if s.load is not None}
+        measured = _source_load(r, {k: s.info.source_vm_id for k, s in shadows.items() if k not in known})
+        if measured:
+            r.repo.update_shadows(measured, lambda k, cur: cur.model_copy(update={"load": measured[k]}))
+        targets = {**known, **measured}
+        if targets:
+            svc.shadow_load.drive(targets)
+        started = r.now + BASELINE_DELAY
+        r.update(baseline_start=started, phase=RolloutPhase.BASELINE)
+    else:
+        targets = {k: s.load for k, s in shadows.items() if s.load is not None}
     mean = sum(targets.values()) / len(targets) if targets else 0.0
     r.decide([Decision(DecisionKind.SHADOW_LOAD, f"{len(targets)} shadows driven at their sources' utilisation "
-                       f"(mean {mean:.2f}) for a {r.policy.baseline_minutes}-minute baseline")])
+                       f"(mean {mean:.2f}) for a {r.policy.baseline_minutes}-minute baseline")],
+             at=started - BASELINE_DELAY)
     return DriveResult(driven=len(targets))
+
+
+BASELINE_DELAY = timedelta(minutes=1)
+"""The baseline starts a minute after the drive, once the shadows run at their targets."""
+
+
+def _source_load(r: Rollout, sources_of: dict[str, str]) -> dict[str, float]:
+    """Each shadow's target: its source VM's mean CPU over the last half hour, as a utilisation 0..1."""
+    if not sources_of:
+        return {}
+    sources = sorted(set(sources_of.values()))
+    now = r.now
+    frame = r.svc.telemetry.signals(sources, now - timedelta(minutes=SOURCE_LOAD_MINUTES), now)
+    cpu = nanmean_rows(frame.signals["cpu_pct"]) / 100.0
+    util = {v: (float(c) if not np.isnan(c) else DEFAULT_UTILISATION) for v, c in zip(sources, cpu, strict=True)}
+    return {k: round(min(1.0, util[v]), 4) for k, v in sources_of.items()}
 
 
 def apply_to_shadows(svc: Services, payload: ChunkRef) -> ApplyShadowsResult:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ....bootstrap import Services, azure_services
+from ....runtime.chaos import Chaos
 from ...azure.clients import AzureSettings
 from ..adapters import SimFleet
 from ..scenario import Scenario
@@ -35,9 +36,11 @@ def azure_sdk_services(world: FleetWorld, sim: Services, started: list[AzureStan
 
 
 def simulate_azure_sdk(scenario: Scenario, *, seed: int | None = None,
-                       on_status: Callable[[str, Any], None] | None = None, azure_log: Path | None = None) -> Any:
+                       on_status: Callable[[str, Any], None] | None = None, azure_log: Path | None = None,
+                       chaos: Chaos | None = None) -> Any:
     """Run :func:`shared.simulation.simulate` with the Azure SDK adapters against the stand-in; ``azure_log``
-    gets one JSON line per request (t, method, path, api_version, status, principal, throttled)."""
+    gets one JSON line per request (t, method, path, api_version, status, principal, throttled). ``chaos``
+    redelivers activities and crashes the worker, as on the simulator's own adapters."""
     from ....simulation import simulate
 
     started: list[AzureStandIn] = []
@@ -48,7 +51,7 @@ def simulate_azure_sdk(scenario: Scenario, *, seed: int | None = None,
         return azure_sdk_services(sim.fleet.world, sim, started, log)
 
     try:
-        return simulate(scenario, seed=seed, on_status=on_status, adapt=adapt)
+        return simulate(scenario, seed=seed, on_status=on_status, adapt=adapt, chaos=chaos)
     finally:
         for s in started:
             s.stop()

@@ -1,0 +1,101 @@
+"""Throttling at scale on the Azure SDK adapters: one rollout per fleet size through ``--backend azure-sdk``
+(the adapters over the in-process stand-in, under ARM's and Compute's budgets), judged from its request log.
+
+Four checks, each computed from the log (``--azure-log``'s records), not from the adapters' own account:
+
+* *operations failed by throttling*: a request whose last answer is 429 (the client gave up on it);
+* *overdrawn*: the served ARM requests replayed through a fresh :class:`~shared.adapters.azure.limits.Budget` at
+  their logged times; one served while a bucket it draws on was empty is an overdraft;
+* *429 share*: ARM requests answered 429 over all ARM requests (the adapters pace, so the stand-in is not the
+  only guard: at most 1%);
+* the rollout's simulated duration beside the budget-derived floor of its served ARM writes
+  (``limits.write_floor_seconds``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..adapters.azure.limits import Budget, classify, write_floor_seconds
+
+MAX_THROTTLED_SHARE = 0.01
+REPLAY_TOLERANCE_S = 0.01
+"""Logged times are rounded to the millisecond: a replayed wait shorter than this is the rounding."""
+
+
+def is_arm(path: str) -> bool:
+    low = path.lower()
+    return low.startswith("/subscriptions/") and not low.endswith("metrics:getbatch")
+
+
+def log_checks(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The request-log checks (all but the duration) over ``records`` in the order they were answered."""
+    arm = [r for r in records if is_arm(str(r["path"]))]
+    last: dict[tuple[str, str], int] = {}
+    for r in arm:
+        last[(str(r["method"]), str(r["path"]))] = int(r["status"])
+    budget = Budget()
+    overdrawn = 0
+    served_writes = 0
+    for r in arm:
+        if r["throttled"]:
+            continue
+        if r["method"] != "GET":
+            served_writes += 1
+        decision = budget.take(classify(str(r["method"]), str(r["path"])), str(r["principal"]), float(r["t"]))
+        if (not decision.ok and decision.retry_after > REPLAY_TOLERANCE_S) or decision.overdrawn:
+            overdrawn += 1
+            if not decision.ok:  # count it served, as the stand-in did
+                budget.take(classify(str(r["method"]), str(r["path"])), str(r["principal"]),
+                            float(r["t"]) + decision.retry_after)
+    throttled = sum(1 for r in arm if r["throttled"])
+    return {"arm_requests": len(arm), "throttled_429": throttled,
+            "throttled_share": round(throttled / len(arm), 5) if arm else 0.0,
+            "failed_by_throttling": sum(1 for s in last.values() if s == 429),
+            "overdrawn_requests": overdrawn, "served_arm_writes": served_writes}
+
+
+def run_one(vms: int) -> dict[str, Any]:
+    """One size on ``--backend azure-sdk`` in this process, its request log judged."""
+    from ..adapters.simulator.scenario import parse_scenario
+    from ..adapters.simulator.standin.backend import simulate_azure_sdk
+    from .scale import scale_scenario
+
+    scenario = parse_scenario(scale_scenario(vms))
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "azure.jsonl"
+        started = time.perf_counter()
+        run = simulate_azure_sdk(scenario, azure_log=log)
+        wall = time.perf_counter() - started
+        with log.open(encoding="utf-8") as f:
+            checks = log_checks(json.loads(line) for line in f)
+    floor = write_floor_seconds(checks["served_arm_writes"]) / 60.0
+    failed_ops = sum(1 for d in run.outcome["decisions"] if "TooManyRequests" in d["reason"]
+                     or "Throttled" in d["reason"])
+    return {"vms": vms, "backend": "azure-sdk", "wall_seconds": round(wall, 1), "outcome": run.outcome["outcome"],
+            "vms_counts": run.outcome["vms"], **checks, "decisions_naming_throttling": failed_ops,
+            "rollout_minutes": round(run.world.clock.now, 1), "budget_floor_minutes": round(floor, 1),
+            "met": {"no_operation_failed_by_throttling": checks["failed_by_throttling"] == 0 and failed_ops == 0,
+                    "no_bucket_overdrawn": checks["overdrawn_requests"] == 0,
+                    "throttled_share_at_most_1pct": checks["throttled_share"] <= MAX_THROTTLED_SHARE}}
+
+
+def run_sizes(sizes: list[int]) -> dict[str, Any]:
+    """Each size in its own process (its memory its own)."""
+    rows = []
+    for n in sizes:
+        proc = subprocess.run([sys.executable, "-m", "shared.bench.budget", str(n)], capture_output=True, text=True,
+                              check=True)
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return {"runs": rows, "note": "checks computed from each run's request log (shared/bench/budget.py)"}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_one(int(sys.argv[1]))))
