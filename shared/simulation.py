@@ -56,6 +56,7 @@ def mortal_services(svc: bootstrap.Services, chaos: Chaos) -> bootstrap.Services
         fleet=mortal(svc.fleet, chaos, ("apply_change", "restore_from_snapshots", "run_script", "set_capacity")),
         shadows=mortal(svc.shadows, chaos, ("create", "teardown")),
         snapshots=mortal(svc.snapshots, chaos, ("snapshot",)),
+        operations=mortal(svc.operations, chaos, ("begin_apply", "begin_snapshots", "begin_restore", "begin_shadows")),
         leases=mortal(svc.leases, chaos, ("acquire", "release")),
         store=mortal(svc.store, chaos, ("update", "put_items", "put_rollout")),
     )
