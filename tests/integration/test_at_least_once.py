@@ -27,7 +27,9 @@ SCENARIO: dict[str, Any] = {
                                                      "onset_minutes": 40}]}},
     "policy": {"production_watch_minutes": 120},
 }
-ACTIVITIES = ["start_rollout", "claim_targets", "create_shadows", "drive_shadow_load", "apply_to_shadows",
+ACTIVITIES = ["start_rollout", "claim_targets", "begin_create_shadows", "create_shadows", "drive_shadow_load",
+              "begin_apply_to_shadows", "apply_to_shadows", "begin_prepare", "begin_snapshot_wave", "begin_apply_wave",
+              "begin_restore_vms", "operation_status",
               "analyse_shadows", "decide", "teardown_shadows", "prepare", "snapshot_wave", "apply_wave",
               "check_production", "reserve_capacity", "restore_vms", "verify_recovered", "release_capacity",
               "settle_capacity", "release_leases", "finish"]
