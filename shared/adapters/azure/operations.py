@@ -31,14 +31,14 @@ from ...domain.operations import OperationState
 TERMINAL_FAILED = frozenset({"failed", "canceled", "cancelled"})
 
 
-class Begun(ARMPolling):  # type: ignore[misc]
+class Begun(ARMPolling):
     """Polling that never polls: the begin returns with the initial response and its continuation token."""
 
     def run(self) -> None:
         return None
 
 
-class PollOnce(ARMPolling):  # type: ignore[misc]
+class PollOnce(ARMPolling):
     """One status request per poller, and the final GET once terminal (what ``LROBasePolling._poll`` does after
     its loop); the answer's ``Retry-After`` is kept in :attr:`retry_after`."""
 
