@@ -53,3 +53,11 @@ def test_every_activity_returns_well_within_a_minute(name: str, steps: tuple[str
     assert {f"begin_{s}" for s in steps} | set(steps) <= set(longest), "a long step did not run"
     worst = max(longest, key=lambda k: longest[k])
     assert longest[worst] <= ACTIVITY_BOUND, f"{worst} ran {longest[worst]:.0f} s"
+
+
+def test_docs_activity_table_names_every_activity() -> None:
+    """docs/operations.md ("Safe to run twice") says for every activity how a second run finds the first's work."""
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    table = doc.split("## Safe to run twice", 1)[1].split("\n#", 1)[0]
+    missing = [name for name in ACTIVITIES if f"`{name}`" not in table]
+    assert not missing, f"docs/operations.md's activity table lacks {missing}"
