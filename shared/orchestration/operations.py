@@ -25,6 +25,8 @@ from ..domain.operations import OperationHandle, OperationState, OperationStatus
 from .state import BatchChunkRef, ChunkRef, Model, RolloutRef, WaveChunkRef
 
 STATUS_ACTIVITY = "operation_status"
+STATUS_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=30_000, max_number_of_attempts=5)
+"""A poll that failed (throttled past the client's retries, 5xx) is asked again: it changes nothing."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ def await_operations(context: df.DurableOrchestrationContext, began: Sequence[Op
         yield context.create_timer(min(now + _wait(list(running.values()), policy), deadline))
         handles = [s.handle for s in running.values()]
         answers = yield context.task_all([
-            context.call_activity(STATUS_ACTIVITY, StatusQuery(handles=handles[a:a + policy.batch]).json_dict())
+            context.call_activity_with_retry(STATUS_ACTIVITY, STATUS_RETRY,
+                                             StatusQuery(handles=handles[a:a + policy.batch]).json_dict())
             for a in range(0, len(handles), policy.batch)])
         for answer in answers:
             for s in StatusAnswer.model_validate(answer).statuses:

@@ -78,3 +78,14 @@ def test_polling_one_operation_too_often_is_throttled_as_compute_does(standin: A
     refused = answers[-1]
     assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
     assert "GetOperation" in refused.body["error"]["message"]
+
+
+def test_an_operation_azure_failed_is_an_answer_with_arms_error() -> None:
+    standin = AzureStandIn(FleetWorld(parse_scenario({**SMALL_FLEET, "faults": {"snapshot_failure_rate": 1.0}})))
+    standin.start_in_process()
+    standin.serve_realtime(speed=1.0)
+    client, token = _begin_snapshot(standin)
+    standin.world.clock.advance_to(standin.world.clock.now + 30)
+    failed = poll(client.snapshots.begin_create_or_update, token, FLEET_RG, "pre-r1-web-0", None)
+    assert failed.state is OperationState.FAILED and failed.result is None
+    assert failed.error.startswith("InternalDiskManagementError:")

@@ -10,6 +10,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from shared.domain.errors import TransientError
 from shared.domain.operations import OperationHandle, OperationKind, OperationState, OperationStatus
 from shared.orchestration.operations import PollPolicy, StatusAnswer, StatusQuery, run_long
 from shared.orchestration.state import ChunkRef
@@ -31,6 +32,7 @@ class Azure:
         self.begins: dict[str, int] = {}
         self.polls: list[tuple[datetime, int]] = []
         self.finished: dict[int, tuple[datetime, str]] = {}
+        self.refuse_polls = 0
 
     def status(self, h: OperationHandle) -> OperationStatus:
         end = self.ends[h.key]
@@ -56,6 +58,9 @@ def make_app(azure: Azure, policy: PollPolicy) -> df.DFApp:
     @app.activity_trigger(input_name="payload")
     def operation_status(payload: dict[str, Any]) -> dict[str, Any]:
         query = StatusQuery.model_validate(payload)
+        if azure.refuse_polls > 0:
+            azure.refuse_polls -= 1
+            raise TransientError("429 Too Many Requests", operation="poll", status=429)
         azure.polls.append((azure.now, len(query.handles)))
         return StatusAnswer(statuses=[azure.status(h) for h in query.handles]).json_dict()
 
@@ -142,3 +147,11 @@ def test_a_begin_run_twice_begins_nothing_twice_and_the_wait_is_the_same() -> No
     assert chaos.stats.redelivered == 2 and all(n == 2 for n in azure.begins.values())
     assert states == ["succeeded", "succeeded"]
     assert azure.ends == calm.ends and azure.finished == calm.finished
+
+
+def test_a_poll_refused_is_asked_again_and_the_step_completes() -> None:
+    azure = Azure({0: timedelta(minutes=2)})
+    azure.refuse_polls = 2
+    runner, states = run(azure, PollPolicy(timeout=timedelta(hours=1)))
+    assert states == ["succeeded"] and runner.instances["o1"].status == "Completed"
+    assert [t - T0 for t, _ in azure.polls] == [timedelta(minutes=3)]  # two refusals, 30 s apart each

@@ -17,16 +17,18 @@ the wait, at the ``Retry-After`` kept here).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 from azure.core.polling import LROPoller
-from azure.core.polling.base_polling import BadResponse, BadStatus, OperationFailed
+from azure.core.polling.base_polling import BadResponse, BadStatus
 from azure.mgmt.core.polling.arm_polling import ARMPolling
 
 from ...domain.operations import OperationState
+from .errors import azure_errors
 
 TERMINAL_FAILED = frozenset({"failed", "canceled", "cancelled"})
 
@@ -40,9 +42,11 @@ class Begun(ARMPolling):
 
 class PollOnce(ARMPolling):
     """One status request per poller, and the final GET once terminal (what ``LROBasePolling._poll`` does after
-    its loop); the answer's ``Retry-After`` is kept in :attr:`retry_after`."""
+    its loop); the answer's ``Retry-After`` is kept in :attr:`retry_after`, a failed operation's ARM error in
+    :attr:`error` (an operation that failed is an answer, not an exception; a request that failed raises)."""
 
     retry_after: float = 0.0
+    error: str = ""
 
     def run(self) -> None:
         try:
@@ -52,19 +56,23 @@ class PollOnce(ARMPolling):
                 self.retry_after = float(self._extract_delay())
                 return
             if self.status().lower() in TERMINAL_FAILED:
-                raise OperationFailed("Operation failed or canceled")
+                self.error = _arm_error(self._pipeline_response.http_response.text())
+                return
             final = self._operation.get_final_get_url(self._pipeline_response)
             if final:
                 self._pipeline_response = self.request_status(final)
-        except BadStatus as err:
-            self._status = "Failed"
-            raise HttpResponseError(response=self._pipeline_response.http_response, error=err) from err
-        except BadResponse as err:
-            self._status = "Failed"
+        except (BadStatus, BadResponse) as err:  # as LROBasePolling.run: the SDK's own error, mapped once outside
             raise HttpResponseError(response=self._pipeline_response.http_response, message=str(err),
                                     error=err) from err
-        except OperationFailed as err:
-            raise HttpResponseError(response=self._pipeline_response.http_response, error=err) from err
+
+
+def _arm_error(body: str) -> str:
+    """``code: message`` of an operation status resource's ``error`` (ARM's async operations doc)."""
+    try:
+        error = json.loads(body or "{}").get("error") or {}
+    except ValueError:
+        return body[:500]
+    return f"{error.get('code', 'Failed')}: {error.get('message', '')}"[:500]
 
 
 @dataclass(frozen=True)
@@ -75,28 +83,26 @@ class Polled:
     error: str = ""
 
 
-def begin(start: Callable[..., LROPoller[Any]], *args: Any, **kwargs: Any) -> str:
+def begin(start: Callable[..., LROPoller[Any]], *args: Any, operation: str = "begin", resource: str = "",
+          **kwargs: Any) -> str:
     """Send the operation's initial request; its continuation token (JSON text)."""
-    poller = start(*args, polling=Begun(), **kwargs)
-    return str(poller.continuation_token())
+    with azure_errors(operation, resource):
+        poller = start(*args, polling=Begun(), **kwargs)
+        return str(poller.continuation_token())
 
 
-def poll(start: Callable[..., LROPoller[Any]], token: str, *args: Any) -> Polled:
+def poll(start: Callable[..., LROPoller[Any]], token: str, *args: Any, operation: str = "poll",
+         resource: str = "") -> Polled:
     """Ask once how the operation of ``token`` stands. ``start`` is the same ``begin_*`` method that began it
-    (its positional arguments are not sent again: with a token the SDK skips the initial request)."""
+    (its positional arguments are not sent again: with a token the SDK skips the initial request). A request
+    that failed (throttled past its retries, 5xx) raises the project's error, mapped once."""
     method = PollOnce()
-    poller = start(*args, polling=method, continuation_token=token)
-    poller.wait()
-    status = poller.status().lower()
-    if status in ("succeeded",):
-        try:
+    with azure_errors(operation, resource):
+        poller = start(*args, polling=method, continuation_token=token)
+        poller.wait()
+        status = poller.status().lower()
+        if status == "succeeded":
             return Polled(OperationState.SUCCEEDED, result=poller.result())
-        except HttpResponseError as exc:
-            return Polled(OperationState.FAILED, error=str(exc).split("\n")[0][:500])
     if status in TERMINAL_FAILED:
-        try:
-            poller.result()
-        except HttpResponseError as exc:
-            return Polled(OperationState.FAILED, error=str(exc).split("\n")[0][:500])
-        return Polled(OperationState.FAILED, error=f"operation {status}")
+        return Polled(OperationState.FAILED, error=method.error or f"operation {status}")
     return Polled(OperationState.RUNNING, retry_after_seconds=method.retry_after)
