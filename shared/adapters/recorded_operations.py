@@ -14,6 +14,7 @@ finds the work done and answers with its results.
 
 from __future__ import annotations
 
+import copy
 import json
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +45,12 @@ class RecordedOperations(LongOperations):
         self.shadows = shadows
         self.snapshots = snapshots
         self.book = book
+
+    def over(self, fleet: Fleet, shadows: ShadowPool, snapshots: DiskSnapshots) -> RecordedOperations:
+        """The same book over other ports (e.g. wrapped ones: a test's failing fleet, chaos)."""
+        other = copy.copy(self)
+        other.fleet, other.shadows, other.snapshots = fleet, shadows, snapshots
+        return other
 
     @abstractmethod
     def now(self) -> datetime: ...
