@@ -66,14 +66,17 @@ def simulator_services(world: object, *, model: FailureModel | None = None) -> S
         SimTelemetry,
         to_datetime,
     )
+    from .adapters.simulator.operations import SimOperations
     from .adapters.simulator.world import FleetWorld
 
     assert isinstance(world, FleetWorld)
+    fleet, shadows, snapshots = SimFleet(world), SimShadowPool(world), SimDiskSnapshots(world)
     return Services(
-        fleet=SimFleet(world),
-        shadows=SimShadowPool(world),
+        fleet=fleet,
+        shadows=shadows,
         shadow_load=SimShadowLoad(world),
-        snapshots=SimDiskSnapshots(world),
+        snapshots=snapshots,
+        operations=SimOperations(world, fleet, shadows, snapshots),
         telemetry=SimTelemetry(world),
         model=model or failure_model(lambda: to_datetime(world.clock.now)),
         store=InMemoryRolloutStore(),
@@ -143,19 +146,22 @@ def azure_services(settings: object | None = None, *, store: RolloutStore | None
     from .adapters.azure.clients import AzureSettings
     from .adapters.azure.compute import AzureDiskSnapshots, AzureFleet, AzureShadowLoad, AzureShadowPool
     from .adapters.azure.telemetry import AzureTelemetry
+    from .adapters.recorded_operations import BlockingOperations
 
     cfg = settings if settings is not None else AzureSettings.from_environment()
     assert isinstance(cfg, AzureSettings)
-    fleet = AzureFleet(cfg)
+    fleet, shadows, snapshots = AzureFleet(cfg), AzureShadowPool(cfg), AzureDiskSnapshots(cfg)
+    clock = now or utcnow
     return Services(
         fleet=fleet,
-        shadows=AzureShadowPool(cfg),
+        shadows=shadows,
         shadow_load=AzureShadowLoad(cfg),
-        snapshots=AzureDiskSnapshots(cfg),
+        snapshots=snapshots,
+        operations=BlockingOperations(fleet, shadows, snapshots, clock),
         telemetry=AzureTelemetry(cfg),
         model=model or failure_model(now),
         store=store or _table_store_from_environment(),
-        now=now or utcnow,
+        now=clock,
         leases=_table_leases_from_environment(),
         outcomes=_outcome_publisher_from_environment(),
     )

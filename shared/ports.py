@@ -27,6 +27,7 @@ from .domain.model import (
     SnapshotInfo,
     VmInfo,
 )
+from .domain.operations import OperationHandle, OperationStatus
 from .domain.registry import ModelInUse, ModelSource, PromotedPointer, Promotion
 
 
@@ -108,6 +109,57 @@ class DiskSnapshots(ABC):
 
         A VM whose snapshot could not be made is missing from the result.
         """
+
+
+@dataclass(frozen=True)
+class RestoreOutcome:
+    """A restore operation's results: each VM's restore and, for those restored, its post-rollback script."""
+
+    results: list[RestoreResult]
+    scripts: dict[str, bool]
+
+
+class LongOperations(ABC):
+    """The long-running operations, begun by one activity and polled by others (the monitor pattern).
+
+    ``begin_*`` starts the work and returns at once with the first status (ARM's 201/202 and ``Retry-After``);
+    ``key`` is deterministic, so a begin run twice finds the operation it began and starts nothing (it also
+    looks at Azure before acting, as the blocking calls do). ``status`` polls; ``*_results`` reads what a
+    terminal operation did and raises :class:`~shared.domain.operations.OperationPending` before that.
+    """
+
+    @abstractmethod
+    def begin_apply(self, key: str, vm_ids: Sequence[str], change: ChangeSpec, *,
+                    timeout_minutes: float) -> OperationStatus: ...
+
+    @abstractmethod
+    def begin_snapshots(self, key: str, vm_ids: Sequence[str], *, tag: str) -> OperationStatus: ...
+
+    @abstractmethod
+    def begin_restore(self, key: str, snapshots: Sequence[SnapshotInfo], *, script: str) -> OperationStatus:
+        """Restore each VM from its snapshot, then run ``script`` on those restored."""
+
+    @abstractmethod
+    def begin_shadows(self, key: str, plans: Sequence[ShadowPlan], *, rollout_id: str, spot_fallback: str,
+                      max_regular: int | None = None) -> OperationStatus: ...
+
+    @abstractmethod
+    def status(self, handles: Sequence[OperationHandle]) -> list[OperationStatus]: ...
+
+    # What a terminal operation did, for the VMs (plans, snapshots) the finishing activity still has to record:
+    # it names them again from the rollout store, so no per-VM list rides in a handle or a history.
+    @abstractmethod
+    def apply_results(self, handle: OperationHandle, vm_ids: Sequence[str]) -> list[ApplyResult]: ...
+
+    @abstractmethod
+    def snapshot_results(self, handle: OperationHandle, vm_ids: Sequence[str]) -> list[SnapshotInfo]:
+        """The snapshots made; a VM whose snapshot could not be made is missing."""
+
+    @abstractmethod
+    def restore_results(self, handle: OperationHandle, snapshots: Sequence[SnapshotInfo]) -> RestoreOutcome: ...
+
+    @abstractmethod
+    def shadow_results(self, handle: OperationHandle, plans: Sequence[ShadowPlan]) -> list[ShadowInfo]: ...
 
 
 class Telemetry(ABC):

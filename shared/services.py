@@ -16,6 +16,7 @@ from .ports import (
     FailureModel,
     Fleet,
     Leases,
+    LongOperations,
     OutcomePublisher,
     RolloutStore,
     ShadowLoad,
@@ -34,6 +35,7 @@ class Services:
     model: FailureModel
     store: RolloutStore
     now: Callable[[], datetime]
+    operations: LongOperations
     # in-process defaults; in Azure both must be shared by every worker (Table leases, a Service Bus topic)
     leases: Leases = field(default_factory=InMemoryLeases)
     outcomes: OutcomePublisher = field(default_factory=InMemoryOutcomePublisher)

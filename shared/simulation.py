@@ -8,12 +8,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import bootstrap
+from .adapters.recorded_operations import RecordedOperations
 from .adapters.simulator.adapters import SIM_EPOCH, to_datetime, to_minute
 from .adapters.simulator.scenario import Scenario
 from .adapters.simulator.world import FleetWorld, vmss_resource_id
 from .domain.kinds import DecisionKind
 from .orchestration.rollout import ROLLOUT
-from .ports import FailureModel
+from .ports import DiskSnapshots, FailureModel, Fleet, LongOperations, ShadowPool
 from .runtime.chaos import Chaos, FaultDraws, mortal
 from .runtime.interleave import InterleavedStore, Interleaver
 from .runtime.local_durable import LocalDurableRunner, RunnerStats
@@ -51,14 +52,22 @@ def rollout_request(scenario: Scenario, rollout_id: str) -> dict[str, Any]:
 def mortal_services(svc: bootstrap.Services, chaos: Chaos) -> bootstrap.Services:
     """The services with the worker dying (seeded) right after any side effect: a cloud operation, a lease, or a
     write to the store, before the activity records or does anything else."""
+    fleet = mortal(svc.fleet, chaos, ("apply_change", "restore_from_snapshots", "run_script", "set_capacity"))
+    shadows = mortal(svc.shadows, chaos, ("create", "teardown"))
+    snapshots = mortal(svc.snapshots, chaos, ("snapshot",))
+    operations = over_ports(svc.operations, fleet, shadows, snapshots)
     return replace(
-        svc,
-        fleet=mortal(svc.fleet, chaos, ("apply_change", "restore_from_snapshots", "run_script", "set_capacity")),
-        shadows=mortal(svc.shadows, chaos, ("create", "teardown")),
-        snapshots=mortal(svc.snapshots, chaos, ("snapshot",)),
+        svc, fleet=fleet, shadows=shadows, snapshots=snapshots,
+        operations=mortal(operations, chaos, ("begin_apply", "begin_snapshots", "begin_restore", "begin_shadows")),
         leases=mortal(svc.leases, chaos, ("acquire", "release")),
         store=mortal(svc.store, chaos, ("update", "put_items", "put_rollout")),
     )
+
+
+def over_ports(operations: LongOperations, fleet: Fleet, shadows: ShadowPool,
+               snapshots: DiskSnapshots) -> LongOperations:
+    """Long-running operations that go through these ports (an ``adapt`` or chaos may have replaced them)."""
+    return operations.over(fleet, shadows, snapshots) if isinstance(operations, RecordedOperations) else operations
 
 
 def simulate(scenario: Scenario, *, seed: int | None = None,
@@ -78,6 +87,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
     services = bootstrap.simulator_services(world, model=model)
     if adapt is not None:
         services = adapt(services)
+        services.operations = over_ports(services.operations, services.fleet, services.shadows, services.snapshots)
 
     def set_clock(t: Any) -> None:
         world.clock.now = to_minute(t)

@@ -32,6 +32,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from .chunks import chunk_count
+from .operations import WAIT_APPLY, WAIT_RESTORE, WAIT_SHADOWS, WAIT_SNAPSHOTS, run_long
 from .state import (
     AbortInput,
     AnalysisResult,
@@ -203,10 +204,9 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
     in_production = False
     try:
         _status(context, status, phase=RolloutPhase.SHADOW_POOL, vms=plan.vms, strata=plan.strata)
-        shadows = [CreateShadowsResult.model_validate(s) for s in (yield context.task_all([
-            context.call_activity_with_retry("create_shadows", RETRY,
-                                             ChunkRef(rollout_id=plan.rollout_id, chunk=c).json_dict())
-            for c in range(plan.shadow_chunks)]))]
+        shadows = [CreateShadowsResult.model_validate(s) for s in (yield from run_long(
+            context, "create_shadows", [ChunkRef(rollout_id=plan.rollout_id, chunk=c)
+                                        for c in range(plan.shadow_chunks)], WAIT_SHADOWS, RETRY))]
         created = sum(s.created for s in shadows)
         _status(context, status, phase=RolloutPhase.BASELINE, shadows=created,
                 shadow_results=ShadowTotals(created=created, failed=sum(s.failed for s in shadows),
@@ -214,9 +214,8 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         yield context.call_activity("drive_shadow_load", ref)
         yield context.create_timer(_after(context, policy.baseline_minutes))
         _status(context, status, phase=RolloutPhase.APPLY_TO_SHADOWS)
-        yield context.task_all([context.call_activity("apply_to_shadows",
-                                                      ChunkRef(rollout_id=plan.rollout_id, chunk=c).json_dict())
-                                for c in range(plan.shadow_chunks)])
+        yield from run_long(context, "apply_to_shadows", [ChunkRef(rollout_id=plan.rollout_id, chunk=c)
+                                                          for c in range(plan.shadow_chunks)], WAIT_APPLY)
         bake_end = _after(context, policy.bake_minutes)
         while True:
             _status(context, status, phase=RolloutPhase.BAKE)
@@ -257,7 +256,8 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             _status(context, status, phase=RolloutPhase.ABORTED, result=result)
             return result.json_dict()
         in_production = True  # from here on VMs may be changed (prepare snapshots, the waves apply)
-        prepared = CapacityResult.model_validate((yield context.call_activity_with_retry("prepare", RETRY, ref)))
+        prepared = CapacityResult.model_validate((yield from run_long(context, "prepare", [base], WAIT_SNAPSHOTS,
+                                                                       RETRY))[0])
         _status(context, status, capacity=CapacityResult(extra=prepared.extra), rollbacks=0)
         waves = len(decision.waves)
         for w, size in enumerate(decision.waves):
@@ -321,14 +321,14 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
 def wave_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
     inp = WaveInput.model_validate(context.get_input())
     try:
-        yield context.task_all([context.call_activity_with_retry("snapshot_wave", RETRY, WaveChunkRef(
-            rollout_id=inp.rollout_id, wave=inp.wave, chunk=c).json_dict()) for c in range(inp.chunks)])
+        yield from run_long(context, "snapshot_wave", [WaveChunkRef(rollout_id=inp.rollout_id, wave=inp.wave, chunk=c)
+                                                       for c in range(inp.chunks)], WAIT_SNAPSHOTS, RETRY)
     except Exception as exc:  # VMs left without a snapshot are excluded by apply_wave, with a decision
         context.set_custom_status(WaveStatus(wave=inp.wave, snapshot_error=str(exc).split("\n")[0][:300]).json_dict())
     # a batch ARM refused as a whole changed nothing and is safe to retry: apply_wave skips applied VMs
-    applied = [ApplyWaveResult.model_validate(a) for a in (yield context.task_all([
-        context.call_activity_with_retry("apply_wave", RETRY, WaveChunkRef(
-            rollout_id=inp.rollout_id, wave=inp.wave, chunk=c).json_dict()) for c in range(inp.chunks)]))]
+    applied = [ApplyWaveResult.model_validate(a) for a in (yield from run_long(
+        context, "apply_wave", [WaveChunkRef(rollout_id=inp.rollout_id, wave=inp.wave, chunk=c)
+                                for c in range(inp.chunks)], WAIT_APPLY, RETRY))]
     if not any(a.applied for a in applied) and any(a.excluded for a in applied):
         yield context.call_activity("halt", HaltInput(rollout_id=inp.rollout_id, wave=inp.wave, reason=(
             f"no VM of wave {inp.wave + 1} could be snapshotted")).json_dict())
@@ -371,8 +371,8 @@ def recover_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
     inp = RecoverInput.model_validate(context.get_input())
     batch = BatchRef(rollout_id=inp.rollout_id, batch=inp.batch).json_dict()
     yield context.call_activity_with_retry("reserve_capacity", RETRY, batch)
-    yield context.task_all([context.call_activity_with_retry("restore_vms", RETRY, BatchChunkRef(
-        rollout_id=inp.rollout_id, batch=inp.batch, chunk=c).json_dict()) for c in range(inp.chunks)])
+    yield from run_long(context, "restore_vms", [BatchChunkRef(rollout_id=inp.rollout_id, batch=inp.batch, chunk=c)
+                                                 for c in range(inp.chunks)], WAIT_RESTORE, RETRY)
     yield context.create_timer(_after(context, VERIFY_MINUTES))
     verified = VerifyResult.model_validate((yield context.call_activity("verify_recovered", batch)))
     # a failure here is not the recovery's: the rollout's own release at its end gives the instances back

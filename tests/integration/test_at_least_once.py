@@ -27,10 +27,14 @@ SCENARIO: dict[str, Any] = {
                                                      "onset_minutes": 40}]}},
     "policy": {"production_watch_minutes": 120},
 }
-ACTIVITIES = ["start_rollout", "claim_targets", "create_shadows", "drive_shadow_load", "apply_to_shadows",
+ACTIVITIES = ["start_rollout", "claim_targets", "begin_create_shadows", "create_shadows", "drive_shadow_load",
+              "begin_apply_to_shadows", "apply_to_shadows", "begin_prepare", "begin_snapshot_wave", "begin_apply_wave",
+              "begin_restore_vms", "operation_status",
               "analyse_shadows", "decide", "teardown_shadows", "prepare", "snapshot_wave", "apply_wave",
               "check_production", "reserve_capacity", "restore_vms", "verify_recovered", "release_capacity",
               "settle_capacity", "release_leases", "finish"]
+WITHOUT_SIDE_EFFECTS = {"operation_status", "begin_prepare"}
+"""Polls only read; this scenario's prepare has no VM at risk to snapshot (its record is written by prepare)."""
 
 
 class Twice(Chaos):
@@ -105,7 +109,7 @@ def test_an_activity_run_twice_changes_nothing(activity: str, scenario: Scenario
     assert_clean(run, calm)
 
 
-@pytest.mark.parametrize("activity", ACTIVITIES)
+@pytest.mark.parametrize("activity", [a for a in ACTIVITIES if a not in WITHOUT_SIDE_EFFECTS])
 def test_a_crash_after_each_side_effect_of_an_activity_changes_nothing(activity: str, scenario: Scenario,
                                                                        calm: SimulationRun) -> None:
     chaos = EveryCrashPoint(activity)

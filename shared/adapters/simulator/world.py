@@ -170,6 +170,8 @@ class FleetWorld:
         """Row -> the snapshot its OS disk was restored from."""
         self.restore_first_failure: dict[int, float] = {}
         """Row -> when its restore's failed first attempt ended (the stand-in answers that attempt Failed)."""
+        self.operations: dict[str, Any] = {}
+        """Long-running operations by key, with when each ends (shared.adapters.simulator.operations)."""
         self._shadow_names = 0
         self._shadow_bases: dict[str, int] = {}
         self.snapshots_taken = 0

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ...services import Services
+from ..operations import BatchChunkOp, ChunkOp, RolloutOp, StatusQuery, WaveChunkOp
 from ..state import (
     AbortInput,
     BatchChunkRef,
@@ -38,8 +39,13 @@ from ..state import (
 from .capacity import release_capacity, reserve_capacity, settle_capacity
 from .cleanup import release_leases
 from .decide import analyse_shadows, decide
+from .longops import operation_status
 from .production import (
     apply_wave,
+    begin_apply_wave,
+    begin_prepare,
+    begin_restore_vms,
+    begin_snapshot_wave,
     check_production,
     halt,
     prepare,
@@ -48,7 +54,14 @@ from .production import (
     snapshot_wave,
     verify_recovered,
 )
-from .shadows import apply_to_shadows, create_shadows, drive_shadow_load, teardown_shadows
+from .shadows import (
+    apply_to_shadows,
+    begin_apply_to_shadows,
+    begin_create_shadows,
+    create_shadows,
+    drive_shadow_load,
+    teardown_shadows,
+)
 from .start import abort_rollout, claim_targets, finish, resolve_gate, start_rollout
 
 I = TypeVar("I", bound=Model)  # noqa: E741 - the input's model
@@ -71,21 +84,54 @@ def _table(*activities: Activity[Any, Any]) -> dict[str, Activity[Any, Any]]:
 
 
 ACTIVITIES: dict[str, Activity[Any, Any]] = _table(
-    Activity(start_rollout, StartInput), Activity(claim_targets, RolloutRef), Activity(create_shadows, ChunkRef),
-    Activity(drive_shadow_load, RolloutRef), Activity(apply_to_shadows, ChunkRef),
+    Activity(start_rollout, StartInput), Activity(claim_targets, RolloutRef), Activity(create_shadows, ChunkOp),
+    Activity(drive_shadow_load, RolloutRef), Activity(apply_to_shadows, ChunkOp),
     Activity(analyse_shadows, RolloutRef), Activity(decide, RolloutRef), Activity(teardown_shadows, RolloutRef),
-    Activity(resolve_gate, GateInput), Activity(abort_rollout, AbortInput), Activity(prepare, RolloutRef),
-    Activity(snapshot_wave, WaveChunkRef), Activity(apply_wave, WaveChunkRef), Activity(check_production, CheckInput),
+    Activity(resolve_gate, GateInput), Activity(abort_rollout, AbortInput), Activity(prepare, RolloutOp),
+    Activity(snapshot_wave, WaveChunkOp), Activity(apply_wave, WaveChunkOp), Activity(check_production, CheckInput),
     Activity(halt, HaltInput),
-    Activity(production_done, RolloutRef), Activity(reserve_capacity, BatchRef), Activity(restore_vms, BatchChunkRef),
+    Activity(production_done, RolloutRef), Activity(reserve_capacity, BatchRef), Activity(restore_vms, BatchChunkOp),
     Activity(verify_recovered, BatchRef), Activity(release_capacity, RolloutRef), Activity(finish, FinishInput),
     Activity(settle_capacity, RolloutRef), Activity(release_leases, RolloutRef),
+    # long-running operations: each begun by its begin_ activity, polled by operation_status (the monitor pattern)
+    Activity(begin_create_shadows, ChunkRef), Activity(begin_apply_to_shadows, ChunkRef),
+    Activity(begin_prepare, RolloutRef), Activity(begin_snapshot_wave, WaveChunkRef),
+    Activity(begin_apply_wave, WaveChunkRef), Activity(begin_restore_vms, BatchChunkRef),
+    Activity(operation_status, StatusQuery),
 )
 """Every activity by its Durable name."""
 
 __all__ = [
-    "ACTIVITIES", "Activity", "abort_rollout", "analyse_shadows", "apply_to_shadows", "apply_wave",
-    "check_production", "claim_targets", "create_shadows", "decide", "drive_shadow_load", "finish", "halt",
-    "prepare", "production_done", "release_capacity", "release_leases", "reserve_capacity", "resolve_gate",
-    "restore_vms", "settle_capacity", "snapshot_wave", "start_rollout", "teardown_shadows", "verify_recovered",
+    "ACTIVITIES",
+    "Activity",
+    "abort_rollout",
+    "analyse_shadows",
+    "apply_to_shadows",
+    "apply_wave",
+    "begin_apply_to_shadows",
+    "begin_apply_wave",
+    "begin_create_shadows",
+    "begin_prepare",
+    "begin_restore_vms",
+    "begin_snapshot_wave",
+    "check_production",
+    "claim_targets",
+    "create_shadows",
+    "decide",
+    "drive_shadow_load",
+    "finish",
+    "halt",
+    "operation_status",
+    "prepare",
+    "production_done",
+    "release_capacity",
+    "release_leases",
+    "reserve_capacity",
+    "resolve_gate",
+    "restore_vms",
+    "settle_capacity",
+    "snapshot_wave",
+    "start_rollout",
+    "teardown_shadows",
+    "verify_recovered",
 ]

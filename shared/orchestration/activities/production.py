@@ -17,12 +17,14 @@ from ...domain.decisions import (
     assess_probe_failures,
     withdraw_change,
 )
-from ...domain.errors import ShadowRolloutError, TransientError
+from ...domain.errors import AzureOperationError, ShadowRolloutError, TransientError
 from ...domain.health import Baseline, failing_vms
 from ...domain.kinds import DecisionKind
-from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, Config, SnapshotInfo
+from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, Config, RestoreResult, SnapshotInfo
+from ...domain.operations import OperationState, OperationStatus
 from ...services import Services
 from ..chunks import chunk, chunk_count
+from ..operations import BatchChunkOp, Began, RolloutOp, WaveChunkOp
 from ..repository import Step
 from ..state import (
     ApplyWaveResult,
@@ -51,28 +53,47 @@ from ..state import (
 )
 from .capacity import cover_at_risk, not_serving
 from .common import MIN_PEERS, PEER_SAMPLE, PRE_CHANGE_MINUTES, Rollout, nanmean_rows, publish_outcome, short
+from .longops import BEGIN, apply_outcome, operation_key
 
 
-def snapshot_vms(r: Rollout, vm_ids: list[str], items: dict[str, VmItem]) -> int:
+def begin_snapshot_vms(r: Rollout, vm_ids: list[str], items: dict[str, VmItem], scope: str) -> Began:
     todo = [v for v in vm_ids if items[v].snapshot is None]
     if not todo:
+        return Began()
+    return Began(operation=r.svc.operations.begin_snapshots(operation_key(r.id, "snapshot", scope), todo,
+                                                             tag=f"pre-{r.id}"))
+
+
+def snapshot_vms(r: Rollout, vm_ids: list[str], items: dict[str, VmItem], op: OperationStatus | None) -> int:
+    """Record the snapshots the operation made; raise if some VM has none (what succeeded is kept)."""
+    todo = [v for v in vm_ids if items[v].snapshot is None]
+    if not todo or op is None:
         return 0
-    snaps = {s.vm_id: s for s in r.svc.snapshots.snapshot(todo, tag=f"pre-{r.id}")}
+    made = r.svc.operations.snapshot_results(op.handle, todo) if op.state is OperationState.SUCCEEDED else []
+    snaps = {s.vm_id: s for s in made}
     r.repo.update_vms(snaps, lambda k, cur: None if cur.snapshot is not None else cur.model_copy(
         update={"snapshot": snaps[k], "actions": [*cur.actions, VmAction.SNAPSHOT]}))
     missing = sorted(set(todo) - set(snaps))
-    if missing:  # raise so that a Durable retry takes the rest; what succeeded is kept
-        raise TransientError(f"no snapshot for {len(missing)} of {len(todo)} VMs, e.g. {missing[0]}",
+    if missing:  # the wave goes on without them: apply_wave excludes a VM without a snapshot, with a decision
+        why = f" ({op.state}: {op.message})" if op.state is not OperationState.SUCCEEDED else ""
+        raise TransientError(f"no snapshot for {len(missing)} of {len(todo)} VMs, e.g. {missing[0]}{why}",
                              operation="snapshot", resource=missing[0])
     return len(snaps)
 
 
-def prepare(svc: Services, payload: RolloutRef) -> CapacityResult:
-    """Snapshot the VMs at risk, queue their rollbacks, and pre-allocate capacity for expected failures."""
+def begin_prepare(svc: Services, payload: RolloutRef) -> Began:
+    """Begin the snapshots of the VMs at risk."""
+    r = Rollout(svc, payload.rollout_id, Step.PREPARE, BEGIN)
+    return begin_snapshot_vms(r, list(r.record.at_risk), r.vms(), "at-risk")
+
+
+def prepare(svc: Services, payload: RolloutOp) -> CapacityResult:
+    """Record the snapshots of the VMs at risk, queue their rollbacks, and pre-allocate capacity for expected
+    failures."""
     r = Rollout(svc, payload.rollout_id, Step.PREPARE)
     items = r.vms()
     at_risk = list(r.record.at_risk)
-    taken = snapshot_vms(r, at_risk, items)
+    taken = snapshot_vms(r, at_risk, items, payload.operation)
     if at_risk:
         r.repo.put_standby(at_risk)
     decisions = [Decision(DecisionKind.PREPARE, f"{taken} at-risk VMs snapshotted and queued for rollback "
@@ -84,15 +105,21 @@ def prepare(svc: Services, payload: RolloutRef) -> CapacityResult:
     return CapacityResult(snapshots=taken, extra=extra)
 
 
-def snapshot_wave(svc: Services, payload: WaveChunkRef) -> SnapshotResult:
+def begin_snapshot_wave(svc: Services, payload: WaveChunkRef) -> Began:
+    scope = f"w{payload.wave:02d}c{payload.chunk:02d}"
+    r = Rollout(svc, payload.rollout_id, Step.SNAPSHOT_WAVE, scope + BEGIN)
+    return begin_snapshot_vms(r, chunk(r.repo.wave(payload.wave), payload.chunk), r.vms(), scope)
+
+
+def snapshot_wave(svc: Services, payload: WaveChunkOp) -> SnapshotResult:
     r = Rollout(svc, payload.rollout_id, Step.SNAPSHOT_WAVE, f"w{payload.wave:02d}c{payload.chunk:02d}")
     ids = chunk(r.repo.wave(payload.wave), payload.chunk)
-    return SnapshotResult(snapshots=snapshot_vms(r, ids, r.vms()))
+    return SnapshotResult(snapshots=snapshot_vms(r, ids, r.vms(), payload.operation))
 
 
-def apply_wave(svc: Services, payload: WaveChunkRef) -> ApplyWaveResult:
-    """Apply the change to one chunk of a wave; remember each VM's pre-change error rate first."""
-    r = Rollout(svc, payload.rollout_id, Step.APPLY_WAVE, f"w{payload.wave:02d}c{payload.chunk:02d}")
+def begin_apply_wave(svc: Services, payload: WaveChunkRef) -> Began:
+    """Begin applying the change to one chunk of a wave; remember each VM's pre-change error rate first."""
+    r = Rollout(svc, payload.rollout_id, Step.APPLY_WAVE, f"w{payload.wave:02d}c{payload.chunk:02d}{BEGIN}")
     items = r.vms()
     ids = chunk(r.repo.wave(payload.wave), payload.chunk)
     unprotected = [v for v in ids if items[v].apply is None and items[v].snapshot is None and not items[v].excluded]
@@ -102,30 +129,54 @@ def apply_wave(svc: Services, payload: WaveChunkRef) -> ApplyWaveResult:
                            "not be restored; left on the old configuration", v) for v in unprotected])
     todo = [v for v in ids if items[v].apply is None and items[v].snapshot is not None]
     if not todo:
-        return ApplyWaveResult(applied=0, failed=0, excluded=len(unprotected))
-    now = r.now
-    frame = svc.telemetry.signals(todo, now - timedelta(minutes=PRE_CHANGE_MINUTES), now)
-    base_err = nanmean_rows(frame.signals["error_count"])
-    base_cpu = nanmean_rows(frame.signals["cpu_pct"])
-    before = {v: (None if np.isnan(e) else round(float(e), 3), None if np.isnan(c) else round(float(c), 2))
-              for v, e, c in zip(todo, base_err, base_cpu, strict=True)}
-    r.repo.update_vms(todo, lambda k, cur: cur.model_copy(update={
-        "baseline_errors": before[k][0], "baseline_cpu": before[k][1], "config": Config.NEW, "applying": True}))
+        return Began()
+    fresh = [v for v in todo if not items[v].applying]  # a begin run again keeps the baselines it took
+    if fresh:
+        now = r.now
+        frame = svc.telemetry.signals(fresh, now - timedelta(minutes=PRE_CHANGE_MINUTES), now)
+        base_err = nanmean_rows(frame.signals["error_count"])
+        base_cpu = nanmean_rows(frame.signals["cpu_pct"])
+        before = {v: (None if np.isnan(e) else round(float(e), 3), None if np.isnan(c) else round(float(c), 2))
+                  for v, e, c in zip(fresh, base_err, base_cpu, strict=True)}
+        r.repo.update_vms(fresh, lambda k, cur: cur.model_copy(update={
+            "baseline_errors": before[k][0], "baseline_cpu": before[k][1], "config": Config.NEW, "applying": True}))
     change = ChangeSpec.from_dict(r.record.request.change.model_dump())
     try:
-        results = svc.fleet.apply_change(todo, change, timeout_minutes=r.policy.apply_timeout_minutes)
+        return Began(operation=svc.operations.begin_apply(
+            operation_key(r.id, "apply", f"w{payload.wave:02d}c{payload.chunk:02d}"), todo, change,
+            timeout_minutes=r.policy.apply_timeout_minutes))
     except ShadowRolloutError as exc:
-        # the batch was refused as a whole (per-VM failures come back as results): nothing was applied
-        refused = str(exc)
-        r.repo.update_vms(todo, lambda _, cur: cur.model_copy(update={
-            "config": Config.OLD, "applying": False, "apply_error": refused}))
+        _refused(r, todo, str(exc))
         raise
-    done = r.now
+
+
+def _refused(r: Rollout, todo: list[str], refused: str) -> None:
+    """The batch was refused as a whole (per-VM failures come back as results): nothing was applied."""
+    r.repo.update_vms(todo, lambda _, cur: cur.model_copy(update={
+        "config": Config.OLD, "applying": False, "apply_error": refused}))
+
+
+def apply_wave(svc: Services, payload: WaveChunkOp) -> ApplyWaveResult:
+    """Record what the chunk's apply did, once its operation ended (or the wait for it timed out)."""
+    r = Rollout(svc, payload.rollout_id, Step.APPLY_WAVE, f"w{payload.wave:02d}c{payload.chunk:02d}")
+    items = r.vms()
+    ids = chunk(r.repo.wave(payload.wave), payload.chunk)
+    excluded = sum(1 for v in ids if items[v].apply is None and items[v].excluded)
+    todo = [v for v in ids if items[v].apply is None and items[v].snapshot is not None]
+    op = payload.operation
+    if not todo or op is None:
+        return ApplyWaveResult(applied=0, failed=0, excluded=excluded)
+    results = apply_outcome(svc, op, todo)
+    if results is None:
+        _refused(r, todo, op.message or f"the apply ended {op.state}")
+        raise AzureOperationError(f"apply of wave {payload.wave + 1} chunk {payload.chunk} ended {op.state}: "
+                                  f"{op.message}", operation="apply")
+    done = op.ended_at or r.now
     applied: dict[str, ApplyResult] = {a.vm_id: a for a in results}
     r.repo.update_vms(applied, lambda k, cur: cur.model_copy(update={
         "apply": applied[k], "applied_at": done, "applying": False, "actions": [*cur.actions, VmAction.APPLY]}))
     failed = sum(1 for a in results if a.status is not ApplyStatus.OK)
-    return ApplyWaveResult(applied=len(results), failed=failed, excluded=len(unprotected))
+    return ApplyWaveResult(applied=len(results), failed=failed, excluded=excluded)
 
 
 def _peer_error_rate(r: Rollout, items: dict[str, VmItem]) -> float | None:
@@ -241,25 +292,46 @@ def halt(svc: Services, payload: HaltInput) -> HaltResult:
     return HaltResult(halt=True, reason=payload.reason)
 
 
-def restore_vms(svc: Services, payload: BatchChunkRef) -> RestoreChunkResult:
-    """Restore one chunk of a rollback batch from pre-change snapshots, then run the post-rollback script."""
-    r = Rollout(svc, payload.rollout_id, Step.RESTORE_VMS, f"{payload.batch}c{payload.chunk:02d}")
+def _to_restore(r: Rollout, batch: str, chunk_no: int) -> tuple[dict[str, VmItem], list[SnapshotInfo]]:
     items = r.vms()
-    ids = chunk(r.repo.batch(payload.batch), payload.chunk)
+    ids = chunk(r.repo.batch(batch), chunk_no)
     todo = [k for k in ids if (rb := items[k].rollback) is not None and rb.state is RollbackState.QUEUED]
-    if not todo:
-        return RestoreChunkResult(restored=0)
     snaps: list[SnapshotInfo] = []
     for k in todo:
         snap = items[k].snapshot
         if snap is None:
             raise RuntimeError(f"{k} was changed without a pre-change snapshot")
         snaps.append(snap)
-    results = {x.vm_id: x for x in svc.fleet.restore_from_snapshots(snaps)}
+    return items, snaps
+
+
+def begin_restore_vms(svc: Services, payload: BatchChunkRef) -> Began:
+    """Begin restoring one chunk of a rollback batch from pre-change snapshots (then the post-rollback script)."""
+    scope = f"{payload.batch}c{payload.chunk:02d}"
+    r = Rollout(svc, payload.rollout_id, Step.RESTORE_VMS, scope + BEGIN)
+    _, snaps = _to_restore(r, payload.batch, payload.chunk)
+    if not snaps:
+        return Began()
+    return Began(operation=svc.operations.begin_restore(operation_key(r.id, "restore", scope), snaps,
+                                                        script=r.policy.post_rollback_script))
+
+
+def restore_vms(svc: Services, payload: BatchChunkOp) -> RestoreChunkResult:
+    """Record the restores of one chunk of a rollback batch and their post-rollback scripts."""
+    r = Rollout(svc, payload.rollout_id, Step.RESTORE_VMS, f"{payload.batch}c{payload.chunk:02d}")
+    _, snaps = _to_restore(r, payload.batch, payload.chunk)
+    op = payload.operation
+    if not snaps or op is None:
+        return RestoreChunkResult(restored=0)
+    if op.state is OperationState.SUCCEEDED:
+        outcome = svc.operations.restore_results(op.handle, snaps)
+        results, scripts = {x.vm_id: x for x in outcome.results}, outcome.scripts
+    else:  # left for an operator, as a failed restore is
+        results = {s.vm_id: RestoreResult(s.vm_id, False, 1, f"restore {op.state}: {op.message}") for s in snaps}
+        scripts = {}
     for x in results.values():
         observability.rollback_finished(r.id, x.vm_id, ok=x.ok, message=x.message)
     ok = [k for k, x in results.items() if x.ok]
-    scripts = svc.fleet.run_script(ok, r.policy.post_rollback_script) if ok else {}
 
     def restored(k: str, cur: VmItem) -> VmItem:
         x = results[k]

@@ -10,9 +10,11 @@ import numpy as np
 from ... import observability
 from ...domain.decisions import Decision
 from ...domain.kinds import DecisionKind
-from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, ShadowState, Stratum
+from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, ShadowInfo, ShadowPlan, ShadowState, Stratum
+from ...domain.operations import OperationState
 from ...services import Services
 from ..chunks import chunk, chunk_count
+from ..operations import Began, ChunkOp
 from ..repository import Step
 from ..state import (
     ApplyShadowsResult,
@@ -27,6 +29,7 @@ from ..state import (
     TeardownResult,
 )
 from .common import DEFAULT_UTILISATION, SOURCE_LOAD_MINUTES, Rollout, nanmean_rows
+from .longops import BEGIN, apply_outcome, operation_key
 
 
 def regular_quota(cap: int, plans: int, index: int) -> int:
@@ -40,19 +43,41 @@ def regular_quota(cap: int, plans: int, index: int) -> int:
     return cap // k + (1 if index < cap % k else 0)
 
 
-def create_shadows(svc: Services, payload: ChunkRef) -> CreateShadowsResult:
-    r = Rollout(svc, payload.rollout_id, Step.CREATE_SHADOWS, f"c{payload.chunk:02d}")
+def _shadows_to_make(r: Rollout, chunk_no: int) -> tuple[list[tuple[int, ShadowPlan]], int]:
+    """The chunk's plans with no shadow yet (numbered by their place in the pool), and its regular-price quota."""
     every = r.repo.plans()
-    plans = chunk(every, payload.chunk)
+    plans = chunk(every, chunk_no)
     mine = {i for i, _ in plans}
     existing = [v for v in r.repo.shadows().values() if v.plan in mine]
     done = {v.plan for v in existing}
-    todo = [(i, p) for i, p in plans if i not in done]
+    todo = [(i, replace(p, ordinal=i + 1)) for i, p in plans if i not in done]
     regular_now = sum(1 for v in existing if v.info.state is not ShadowState.FAILED and not v.info.spot)
-    quota = regular_quota(r.policy.max_regular_shadows, len(every), payload.chunk)
-    created = svc.shadows.create([replace(p, ordinal=i + 1) for i, p in todo], rollout_id=r.id,
-                                 spot_fallback=r.policy.spot_fallback,
-                                 max_regular=max(0, quota - regular_now)) if todo else []
+    quota = regular_quota(r.policy.max_regular_shadows, len(every), chunk_no)
+    return todo, max(0, quota - regular_now)
+
+
+def begin_create_shadows(svc: Services, payload: ChunkRef) -> Began:
+    r = Rollout(svc, payload.rollout_id, Step.CREATE_SHADOWS, f"c{payload.chunk:02d}{BEGIN}")
+    todo, max_regular = _shadows_to_make(r, payload.chunk)
+    if not todo:
+        return Began()
+    return Began(operation=svc.operations.begin_shadows(
+        operation_key(r.id, "shadows", f"c{payload.chunk:02d}"), [p for _, p in todo], rollout_id=r.id,
+        spot_fallback=r.policy.spot_fallback, max_regular=max_regular))
+
+
+def create_shadows(svc: Services, payload: ChunkOp) -> CreateShadowsResult:
+    r = Rollout(svc, payload.rollout_id, Step.CREATE_SHADOWS, f"c{payload.chunk:02d}")
+    todo, _ = _shadows_to_make(r, payload.chunk)
+    op = payload.operation
+    if not todo or op is None:
+        return CreateShadowsResult(created=0, failed=0, regular=0)
+    plans = [p for _, p in todo]
+    if op.state is OperationState.SUCCEEDED:
+        created = svc.operations.shadow_results(op.handle, plans)
+    else:  # not made in time (or refused as a whole): those strata go without a shadow, as when Spot is refused
+        created = [ShadowInfo("", p.source_vm_id, p.stratum_key, p.sku, p.zone, False, ShadowState.FAILED,
+                              f"shadow creation {op.state}: {op.message}") for p in plans]
     r.repo.put_shadows({s.shadow_id or f"failed:{i}": ShadowItem(info=s, plan=i, role=ShadowRole(p.role))
                         for (i, p), s in zip(todo, created, strict=True)})
     failed = [s for s in created if s.state is ShadowState.FAILED]
@@ -113,8 +138,8 @@ def _source_load(r: Rollout, sources_of: dict[str, str]) -> dict[str, float]:
     return {k: round(min(1.0, util[v]), 4) for k, v in sources_of.items()}
 
 
-def apply_to_shadows(svc: Services, payload: ChunkRef) -> ApplyShadowsResult:
-    r = Rollout(svc, payload.rollout_id, Step.APPLY_TO_SHADOWS, f"c{payload.chunk:02d}")
+def begin_apply_to_shadows(svc: Services, payload: ChunkRef) -> Began:
+    r = Rollout(svc, payload.rollout_id, Step.APPLY_TO_SHADOWS, f"c{payload.chunk:02d}{BEGIN}")
     if payload.chunk == 0 and r.record.shadow_apply_at is None:
         r.update(shadow_apply_at=r.now, phase=RolloutPhase.BAKE)
     items = r.repo.shadows()
@@ -122,16 +147,34 @@ def apply_to_shadows(svc: Services, payload: ChunkRef) -> ApplyShadowsResult:
     status = svc.shadows.status([k for k in keys if not k.startswith("failed:")])
     todo = [k for k in keys if status.get(k) is ShadowState.RUNNING and items[k].apply is None
             and items[k].role is ShadowRole.TREATED]
-    change = ChangeSpec.from_dict(r.record.request.change.model_dump())
-    results = svc.fleet.apply_change(todo, change, timeout_minutes=r.policy.apply_timeout_minutes) if todo else []
-    applied: dict[str, ApplyResult] = {a.vm_id: a for a in results}
-    r.repo.update_shadows(applied, lambda k, cur: cur.model_copy(update={"apply": applied[k]}))
     evicted = [k for k in keys if status.get(k) is ShadowState.EVICTED]
     if evicted:
         r.decide([Decision(DecisionKind.SHADOW_EVICTED, f"{len(evicted)} shadows evicted before the change")])
+    if not todo:
+        return Began()
+    change = ChangeSpec.from_dict(r.record.request.change.model_dump())
+    return Began(operation=svc.operations.begin_apply(operation_key(r.id, "apply-shadows", f"c{payload.chunk:02d}"),
+                                                      todo, change, timeout_minutes=r.policy.apply_timeout_minutes))
+
+
+def apply_to_shadows(svc: Services, payload: ChunkOp) -> ApplyShadowsResult:
+    r = Rollout(svc, payload.rollout_id, Step.APPLY_TO_SHADOWS, f"c{payload.chunk:02d}")
+    items = r.repo.shadows()
+    keys = chunk(sorted(items), payload.chunk)
+    op = payload.operation
+    results: list[ApplyResult] = []
+    if op is not None:
+        todo = [k for k in keys if not k.startswith("failed:") and items[k].apply is None
+                and items[k].role is ShadowRole.TREATED]
+        if op.state is OperationState.TIMED_OUT:  # only those still there were waited for
+            status = svc.shadows.status(todo)
+            todo = [k for k in todo if status.get(k) in (ShadowState.RUNNING, ShadowState.EVICTING)]
+        results = (apply_outcome(svc, op, todo) if todo else []) or []
+    applied: dict[str, ApplyResult] = {a.vm_id: a for a in results}
+    r.repo.update_shadows(applied, lambda k, cur: cur.model_copy(update={"apply": applied[k]}))
     failed = sum(1 for a in results if a.status is not ApplyStatus.OK)
     slowest = max((a.duration_s for a in results), default=0.0)
-    r.repo.put_shadow_chunk(payload.chunk, ShadowChunk(applied_at=r.now))
+    r.repo.put_shadow_chunk(payload.chunk, ShadowChunk(applied_at=(op.ended_at if op is not None else None) or r.now))
     return ApplyShadowsResult(applied=len(results), failed=failed, slowest_s=slowest)
 
 

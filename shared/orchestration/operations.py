@@ -1,0 +1,147 @@
+"""Waiting for long-running operations in an orchestrator: durable timers and status polls (the monitor pattern).
+
+An activity that waited for an ARM operation would hold a worker for as long as Azure takes, and the host kills
+it at ``functionTimeout``. So a long step is three: ``begin_<step>`` activities begin the operations and return
+their handles at once; :func:`await_operations` sleeps on durable timers until the longest ``Retry-After`` the
+last poll gave (bounded), asks ``operation_status`` for a batch of handles at a time, and stops waiting at the policy's
+deadline (the operations still running are then TIMED_OUT, recorded as such by the step, never a host kill);
+the ``<step>`` activities then read the results and record them. Durable Functions documents the pattern as the
+"Monitor" application pattern (learn.microsoft.com/azure/azure-functions/durable/durable-functions-overview,
+"Pattern #4: Monitor"): a loop of an activity call and ``create_timer``.
+
+Replay-safe: every decision depends only on activity results and ``context.current_utc_datetime``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from ..domain.operations import OperationHandle, OperationState, OperationStatus
+from .state import BatchChunkRef, ChunkRef, Model, RolloutRef, WaveChunkRef
+
+STATUS_ACTIVITY = "operation_status"
+STATUS_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=30_000, max_number_of_attempts=5)
+"""A poll that failed (throttled past the client's retries, 5xx) is asked again: it changes nothing."""
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How long to wait for a step's operations, how often to ask, and how many handles one poll carries."""
+
+    timeout: timedelta
+    max_interval: timedelta = timedelta(minutes=5)
+    """The longest single wait, whatever Retry-After says: a status is never older than this."""
+    default_interval: timedelta = timedelta(seconds=30)
+    """The wait when no Retry-After was given (azure-core's ARM polling default, 30 s)."""
+    batch: int = 20
+    """Handles per ``operation_status`` call: the polls of one round run in parallel."""
+
+
+WAIT_APPLY = PollPolicy(timeout=timedelta(minutes=240))
+"""Past the longest apply_timeout_minutes the policy allows (180): the change's own limit ends it first."""
+WAIT_SNAPSHOTS = PollPolicy(timeout=timedelta(minutes=120))
+WAIT_RESTORE = PollPolicy(timeout=timedelta(minutes=120))
+WAIT_SHADOWS = PollPolicy(timeout=timedelta(minutes=120))
+
+
+class StatusQuery(Model):
+    handles: list[OperationHandle]
+
+
+class StatusAnswer(Model):
+    statuses: list[OperationStatus]
+
+
+class Began(Model):
+    """What a ``begin_<step>`` activity returns: its operation's first status, or None when it had nothing to do."""
+
+    operation: OperationStatus | None = None
+
+
+class RolloutOp(RolloutRef):
+    operation: OperationStatus | None = None
+
+
+class ChunkOp(ChunkRef):
+    operation: OperationStatus | None = None
+
+
+class WaveChunkOp(WaveChunkRef):
+    operation: OperationStatus | None = None
+
+
+class BatchChunkOp(BatchChunkRef):
+    operation: OperationStatus | None = None
+
+
+Orchestration = Generator[Any, Any, Any]
+
+
+def _wait(statuses: Sequence[OperationStatus], policy: PollPolicy) -> timedelta:
+    """The longest Retry-After among the running operations, at most ``max_interval``.
+
+    The step records its results once all its operations have ended, so asking before the last one is due would
+    only lengthen the history (one timer and one round of polls per distinct end)."""
+    waits = [timedelta(seconds=s.retry_after_seconds) if s.retry_after_seconds > 0 else policy.default_interval
+             for s in statuses]
+    return min(max(waits, default=policy.default_interval), policy.max_interval)
+
+
+def await_operations(context: df.DurableOrchestrationContext, began: Sequence[OperationStatus | None],
+                     policy: PollPolicy) -> Orchestration:
+    """Poll until every operation is terminal or the deadline passed; the final statuses, in ``began``'s order
+    (None stays None: nothing was begun)."""
+    final: dict[str, OperationStatus] = {}
+    running: dict[str, OperationStatus] = {}
+    for s in began:
+        if s is None:
+            continue
+        (final if s.state.terminal else running)[s.handle.key] = s
+    start: datetime = context.current_utc_datetime
+    deadline = start + policy.timeout
+    while running:
+        now: datetime = context.current_utc_datetime
+        if now >= deadline:
+            for key, s in running.items():
+                final[key] = s.model_copy(update={"state": OperationState.TIMED_OUT, "retry_after_seconds": 0.0,
+                                                  "message": f"still running after {policy.timeout} of polling"})
+            break
+        yield context.create_timer(min(now + _wait(list(running.values()), policy), deadline))
+        handles = [s.handle for s in running.values()]
+        answers = yield context.task_all([
+            context.call_activity_with_retry(STATUS_ACTIVITY, STATUS_RETRY,
+                                             StatusQuery(handles=handles[a:a + policy.batch]).json_dict())
+            for a in range(0, len(handles), policy.batch)])
+        for answer in answers:
+            for s in StatusAnswer.model_validate(answer).statuses:
+                if s.state.terminal:
+                    final[s.handle.key] = s
+                    running.pop(s.handle.key, None)
+                else:
+                    running[s.handle.key] = s
+    return [None if s is None else final[s.handle.key] for s in began]
+
+
+def run_long(context: df.DurableOrchestrationContext, step: str, payloads: Sequence[Model], policy: PollPolicy,
+             retry: df.RetryOptions | None = None) -> Orchestration:
+    """``begin_<step>`` for each payload (in parallel), wait for the operations, then ``<step>`` for each with its
+    operation's final status; the step's results, in order. ``retry`` applies to both activities: a begin run
+    again finds its operation, a step run again finds its records."""
+
+    def call(name: str, payload: dict[str, Any]) -> Any:
+        if retry is None:
+            return context.call_activity(name, payload)
+        return context.call_activity_with_retry(name, retry, payload)
+
+    began = [Began.model_validate(b).operation
+             for b in (yield context.task_all([call(f"begin_{step}", p.json_dict()) for p in payloads]))]
+    done = yield from await_operations(context, began, policy)
+    results = yield context.task_all([
+        call(step, {**p.json_dict(), **({"operation": d.json_dict()} if d is not None else {})})
+        for p, d in zip(payloads, done, strict=True)])
+    return list(results)
