@@ -677,6 +677,7 @@ def select_model(
     model card's 'In use' section; record the validation pairs in the manifest and the rows in
     validation-rows.npz."""
     from .adapters.onnx_model import MODEL_DIR, OnnxFailureModel
+    from .learning.acceptance import pending
     from .learning.dataset import collect, scenario_files
     from .learning.selection import record_validation, select, write_selection
 
@@ -689,10 +690,44 @@ def select_model(
     except ShadowRolloutError as exc:
         _fail(str(exc))
         return
-    selection = select(d, [p.name for p in paths], sorted({int(s) for s in d.seed}))
+    selection = pending(select(d, [p.name for p in paths], sorted({int(s) for s in d.seed})))
     write_selection(directory, selection)
     record_validation(directory, d, paths, list(range(seeds)))
     out.print(f"in use: {selection['model']}: {selection['why']}")
+
+
+@app.command("accept-model")
+def accept_model(
+    scenarios: Annotated[Path, typer.Option(help="Held-out scenarios (never trained or validated on).")]
+    = Path("bench/heldout-families"),
+    seeds: Annotated[int, typer.Option(help="Seeds per scenario (the file's seed first: the benchmark's).")] = 1,
+    model_dir: Annotated[Path | None, typer.Option(help="The model to judge (default: model/).")] = None,
+) -> None:
+    """After select-model: score the model on the held-out families against a fixed bar (each of ROC-AUC, PR-AUC,
+    recall@P95 and Brier at least the judge's, observable ROC-AUC at least 0.95); a model validation chose that
+    misses it gives way to the judge. Rewrites selection.json and the card's 'In use' section."""
+    from .adapters.onnx_model import MODEL_DIR, OnnxFailureModel, read_selection
+    from .learning.acceptance import accept, with_acceptance
+    from .learning.evaluate import evaluate as run_evaluation
+    from .learning.selection import write_selection
+
+    directory = model_dir or MODEL_DIR
+    selection = read_selection(directory)
+    if selection is None:
+        _fail(f"no selection.json in {directory}: run `shadow-rollout select-model` first")
+        return
+    try:
+        OnnxFailureModel(directory)
+        with err.status(f"dry rollouts of {scenarios} x {seeds} seed(s), scored by the model"):
+            result = run_evaluation(scenarios, seeds, model_dir=directory)
+    except ShadowRolloutError as exc:
+        _fail(str(exc))
+        return
+    verdict = accept(result)
+    selection = with_acceptance(selection, verdict, str(scenarios), seeds)
+    write_selection(directory, selection)
+    out.print(f"held-out acceptance: {'passed' if verdict.passed else 'missed'}; in use: {selection['model']}: "
+              f"{selection['why']}", highlight=False, soft_wrap=True)
 
 
 @app.command()

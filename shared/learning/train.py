@@ -256,7 +256,8 @@ def table_row(name: str, r: dict[str, Any]) -> str:
 
 REPRODUCE = """python bench/make_training_corpus.py
 shadow-rollout train
-shadow-rollout select-model --seeds 4"""
+shadow-rollout select-model --seeds 4
+shadow-rollout accept-model"""
 """The model card's reproduction commands (run, at a tiny size, by tests/unit/test_training_corpus.py)."""
 
 

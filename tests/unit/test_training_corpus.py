@@ -107,7 +107,7 @@ def test_the_card_shows_the_metrics_and_the_selection_files_figures() -> None:
 
 
 TINY = {"make_training_corpus.py": ["--scenarios", "6"], "train": ["--n-estimators", "8"],
-        "select-model": ["--seeds", "1"]}
+        "select-model": ["--seeds", "1"], "accept-model": []}
 
 
 def test_the_cards_reproduction_commands_run_at_a_tiny_size(tmp_path: Path) -> None:
@@ -119,9 +119,14 @@ def test_the_cards_reproduction_commands_run_at_a_tiny_size(tmp_path: Path) -> N
     validation.mkdir()
     for name in ("vx-crash-quarter.yaml", "vx-good-two-flex.yaml"):
         (validation / name).write_text((BENCH / "validation-families" / name).read_text())
+    held_out = tmp_path / "held-out"
+    held_out.mkdir()
+    (held_out / "hx-good-small-0.yaml").write_text((BENCH / "heldout-families" / "hx-good-small-0.yaml").read_text())
+    (held_out / "hx-flap-zone.yaml").write_text((BENCH / "heldout-families" / "hx-flap-zone.yaml").read_text())
     where = {"make_training_corpus.py": ["--out", str(corpus)],
              "train": ["--scenarios", str(corpus), "--out", str(model)],
-             "select-model": ["--scenarios", str(validation), "--model-dir", str(model)]}
+             "select-model": ["--scenarios", str(validation), "--model-dir", str(model)],
+             "accept-model": ["--scenarios", str(held_out), "--model-dir", str(model)]}
     for line in REPRODUCE.splitlines():
         args = shlex.split(line)
         key = next(k for k in TINY if k in (args[0].rsplit("/", 1)[-1], args[1].rsplit("/", 1)[-1]))
@@ -130,6 +135,8 @@ def test_the_cards_reproduction_commands_run_at_a_tiny_size(tmp_path: Path) -> N
         assert p.returncode == 0, (line, p.stderr[-2000:])
     selection = json.loads((model / "selection.json").read_text())
     assert selection["rollouts"] == 2 and selection["model"] in ("model", "judge")
+    assert (selection["model"] == "model") == (selection["validation_choice"] == "model"
+                                               and selection["acceptance"]["passed"])
     assert len(load_rows(model / PACKAGED_ROWS_FILE).y) == json.loads((model / "metrics.json").read_text())[
         "training_rows"]
     assert set(json.loads((model / "manifest.json").read_text())["uses"]) == {"training", "training_held_out",
