@@ -165,10 +165,10 @@ class SequentialDesign(BaseModel):
 
     @classmethod
     def from_policy(cls, policy: RolloutPolicy, **overrides: float) -> SequentialDesign:
-        """The policy's bake as the maximum, its check interval capped at 2 minutes; limits as documented."""
+        """The policy's bake: its maximum, minimum and check interval; limits as documented."""
         base: dict[str, float] = {"max_bake_minutes": float(policy.bake_minutes),
-                                  "min_bake_minutes": float(min(10, policy.bake_minutes)),
-                                  "check_minutes": float(min(2, policy.bake_check_minutes))}
+                                  "min_bake_minutes": float(min(policy.min_bake_minutes, policy.bake_minutes)),
+                                  "check_minutes": float(policy.bake_check_minutes)}
         return cls.model_validate({**base, **overrides})
 
     @property

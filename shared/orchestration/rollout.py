@@ -1,13 +1,17 @@
 """The rollout orchestrations. They only yield: every decision is made by a pure function in an activity.
 
     rollout ─┬─ start_rollout (inventory, shadow plan) → claim_targets (lease; queue behind or refuse)
-             ├─ create_shadows ×chunks → drive_shadow_load → timer(baseline) → apply_to_shadows ×chunks
-             ├─ bake: timer → analyse_shadows, until the bake ends or the evidence demands a halt
-             ├─ decide → teardown_shadows → (halt) finish
+             ├─ create_shadows ×chunks → drive_shadow_load → timer(baseline: short when control twins run)
+             │    → apply_to_shadows ×chunks
+             ├─ bake (bake_flow): timer(check) → analyse_shadows, until the sequential tests or the halt rule end it
+             │    └─ ambiguous evidence: add_shadows → create, drive, apply → a shorter bake (bake_flow)
+             ├─ decide → (halt) teardown_shadows → finish
              ├─ gate, when policy.approval_required: approve | abort | timer → resolve_gate
              ├─ prepare (snapshots of at-risk VMs, rollback queue, capacity)
-             ├─ wave ×N (sub-orchestration): snapshot_wave ×chunks → apply_wave ×chunks → timer → check_production
+             ├─ wave ×N (sub-orchestration, risk-adaptive sizes and watches): snapshot_wave ×chunks
+             │    → apply_wave ×chunks → timer(min watch) → watch_shadows → [doubt: timer(rest)] → check_production
              │                                 └─ recover (sub-orchestration) when VMs fail → settle_capacity
+             ├─ teardown_shadows (the shadows lead production through the waves)
              ├─ watch (sub-orchestration, continue-as-new): timer → check_production → recover
              └─ release_capacity → release_leases → finish;
                 on any error: teardown_shadows, release_capacity, release_leases, finish(error)
@@ -31,10 +35,10 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from . import bake_flow
 from .chunks import chunk_count
 from .state import (
     AbortInput,
-    AnalysisResult,
     ApplyWaveResult,
     ApprovalStatus,
     BatchChunkRef,
@@ -47,6 +51,7 @@ from .state import (
     ClaimResult,
     CreateShadowsResult,
     DecideResult,
+    DriveResult,
     FinishInput,
     FinishResult,
     GateInput,
@@ -64,6 +69,8 @@ from .state import (
     VerifyResult,
     WatchInput,
     WatchOutcome,
+    WatchShadowsInput,
+    WatchShadowsResult,
     WaveChunkRef,
     WaveInput,
     WaveOutcome,
@@ -172,6 +179,10 @@ def _finish(context: df.DurableOrchestrationContext, base: RolloutRef, leaks: li
     return FinishResult.model_validate(result)
 
 
+def _watch(minutes: list[float], wave: int, default: float) -> float:
+    return minutes[wave] if wave < len(minutes) else float(default)
+
+
 def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
     request = context.get_input()
     rid = str(request["rollout_id"]) if isinstance(request, dict) else ""
@@ -211,25 +222,19 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         _status(context, status, phase=RolloutPhase.BASELINE, shadows=created,
                 shadow_results=ShadowTotals(created=created, failed=sum(s.failed for s in shadows),
                                             regular_price=sum(s.regular for s in shadows)))
-        yield context.call_activity("drive_shadow_load", ref)
-        yield context.create_timer(_after(context, policy.baseline_minutes))
+        drive = DriveResult.model_validate((yield context.call_activity("drive_shadow_load", ref)))
+        yield context.create_timer(_after(context, drive.baseline_minutes))
         _status(context, status, phase=RolloutPhase.APPLY_TO_SHADOWS)
         yield context.task_all([context.call_activity("apply_to_shadows",
                                                       ChunkRef(rollout_id=plan.rollout_id, chunk=c).json_dict())
                                 for c in range(plan.shadow_chunks)])
-        bake_end = _after(context, policy.bake_minutes)
-        while True:
-            _status(context, status, phase=RolloutPhase.BAKE)
-            check_at = min(_after(context, policy.bake_check_minutes), bake_end)
-            timer = context.create_timer(check_at)
-            winner = yield context.task_any([timer, abort])
-            if winner == abort:
-                timer.cancel()
-                break
-            analysis = AnalysisResult.model_validate((yield context.call_activity("analyse_shadows", ref)))
-            _status(context, status, analysis=analysis)
-            if analysis.halt or context.current_utc_datetime >= bake_end:
-                break
+
+        def bake_status(**changes: Any) -> None:
+            _status(context, status, **changes)
+
+        analysis = yield from bake_flow.bake(context, base, policy, abort, bake_status)
+        if analysis is not None and analysis.ambiguous and not analysis.halt and policy.max_extra_shadows > 0:
+            yield from bake_flow.add_shadows(context, base, policy, abort, bake_status)
         if abort.is_completed:
             yield from _cleanup(context, "teardown_shadows", ref, leaks)
             torn_down = True
@@ -239,19 +244,23 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             return result.json_dict()
         decision = DecideResult.model_validate((yield context.call_activity("decide", ref)))
         _status(context, status, phase=RolloutPhase.DECIDED, decision=decision)
-        yield from _cleanup(context, "teardown_shadows", ref, leaks)
-        torn_down = True
-        if decision.halt:
+        if decision.halt:  # the shadows are kept through the waves, when there are waves
+            yield from _cleanup(context, "teardown_shadows", ref, leaks)
+            torn_down = True
             result = yield from _finish(context, base, leaks)
             _status(context, status, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION, result=result)
             return result.json_dict()
         if policy.approval_required:
             gate = yield from _approval_gate(context, status, base, plan, abort)
             if not gate.proceed:
+                yield from _cleanup(context, "teardown_shadows", ref, leaks)
+                torn_down = True
                 result = yield from _finish(context, base, leaks)
                 _status(context, status, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION, result=result)
                 return result.json_dict()
         elif abort.is_completed:
+            yield from _cleanup(context, "teardown_shadows", ref, leaks)
+            torn_down = True
             yield _abort(context, base, abort, "before production (after the decision)")
             result = yield from _finish(context, base, leaks)
             _status(context, status, phase=RolloutPhase.ABORTED, result=result)
@@ -268,7 +277,9 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             _status(context, status, phase=RolloutPhase.PRODUCTION, wave=w + 1, waves=waves)
             wave = context.call_sub_orchestrator(
                 WAVE, WaveInput(rollout_id=plan.rollout_id, wave=w, chunks=chunk_count(size),
-                                watch_minutes=policy.wave_watch_minutes).json_dict(),
+                                watch_minutes=_watch(decision.watch_max, w, policy.wave_watch_minutes),
+                                min_watch_minutes=_watch(decision.watch_min, w, policy.wave_watch_minutes),
+                                shadows=not torn_down).json_dict(),
                 f"{context.instance_id}:wave:{w}")
             yield context.task_any([wave, abort])
             # an abort lets the running wave finish: its VMs are checked and recovered
@@ -284,6 +295,9 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
                 break
         else:  # every wave ran: say so before the watch (a pipeline cannot wait out the watch)
             yield context.call_activity("production_done", ref)
+        # the shadows led production through the waves; the 24-hour watch is production's own
+        yield from _cleanup(context, "teardown_shadows", ref, leaks)
+        torn_down = True
         if policy.production_watch_minutes > 0:
             _status(context, status, phase=RolloutPhase.WATCH)
             until = _after(context, policy.production_watch_minutes)
@@ -333,8 +347,18 @@ def wave_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
         yield context.call_activity("halt", HaltInput(rollout_id=inp.rollout_id, wave=inp.wave, reason=(
             f"no VM of wave {inp.wave + 1} could be snapshotted")).json_dict())
         return WaveOutcome(halt=True, failing=0).json_dict()
+    shadow_halt = False
     if not any(a.failed for a in applied):  # a failed apply is judged at once; otherwise watch first
-        yield context.create_timer(_after(context, inp.watch_minutes))
+        shortest = inp.watch_minutes if inp.min_watch_minutes is None else min(inp.min_watch_minutes,
+                                                                                 inp.watch_minutes)
+        yield context.create_timer(_after(context, shortest))
+        doubt = True
+        if inp.shadows:  # the shadows lead production: harm on them stops the waves; doubt lengthens the watch
+            seen = WatchShadowsResult.model_validate((yield context.call_activity("watch_shadows", WatchShadowsInput(
+                rollout_id=inp.rollout_id, wave=inp.wave).json_dict())))
+            shadow_halt, doubt = seen.halt, seen.doubt
+        if doubt and not shadow_halt and inp.watch_minutes > shortest:
+            yield context.create_timer(_after(context, inp.watch_minutes - shortest))
     check = CheckResult.model_validate((yield context.call_activity("check_production", CheckInput(
         rollout_id=inp.rollout_id, context=CheckContext.WAVE, wave=inp.wave,
         check=f"{context.instance_id}:check").json_dict())))
@@ -344,7 +368,7 @@ def wave_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
                                             f"{context.instance_id}:recover")
     # the wave's VMs passed (or were restored): borrow only what the rollbacks still expected need
     yield from _cleanup(context, "settle_capacity", RolloutRef(rollout_id=inp.rollout_id).json_dict(), [])
-    return WaveOutcome(halt=check.halt, failing=check.failing).json_dict()
+    return WaveOutcome(halt=check.halt or shadow_halt, failing=check.failing).json_dict()
 
 
 def watch_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:

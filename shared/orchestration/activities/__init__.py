@@ -3,6 +3,7 @@
     start       start_rollout, claim_targets, resolve_gate, abort_rollout, finish
     shadows     create_shadows, drive_shadow_load, apply_to_shadows, teardown_shadows
     decide      analyse_shadows, decide
+    bake        add_shadows, watch_shadows (the sequential bake's looks are in analyse_shadows and watch_shadows)
     production  prepare, snapshot_wave, apply_wave, check_production, production_done, halt, restore_vms,
                 verify_recovered
     capacity    reserve_capacity, release_capacity, settle_capacity
@@ -33,8 +34,10 @@ from ..state import (
     Model,
     RolloutRef,
     StartInput,
+    WatchShadowsInput,
     WaveChunkRef,
 )
+from .bake import add_shadows, watch_shadows
 from .capacity import release_capacity, reserve_capacity, settle_capacity
 from .cleanup import release_leases
 from .decide import analyse_shadows, decide
@@ -80,12 +83,14 @@ ACTIVITIES: dict[str, Activity[Any, Any]] = _table(
     Activity(production_done, RolloutRef), Activity(reserve_capacity, BatchRef), Activity(restore_vms, BatchChunkRef),
     Activity(verify_recovered, BatchRef), Activity(release_capacity, RolloutRef), Activity(finish, FinishInput),
     Activity(settle_capacity, RolloutRef), Activity(release_leases, RolloutRef),
+    Activity(add_shadows, RolloutRef), Activity(watch_shadows, WatchShadowsInput),
 )
 """Every activity by its Durable name."""
 
 __all__ = [
-    "ACTIVITIES", "Activity", "abort_rollout", "analyse_shadows", "apply_to_shadows", "apply_wave",
+    "ACTIVITIES", "Activity", "abort_rollout", "add_shadows", "analyse_shadows", "apply_to_shadows", "apply_wave",
     "check_production", "claim_targets", "create_shadows", "decide", "drive_shadow_load", "finish", "halt",
     "prepare", "production_done", "release_capacity", "release_leases", "reserve_capacity", "resolve_gate",
     "restore_vms", "settle_capacity", "snapshot_wave", "start_rollout", "teardown_shadows", "verify_recovered",
+    "watch_shadows",
 ]

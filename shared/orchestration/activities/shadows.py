@@ -8,6 +8,7 @@ from datetime import timedelta
 import numpy as np
 
 from ... import observability
+from ...domain.bake import baseline_wait
 from ...domain.decisions import Decision
 from ...domain.kinds import DecisionKind
 from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, ShadowState, Stratum
@@ -53,7 +54,9 @@ def create_shadows(svc: Services, payload: ChunkRef) -> CreateShadowsResult:
     created = svc.shadows.create([replace(p, ordinal=i + 1) for i, p in todo], rollout_id=r.id,
                                  spot_fallback=r.policy.spot_fallback,
                                  max_regular=max(0, quota - regular_now)) if todo else []
-    r.repo.put_shadows({s.shadow_id or f"failed:{i}": ShadowItem(info=s, plan=i, role=ShadowRole(p.role))
+    first_extra = len(every) - r.record.extra_shadows_planned  # plans added to ambiguous strata come last
+    r.repo.put_shadows({s.shadow_id or f"failed:{i}": ShadowItem(info=s, plan=i, role=ShadowRole(p.role),
+                                                                 extra=i >= first_extra)
                         for (i, p), s in zip(todo, created, strict=True)})
     failed = [s for s in created if s.state is ShadowState.FAILED]
     regular = [s for s in created if s.state is ShadowState.RUNNING and (not s.spot or s.message)]
@@ -69,9 +72,11 @@ def create_shadows(svc: Services, payload: ChunkRef) -> CreateShadowsResult:
 
 
 def drive_shadow_load(svc: Services, payload: RolloutRef) -> DriveResult:
-    """Drive each shadow at its source VM's recent utilisation (estimated from its CPU)."""
+    """Drive each shadow not yet driven at its source VM's recent utilisation (estimated from its CPU); the first
+    call also starts the baseline and says how long it lasts (:func:`domain.bake.baseline_wait`)."""
     r = Rollout(svc, payload.rollout_id, Step.DRIVE_SHADOW_LOAD)
-    shadows = {k: s.info for k, s in r.repo.shadows().items() if s.info.state is ShadowState.RUNNING}
+    items = r.repo.shadows()
+    shadows = {k: s.info for k, s in items.items() if s.info.state is ShadowState.RUNNING and s.load is None}
     sources = sorted({s.source_vm_id for s in shadows.values()})
     now = r.now
     util: dict[str, float] = {}
@@ -83,11 +88,20 @@ def drive_shadow_load(svc: Services, payload: RolloutRef) -> DriveResult:
     if targets:
         svc.shadow_load.drive(targets)
         r.repo.update_shadows(targets, lambda k, cur: cur.model_copy(update={"load": targets[k]}))
-    r.update(baseline_start=r.now + timedelta(minutes=1), phase=RolloutPhase.BASELINE)
+    treated = {v.info.stratum_key for v in items.values() if v.role is ShadowRole.TREATED}
+    twins = {Stratum.from_key(v.info.stratum_key).twin_group for k, v in items.items()
+             if v.role is ShadowRole.CONTROL and v.info.state is ShadowState.RUNNING and not k.startswith("failed:")}
+    wait = baseline_wait(sorted(treated), twins, r.policy)
     mean = sum(targets.values()) / len(targets) if targets else 0.0
+    if r.record.baseline_start is not None:  # shadows added later: driven, no new baseline
+        r.decide([Decision(DecisionKind.SHADOW_LOAD, f"{len(targets)} added shadows driven at their sources' "
+                           f"utilisation (mean {mean:.2f})")] if targets else [])
+        return DriveResult(driven=len(targets), baseline_minutes=0)
+    r.update(baseline_start=r.now + timedelta(minutes=1), phase=RolloutPhase.BASELINE)
     r.decide([Decision(DecisionKind.SHADOW_LOAD, f"{len(targets)} shadows driven at their sources' utilisation "
-                       f"(mean {mean:.2f}) for a {r.policy.baseline_minutes}-minute baseline")])
-    return DriveResult(driven=len(targets))
+                       f"(mean {mean:.2f}) for a {wait.minutes}-minute baseline"),
+              Decision(DecisionKind.BASELINE, wait.reason, data={"minutes": wait.minutes})])
+    return DriveResult(driven=len(targets), baseline_minutes=wait.minutes)
 
 
 def apply_to_shadows(svc: Services, payload: ChunkRef) -> ApplyShadowsResult:
