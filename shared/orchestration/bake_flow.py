@@ -5,6 +5,7 @@ ambiguous strata before the decision. They only yield; the decisions are in the 
                 (every stratum decided, or the pooled shadows show no harm), the maximum bake, or an abort
     ambiguous:  add_shadows → create_shadows ×chunks → drive_shadow_load → apply_to_shadows ×chunks → bake again
                 (at most once, at most ``max_extra_shadows``)
+    lead:       before the last wave: timer(check) → watch_shadows, until the shadows have baked ``bake_minutes``
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from typing import Any
 import azure.durable_functions as df
 
 from ..domain.policy import RolloutPolicy
-from .state import AddShadowsResult, AnalysisResult, ChunkRef, RolloutPhase, RolloutRef
+from .state import (
+    AddShadowsResult,
+    AnalysisResult,
+    ChunkRef,
+    RolloutPhase,
+    RolloutRef,
+    WatchShadowsInput,
+    WatchShadowsResult,
+)
 
 Orchestration = Any
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=30_000, max_number_of_attempts=3)
@@ -67,3 +76,21 @@ def add_shadows(context: df.DurableOrchestrationContext, ref: RolloutRef, policy
     result = yield from bake(context, ref, policy, abort, status, minutes=float(max(policy.min_bake_minutes, 1)),
                             early=False)
     return result
+
+
+def hold_for_lead(context: df.DurableOrchestrationContext, ref: RolloutRef, policy: RolloutPolicy,
+                  until: datetime, wave: int, abort: Any) -> Orchestration:
+    """Before the last (largest) wave, let the shadows lead it by the whole ``bake_minutes``: look at them every
+    ``bake_check_minutes`` until ``until``. The early, small waves go while the shadows still bake; the bulk of
+    production never has less lead than the fixed bake gave. Returns the halting look, or None."""
+    while context.current_utc_datetime < until and not abort.is_completed:
+        timer = context.create_timer(min(_after(context, policy.bake_check_minutes), until))
+        winner = yield context.task_any([timer, abort])
+        if winner == abort:
+            timer.cancel()
+            return None
+        seen = WatchShadowsResult.model_validate((yield context.call_activity("watch_shadows", WatchShadowsInput(
+            rollout_id=ref.rollout_id, wave=wave).json_dict())))
+        if seen.halt:
+            return seen
+    return None

@@ -179,6 +179,30 @@ def _finish(context: df.DurableOrchestrationContext, base: RolloutRef, leaks: li
     return FinishResult.model_validate(result)
 
 
+def _withdraw(context: df.DurableOrchestrationContext, rollout_id: str, wave: int, reason: str) -> Orchestration:
+    """The shadows condemned the change during the waves: withdraw it from every changed VM (check_production
+    queues them) and restore them."""
+    check = CheckResult.model_validate((yield context.call_activity("check_production", CheckInput(
+        rollout_id=rollout_id, context=CheckContext.WAVE, wave=wave, withdraw=reason,
+        check=f"{context.instance_id}:shadows:{wave}").json_dict())))
+    if check.failing:
+        yield context.call_sub_orchestrator(RECOVER, RecoverInput(rollout_id=rollout_id, batch=check.batch,
+                                                                  chunks=check.chunks).json_dict(),
+                                            f"{context.instance_id}:recover:shadows:{wave}")
+    return check
+
+
+def _snapshot_ahead(context: df.DurableOrchestrationContext, rollout_id: str, wave: int, size: int) -> Orchestration:
+    """Snapshot a wave's VMs while the rollout waits anyway (the wave's own snapshot step then finds them taken;
+    what fails here is left to it)."""
+    try:
+        yield context.task_all([context.call_activity_with_retry("snapshot_wave", RETRY, WaveChunkRef(
+            rollout_id=rollout_id, wave=wave, chunk=c).json_dict()) for c in range(chunk_count(size))])
+    except Exception:  # the wave's snapshot step retries and excludes what it cannot protect, with a decision
+        return None
+    return None
+
+
 def _watch(minutes: list[float], wave: int, default: float) -> float:
     return minutes[wave] if wave < len(minutes) else float(default)
 
@@ -265,11 +289,21 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             result = yield from _finish(context, base, leaks)
             _status(context, status, phase=RolloutPhase.ABORTED, result=result)
             return result.json_dict()
+        # the last wave waits until the shadows have baked the whole bake_minutes (they lead the bulk of production)
+        lead_end = _after(context, max(0.0, policy.bake_minutes - decision.shadow_minute))
         in_production = True  # from here on VMs may be changed (prepare snapshots, the waves apply)
         prepared = CapacityResult.model_validate((yield context.call_activity_with_retry("prepare", RETRY, ref)))
         _status(context, status, capacity=CapacityResult(extra=prepared.extra), rollbacks=0)
         waves = len(decision.waves)
         for w, size in enumerate(decision.waves):
+            if w == waves - 1 and w > 0 and not torn_down:
+                if context.current_utc_datetime < lead_end and not abort.is_completed:
+                    yield from _snapshot_ahead(context, plan.rollout_id, w, size)
+                seen = yield from bake_flow.hold_for_lead(context, base, policy, lead_end, w - 1, abort)
+                if seen is not None:
+                    yield from _withdraw(context, plan.rollout_id, w - 1, seen.reason)
+                    _status(context, status, phase=RolloutPhase.HALTED_IN_PRODUCTION)
+                    break
             if abort.is_completed:
                 yield _abort(context, base, abort, f"before wave {w + 1} of {waves}", in_production=True)
                 _status(context, status, phase=RolloutPhase.HALTED_IN_PRODUCTION, aborted=True)
@@ -348,6 +382,7 @@ def wave_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
             f"no VM of wave {inp.wave + 1} could be snapshotted")).json_dict())
         return WaveOutcome(halt=True, failing=0).json_dict()
     shadow_halt = False
+    seen = WatchShadowsResult(halt=False)
     if not any(a.failed for a in applied):  # a failed apply is judged at once; otherwise watch first
         shortest = inp.watch_minutes if inp.min_watch_minutes is None else min(inp.min_watch_minutes,
                                                                                  inp.watch_minutes)
@@ -361,7 +396,7 @@ def wave_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
             yield context.create_timer(_after(context, inp.watch_minutes - shortest))
     check = CheckResult.model_validate((yield context.call_activity("check_production", CheckInput(
         rollout_id=inp.rollout_id, context=CheckContext.WAVE, wave=inp.wave,
-        check=f"{context.instance_id}:check").json_dict())))
+        withdraw=seen.reason if shadow_halt else None, check=f"{context.instance_id}:check").json_dict())))
     if check.failing:
         yield context.call_sub_orchestrator(RECOVER, RecoverInput(rollout_id=inp.rollout_id, batch=check.batch,
                                                                   chunks=check.chunks).json_dict(),

@@ -295,6 +295,8 @@ class CheckInput(RolloutRef):
     check: str | None = None
     """The caller's idempotency key (its instance and round): what a run found is written ahead under it, so a
     run again after a death part-way queues the same VMs in the same batch and answers the same."""
+    withdraw: str | None = None
+    """The shadows condemned the change (their halt decision's reason): withdraw it from every changed VM."""
 
 
 class GateInput(RolloutRef):
@@ -396,6 +398,8 @@ class WatchShadowsResult(Model):
     halt: bool
     doubt: bool = False
     reason: str = ""
+    minute: float = 0.0
+    """The shadows' bake minute at this look: how far they lead production."""
 
 
 class DecideResult(Model):
@@ -403,6 +407,9 @@ class DecideResult(Model):
     waves: list[int] = Field(default_factory=list)
     watch_min: list[float] = Field(default_factory=list)
     watch_max: list[float] = Field(default_factory=list)
+    shadow_minute: float = 0.0
+    """Minutes since the shadows' apply began, at the decision: the last wave begins its apply no sooner than
+    ``bake_minutes`` after it."""
     included: int
     skipped: int
     threshold: float | None = None

@@ -2,8 +2,8 @@
 
     start       start_rollout, claim_targets, resolve_gate, abort_rollout, finish
     shadows     create_shadows, drive_shadow_load, apply_to_shadows, teardown_shadows
-    decide      analyse_shadows, decide
-    bake        add_shadows, watch_shadows (the sequential bake's looks are in analyse_shadows and watch_shadows)
+    decide      analyse_shadows, decide, watch_shadows (the shadows judged through the waves)
+    bake        add_shadows (and the sequential looks analyse_shadows and watch_shadows take)
     production  prepare, snapshot_wave, apply_wave, check_production, production_done, halt, restore_vms,
                 verify_recovered
     capacity    reserve_capacity, release_capacity, settle_capacity
@@ -37,10 +37,10 @@ from ..state import (
     WatchShadowsInput,
     WaveChunkRef,
 )
-from .bake import add_shadows, watch_shadows
+from .bake import add_shadows
 from .capacity import release_capacity, reserve_capacity, settle_capacity
 from .cleanup import release_leases
-from .decide import analyse_shadows, decide
+from .decide import analyse_shadows, decide, watch_shadows
 from .production import (
     apply_wave,
     check_production,

@@ -1,5 +1,5 @@
-"""The sequential bake on the shadows: one look per call (during the bake and through the waves), the shadows added
-to ambiguous strata, and the check that stops the waves when a shadow shows harm.
+"""The sequential bake on the shadows: one look per call (during the bake and through the waves, from
+``analyse_shadows`` and ``watch_shadows``), and the shadows added to ambiguous strata.
 
 Each look feeds the minutes since the previous one to every stratum's e-processes (:mod:`shared.domain.sequential`)
 and stores the states; a look at a minute already seen adds nothing (safe to run twice).
@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import timedelta
 
-from ...domain.bake import bake_tallies, extra_shadows, shadow_watch_verdict
+from ...domain.bake import bake_tallies, extra_shadows
 from ...domain.decisions import Decision, ShadowTally
 from ...domain.features import shadow_tallies
 from ...domain.kinds import DecisionKind
@@ -19,18 +19,20 @@ from ...domain.model import ApplyStatus, ShadowPlan, ShadowState, Stratum
 from ...domain.sequential import (
     BakeStatus,
     SequentialDesign,
+    SeqVerdict,
     StratumSequence,
     bake_status,
     baseline_deviations,
     oriented_changes,
     start_sequence,
+    suspicious,
     update_sequence,
 )
 from ...services import Services
 from ..chunks import chunk_count
 from ..repository import Step
-from ..state import AddShadowsResult, RolloutPhase, RolloutRef, ShadowRole, WatchShadowsInput, WatchShadowsResult
-from .common import Rollout, publish_outcome
+from ..state import AddShadowsResult, RolloutPhase, RolloutRef, ShadowRole
+from .common import Rollout
 
 FLEET = "fleet"
 
@@ -129,22 +131,15 @@ def add_shadows(svc: Services, payload: RolloutRef) -> AddShadowsResult:
     return AddShadowsResult(added=len(new), chunks=chunk_count(len(plans) + len(new)))
 
 
-def watch_shadows(svc: Services, payload: WatchShadowsInput) -> WatchShadowsResult:
-    """One look at the shadows kept through the waves: halt before the next wave when a proceeding stratum's
-    shadows now fail the halt rule; ``doubt`` when some stratum is still undecided (the wave watches longer)."""
-    r = Rollout(svc, payload.rollout_id, Step.WATCH_SHADOWS, f"w{payload.wave:02d}")
-    states, status = sequence_look(r)
-    tallies = current_tallies(r, states)
-    included = {v.stratum for v in r.vms().values() if not v.skipped}
-    verdict = shadow_watch_verdict(tallies, states, included, r.policy, payload.wave)
-    doubt = status is not None and bool(set(status.pending) & included)
-    if verdict is None:
-        return WatchShadowsResult(halt=False, doubt=doubt, reason=status.reason if status is not None else "")
-    if not r.record.halted:
-        r.update(halted=True, phase=RolloutPhase.HALTED_IN_PRODUCTION)
-        r.decide([verdict])
-        publish_outcome(r, "halted", verdict.reason, where="production")
-    return WatchShadowsResult(halt=True, doubt=doubt, reason=verdict.reason)
+def doubt(states: Mapping[str, StratumSequence], included: set[str]) -> bool:
+    """Doubt (the wave watches to its maximum): a proceeding stratum is suspect, or no harm is shown neither by
+    every proceeding stratum nor by the shadows pooled (the same test as the bake's end)."""
+    mine = [s for k, s in states.items() if k in included]
+    if any(suspicious(s) for s in mine):
+        return True
+    fleet = states.get(FLEET)
+    every = bool(mine) and all(s.verdict is SeqVerdict.NO_HARM for s in mine)
+    return not (every or (fleet is not None and fleet.verdict is SeqVerdict.NO_HARM))
 
 
 def bake_end_decision(status: BakeStatus) -> Decision:

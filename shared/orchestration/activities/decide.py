@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
 from ... import observability
-from ...domain.bake import bake_tallies, extra_shadows
+from ...domain.bake import bake_tallies, extra_shadows, shadow_watch_verdict
 from ...domain.decisions import (
     Decision,
     VmRisk,
@@ -24,8 +24,18 @@ from ...domain.model import ApplyStatus, Stratum, VmInfo
 from ...domain.waves import BakeEvidence, WaveDesign, plan_adaptive_waves
 from ...services import Services
 from ..repository import Step
-from ..state import AnalysisResult, DecideResult, RolloutPhase, RolloutRef, ShadowItem, ShadowRole, VmItem
-from .bake import FLEET, bake_end_decision, sequence_look
+from ..state import (
+    AnalysisResult,
+    DecideResult,
+    RolloutPhase,
+    RolloutRef,
+    ShadowItem,
+    ShadowRole,
+    VmItem,
+    WatchShadowsInput,
+    WatchShadowsResult,
+)
+from .bake import FLEET, bake_end_decision, doubt, sequence_look
 from .common import Rollout
 
 
@@ -103,6 +113,35 @@ def _risks(r: Rollout, evidence: dict[str, StratumEvidence], fleet: StratumEvide
     return vms, table, r.svc.model.predict(table)
 
 
+def _since_shadow_apply(r: Rollout) -> float:
+    """Minutes since the shadows' apply began: production's last wave begins its own apply no sooner than
+    ``bake_minutes`` after it (apply for apply, the shadows lead the bulk of production by the whole bake)."""
+    start = r.record.shadow_apply_at
+    return max(0.0, (r.now - start) / timedelta(minutes=1)) if start is not None else 0.0
+
+
+def watch_shadows(svc: Services, payload: WatchShadowsInput) -> WatchShadowsResult:
+    """One look at the shadows kept through the waves (the sequential tests and the judge, as in the bake): halt
+    before the next wave when a proceeding stratum's shadows now fail the one halt rule
+    (:func:`domain.bake.shadow_watch_verdict`); ``doubt`` when no harm is not shown (the wave watches longer)."""
+    r = Rollout(svc, payload.rollout_id, Step.WATCH_SHADOWS, f"w{payload.wave:02d}")
+    states, _ = sequence_look(r)
+    verdicts, fleet = _verdicts(r)
+    evidence, pooled = _evidence(r, verdicts, fleet)
+    r.repo.put_evidence(evidence, pooled)
+    tallies = bake_tallies(shadow_tallies(evidence), {k: v for k, v in states.items() if k != FLEET})
+    included = {v.stratum for v in r.vms().values() if not v.skipped}
+    verdict = shadow_watch_verdict(tallies, states, included, r.policy, payload.wave)
+    minute = states[FLEET].minute if FLEET in states else 0.0
+    unsure = doubt(states, included)
+    if verdict is None:
+        return WatchShadowsResult(halt=False, doubt=unsure, minute=minute)
+    if not r.record.halted:
+        r.update(halted=True, phase=RolloutPhase.HALTED_IN_PRODUCTION)
+        r.decide([verdict])
+    return WatchShadowsResult(halt=True, doubt=unsure, reason=verdict.reason, minute=minute)
+
+
 def analyse_shadows(svc: Services, payload: RolloutRef) -> AnalysisResult:
     """One look during the bake: the sequential tests take the minutes since the last look, the judge its windows;
     says whether the one halt rule already halts, whether the bake may end, and whether the evidence is ambiguous."""
@@ -143,7 +182,9 @@ def decide(svc: Services, payload: RolloutRef) -> DecideResult:
     verdicts = r.repo.verdicts()
     evidence, pooled = r.repo.evidence()
     vms, table, risks = _risks(r, evidence, pooled)
-    states = {k: v for k, v in r.repo.sequences().items() if k != FLEET}
+    sequences = r.repo.sequences()
+    fleet_state = sequences.get(FLEET)
+    states = {k: v for k, v in sequences.items() if k != FLEET}
     plan = decide_before_production(risks, r.policy, bake_tallies(shadow_tallies(evidence), states))
     threshold = adaptive_error_threshold(plan.predicted_rate, r.policy)
     skipped = set(plan.skipped)
@@ -189,7 +230,7 @@ def decide(svc: Services, payload: RolloutRef) -> DecideResult:
     for vm_id in plan.included:
         by_stratum[stratum_of[vm_id]].append(vm_id)
     if r.policy.adaptive_waves:
-        bake = BakeEvidence.from_states(states, by_stratum, r.repo.sequences().get(FLEET))
+        bake = BakeEvidence.from_states(states, by_stratum, fleet_state)
         adaptive = plan_adaptive_waves(by_stratum, plan.predicted_rate, bake, WaveDesign.from_policy(r.policy),
                                        salt=r.id)
         waves = [list(w.vm_ids) for w in adaptive.waves]
@@ -212,4 +253,4 @@ def decide(svc: Services, payload: RolloutRef) -> DecideResult:
     r.decide(decisions)
     return DecideResult(halt=False, waves=[len(w) for w in waves], included=len(plan.included),
                         skipped=len(plan.skipped), threshold=threshold.value, watch_min=watch_min,
-                        watch_max=watch_max)
+                        watch_max=watch_max, shadow_minute=_since_shadow_apply(r))
