@@ -64,7 +64,8 @@ def extra_shadows(states: Mapping[str, StratumSequence], tallies: Mapping[str, S
     Ambiguous: a stratum with failing shadows whose failure-rate bound straddles the tolerable rate, or whose
     sequential test stopped neither for harm nor for no harm and has strong but inconclusive harm evidence
     (:func:`sequential.suspicious`). Each gets ``extra_shadows_per_stratum`` more (never more than its production
-    VMs not already cloned), most ambiguous first, at most ``max_extra_shadows`` in all; a stratum the bound
+    VMs not already cloned), straddling bounds first, then suspect tests, each in stratum order, at most
+    ``max_extra_shadows`` in all; a stratum the bound
     already condemns, or shown free of harm, gets none. Returns the count per stratum and the decisions saying why.
     """
     candidates: list[tuple[int, str, str, dict[str, float]]] = []
