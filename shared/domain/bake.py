@@ -7,6 +7,7 @@ decisions a rollout records, each pure and returning its reason with the numbers
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from .decisions import Decision, ShadowTally
 from .kinds import DecisionKind
 from .model import Stratum
 from .policy import RolloutPolicy
-from .sequential import SeqVerdict, StratumSequence, suspicious
+from .sequential import SequentialDesign, SeqVerdict, StratumSequence, suspicious, thresholds
 
 
 @dataclass(frozen=True)
@@ -106,32 +107,41 @@ def extra_shadows(states: Mapping[str, StratumSequence], tallies: Mapping[str, S
     return added, decisions
 
 
-def shadow_watch_verdict(tallies: Mapping[str, ShadowTally], states: Mapping[str, StratumSequence],
-                         included: Collection[str], policy: RolloutPolicy, wave: int) -> Decision | None:
-    """Halt production when the shadows of a stratum that proceeds now fail the one halt rule.
+def shadow_watch_verdict(states: Mapping[str, StratumSequence], fleet: StratumSequence | None,
+                         included: Collection[str], design: SequentialDesign, wave: int) -> Decision | None:
+    """Halt production when the shadows kept through the waves show harm, with the family's error rate controlled.
 
     The shadows took the change first and lead production by the bake and more: an effect whose onset comes after
-    the bake shows on them before it reaches most of production. ``tallies`` are :func:`bake_tallies` of the
-    latest look (the sequential harm test keeps running after the bake, its false-alarm rate still bounded by
-    Ville's inequality; a shadow failing outright counts in full); a stratum whose failure-rate bound now lies
-    above the tolerable rate stops the rollout before the next wave, as a production surprise would.
+    the bake shows on them before it reaches most of production. They are watched for longer than the bake and over
+    every stratum at once, so a stratum alone must show harm at ``alpha / m`` (Bonferroni over the ``m`` proceeding
+    strata watched, on top of the signals'), and the shadows pooled (``fleet``) at ``alpha``: a good change is
+    halted by the watch with probability at most ``2 alpha`` over the whole watch (Ville's inequality for each
+    e-process). The judge's fixed-sample tests are not used here: looked at every few minutes for an hour, their
+    false-alarm rate would grow with every look.
     """
-    condemned: list[tuple[str, str, dict[str, float]]] = []
-    for key in sorted(included):
-        t = tallies.get(key)
-        if t is None or not t.trials or not t.failures:
-            continue
-        b = failure_rate_bound(t.failures, t.trials, policy.bound_confidence)
-        if b.lower > policy.tolerable_failure_rate:
-            st = states.get(key)
-            how = (f"sequential harm at bake minute {st.minute:g}" if st is not None and st.verdict is SeqVerdict.HARM
-                   else "shadows failing")
-            condemned.append((key, f"{how}: {b.describe()}", {"failures": t.failures, "shadows": t.trials,
-                                                             "lower": round(b.lower, 4)}))
-    if not condemned:
+    watched = [states[k] for k in sorted(included) if k in states]
+    m = max(len(watched), 1)
+    k = max(len(design.signals), 1)
+    harmed: list[tuple[str, str, float]] = []
+    for st in watched:
+        for sig in st.signals:
+            level = thresholds(design, k, sig.signal)[0] + math.log(m)
+            if sig.n >= design.min_increments and sig.log_e_harm >= level:
+                harmed.append((st.stratum_key, sig.signal, sig.log_e_harm))
+                break
+    pooled = fleet is not None and fleet.verdict is SeqVerdict.HARM
+    if not harmed and not pooled:
         return None
-    key, why, data = condemned[0]
-    return Decision(DecisionKind.HALT_IN_PRODUCTION, f"after wave {wave + 1}: the shadows of {len(condemned)} "
-                    f"proceeding strata now exceed tolerable {policy.tolerable_failure_rate:.1%}, e.g. "
-                    f"{Stratum.from_key(key).label} ({why}); the shadows lead production, so no further wave",
-                    key, {**data, "strata": len(condemned), "wave": wave})
+    parts = []
+    if pooled and fleet is not None:
+        sig = max(fleet.signals, key=lambda s: s.log_e_harm)
+        parts.append(f"the shadows pooled show harm on {sig.signal} (mean change {sig.mean:+.1%}, e-value "
+                     f"{math.exp(min(sig.log_e_harm, 700.0)):.3g}, alpha {design.alpha:g}) at bake minute "
+                     f"{fleet.minute:g}")
+    if harmed:
+        key, signal, log_e = harmed[0]
+        parts.append(f"{len(harmed)} of {m} proceeding strata show harm at alpha {design.alpha:g}/{m}, e.g. "
+                     f"{Stratum.from_key(key).label} on {signal} (e-value {math.exp(min(log_e, 700.0)):.3g})")
+    return Decision(DecisionKind.HALT_IN_PRODUCTION, f"after wave {wave + 1}: " + "; ".join(parts)
+                    + ": the shadows lead production, so no further wave",
+                    harmed[0][0] if harmed else "fleet", {"strata": len(harmed), "pooled": pooled, "wave": wave})

@@ -21,6 +21,7 @@ from ...domain.features import FeatureTable, StratumEvidence, build_features, ev
 from ...domain.judge import Phase, StratumVerdict, apply_fleet_evidence, judge_stratum
 from ...domain.kinds import DecisionKind
 from ...domain.model import ApplyStatus, Stratum, VmInfo
+from ...domain.sequential import SequentialDesign
 from ...domain.waves import BakeEvidence, WaveDesign, plan_adaptive_waves
 from ...services import Services
 from ..repository import Step
@@ -121,17 +122,15 @@ def _since_shadow_apply(r: Rollout) -> float:
 
 
 def watch_shadows(svc: Services, payload: WatchShadowsInput) -> WatchShadowsResult:
-    """One look at the shadows kept through the waves (the sequential tests and the judge, as in the bake): halt
-    before the next wave when a proceeding stratum's shadows now fail the one halt rule
-    (:func:`domain.bake.shadow_watch_verdict`); ``doubt`` when no harm is not shown (the wave watches longer)."""
+    """One look at the shadows kept through the waves (the sequential tests only): halt before the next wave when
+    they show harm with the family's error rate controlled (:func:`domain.bake.shadow_watch_verdict`); ``doubt``
+    when no harm is not shown (the wave watches longer)."""
     r = Rollout(svc, payload.rollout_id, Step.WATCH_SHADOWS, f"w{payload.wave:02d}")
     states, _ = sequence_look(r)
-    verdicts, fleet = _verdicts(r)
-    evidence, pooled = _evidence(r, verdicts, fleet)
-    r.repo.put_evidence(evidence, pooled)
-    tallies = bake_tallies(shadow_tallies(evidence), {k: v for k, v in states.items() if k != FLEET})
     included = {v.stratum for v in r.vms().values() if not v.skipped}
-    verdict = shadow_watch_verdict(tallies, states, included, r.policy, payload.wave)
+    strata = {k: v for k, v in states.items() if k != FLEET}
+    verdict = shadow_watch_verdict(strata, states.get(FLEET), included, SequentialDesign.from_policy(r.policy),
+                                   payload.wave)
     minute = states[FLEET].minute if FLEET in states else 0.0
     unsure = doubt(states, included)
     if verdict is None:
