@@ -10,7 +10,7 @@ from shared.domain.decisions import ShadowTally, VmRisk, decide_before_productio
 from shared.domain.kinds import DecisionKind
 from shared.domain.model import Stratum
 from shared.domain.policy import DEFAULT_POLICY, RolloutPolicy
-from shared.domain.sequential import SeqVerdict, SignalEvidence, StratumSequence
+from shared.domain.sequential import SequentialDesign, SeqVerdict, SignalEvidence, StratumSequence, thresholds
 
 A = Stratum("web", "Standard_D2s_v5", "ubuntu-22.04", "1").key
 B = Stratum("web", "Standard_D2s_v5", "ubuntu-22.04", "2").key  # A's twin group
@@ -85,17 +85,31 @@ def test_a_condemned_stratum_or_one_with_no_vm_left_to_clone_gets_none() -> None
         decisions[0].reason
 
 
-def test_a_proceeding_stratum_whose_shadows_show_harm_during_the_waves_halts_production() -> None:
-    states = {A: seq(A, SeqVerdict.HARM, minute=29.0), C: seq(C, SeqVerdict.NO_HARM)}
-    tallies = bake_tallies({A: ShadowTally(0, 2), C: ShadowTally(0, 2)}, states)
-    d = shadow_watch_verdict(tallies, states, {A, C}, DEFAULT_POLICY, wave=1)
+DESIGN = SequentialDesign()
+
+
+def test_a_proceeding_stratum_with_harm_beyond_the_family_wise_level_halts_production() -> None:
+    level = thresholds(DESIGN, len(DESIGN.signals), "cpu_pct")[0]
+    strong = {A: seq(A, SeqVerdict.HARM, log_e_harm=level + math.log(2) + 0.1, minute=29.0),
+              C: seq(C, SeqVerdict.NO_HARM)}
+    d = shadow_watch_verdict(strong, None, {A, C}, DESIGN, wave=1)
     assert d is not None and d.kind is DecisionKind.HALT_IN_PRODUCTION and d.subject == A
-    assert "after wave 2" in d.reason and "sequential harm at bake minute 29" in d.reason
+    assert "after wave 2" in d.reason and "1 of 2 proceeding strata show harm at alpha 0.01/2" in d.reason
 
 
-def test_clean_shadows_or_harm_on_a_skipped_stratum_let_the_waves_go_on() -> None:
-    states = {A: seq(A, SeqVerdict.HARM), C: seq(C, SeqVerdict.CONTINUE)}
-    tallies = bake_tallies({A: ShadowTally(0, 2), C: ShadowTally(0, 2)}, states)
-    assert shadow_watch_verdict(tallies, states, {C}, DEFAULT_POLICY, wave=0) is None
-    one_of_many = {C: ShadowTally(1, 60)}  # within the tolerable rate's bound
-    assert shadow_watch_verdict(one_of_many, {}, {C}, DEFAULT_POLICY, wave=0) is None
+def test_harm_a_stratum_shows_only_at_its_own_level_does_not_halt_the_waves_when_many_are_watched() -> None:
+    level = thresholds(DESIGN, len(DESIGN.signals), "cpu_pct")[0]
+    states = {f"s{i}|x|y|1": seq(f"s{i}|x|y|1", SeqVerdict.CONTINUE) for i in range(36)}
+    states["s0|x|y|1"] = seq("s0|x|y|1", SeqVerdict.HARM, log_e_harm=level + 0.5)  # alpha, not alpha / 36
+    assert shadow_watch_verdict(states, None, set(states), DESIGN, wave=0) is None
+
+
+def test_harm_on_the_pooled_shadows_halts_the_waves() -> None:
+    fleet = seq("fleet", SeqVerdict.HARM, log_e_harm=30.0, minute=26.0)
+    d = shadow_watch_verdict({C: seq(C, SeqVerdict.CONTINUE)}, fleet, {C}, DESIGN, wave=0)
+    assert d is not None and d.subject == "fleet" and "the shadows pooled show harm on cpu_pct" in d.reason
+
+
+def test_harm_on_a_skipped_stratum_lets_the_waves_go_on() -> None:
+    states = {A: seq(A, SeqVerdict.HARM, log_e_harm=50.0), C: seq(C, SeqVerdict.CONTINUE)}
+    assert shadow_watch_verdict(states, seq("fleet", SeqVerdict.CONTINUE), {C}, DESIGN, wave=0) is None
