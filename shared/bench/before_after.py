@@ -105,14 +105,18 @@ def render_readme(text: str, rows: Sequence[dict[str, Any]]) -> str:
     return text[:start] + "\n" + table(rows) + "\n" + text[end:]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m shared.bench.before_after", description=__doc__.split("\n")[0])
     ap.add_argument("--before", action="append", required=True, help="LABEL=PATH of a bench JSON before the change")
     ap.add_argument("--after", required=True, help="LABEL=PATH of the bench JSON after it")
     ap.add_argument("--scenarios", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--readme", type=Path)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     rows = []
     for spec in [*args.before, args.after]:
         label, _, path = spec.partition("=")

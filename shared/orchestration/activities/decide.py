@@ -168,8 +168,11 @@ def analyse_shadows(svc: Services, payload: RolloutRef) -> AnalysisResult:
                                 "seq_harmed": len(status.harmed) if status else 0,
                                 "seq_no_harm": len(status.no_harm) if status else 0,
                                 "seq_pending": len(status.pending) if status else 0})]
-    if (done or plan.halt) and status is not None:
+    if done and status is not None:
         decisions.append(bake_end_decision(status))
+    elif plan.halt:
+        decisions.append(Decision(DecisionKind.BAKE_END, f"bake ends at minute {baked:.0f}: the halt rule halts "
+                                  "before production"))
     r.decide(decisions)
     return AnalysisResult(failing=len(failing), inconclusive=len(inconclusive), strata=len(verdicts),
                           halt=plan.halt, bake_done=done, ambiguous=ambiguous)
