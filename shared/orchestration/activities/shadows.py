@@ -93,10 +93,12 @@ def drive_shadow_load(svc: Services, payload: RolloutRef) -> DriveResult:
              if v.role is ShadowRole.CONTROL and v.info.state is ShadowState.RUNNING and not k.startswith("failed:")}
     wait = baseline_wait(sorted(treated), twins, r.policy)
     mean = sum(targets.values()) / len(targets) if targets else 0.0
-    if r.record.baseline_start is not None:  # shadows added later: driven, no new baseline
+    if r.record.baseline_start is not None and r.record.extra_shadows_planned:  # added later: no new baseline
         r.decide([Decision(DecisionKind.SHADOW_LOAD, f"{len(targets)} added shadows driven at their sources' "
                            f"utilisation (mean {mean:.2f})")] if targets else [])
         return DriveResult(driven=len(targets), baseline_minutes=0)
+    if r.record.baseline_start is not None:  # run again: the baseline began; answer as the first run did
+        return DriveResult(driven=len(targets), baseline_minutes=wait.minutes)
     r.update(baseline_start=r.now + timedelta(minutes=1), phase=RolloutPhase.BASELINE)
     r.decide([Decision(DecisionKind.SHADOW_LOAD, f"{len(targets)} shadows driven at their sources' utilisation "
                        f"(mean {mean:.2f}) for a {wait.minutes}-minute baseline"),
