@@ -107,14 +107,15 @@ def extra_shadows(states: Mapping[str, StratumSequence], tallies: Mapping[str, S
     return added, decisions
 
 
-def shadow_watch_verdict(states: Mapping[str, StratumSequence], fleet: StratumSequence | None,
+def shadow_watch_verdict(states: Mapping[str, StratumSequence], pooled: StratumSequence | None,
                          included: Collection[str], design: SequentialDesign, wave: int) -> Decision | None:
     """Halt production when the shadows kept through the waves show harm, with the family's error rate controlled.
 
     The shadows took the change first and lead production by the bake and more: an effect whose onset comes after
     the bake shows on them before it reaches most of production. They are watched for longer than the bake and over
     every stratum at once, so a stratum alone must show harm at ``alpha / m`` (Bonferroni over the ``m`` proceeding
-    strata watched, on top of the signals'), and the shadows pooled (``fleet``) at ``alpha``: a good change is
+    strata watched, on top of the signals'), and the proceeding strata's shadows pooled (``pooled``) at ``alpha``
+    (a skipped stratum's shadows never stop the waves): a good change is
     halted by the watch with probability at most ``2 alpha`` over the whole watch (Ville's inequality for each
     e-process). The judge's fixed-sample tests are not used here: looked at every few minutes for an hour, their
     false-alarm rate would grow with every look.
@@ -129,11 +130,12 @@ def shadow_watch_verdict(states: Mapping[str, StratumSequence], fleet: StratumSe
             if sig.n >= design.min_increments and sig.log_e_harm >= level:
                 harmed.append((st.stratum_key, sig.signal, sig.log_e_harm))
                 break
-    pooled = fleet is not None and fleet.verdict is SeqVerdict.HARM
-    if not harmed and not pooled:
+    fleet = pooled
+    shown = fleet is not None and fleet.verdict is SeqVerdict.HARM
+    if not harmed and not shown:
         return None
     parts = []
-    if pooled and fleet is not None:
+    if shown and fleet is not None:
         sig = max(fleet.signals, key=lambda s: s.log_e_harm)
         parts.append(f"the shadows pooled show harm on {sig.signal} (mean change {sig.mean:+.1%}, e-value "
                      f"{math.exp(min(sig.log_e_harm, 700.0)):.3g}, alpha {design.alpha:g}) at bake minute "
@@ -144,4 +146,4 @@ def shadow_watch_verdict(states: Mapping[str, StratumSequence], fleet: StratumSe
                      f"{Stratum.from_key(key).label} on {signal} (e-value {math.exp(min(log_e, 700.0)):.3g})")
     return Decision(DecisionKind.HALT_IN_PRODUCTION, f"after wave {wave + 1}: " + "; ".join(parts)
                     + ": the shadows lead production, so no further wave",
-                    harmed[0][0] if harmed else "fleet", {"strata": len(harmed), "pooled": pooled, "wave": wave})
+                    harmed[0][0] if harmed else "fleet", {"strata": len(harmed), "pooled": shown, "wave": wave})

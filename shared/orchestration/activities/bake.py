@@ -35,9 +35,11 @@ from ..state import AddShadowsResult, RolloutPhase, RolloutRef, ShadowRole
 from .common import Rollout
 
 FLEET = "fleet"
+PROCEEDING = "proceeding"
+"""The shadows of the strata that proceed to production, pooled: what the watch through the waves tests."""
 
 
-def sequence_look(r: Rollout) -> tuple[dict[str, StratumSequence], BakeStatus | None]:
+def sequence_look(r: Rollout, included: set[str] | None = None) -> tuple[dict[str, StratumSequence], BakeStatus | None]:
     """Feed the minutes since the last look to every stratum's sequential tests (and the pooled ``fleet``).
 
     Only the shadows changed with the first apply take part (an added shadow has no pre-change window of the same
@@ -75,6 +77,10 @@ def sequence_look(r: Rollout) -> tuple[dict[str, StratumSequence], BakeStatus | 
     groups: dict[str, tuple[list[str], list[str]]] = {
         key: (sorted(ks), sorted(twins.get(Stratum.from_key(key).twin_group, []))) for key, ks in treated.items()}
     groups[FLEET] = (rows, controls)
+    if included is not None:  # through the waves: the shadows of the strata that proceed, pooled
+        mine = sorted(k for key, ks in treated.items() if key in included for k in ks)
+        if mine:
+            groups[PROCEEDING] = (mine, controls)
     updated: dict[str, StratumSequence] = {}
     for key, (mine, ctrl) in sorted(groups.items()):
         sub = frame.rows(mine)
@@ -89,14 +95,14 @@ def sequence_look(r: Rollout) -> tuple[dict[str, StratumSequence], BakeStatus | 
         updated[key], _ = update_sequence(state, oriented_changes(base, window, control), minute, design)
     r.repo.put_sequences(updated)
     merged = {**states, **updated}
-    strata = {k: v for k, v in merged.items() if k != FLEET}
+    strata = {k: v for k, v in merged.items() if k not in (FLEET, PROCEEDING)}
     return merged, bake_status(strata, minute, design, merged.get(FLEET))
 
 
 def current_tallies(r: Rollout, states: Mapping[str, StratumSequence]) -> dict[str, ShadowTally]:
     """The halt rule's failure counts from the stored evidence and the sequential states (``bake_tallies``)."""
     evidence, _ = r.repo.evidence()
-    return bake_tallies(shadow_tallies(evidence), {k: v for k, v in states.items() if k != FLEET})
+    return bake_tallies(shadow_tallies(evidence), {k: v for k, v in states.items() if k not in (FLEET, PROCEEDING)})
 
 
 def add_shadows(svc: Services, payload: RolloutRef) -> AddShadowsResult:
@@ -116,7 +122,7 @@ def add_shadows(svc: Services, payload: RolloutRef) -> AddShadowsResult:
     members: dict[str, list[str]] = defaultdict(list)
     for k, v in sorted(vms.items()):
         members[v.stratum].append(k)
-    added, decisions = extra_shadows({k: v for k, v in states.items() if k != FLEET}, tallies,
+    added, decisions = extra_shadows({k: v for k, v in states.items() if k not in (FLEET, PROCEEDING)}, tallies,
                                      {k: len(v) for k, v in members.items()},
                                      {k: len(v) for k, v in used.items()}, r.policy)
     new: list[ShadowPlan] = []

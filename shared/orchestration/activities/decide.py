@@ -36,7 +36,7 @@ from ..state import (
     WatchShadowsInput,
     WatchShadowsResult,
 )
-from .bake import FLEET, bake_end_decision, doubt, sequence_look
+from .bake import FLEET, PROCEEDING, bake_end_decision, doubt, sequence_look
 from .common import Rollout
 
 
@@ -126,10 +126,10 @@ def watch_shadows(svc: Services, payload: WatchShadowsInput) -> WatchShadowsResu
     they show harm with the family's error rate controlled (:func:`domain.bake.shadow_watch_verdict`); ``doubt``
     when no harm is not shown (the wave watches longer)."""
     r = Rollout(svc, payload.rollout_id, Step.WATCH_SHADOWS, f"w{payload.wave:02d}")
-    states, _ = sequence_look(r)
     included = {v.stratum for v in r.vms().values() if not v.skipped}
-    strata = {k: v for k, v in states.items() if k != FLEET}
-    verdict = shadow_watch_verdict(strata, states.get(FLEET), included, SequentialDesign.from_policy(r.policy),
+    states, _ = sequence_look(r, included)
+    strata = {k: v for k, v in states.items() if k not in (FLEET, PROCEEDING)}
+    verdict = shadow_watch_verdict(strata, states.get(PROCEEDING), included, SequentialDesign.from_policy(r.policy),
                                    payload.wave)
     minute = states[FLEET].minute if FLEET in states else 0.0
     unsure = doubt(states, included)
@@ -186,7 +186,7 @@ def decide(svc: Services, payload: RolloutRef) -> DecideResult:
     vms, table, risks = _risks(r, evidence, pooled)
     sequences = r.repo.sequences()
     fleet_state = sequences.get(FLEET)
-    states = {k: v for k, v in sequences.items() if k != FLEET}
+    states = {k: v for k, v in sequences.items() if k not in (FLEET, PROCEEDING)}
     plan = decide_before_production(risks, r.policy, bake_tallies(shadow_tallies(evidence), states))
     threshold = adaptive_error_threshold(plan.predicted_rate, r.policy)
     skipped = set(plan.skipped)
