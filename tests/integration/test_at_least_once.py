@@ -30,8 +30,8 @@ SCENARIO: dict[str, Any] = {
 }
 ACTIVITIES = ["start_rollout", "claim_targets", "create_shadows", "drive_shadow_load", "apply_to_shadows",
               "analyse_shadows", "decide", "watch_shadows", "teardown_shadows", "prepare", "snapshot_wave",
-              "apply_wave", "check_production", "reserve_capacity", "restore_vms", "verify_recovered", "release_capacity",
-              "settle_capacity", "release_leases", "finish"]
+              "apply_wave", "check_production", "reserve_capacity", "restore_vms", "verify_recovered",
+              "release_capacity", "settle_capacity", "release_leases", "finish"]
 
 
 class Twice(Chaos):
