@@ -9,8 +9,19 @@ The bound is the exact (Clopper-Pearson) binomial interval, each side one-sided 
 ``lower = Beta⁻¹(1 - c; k, n - k + 1)`` and ``upper = Beta⁻¹(c; k + 1, n - k)`` (Clopper and Pearson,
 Biometrika 26, 1934; with ``k = 0`` the upper bound is ``1 - (1 - c)^(1/n)``, ≈ 3/n at 95%: the "rule of
 three"). It is conservative (coverage at least ``c`` for every true rate), which is the side a rollout should
-err on. Issue #16 replaces it with a sequential, anytime-valid bound; callers go through
-:func:`failure_rate_bound` only, so that swap changes one function and there is one halt rule.
+err on. Callers go through :func:`failure_rate_bound` only, so that there is one halt rule.
+
+Anytime-valid as used (issue #14): the bake now looks every couple of minutes and may end at any look. The bound
+stays valid under that peeking because of what it counts: the trials are the shadows, fixed before the change,
+and a shadow's failure is absorbing (an apply failure, a failed health rule, or its stratum shown harmed by the
+sequential e-processes of :mod:`shared.domain.sequential`, never taken back). The failure count only grows, and the
+lower bound grows with it, so "the lower bound exceeded the rate at some look before the end" is the same event as
+"it exceeds it at the end": the error rate of the fixed-sample bound at the maximum bake. The signals, whose
+peeking would inflate a fixed-sample test, are judged by the e-processes (Ville's inequality), which feed this
+count. A mixture (beta-binomial) confidence sequence would be valid without that argument, but it is wider at
+two shadows: 1 apply failure of 2 would no longer skip a stratum, and issue #13 asks that a seen failure never be
+let through. (Shadows added to ambiguous strata make the trials data-dependent; those strata are flagged
+ambiguous and snapshotted ahead whatever the bound then says.)
 """
 
 from __future__ import annotations
@@ -65,8 +76,7 @@ def surprise_p_value(failures: int, trials: int, expected_rate: float) -> float:
     """P(at least ``failures`` of ``trials`` fail) when each fails with ``expected_rate``: a binomial tail.
 
     It is the dual of :func:`clopper_pearson`'s lower bound: the tail is below ``1 - c`` exactly when the lower
-    bound at confidence ``c`` exceeds ``expected_rate``, so the production test is the same rule as the shadows'
-    (when #16 makes the bound sequential, this tail must become that bound's test too)."""
+    bound at confidence ``c`` exceeds ``expected_rate``, so the production test is the same rule as the shadows'."""
     if failures <= 0:
         return 1.0
     if expected_rate <= 0.0:

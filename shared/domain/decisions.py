@@ -98,8 +98,10 @@ def decide_before_production(risks: list[VmRisk], policy: RolloutPolicy,
       lower bound exceeds ``tolerable_failure_rate`` is skipped (an apply failure counts in full: 1 of 2 is
       enough), and the rollout halts when the strata that would proceed, pooled, still exceed it; a stratum
       with failures whose bound straddles the rate is *ambiguous* and said so, with the failure-free shadows
-      it would need (adding those shadows before deciding is not done yet: its VMs are snapshotted ahead and
-      the production surprise test guards them);
+      it would need (before this decision the rollout adds shadows to such strata, within ``max_extra_shadows``:
+      :func:`bake.extra_shadows`; what stays ambiguous is snapshotted ahead and guarded by the surprise test);
+      the counts include, for a stratum whose sequential harm test crossed, every changed shadow
+      (:func:`bake.bake_tallies`);
     * the per-VM predictions (model or judge): VMs at or above ``skip_probability`` are skipped, and the
       rollout halts when confident predictions cover ``halt_fleet_share`` of the fleet.
 

@@ -35,8 +35,24 @@ class RolloutPolicy(BaseModel):
     )
     # --- bake and analysis ---------------------------------------------------------------------
     baseline_minutes: int = Field(10, ge=3, le=240, description="Pre-change window on each shadow.")
-    bake_minutes: int = Field(30, ge=5, le=1440, description="How long the changed shadows are watched.")
-    bake_check_minutes: int = Field(10, ge=1, le=240, description="Interval of analyses during the bake.")
+    twin_baseline_minutes: int = Field(
+        10, ge=3, le=240, description="Pre-change window when every stratum has a running control twin: the twins "
+        "measure the environment during the bake, so the baseline only places each shadow's centre. Shorter than "
+        "baseline_minutes does not pay on the simulator (5-8 minutes made the sequential bake's 'no harm' take "
+        "longer, its centres being less sure), so it defaults to the same 10."
+    )
+    bake_minutes: int = Field(30, ge=5, le=1440, description="The longest bake: the sequential test ends it sooner "
+                              "when harm, or no harm at the tolerable effect, is shown.")
+    min_bake_minutes: int = Field(10, ge=0, le=1440, description="'No harm' is not declared before this.")
+    bake_check_minutes: int = Field(2, ge=1, le=240, description="Interval of the bake's sequential looks.")
+    max_extra_shadows: int = Field(
+        10, ge=0, le=1000, description="Shadows added, in all, to strata whose evidence is ambiguous before deciding."
+    )
+    extra_shadows_per_stratum: int = Field(2, ge=1, le=20, description="Shadows added to one ambiguous stratum.")
+    adaptive_waves: bool = Field(
+        True, description="Waves follow the evidence (shared/domain/waves.py); false: wave_fractions and "
+        "wave_watch_minutes as given."
+    )
     judge_alpha: float = Field(0.001, gt=0.0, lt=0.5, description="Mann-Whitney significance, before Bonferroni.")
     judge_tolerance: float = Field(
         0.25, ge=0.0, le=5.0, description="Relative change a signal must exceed to count (Kayenta's default)."
@@ -139,6 +155,8 @@ class RolloutPolicy(BaseModel):
             raise ValueError(f"wave_fractions must add up to 1.0 (they add up to {sum(self.wave_fractions):.3f})")
         if any(f <= 0 for f in self.wave_fractions):
             raise ValueError("wave_fractions must all be > 0")
+        if self.min_bake_minutes > self.bake_minutes:
+            raise ValueError("min_bake_minutes must be <= bake_minutes")
         if self.confident_failure < self.skip_probability:
             raise ValueError("confident_failure must be >= skip_probability")
         return self

@@ -71,7 +71,6 @@ from itertools import pairwise
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.special import log_ndtr, ndtri
 
 from .model import SignalFrame
 from .policy import RolloutPolicy
@@ -165,10 +164,10 @@ class SequentialDesign(BaseModel):
 
     @classmethod
     def from_policy(cls, policy: RolloutPolicy, **overrides: float) -> SequentialDesign:
-        """The policy's bake as the maximum, its check interval capped at 2 minutes; limits as documented."""
+        """The policy's bake: its maximum, minimum and check interval; limits as documented."""
         base: dict[str, float] = {"max_bake_minutes": float(policy.bake_minutes),
-                                  "min_bake_minutes": float(min(10, policy.bake_minutes)),
-                                  "check_minutes": float(min(2, policy.bake_check_minutes))}
+                                  "min_bake_minutes": float(min(policy.min_bake_minutes, policy.bake_minutes)),
+                                  "check_minutes": float(policy.bake_check_minutes)}
         return cls.model_validate({**base, **overrides})
 
     @property
@@ -229,6 +228,8 @@ class SequentialDecision(BaseModel):
 # ------------------------------------------------------------------------------------------------ the core (arrays)
 def log_mixture_e(s: FloatArray | float, v: FloatArray | float, mixture_sd: float) -> FloatArray:
     """log E of the one-sided normal mixture (see the module docstring) for statistic ``s`` after ``v`` increments."""
+    from scipy.special import log_ndtr  # imported when a decision is made, not at the app's start-up
+
     r = 1.0 / (mixture_sd * mixture_sd)
     s_arr = np.asarray(s, dtype=np.float64)
     vr = np.asarray(v, dtype=np.float64) + r
@@ -319,6 +320,8 @@ def thresholds(design: SequentialDesign, signals: int, name: str = "") -> tuple[
 
 def centre_quantiles(design: SequentialDesign, signals: int) -> tuple[float, float]:
     """Normal quantiles that bound the centre's error: the other halves of alpha (per signal) and beta."""
+    from scipy.special import ndtri  # imported when a decision is made, not at the app's start-up
+
     return (float(-ndtri(design.alpha / (2.0 * max(signals, 1)))), float(-ndtri(design.beta / 2.0)))
 
 

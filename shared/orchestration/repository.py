@@ -7,6 +7,7 @@ Rows are laid out so that writers that run at the same time (the chunks of a fan
     shadow/<id>     one row per shadow; plan/<i> one per planned shadow
     shadow_chunk/<c>  when chunk c of apply_to_shadows finished (was a field of the record per chunk)
     wave/<w>, batch/<b>, standby/<vm id>, verdict/<stratum>, evidence/<stratum>, fleet_evidence/fleet
+    sequence/<stratum>  the sequential bake's state per stratum (and sequence/fleet, every shadow pooled)
     memo/<key>      what a production check found, written ahead under its caller's idempotency key
     decision/<minute>|<step>|<scope>|<index>   deterministic: a re-run rewrites its own rows, two chunks
                     never take the same key, and the order is that of time, then lifecycle step, chunk, index.
@@ -26,6 +27,7 @@ from ..domain.decisions import Decision
 from ..domain.features import StratumEvidence
 from ..domain.judge import Phase, StratumVerdict
 from ..domain.model import ShadowPlan
+from ..domain.sequential import StratumSequence
 from ..ports import RECORD, RolloutStore
 from .state import (
     CheckMemo,
@@ -54,6 +56,7 @@ class Kind(StrEnum):
     VERDICT = "verdict"
     EVIDENCE = "evidence"
     FLEET_EVIDENCE = "fleet_evidence"
+    SEQUENCE = "sequence"
     DECISION = "decision"
     MEMO = "memo"
 
@@ -67,6 +70,7 @@ class Step(StrEnum):
     DRIVE_SHADOW_LOAD = "drive_shadow_load"
     APPLY_TO_SHADOWS = "apply_to_shadows"
     ANALYSE_SHADOWS = "analyse_shadows"
+    ADD_SHADOWS = "add_shadows"
     DECIDE = "decide"
     TEARDOWN_SHADOWS = "teardown_shadows"
     RESOLVE_GATE = "resolve_gate"
@@ -74,6 +78,7 @@ class Step(StrEnum):
     PREPARE = "prepare"
     SNAPSHOT_WAVE = "snapshot_wave"
     APPLY_WAVE = "apply_wave"
+    WATCH_SHADOWS = "watch_shadows"
     CHECK_PRODUCTION = "check_production"
     PRODUCTION_DONE = "production_done"
     HALT = "halt"
@@ -206,6 +211,13 @@ class RolloutRepository:
         evidence = {k: StratumEvidence.from_dict(v) for k, v in self.store.get_items(self.id, Kind.EVIDENCE).items()}
         pooled = self.store.get_items(self.id, Kind.FLEET_EVIDENCE).get("fleet")
         return evidence, StratumEvidence.from_dict(pooled) if pooled else None
+
+    def put_sequences(self, states: Mapping[str, StratumSequence]) -> None:
+        """The sequential bake's state per stratum (and ``fleet``, the shadows pooled): small, one row each."""
+        self._put(Kind.SEQUENCE, dict(states))
+
+    def sequences(self) -> dict[str, StratumSequence]:
+        return self._all(Kind.SEQUENCE, StratumSequence)
 
     # ------------------------------------------------------------------ waves, batches, standby
     def put_waves(self, waves: Sequence[Sequence[str]]) -> None:

@@ -1,13 +1,17 @@
 """The rollout orchestrations. They only yield: every decision is made by a pure function in an activity.
 
     rollout ─┬─ start_rollout (inventory, shadow plan) → claim_targets (lease; queue behind or refuse)
-             ├─ create_shadows ×chunks → drive_shadow_load → timer(baseline) → apply_to_shadows ×chunks
-             ├─ bake: timer → analyse_shadows, until the bake ends or the evidence demands a halt
-             ├─ decide → teardown_shadows → (halt) finish
+             ├─ create_shadows ×chunks → drive_shadow_load → timer(baseline: short when control twins run)
+             │    → apply_to_shadows ×chunks
+             ├─ bake (bake_flow): timer(check) → analyse_shadows, until the sequential tests or the halt rule end it
+             │    └─ ambiguous evidence: add_shadows → create, drive, apply → a shorter bake (bake_flow)
+             ├─ decide → (halt) teardown_shadows → finish
              ├─ gate, when policy.approval_required: approve | abort | timer → resolve_gate
              ├─ prepare (snapshots of at-risk VMs, rollback queue, capacity)
-             ├─ wave ×N (sub-orchestration): snapshot_wave ×chunks → apply_wave ×chunks → timer → check_production
+             ├─ wave ×N (sub-orchestration, risk-adaptive sizes and watches): snapshot_wave ×chunks
+             │    → apply_wave ×chunks → timer(min watch) → watch_shadows → [doubt: timer(rest)] → check_production
              │                                 └─ recover (sub-orchestration) when VMs fail → settle_capacity
+             ├─ teardown_shadows (the shadows lead production through the waves)
              ├─ watch (sub-orchestration, continue-as-new): timer → check_production → recover
              └─ release_capacity → release_leases → finish;
                 on any error: teardown_shadows, release_capacity, release_leases, finish(error)
@@ -31,11 +35,11 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from . import bake_flow
 from .chunks import chunk_count
 from .operations import WAIT_APPLY, WAIT_RESTORE, WAIT_SHADOWS, WAIT_SNAPSHOTS, run_long
 from .state import (
     AbortInput,
-    AnalysisResult,
     ApplyWaveResult,
     ApprovalStatus,
     BatchChunkRef,
@@ -48,6 +52,7 @@ from .state import (
     ClaimResult,
     CreateShadowsResult,
     DecideResult,
+    DriveResult,
     FinishInput,
     FinishResult,
     GateInput,
@@ -65,6 +70,8 @@ from .state import (
     VerifyResult,
     WatchInput,
     WatchOutcome,
+    WatchShadowsInput,
+    WatchShadowsResult,
     WaveChunkRef,
     WaveInput,
     WaveOutcome,
@@ -173,6 +180,34 @@ def _finish(context: df.DurableOrchestrationContext, base: RolloutRef, leaks: li
     return FinishResult.model_validate(result)
 
 
+def _withdraw(context: df.DurableOrchestrationContext, rollout_id: str, wave: int, reason: str) -> Orchestration:
+    """The shadows condemned the change during the waves: withdraw it from every changed VM (check_production
+    queues them) and restore them."""
+    check = CheckResult.model_validate((yield context.call_activity("check_production", CheckInput(
+        rollout_id=rollout_id, context=CheckContext.WAVE, wave=wave, withdraw=reason,
+        check=f"{context.instance_id}:shadows:{wave}").json_dict())))
+    if check.failing:
+        yield context.call_sub_orchestrator(RECOVER, RecoverInput(rollout_id=rollout_id, batch=check.batch,
+                                                                  chunks=check.chunks).json_dict(),
+                                            f"{context.instance_id}:recover:shadows:{wave}")
+    return check
+
+
+def _snapshot_ahead(context: df.DurableOrchestrationContext, rollout_id: str, wave: int, size: int) -> Orchestration:
+    """Snapshot a wave's VMs while the rollout waits anyway (the wave's own snapshot step then finds them taken;
+    what fails here is left to it)."""
+    try:
+        yield from run_long(context, "snapshot_wave", [WaveChunkRef(rollout_id=rollout_id, wave=wave, chunk=c)
+                                                       for c in range(chunk_count(size))], WAIT_SNAPSHOTS, RETRY)
+    except Exception:  # the wave's snapshot step retries and excludes what it cannot protect, with a decision
+        return None
+    return None
+
+
+def _watch(minutes: list[float], wave: int, default: float) -> float:
+    return minutes[wave] if wave < len(minutes) else float(default)
+
+
 def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
     request = context.get_input()
     rid = str(request["rollout_id"]) if isinstance(request, dict) else ""
@@ -211,24 +246,18 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         _status(context, status, phase=RolloutPhase.BASELINE, shadows=created,
                 shadow_results=ShadowTotals(created=created, failed=sum(s.failed for s in shadows),
                                             regular_price=sum(s.regular for s in shadows)))
-        yield context.call_activity("drive_shadow_load", ref)
-        yield context.create_timer(_after(context, policy.baseline_minutes))
+        drive = DriveResult.model_validate((yield context.call_activity("drive_shadow_load", ref)))
+        yield context.create_timer(_after(context, drive.baseline_minutes))
         _status(context, status, phase=RolloutPhase.APPLY_TO_SHADOWS)
         yield from run_long(context, "apply_to_shadows", [ChunkRef(rollout_id=plan.rollout_id, chunk=c)
                                                           for c in range(plan.shadow_chunks)], WAIT_APPLY)
-        bake_end = _after(context, policy.bake_minutes)
-        while True:
-            _status(context, status, phase=RolloutPhase.BAKE)
-            check_at = min(_after(context, policy.bake_check_minutes), bake_end)
-            timer = context.create_timer(check_at)
-            winner = yield context.task_any([timer, abort])
-            if winner == abort:
-                timer.cancel()
-                break
-            analysis = AnalysisResult.model_validate((yield context.call_activity("analyse_shadows", ref)))
-            _status(context, status, analysis=analysis)
-            if analysis.halt or context.current_utc_datetime >= bake_end:
-                break
+
+        def bake_status(**changes: Any) -> None:
+            _status(context, status, **changes)
+
+        analysis = yield from bake_flow.bake(context, base, policy, abort, bake_status)
+        if analysis is not None and analysis.ambiguous and not analysis.halt and policy.max_extra_shadows > 0:
+            yield from bake_flow.add_shadows(context, base, policy, abort, bake_status)
         if abort.is_completed:
             yield from _cleanup(context, "teardown_shadows", ref, leaks)
             torn_down = True
@@ -238,29 +267,43 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             return result.json_dict()
         decision = DecideResult.model_validate((yield context.call_activity("decide", ref)))
         _status(context, status, phase=RolloutPhase.DECIDED, decision=decision)
-        yield from _cleanup(context, "teardown_shadows", ref, leaks)
-        torn_down = True
-        if decision.halt:
+        if decision.halt:  # the shadows are kept through the waves, when there are waves
+            yield from _cleanup(context, "teardown_shadows", ref, leaks)
+            torn_down = True
             result = yield from _finish(context, base, leaks)
             _status(context, status, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION, result=result)
             return result.json_dict()
         if policy.approval_required:
             gate = yield from _approval_gate(context, status, base, plan, abort)
             if not gate.proceed:
+                yield from _cleanup(context, "teardown_shadows", ref, leaks)
+                torn_down = True
                 result = yield from _finish(context, base, leaks)
                 _status(context, status, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION, result=result)
                 return result.json_dict()
         elif abort.is_completed:
+            yield from _cleanup(context, "teardown_shadows", ref, leaks)
+            torn_down = True
             yield _abort(context, base, abort, "before production (after the decision)")
             result = yield from _finish(context, base, leaks)
             _status(context, status, phase=RolloutPhase.ABORTED, result=result)
             return result.json_dict()
+        # the last wave waits until the shadows have baked the whole bake_minutes (they lead the bulk of production)
+        lead_end = _after(context, max(0.0, policy.bake_minutes - decision.shadow_minute))
         in_production = True  # from here on VMs may be changed (prepare snapshots, the waves apply)
         prepared = CapacityResult.model_validate((yield from run_long(context, "prepare", [base], WAIT_SNAPSHOTS,
                                                                        RETRY))[0])
         _status(context, status, capacity=CapacityResult(extra=prepared.extra), rollbacks=0)
         waves = len(decision.waves)
         for w, size in enumerate(decision.waves):
+            if w == waves - 1 and w > 0 and not torn_down:
+                if context.current_utc_datetime < lead_end and not abort.is_completed:
+                    yield from _snapshot_ahead(context, plan.rollout_id, w, size)
+                seen = yield from bake_flow.hold_for_lead(context, base, policy, lead_end, w - 1, abort)
+                if seen is not None:
+                    yield from _withdraw(context, plan.rollout_id, w - 1, seen.reason)
+                    _status(context, status, phase=RolloutPhase.HALTED_IN_PRODUCTION)
+                    break
             if abort.is_completed:
                 yield _abort(context, base, abort, f"before wave {w + 1} of {waves}", in_production=True)
                 _status(context, status, phase=RolloutPhase.HALTED_IN_PRODUCTION, aborted=True)
@@ -268,7 +311,9 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             _status(context, status, phase=RolloutPhase.PRODUCTION, wave=w + 1, waves=waves)
             wave = context.call_sub_orchestrator(
                 WAVE, WaveInput(rollout_id=plan.rollout_id, wave=w, chunks=chunk_count(size),
-                                watch_minutes=policy.wave_watch_minutes).json_dict(),
+                                watch_minutes=_watch(decision.watch_max, w, policy.wave_watch_minutes),
+                                min_watch_minutes=_watch(decision.watch_min, w, policy.wave_watch_minutes),
+                                shadows=not torn_down).json_dict(),
                 f"{context.instance_id}:wave:{w}")
             yield context.task_any([wave, abort])
             # an abort lets the running wave finish: its VMs are checked and recovered
@@ -284,6 +329,9 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
                 break
         else:  # every wave ran: say so before the watch (a pipeline cannot wait out the watch)
             yield context.call_activity("production_done", ref)
+        # the shadows led production through the waves; the 24-hour watch is production's own
+        yield from _cleanup(context, "teardown_shadows", ref, leaks)
+        torn_down = True
         if policy.production_watch_minutes > 0:
             _status(context, status, phase=RolloutPhase.WATCH)
             until = _after(context, policy.production_watch_minutes)
@@ -333,18 +381,29 @@ def wave_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
         yield context.call_activity("halt", HaltInput(rollout_id=inp.rollout_id, wave=inp.wave, reason=(
             f"no VM of wave {inp.wave + 1} could be snapshotted")).json_dict())
         return WaveOutcome(halt=True, failing=0).json_dict()
+    shadow_halt = False
+    seen = WatchShadowsResult(halt=False)
     if not any(a.failed for a in applied):  # a failed apply is judged at once; otherwise watch first
-        yield context.create_timer(_after(context, inp.watch_minutes))
+        shortest = inp.watch_minutes if inp.min_watch_minutes is None else min(inp.min_watch_minutes,
+                                                                                 inp.watch_minutes)
+        yield context.create_timer(_after(context, shortest))
+        doubt = True
+        if inp.shadows:  # the shadows lead production: harm on them stops the waves; doubt lengthens the watch
+            seen = WatchShadowsResult.model_validate((yield context.call_activity("watch_shadows", WatchShadowsInput(
+                rollout_id=inp.rollout_id, wave=inp.wave).json_dict())))
+            shadow_halt, doubt = seen.halt, seen.doubt
+        if doubt and not shadow_halt and inp.watch_minutes > shortest:
+            yield context.create_timer(_after(context, inp.watch_minutes - shortest))
     check = CheckResult.model_validate((yield context.call_activity("check_production", CheckInput(
         rollout_id=inp.rollout_id, context=CheckContext.WAVE, wave=inp.wave,
-        check=f"{context.instance_id}:check").json_dict())))
+        withdraw=seen.reason if shadow_halt else None, check=f"{context.instance_id}:check").json_dict())))
     if check.failing:
         yield context.call_sub_orchestrator(RECOVER, RecoverInput(rollout_id=inp.rollout_id, batch=check.batch,
                                                                   chunks=check.chunks).json_dict(),
                                             f"{context.instance_id}:recover")
     # the wave's VMs passed (or were restored): borrow only what the rollbacks still expected need
     yield from _cleanup(context, "settle_capacity", RolloutRef(rollout_id=inp.rollout_id).json_dict(), [])
-    return WaveOutcome(halt=check.halt, failing=check.failing).json_dict()
+    return WaveOutcome(halt=check.halt or shadow_halt, failing=check.failing).json_dict()
 
 
 def watch_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:

@@ -162,6 +162,11 @@ class RolloutRecord(Model):
     aborted: Abort | None = None
     baseline_start: datetime | None = None
     shadow_apply_at: datetime | None = None
+    bake_start: datetime | None = None
+    """When the last first-round shadow apply finished: minute 0 of the sequential bake."""
+    extra_shadows_planned: int = 0
+    extra_shadows_base: int = 0
+    """How many shadow plans there were before the extra ones (a re-run of ``add_shadows`` plans from these)."""
     decided_at: datetime | None = None
     threshold: float | None = None
     threshold_reason: str | None = None
@@ -218,6 +223,8 @@ class ShadowItem(Model):
     load: float | None = None
     apply: ApplyField | None = None
     deleted: bool = False
+    extra: bool = False
+    """Added to an ambiguous stratum after the bake: counted through its failures, not the sequential tests."""
 
 
 class ShadowChunk(Model):
@@ -290,6 +297,8 @@ class CheckInput(RolloutRef):
     check: str | None = None
     """The caller's idempotency key (its instance and round): what a run found is written ahead under it, so a
     run again after a death part-way queues the same VMs in the same batch and answers the same."""
+    withdraw: str | None = None
+    """The shadows condemned the change (their halt decision's reason): withdraw it from every changed VM."""
 
 
 class GateInput(RolloutRef):
@@ -358,6 +367,7 @@ class CreateShadowsResult(Model):
 
 class DriveResult(Model):
     driven: int
+    baseline_minutes: int = 10
 
 
 class ApplyShadowsResult(Model):
@@ -371,11 +381,37 @@ class AnalysisResult(Model):
     inconclusive: int
     strata: int
     halt: bool
+    bake_done: bool = False
+    """The sequential bake may end: every stratum decided, the pooled shadows show no harm, or the maximum bake."""
+    ambiguous: bool = False
+    """Some stratum's evidence is ambiguous (a straddling bound or a suspect undecided test): add shadows."""
+
+
+class AddShadowsResult(Model):
+    added: int
+    chunks: int
+
+
+class WatchShadowsInput(RolloutRef):
+    wave: int
+
+
+class WatchShadowsResult(Model):
+    halt: bool
+    doubt: bool = False
+    reason: str = ""
+    minute: float = 0.0
+    """The shadows' bake minute at this look: how far they lead production."""
 
 
 class DecideResult(Model):
     halt: bool
     waves: list[int] = Field(default_factory=list)
+    watch_min: list[float] = Field(default_factory=list)
+    watch_max: list[float] = Field(default_factory=list)
+    shadow_minute: float = 0.0
+    """Minutes since the shadows' apply began, at the decision: the last wave begins its apply no sooner than
+    ``bake_minutes`` after it."""
     included: int
     skipped: int
     threshold: float | None = None
@@ -456,6 +492,11 @@ class WaveInput(RolloutRef):
     wave: int
     chunks: int
     watch_minutes: float
+    """The longest watch after the wave's apply."""
+    min_watch_minutes: float | None = None
+    """The shortest: the watch ends here unless the shadows still leave doubt (None: ``watch_minutes``)."""
+    shadows: bool = False
+    """The shadows are still running and are looked at after the watch (they lead production)."""
 
 
 class WaveOutcome(Model):

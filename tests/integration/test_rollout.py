@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import yaml
+
 from shared.adapters.simulator.adapters import SimFleet
 from shared.adapters.simulator.scenario import load_scenario, parse_scenario
 from shared.bootstrap import Services
@@ -208,3 +210,43 @@ def test_a_target_without_the_guest_kit_is_refused_before_anything_is_created() 
     assert run.runner.instances[run.rollout_id].custom_status["phase"] == "refused"
     assert run.outcome["shadow"]["instances"] == 0 and run.outcome["vms"]["on_new_config"] == 0
     assert "refused" in [d["kind"] for d in run.outcome["decisions"]]
+
+
+def _minutes(run_: SimulationRun, kind: str) -> list[float]:
+    return [float(d["minute"]) for d in run_.outcome["decisions"] if d["kind"] == kind]
+
+
+def test_a_clean_bake_ends_at_the_minimum_and_the_shadows_lead_every_wave(scenario_path: Scenario) -> None:
+    r = run(scenario_path("good-change"))
+    o = r.outcome
+    assert o["outcome"] == "completed"
+    policy = RolloutPolicy()
+    (baseline,) = _minutes(r, "baseline")
+    (bake_end,) = _minutes(r, "bake_end")
+    (planned,) = _minutes(r, "plan_waves")
+    (teardown,) = _minutes(r, "teardown_shadows")
+    # the bake stopped as soon as the sequential tests allowed, well before the fixed bake would have
+    assert bake_end - baseline < policy.baseline_minutes + policy.min_bake_minutes + 5
+    assert bake_end - baseline < policy.baseline_minutes + policy.bake_minutes
+    waves = next(d for d in o["decisions"] if d["kind"] == "plan_waves")
+    assert "low risk" in waves["reason"] and int(waves["reason"].split(" waves of")[0]) < len(policy.wave_fractions)
+    # the shadows were kept through the waves, and the last wave began after they had baked the whole bake
+    assert teardown > planned + policy.bake_minutes - policy.min_bake_minutes
+    assert o["duration_minutes"] >= baseline + policy.baseline_minutes + policy.bake_minutes
+    assert_shadows_gone(r)
+
+
+def test_harm_that_shows_on_the_shadows_after_the_bake_halts_the_waves_and_withdraws_the_change() -> None:
+    data = yaml.safe_load((Path(__file__).parents[1] / "scenarios" / "good-change.yaml").read_text())
+    data["name"] = "leak-after-bake"
+    data["change"]["truth"] = {"effects": [{"mode": "memory_leak", "severity": 0.4, "onset_minutes": 15}]}
+    r = simulate(parse_scenario(data))
+    o = r.outcome
+    assert o["outcome"] == "halted_in_production"
+    halts = [d for d in o["decisions"] if d["kind"] == "halt_in_production"]
+    assert halts and "the shadows lead production, so no further wave" in halts[0]["reason"]
+    withdraw = [d for d in o["decisions"] if d["kind"] == "withdraw_change"]
+    assert len(withdraw) == 1 and withdraw[0]["minute"] == halts[0]["minute"]
+    assert o["vms"]["on_new_config"] == 0 and o["vms"]["failed_unrecovered"] == 0
+    assert o["vms"]["rolled_back"] < o["vms"]["total"]  # the last wave never went
+    assert_shadows_gone(r)

@@ -186,7 +186,7 @@ def test_the_twins_shift_is_subtracted_but_never_from_probe_failures() -> None:
 
 def test_the_design_follows_the_policy_bake() -> None:
     d = SequentialDesign.from_policy(RolloutPolicy(bake_minutes=45, bake_check_minutes=5))
-    assert (d.max_bake_minutes, d.min_bake_minutes, d.check_minutes) == (45.0, 10.0, 2.0)
+    assert (d.max_bake_minutes, d.min_bake_minutes, d.check_minutes) == (45.0, 10.0, 5.0)
     with pytest.raises(ValueError, match="min_bake_minutes"):
         SequentialDesign(min_bake_minutes=40, max_bake_minutes=30)
     with pytest.raises(ValueError, match="harm_restarts must start at 0"):

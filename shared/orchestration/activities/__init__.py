@@ -2,7 +2,8 @@
 
     start       start_rollout, claim_targets, resolve_gate, abort_rollout, finish
     shadows     create_shadows, drive_shadow_load, apply_to_shadows, teardown_shadows
-    decide      analyse_shadows, decide
+    decide      analyse_shadows, decide, watch_shadows (the shadows judged through the waves)
+    bake        add_shadows (and the sequential looks analyse_shadows and watch_shadows take)
     production  prepare, snapshot_wave, apply_wave, check_production, production_done, halt, restore_vms,
                 verify_recovered
     capacity    reserve_capacity, release_capacity, settle_capacity
@@ -34,11 +35,13 @@ from ..state import (
     Model,
     RolloutRef,
     StartInput,
+    WatchShadowsInput,
     WaveChunkRef,
 )
+from .bake import add_shadows
 from .capacity import release_capacity, reserve_capacity, settle_capacity
 from .cleanup import release_leases
-from .decide import analyse_shadows, decide
+from .decide import analyse_shadows, decide, watch_shadows
 from .longops import operation_status
 from .production import (
     apply_wave,
@@ -98,6 +101,7 @@ ACTIVITIES: dict[str, Activity[Any, Any]] = _table(
     Activity(begin_prepare, RolloutRef), Activity(begin_snapshot_wave, WaveChunkRef),
     Activity(begin_apply_wave, WaveChunkRef), Activity(begin_restore_vms, BatchChunkRef),
     Activity(operation_status, StatusQuery),
+    Activity(add_shadows, RolloutRef), Activity(watch_shadows, WatchShadowsInput),
 )
 """Every activity by its Durable name."""
 
@@ -105,6 +109,7 @@ __all__ = [
     "ACTIVITIES",
     "Activity",
     "abort_rollout",
+    "add_shadows",
     "analyse_shadows",
     "apply_to_shadows",
     "apply_wave",
@@ -134,4 +139,5 @@ __all__ = [
     "start_rollout",
     "teardown_shadows",
     "verify_recovered",
+    "watch_shadows",
 ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
 from ... import observability
+from ...domain.bake import bake_tallies, extra_shadows, shadow_watch_verdict
 from ...domain.decisions import (
     Decision,
     VmRisk,
@@ -20,9 +21,22 @@ from ...domain.features import FeatureTable, StratumEvidence, build_features, ev
 from ...domain.judge import Phase, StratumVerdict, apply_fleet_evidence, judge_stratum
 from ...domain.kinds import DecisionKind
 from ...domain.model import ApplyStatus, Stratum, VmInfo
+from ...domain.sequential import SequentialDesign
+from ...domain.waves import BakeEvidence, WaveDesign, plan_adaptive_waves
 from ...services import Services
 from ..repository import Step
-from ..state import AnalysisResult, DecideResult, RolloutPhase, RolloutRef, ShadowItem, ShadowRole, VmItem
+from ..state import (
+    AnalysisResult,
+    DecideResult,
+    RolloutPhase,
+    RolloutRef,
+    ShadowItem,
+    ShadowRole,
+    VmItem,
+    WatchShadowsInput,
+    WatchShadowsResult,
+)
+from .bake import FLEET, PROCEEDING, bake_end_decision, doubt, sequence_look
 from .common import Rollout
 
 
@@ -33,7 +47,8 @@ def _verdicts(r: Rollout) -> tuple[dict[str, StratumVerdict], StratumVerdict | N
     apply_at = r.record.shadow_apply_at
     if baseline_start is None or apply_at is None:
         raise RuntimeError(f"rollout {r.id}: the shadows were not baselined and changed before the analysis")
-    applied_done = max((c.applied_at for c in r.repo.shadow_chunks().values()), default=apply_at)
+    applied_done = r.record.bake_start or max((c.applied_at for c in r.repo.shadow_chunks().values()),
+                                              default=apply_at)
     now = r.now
     observed = [k for k, v in items.items() if v.apply is not None]
     controls = [k for k, v in items.items() if v.role is ShadowRole.CONTROL and not k.startswith("failed:")]
@@ -99,25 +114,68 @@ def _risks(r: Rollout, evidence: dict[str, StratumEvidence], fleet: StratumEvide
     return vms, table, r.svc.model.predict(table)
 
 
+def _since_shadow_apply(r: Rollout) -> float:
+    """Minutes since the shadows' apply began: production's last wave begins its own apply no sooner than
+    ``bake_minutes`` after it (apply for apply, the shadows lead the bulk of production by the whole bake)."""
+    start = r.record.shadow_apply_at
+    return max(0.0, (r.now - start) / timedelta(minutes=1)) if start is not None else 0.0
+
+
+def watch_shadows(svc: Services, payload: WatchShadowsInput) -> WatchShadowsResult:
+    """One look at the shadows kept through the waves (the sequential tests only): halt before the next wave when
+    they show harm with the family's error rate controlled (:func:`domain.bake.shadow_watch_verdict`); ``doubt``
+    when no harm is not shown (the wave watches longer)."""
+    r = Rollout(svc, payload.rollout_id, Step.WATCH_SHADOWS, f"w{payload.wave:02d}")
+    included = {v.stratum for v in r.vms().values() if not v.skipped}
+    states, _ = sequence_look(r, included)
+    strata = {k: v for k, v in states.items() if k not in (FLEET, PROCEEDING)}
+    verdict = shadow_watch_verdict(strata, states.get(PROCEEDING), included, SequentialDesign.from_policy(r.policy),
+                                   payload.wave)
+    minute = states[FLEET].minute if FLEET in states else 0.0
+    unsure = doubt(states, included)
+    if verdict is None:
+        return WatchShadowsResult(halt=False, doubt=unsure, minute=minute)
+    if not r.record.halted:
+        r.update(halted=True, phase=RolloutPhase.HALTED_IN_PRODUCTION)
+        r.decide([verdict])
+    return WatchShadowsResult(halt=True, doubt=unsure, reason=verdict.reason, minute=minute)
+
+
 def analyse_shadows(svc: Services, payload: RolloutRef) -> AnalysisResult:
-    """One analysis during the bake; says whether the evidence already demands a halt."""
+    """One look during the bake: the sequential tests take the minutes since the last look, the judge its windows;
+    says whether the one halt rule already halts, whether the bake may end, and whether the evidence is ambiguous."""
     r = Rollout(svc, payload.rollout_id, Step.ANALYSE_SHADOWS)
+    states, status = sequence_look(r)
     verdicts, fleet = _verdicts(r)
     evidence, pooled = _evidence(r, verdicts, fleet)
     r.repo.put_evidence(evidence, pooled)
     _, _, risks = _risks(r, evidence, pooled)
-    plan = decide_before_production(risks, r.policy, shadow_tallies(evidence))
+    tallies = bake_tallies(shadow_tallies(evidence), {k: v for k, v in states.items() if k != FLEET})
+    plan = decide_before_production(risks, r.policy, tallies)
     failing = [v for v in verdicts.values() if v.phase is Phase.FAILED]
     inconclusive = [v for v in verdicts.values() if v.phase is Phase.INCONCLUSIVE]
     r.repo.put_verdicts(verdicts)
     apply_at: datetime = r.record.shadow_apply_at or r.now
     baked = r.minute() - r.minute(apply_at)
-    r.decide([Decision(DecisionKind.ANALYSIS, f"bake minute {baked:.0f}: "
-                       f"{len(failing)} failing, {len(inconclusive)} inconclusive of {len(verdicts)} strata"
-                       + (f"; worst: {failing[0].reason}" if failing else ""),
-                       data={"failing": len(failing), "inconclusive": len(inconclusive)})])
+    done = status is not None and status.done
+    strata = {k: v for k, v in states.items() if k != FLEET}
+    ambiguous = bool(extra_shadows(strata, tallies, {k: 1 << 20 for k in verdicts}, {}, r.policy)[0])
+    decisions = [Decision(DecisionKind.ANALYSIS, f"bake minute {baked:.0f}: judge: "
+                          f"{len(failing)} failing, {len(inconclusive)} inconclusive of {len(verdicts)} strata"
+                          + (f"; worst: {failing[0].reason}" if failing else "")
+                          + (f"; sequential: {status.reason}" if status is not None else ""),
+                          data={"failing": len(failing), "inconclusive": len(inconclusive),
+                                "seq_harmed": len(status.harmed) if status else 0,
+                                "seq_no_harm": len(status.no_harm) if status else 0,
+                                "seq_pending": len(status.pending) if status else 0})]
+    if done and status is not None:
+        decisions.append(bake_end_decision(status))
+    elif plan.halt:
+        decisions.append(Decision(DecisionKind.BAKE_END, f"bake ends at minute {baked:.0f}: the halt rule halts "
+                                  "before production"))
+    r.decide(decisions)
     return AnalysisResult(failing=len(failing), inconclusive=len(inconclusive), strata=len(verdicts),
-                          halt=plan.halt)
+                          halt=plan.halt, bake_done=done, ambiguous=ambiguous)
 
 
 def decide(svc: Services, payload: RolloutRef) -> DecideResult:
@@ -126,7 +184,10 @@ def decide(svc: Services, payload: RolloutRef) -> DecideResult:
     verdicts = r.repo.verdicts()
     evidence, pooled = r.repo.evidence()
     vms, table, risks = _risks(r, evidence, pooled)
-    plan = decide_before_production(risks, r.policy, shadow_tallies(evidence))
+    sequences = r.repo.sequences()
+    fleet_state = sequences.get(FLEET)
+    states = {k: v for k, v in sequences.items() if k not in (FLEET, PROCEEDING)}
+    plan = decide_before_production(risks, r.policy, bake_tallies(shadow_tallies(evidence), states))
     threshold = adaptive_error_threshold(plan.predicted_rate, r.policy)
     skipped = set(plan.skipped)
     observability.predictions_made(r.id, [(x.source, x.vm_id in skipped) for x in risks],
@@ -170,15 +231,28 @@ def decide(svc: Services, payload: RolloutRef) -> DecideResult:
     stratum_of = {vm.vm_id: vm.stratum.key for vm in vms}
     for vm_id in plan.included:
         by_stratum[stratum_of[vm_id]].append(vm_id)
-    waves = plan_waves(by_stratum, r.policy, salt=r.id)
+    if r.policy.adaptive_waves:
+        bake = BakeEvidence.from_states(states, by_stratum, fleet_state)
+        adaptive = plan_adaptive_waves(by_stratum, plan.predicted_rate, bake, WaveDesign.from_policy(r.policy),
+                                       salt=r.id)
+        waves = [list(w.vm_ids) for w in adaptive.waves]
+        watch_min = [w.min_watch_minutes for w in adaptive.waves]
+        watch_max = [w.max_watch_minutes for w in adaptive.waves]
+        why = adaptive.reason
+    else:
+        waves = plan_waves(by_stratum, r.policy, salt=r.id)
+        watch_min = watch_max = [float(r.policy.wave_watch_minutes)] * len(waves)
+        why = (f"{len(waves)} waves of " + ", ".join(str(len(w)) for w in waves)
+               + f" VMs, each a slice of every included stratum, watched {r.policy.wave_watch_minutes} min")
     r.repo.put_waves(waves)
     wave_of = {vm_id: i for i, w in enumerate(waves) for vm_id in w}
     r.repo.update_vms(wave_of, lambda k, cur: cur.model_copy(update={"wave": wave_of[k]}))
     r.update(threshold=threshold.value, threshold_reason=threshold.reason, predicted_rate=plan.predicted_rate,
              at_risk=list(plan.at_risk), phase=RolloutPhase.PRODUCTION)
     decisions.append(Decision(DecisionKind.ERROR_THRESHOLD, threshold.reason, data={"threshold": threshold.value}))
-    decisions.append(Decision(DecisionKind.PLAN_WAVES, f"{len(waves)} waves of " + ", ".join(str(len(w)) for w in waves)
-                              + " VMs, each a slice of every included stratum"))
+    decisions.append(Decision(DecisionKind.PLAN_WAVES, why, data={"waves": [len(w) for w in waves],
+                                                                  "watch_min": watch_min, "watch_max": watch_max}))
     r.decide(decisions)
     return DecideResult(halt=False, waves=[len(w) for w in waves], included=len(plan.included),
-                        skipped=len(plan.skipped), threshold=threshold.value)
+                        skipped=len(plan.skipped), threshold=threshold.value, watch_min=watch_min,
+                        watch_max=watch_max, shadow_minute=_since_shadow_apply(r))

@@ -203,7 +203,7 @@ def check_production(svc: Services, payload: CheckInput) -> CheckResult:
     if found is not None and found.done:
         return found.answer
     if found is None:
-        found = _assess_production(r, payload.context is CheckContext.WAVE)
+        found = _assess_production(r, payload.context is CheckContext.WAVE, payload.withdraw)
         if found.failing:
             def next_batch(rec: RolloutRecord) -> None:  # counted on the fresh record: no two checks share a number
                 rec.rollback_batches += 1
@@ -237,8 +237,11 @@ def check_production(svc: Services, payload: CheckInput) -> CheckResult:
     return found.answer
 
 
-def _assess_production(r: Rollout, between_waves: bool) -> CheckMemo:
-    """What a production check finds, before it changes anything: failing VMs and the verdict."""
+def _assess_production(r: Rollout, between_waves: bool, shadows_condemn: str | None = None) -> CheckMemo:
+    """What a production check finds, before it changes anything: failing VMs and the verdict.
+
+    ``shadows_condemn``: the shadows, which lead production, showed the change harmful (that decision's reason):
+    it is withdrawn from every changed VM at once, as a surprise in the production watch would withdraw it."""
     items = r.vms()
     changed = [k for k, v in items.items() if v.apply is not None]
     live = [k for k in changed if items[k].rollback is None]
@@ -256,7 +259,12 @@ def _assess_production(r: Rollout, between_waves: bool) -> CheckMemo:
         health = frame.signals["health_ok"]
         d = assess_probe_failures(int(np.sum(health == 0.0)), int(np.sum(~np.isnan(health))), r.policy) or d
     halt, withdraw, verdict = False, False, None
-    if between_waves:
+    if shadows_condemn is not None and not r.record.withdrawn:
+        w = withdraw_change(live, failing, Decision(DecisionKind.HALT_IN_PRODUCTION, shadows_condemn))
+        failing.update(w.data["vms"])
+        withdraw, halt = True, True
+        verdict = PastDecision(kind=w.kind, reason=w.reason, subject=w.subject, data=dict(w.data))
+    elif between_waves:
         halt = d.kind is DecisionKind.HALT_IN_PRODUCTION
         if halt or failing:
             verdict = PastDecision(kind=d.kind, reason=d.reason, subject=d.subject, data=dict(d.data))

@@ -8,6 +8,7 @@ from datetime import timedelta
 import numpy as np
 
 from ... import observability
+from ...domain.bake import baseline_wait
 from ...domain.decisions import Decision
 from ...domain.kinds import DecisionKind
 from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, ShadowInfo, ShadowPlan, ShadowState, Stratum
@@ -78,7 +79,10 @@ def create_shadows(svc: Services, payload: ChunkOp) -> CreateShadowsResult:
     else:  # not made in time (or refused as a whole): those strata go without a shadow, as when Spot is refused
         created = [ShadowInfo("", p.source_vm_id, p.stratum_key, p.sku, p.zone, False, ShadowState.FAILED,
                               f"shadow creation {op.state}: {op.message}") for p in plans]
-    r.repo.put_shadows({s.shadow_id or f"failed:{i}": ShadowItem(info=s, plan=i, role=ShadowRole(p.role))
+    first_extra = (r.record.extra_shadows_base if r.record.extra_shadows_planned  # added plans come last
+                   else len(r.repo.plans()))
+    r.repo.put_shadows({s.shadow_id or f"failed:{i}": ShadowItem(info=s, plan=i, role=ShadowRole(p.role),
+                                                                 extra=i >= first_extra)
                         for (i, p), s in zip(todo, created, strict=True)})
     failed = [s for s in created if s.state is ShadowState.FAILED]
     regular = [s for s in created if s.state is ShadowState.RUNNING and (not s.spot or s.message)]
@@ -94,32 +98,49 @@ def create_shadows(svc: Services, payload: ChunkOp) -> CreateShadowsResult:
 
 
 def drive_shadow_load(svc: Services, payload: RolloutRef) -> DriveResult:
-    """Drive each shadow at its source VM's recent utilisation (estimated from its CPU).
+    """Drive each running shadow at its source VM's recent utilisation (estimated from its CPU). The first call
+    also starts the baseline and says how long it lasts (:func:`domain.bake.baseline_wait`); a call after shadows
+    were added to ambiguous strata drives those too and starts no new baseline.
 
-    Safe to run twice: the targets are measured once and written ahead of the drive, and a run after the
-    baseline began changes nothing. Measuring again at a later moment would give other targets (and, for a
-    change whose effect depends on load, other verdicts) to a rollout that a redelivery merely delayed.
+    Safe to run twice: each target is measured once and written ahead of the drive (targets are set, not added),
+    so a re-run drives the same targets and answers as the first run did. Measuring again at a later moment would
+    give other targets (and, for a change whose effect depends on load, other verdicts) to a rollout that a
+    redelivery merely delayed.
     """
     r = Rollout(svc, payload.rollout_id, Step.DRIVE_SHADOW_LOAD)
-    shadows = {k: s for k, s in r.repo.shadows().items() if s.info.state is ShadowState.RUNNING}
+    items = r.repo.shadows()
+    running = {k: s for k, s in items.items() if s.info.state is ShadowState.RUNNING}
     started = r.record.baseline_start
-    if started is None:
-        known = {k: s.load for k, s in shadows.items() if s.load is not None}
-        measured = _source_load(r, {k: s.info.source_vm_id for k, s in shadows.items() if k not in known})
+    added = started is not None and r.record.extra_shadows_planned > 0
+    known = {k: s.load for k, s in running.items() if s.load is not None}
+    if started is None or added:
+        measured = _source_load(r, {k: s.info.source_vm_id for k, s in running.items() if s.load is None})
         if measured:
             r.repo.update_shadows(measured, lambda k, cur: cur.model_copy(update={"load": measured[k]}))
         targets = {**known, **measured}
         if targets:
             svc.shadow_load.drive(targets)
+    else:
+        targets = known
+    if added:  # the shadows added to ambiguous strata: no new baseline
+        extra = {k: v for k, v in targets.items() if running[k].extra}
+        mean_extra = sum(extra.values()) / len(extra) if extra else 0.0
+        r.decide([Decision(DecisionKind.SHADOW_LOAD, f"{len(extra)} added shadows driven at their sources' "
+                           f"utilisation (mean {mean_extra:.2f})")] if extra else [])
+        return DriveResult(driven=len(extra), baseline_minutes=0)
+    treated = {v.info.stratum_key for v in items.values() if v.role is ShadowRole.TREATED}
+    twins = {Stratum.from_key(v.info.stratum_key).twin_group for k, v in items.items()
+             if v.role is ShadowRole.CONTROL and v.info.state is ShadowState.RUNNING and not k.startswith("failed:")}
+    wait = baseline_wait(sorted(treated), twins, r.policy)
+    if started is None:
         started = r.now + BASELINE_DELAY
         r.update(baseline_start=started, phase=RolloutPhase.BASELINE)
-    else:
-        targets = {k: s.load for k, s in shadows.items() if s.load is not None}
     mean = sum(targets.values()) / len(targets) if targets else 0.0
     r.decide([Decision(DecisionKind.SHADOW_LOAD, f"{len(targets)} shadows driven at their sources' utilisation "
-                       f"(mean {mean:.2f}) for a {r.policy.baseline_minutes}-minute baseline")],
+                       f"(mean {mean:.2f}) for a {wait.minutes}-minute baseline"),
+              Decision(DecisionKind.BASELINE, wait.reason, data={"minutes": wait.minutes})],
              at=started - BASELINE_DELAY)
-    return DriveResult(driven=len(targets))
+    return DriveResult(driven=len(targets), baseline_minutes=wait.minutes)
 
 
 BASELINE_DELAY = timedelta(minutes=1)
