@@ -327,15 +327,16 @@ def _wait_phase(url: str, phases: set[str], deadline: float) -> str:
 
 def _groups() -> list[list[str]]:
     """Which served rollout each app line runs against, in order. Approve needs the gate, so each approve line has
-    a rollout of its own; the first also has the reads and the watch, and each abort follows an approve (an abort
-    is taken in any phase until the end) or has a rollout of its own."""
+    a rollout of its own; the first also has the reads and the watch (after which the micro rollout soon ends),
+    and each abort follows another approve (an abort is taken in any phase until the end) or has a rollout of its
+    own."""
     approves = [ln for ln in APP_LINES if re.search(r"\bapprove\b", ln)]
     aborts = [ln for ln in APP_LINES if re.search(r"\babort\b", ln)]
     reads = [ln for ln in APP_LINES if ln not in approves and ln not in aborts]
     watches = [ln for ln in reads if " watch " in ln]
     groups = [[*(ln for ln in reads if ln not in watches), *approves[:1], *watches]]
     groups += [[ln] for ln in approves[1:]]
-    for i, ln in enumerate(aborts):
+    for i, ln in enumerate(aborts, start=1):
         if i < len(groups):
             groups[i].append(ln)
         else:
@@ -423,9 +424,11 @@ def test_every_documented_line_is_run_or_declared_with_its_stand_in() -> None:
         kind = ("serving" if ln in SERVING else "app" if ln in APP_LINES else "run" if ln in RUN
                 else "prose" if _is_prose(ln) else f"not here: {n.why}" if n else None)
         assert kind is not None, f"{DOCUMENTED[ln]}: `{ln}` is neither run nor declared in NOT_HERE"
-    # no stale declaration: each exception still matches a documented line
+    # no stale declaration: each exception still matches a documented line, and the tests it names exist
     for n in NOT_HERE:
         assert any(re.search(n.pattern, ln) for ln in DOCUMENTED), f"NOT_HERE lists no documented line: {n.pattern}"
+        for path in re.findall(r"tests/[\w/]+\.py", n.stand_in):
+            assert (ROOT / path).is_file(), f"the stand-in names a test that does not exist: {path}"
     # a command named in prose has a line of its own that runs
     ran_commands = {_command(ln) for ln in [*RUN, *SERVING, *APP_LINES]}
     for ln in filter(_is_prose, DOCUMENTED):
