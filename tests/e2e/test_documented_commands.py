@@ -457,7 +457,7 @@ def test_documented_line_runs(line: str, ran: dict[str, Ran], committed_untouche
         assert r.code in (0, -signal.SIGINT, 130) and "Traceback" not in r.stderr, what
         return
     assert r.code == 0, what
-    if "--json" in r.line and "| jq" not in r.line:
+    if re.search(r"--json(?=\s|$)", r.line) and "| jq" not in r.line:
         json.loads(r.stdout)  # exactly the JSON on stdout
     if " watch " in line:
         assert "production done" in r.stdout, what
