@@ -8,8 +8,8 @@ NODE_STAMP := node_modules/.installed
 
 .PHONY: demo test lint typecheck unit clean bench
 
-$(STAMP): pyproject.toml requirements.txt requirements-dev.txt requirements-cli.txt requirements-learning.txt \
-		requirements-report.txt
+$(STAMP): pyproject.toml requirements.txt requirements-core.txt requirements-dev.txt requirements-cli.txt \
+		requirements-learning.txt requirements-report.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[tools,dev]'

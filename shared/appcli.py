@@ -12,7 +12,8 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote
 from urllib.request import Request, urlopen
@@ -21,6 +22,9 @@ import typer
 from rich.table import Table
 
 from .consoles import console
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 err = console(stderr=True)
 out = console()
@@ -65,14 +69,23 @@ class AppClient:
             headers["x-functions-key"] = self.function_key
         elif self.scope:
             from azure.core.exceptions import ClientAuthenticationError
-            from azure.identity import DefaultAzureCredential
 
             try:
-                token = DefaultAzureCredential().get_token(self.scope).token
-            except ClientAuthenticationError as exc:
-                raise AppError(f"no Entra ID token for {self.scope}: {str(exc).splitlines()[0]}") from None
+                token = self._credential.get_token(self.scope).token
+            except ClientAuthenticationError as exc:  # CredentialUnavailableError too: no identity found at all
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise AppError(f"no Entra ID token for {self.scope}: {first}") from None
+            if not token:
+                raise AppError(f"no Entra ID token for {self.scope}: the credential returned an empty token")
             headers["Authorization"] = f"Bearer {token}"
         return headers
+
+    @cached_property
+    def _credential(self) -> TokenCredential:
+        """One credential per client, so that `watch` reuses its cached token across polls."""
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential()
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         url = f"{self.base}/{path}"
@@ -93,9 +106,6 @@ class AppClient:
         except (URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise AppError(f"cannot reach {url}: {reason}") from None
-
-    def status(self, rollout_id: str) -> tuple[int, dict[str, Any]]:
-        return self.call("GET", f"rollouts/{quote(rollout_id, safe='')}")
 
 
 def _client(app_url: str, function_key: str | None, scope: str | None) -> AppClient:
@@ -119,17 +129,24 @@ def _call(client: AppClient, method: str, path: str, body: dict[str, Any] | None
         raise
 
 
-def status(rollout_id: Annotated[str, typer.Argument(help="The rollout's id.")], app_url: AppOpt,
-           function_key: KeyOpt = None, scope: ScopeOpt = None, as_json: JsonOpt = False) -> None:
-    """Show where a rollout stands: phase, waves, approval, rollbacks."""
-    client = _client(app_url, function_key, scope)
-    code, body = _call(client, "GET", f"rollouts/{quote(rollout_id, safe='')}")
+def _get(client: AppClient, path: str, as_json: bool = False) -> dict[str, Any] | None:
+    """GET a route; a refusal fails the command with its reason (exit 1). With ``as_json`` the reply is printed as
+    is and None returned: the caller has nothing left to show."""
+    code, body = _call(client, "GET", path)
     if code != 200:
         _fail(f"{code}: {body.get('reason', body)}", 1)
     if as_json:
         sys.stdout.write(json.dumps(body) + "\n")
-        return
-    out.print(describe(body), highlight=False)
+        return None
+    return body
+
+
+def status(rollout_id: Annotated[str, typer.Argument(help="The rollout's id.")], app_url: AppOpt,
+           function_key: KeyOpt = None, scope: ScopeOpt = None, as_json: JsonOpt = False) -> None:
+    """Show where a rollout stands: phase, waves, approval, rollbacks."""
+    body = _get(_client(app_url, function_key, scope), f"rollouts/{quote(rollout_id, safe='')}", as_json)
+    if body is not None:
+        out.print(describe(body), highlight=False)
 
 
 def describe(body: dict[str, Any]) -> str:
@@ -151,12 +168,8 @@ def describe(body: dict[str, Any]) -> str:
 def list_(app_url: AppOpt, function_key: KeyOpt = None, scope: ScopeOpt = None, as_json: JsonOpt = False,
           limit: Annotated[int, typer.Option(help="At most this many.")] = 50) -> None:
     """List recent rollouts, newest first."""
-    client = _client(app_url, function_key, scope)
-    code, body = _call(client, "GET", f"rollouts?limit={limit}")
-    if code != 200:
-        _fail(f"{code}: {body.get('reason', body)}", 1)
-    if as_json:
-        sys.stdout.write(json.dumps(body) + "\n")
+    body = _get(_client(app_url, function_key, scope), f"rollouts?limit={limit}", as_json)
+    if body is None:
         return
     table = Table(title=f"{body.get('count', 0)} rollouts")
     for col in ("rollout", "phase", "runtime", "created", "updated"):
@@ -202,9 +215,8 @@ def watch(rollout_id: Annotated[str, typer.Argument(help="The rollout's id.")], 
                   TimeElapsedColumn(), console=err, transient=False) as progress:
         task = progress.add_task("", total=100, phase="…")
         while True:
-            code, body = _call(client, "GET", f"rollouts/{quote(rollout_id, safe='')}")
-            if code != 200:
-                _fail(f"{code}: {body.get('reason', body)}", 1)
+            body = _get(client, f"rollouts/{quote(rollout_id, safe='')}")
+            assert body is not None  # not --json: always the reply
             phase = body.get("phase") or "pending"
             line = describe(body)
             progress.update(task, completed=round(100 * progress_of(body)), phase=phase, description=line)

@@ -819,7 +819,17 @@ _register_intake_check(app)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        # the publisher's install (".[cli]") has no numpy, scipy, onnxruntime or the tools' libraries: a command
+        # that needs them says so in one line instead of a traceback; a missing module of ours is a bug, raised
+        if not exc.name or exc.name.split(".")[0] in ("shared", "functions", "function_app"):
+            raise
+        err.print(f"[bold red]error:[/] this command needs {exc.name}, which is not installed: install the tools "
+                  '(pip install ".\\[tools]"); the "cli" extra alone runs publish, schema, status, watch, approve, '
+                  "abort and list", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 from .appcli import register as _register_app_commands  # noqa: E402 - status, watch, approve, abort, list

@@ -11,24 +11,26 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .domain.decisions import VmRisk
 from .domain.errors import StaleWrite
-from .domain.features import FeatureTable
-from .domain.model import (
-    ApplyResult,
-    ChangeSpec,
-    RestoreResult,
-    ShadowInfo,
-    ShadowPlan,
-    ShadowState,
-    SignalFrame,
-    SnapshotInfo,
-    VmInfo,
-)
-from .domain.operations import OperationHandle, OperationStatus
 from .domain.registry import ModelInUse, ModelSource, PromotedPointer, Promotion
+
+if TYPE_CHECKING:  # annotations only: the numpy-backed domain stays out of what the publisher imports
+    from .domain.decisions import VmRisk
+    from .domain.features import FeatureTable
+    from .domain.model import (
+        ApplyResult,
+        ChangeSpec,
+        RestoreResult,
+        ShadowInfo,
+        ShadowPlan,
+        ShadowState,
+        SignalFrame,
+        SnapshotInfo,
+        VmInfo,
+    )
+    from .domain.operations import OperationHandle, OperationStatus
 
 
 class Fleet(ABC):

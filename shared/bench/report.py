@@ -10,6 +10,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +285,14 @@ def timeline_of(directory: Path, name: str | None) -> dict[str, Any]:
         s["skipped"] += bool(v.get("skipped"))
     decided = next((d["minute"] for d in run.outcome["decisions"]
                     if d["kind"] in ("proceed", "halt_before_production")), None)
+    record = run.services.store.get_rollout(run.rollout_id) or {}
+    status = inst.custom_status if isinstance(inst.custom_status, dict) else {}
+
+    def minute(iso: Any) -> float | None:  # minutes since the trigger, as the decisions count them
+        if not iso or not record.get("started_at"):
+            return None
+        return round((datetime.fromisoformat(str(iso)) - datetime.fromisoformat(record["started_at"]))
+                     / timedelta(minutes=1), 1)
     return {
         "scenario": sc.name, "seed": w.seed, "strategy": PROJECT, "outcome": run.outcome["outcome"],
         "runtime_status": inst.status,
@@ -301,6 +310,9 @@ def timeline_of(directory: Path, name: str | None) -> dict[str, Any]:
             "halt_before_production", "halt_in_production", "skip_stratum", "skip_vms", "plan_waves", "proceed",
             "scale_out", "scale_in", "finished")],
         "duration_minutes": run.outcome["duration_minutes"],
+        # the production watch after the last wave (from the orchestration's status): [from, until] or None
+        "watch": ([minute(status.get("watch_started_at")), minute(status.get("watch_until"))]
+                  if status.get("watch_started_at") else None),
     }
 
 
@@ -500,6 +512,10 @@ def _plot_timeline(result: dict[str, Any], path: Path) -> bool:
         c.step(restored, np.arange(1, len(restored) + 1), where="post", label="VMs rolled back", color="#cc79a7")
     if impaired:
         c.plot(steps, imp_now, label="VMs impaired now (truth)", color="#d55e00")
+    if tl.get("watch") and tl["watch"][0] is not None:
+        w0, w1 = tl["watch"][0], tl["watch"][1] if tl["watch"][1] is not None else end
+        for ax in (c, d):
+            ax.axvspan(w0, w1, color="#116329", alpha=0.08, lw=0, label="production watch" if ax is c else None)
     c.set_ylabel("production VMs")
     c.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     extra_now = [sum(1 for up, down in tl["extra"] if up <= m and (down is None or down > m)) for m in steps]

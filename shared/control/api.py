@@ -100,7 +100,8 @@ async def rollout_status(rollout_id: str, *, orch: Orchestrations, svc: Services
 def _view(svc: Services, rollout_id: str, custom: dict[str, Any]) -> dict[str, Any] | None:
     approval = custom.get("approval")
     view = rollout_view(svc.store, rollout_id, svc.now(),
-                        gate_opened_at=approval.get("opened_at") if isinstance(approval, dict) else None)
+                        gate_opened_at=approval.get("opened_at") if isinstance(approval, dict) else None,
+                        watch=(custom.get("watch_started_at"), custom.get("watch_until")))
     return view.model_dump(mode="json") if view is not None else None
 
 

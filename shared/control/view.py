@@ -24,6 +24,7 @@ class Span(BaseModel):
     start: float
     end: float | None
     label: str
+    until: float | None = None  # where a running span is due to end (the production watch's planned end)
 
 
 class Mark(BaseModel):
@@ -51,7 +52,7 @@ class RolloutView(BaseModel):
     decisions_total: int
 
 
-LANES = ("shadows", "bake", "gate", "waves", "rollbacks", "capacity")
+LANES = ("shadows", "bake", "gate", "waves", "watch", "rollbacks", "capacity")
 _MARKS = {"rollback_vm": "rollbacks", "recovered": "rollbacks", "restore_unhealthy": "rollbacks",
           "scale_out": "capacity", "scale_in": "capacity", "released": "capacity",
           "halt_before_production": "gate", "halt_in_production": "waves", "aborted": "gate",
@@ -68,12 +69,13 @@ def _first(decisions: list[dict[str, Any]], *kinds: str) -> float | None:
     return next((float(d["minute"]) for d in decisions if d.get("kind") in kinds), None)
 
 
-def rollout_view(store: RolloutStore, rollout_id: str, now: datetime,
-                 gate_opened_at: str | None = None) -> RolloutView | None:
+def rollout_view(store: RolloutStore, rollout_id: str, now: datetime, gate_opened_at: str | None = None,
+                 watch: tuple[str | None, str | None] = (None, None)) -> RolloutView | None:
     """The timeline and lists of one rollout, or None when the store has no record of it.
 
     ``gate_opened_at``: when the approval gate opened (the orchestration's status says so while it waits; the
-    store records the gate only once it is resolved)."""
+    store records the gate only once it is resolved). ``watch``: when the production watch began and is due to
+    end (the orchestration's status again: the watch writes nothing to the store unless it restores a VM)."""
     record = store.get_rollout(rollout_id)
     if record is None or not record.get("started_at"):
         return None
@@ -112,6 +114,11 @@ def rollout_view(store: RolloutStore, rollout_id: str, now: datetime,
     for w in sorted(waves):
         first, last = min(waves[w]), max(waves[w])
         spans.append(Span(lane="waves", start=first, end=last + wave_watch, label=f"wave {w + 1}"))
+    watch_from, watch_until = _minute(started, watch[0]), _minute(started, watch[1])
+    if watch_from is not None:
+        watch_end = min(end_of_run, watch_until) if end_of_run is not None and watch_until is not None else end_of_run
+        spans.append(Span(lane="watch", start=watch_from, end=watch_end, until=watch_until,
+                          label="production watch"))
     extra_from = _first(decisions, "scale_out")
     if extra_from is not None:
         back = [float(d["minute"]) for d in decisions if d.get("kind") in ("scale_in", "released")

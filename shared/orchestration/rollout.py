@@ -333,8 +333,9 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         yield from _cleanup(context, "teardown_shadows", ref, leaks)
         torn_down = True
         if policy.production_watch_minutes > 0:
-            _status(context, status, phase=RolloutPhase.WATCH)
             until = _after(context, policy.production_watch_minutes)
+            _status(context, status, phase=RolloutPhase.WATCH, watch_started_at=context.current_utc_datetime,
+                    watch_until=until)
             yield context.call_sub_orchestrator(
                 WATCH, WatchInput(rollout_id=plan.rollout_id, until=until,
                                   interval=policy.watch_interval_minutes).json_dict(),
@@ -351,11 +352,12 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         if not torn_down:
             yield from _cleanup(context, "teardown_shadows", ref, leaks)
         if in_production and policy.production_watch_minutes > 0:
-            _status(context, status, phase=RolloutPhase.WATCH, error=error)
+            until = _after(context, policy.production_watch_minutes)
+            _status(context, status, phase=RolloutPhase.WATCH, error=error,
+                    watch_started_at=context.current_utc_datetime, watch_until=until)
             try:
                 yield context.call_sub_orchestrator(
-                    WATCH, WatchInput(rollout_id=plan.rollout_id,
-                                      until=_after(context, policy.production_watch_minutes),
+                    WATCH, WatchInput(rollout_id=plan.rollout_id, until=until,
                                       interval=policy.watch_interval_minutes).json_dict(),
                     f"{context.instance_id}:watch-after-error")
             except Exception as watch_exc:

@@ -552,6 +552,9 @@ class RolloutStatus(Model):
     wave: int | None = None
     waves: int | None = None
     waves_done: int | None = None
+    # the production watch after the last wave (or after a halt in production): from when, until when
+    watch_started_at: datetime | None = None
+    watch_until: datetime | None = None
     aborted: bool | None = None
     error: str | None = None
     result: FinishResult | None = None

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from shared.adapters.simulator.scenario import load_scenario
+from shared.domain.policy import RolloutPolicy
 from shared.localserve import LocalRolloutServer
 
 from ..conftest import SCENARIOS
@@ -74,6 +75,13 @@ def test_page_renders_each_phase_and_approve_approves_from_the_keyboard(page: Pa
     page.shot("approve-sent")
     for phase in ("production", "watch"):
         show(page, server, phase)
+    # the production watch is a bar of its own lane, running to now, and the legend says when it ends
+    watch_minutes = RolloutPolicy.model_fields["production_watch_minutes"].default  # latent-crash sets no policy
+    watch = page.page.locator("svg.timeline rect.span-watch")
+    assert watch.count() == 1 and "production watch: minute" in watch.locator("title").text_content()
+    [running] = [x for x in status(server)["view"]["spans"] if x["lane"] == "watch"]
+    assert running["end"] is None and running["until"] == pytest.approx(running["start"] + watch_minutes, abs=0.1)
+    assert f"The production watch ends at minute {running['until']:g}" in page.page.inner_text("#timeline")
     assert server.step_until("done") == "done"
     server.step_until("never")  # the watch's last timers, to the instance's completion
     page.page.goto(server.detail_url)
@@ -82,6 +90,9 @@ def test_page_renders_each_phase_and_approve_approves_from_the_keyboard(page: Pa
     assert body["custom_status"]["approval"]["outcome"] == "approved"
     assert body["custom_status"]["approval"]["reason"].startswith("approved by local-operator")
     assert page.page.locator("svg.timeline rect").count() >= 4 + body["custom_status"]["waves_done"]
+    [watched] = [x for x in body["view"]["spans"] if x["lane"] == "watch"]
+    assert watched["end"] == watched["until"] == running["until"]  # the whole watch, ended where it was due
+    assert page.page.locator("svg.timeline rect.span-watch").count() == 1
     rolled = body["view"]["rolled_back_total"]
     assert rolled > 0 and page.page.locator("#rolled-back tbody tr").count() == rolled
     assert "ended" in page.page.inner_text("#actions")

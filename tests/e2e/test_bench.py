@@ -98,6 +98,8 @@ def test_report_renders_every_plot_and_states_each_target(corpus: Path, tmp_path
     result = bench(corpus, list(STRATEGIES), 1, workers=2)
     result["targets"] = evaluate_targets(result)
     result["timeline"] = timeline_of(corpus, "latent-crash")
+    w0, w1 = result["timeline"]["watch"]  # the production watch, drawn as a band on the production panels
+    assert 0 < w0 < w1 and w1 - w0 == pytest.approx(1440, abs=0.2)  # latent-crash keeps the 24-hour default
     files = write_report(result, tmp_path / "report")
     names = {f.name for f in files}
     assert names == {"impaired.png", "false_halts.png", "duration_good.png", "shadow_cost.png", "capacity.png",

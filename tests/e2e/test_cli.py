@@ -75,17 +75,6 @@ def test_invalid_scenario_is_refused_naming_the_key_without_a_traceback(tmp_path
     assert "Traceback" not in p.stderr
 
 
-def test_readable_account_explains_the_default_demo() -> None:
-    p = cli("simulate")
-    assert p.returncode == 0, p.stderr
-    for phase in ("Cloning a stratified sample into the Spot shadow pool", "Baking: watching the shadows",
-                  "Rolling production in waves", "Watching production after the last wave"):
-        assert phase in p.stderr
-    for word in ("skip_stratum", "rollback_vm", "withdraw_change", "scale_out", "scale_in", "recovered",
-                 "Outcome: halted_in_production"):
-        assert word in p.stdout
-
-
 def test_publish_dry_run_validates_the_request_and_prints_the_message(tmp_path: Path) -> None:
     req = tmp_path / "request.yaml"
     req.write_text("rollout_id: rel-9\ntargets: ['/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/"

@@ -34,6 +34,10 @@ def test_requirements_hold_no_tool_dependency_and_the_extras_hold_them_all() -> 
     tools = set().union(*(_names(ROOT / f) for f in extras["tools"]["file"]))
     assert tools >= TOOL_PACKAGES
     assert _names(ROOT / extras["cli"]["file"][0]) == {"typer", "rich"}  # what a pipeline's publisher installs
+    # `pip install .` is the core the publisher needs, a part of the app's set; the tools bring the app's set
+    core = _names(ROOT / dynamic["dependencies"]["file"][0])
+    assert core <= _names(ROOT / "requirements.txt") and not core & (TOOL_PACKAGES | {"numpy", "scipy", "onnxruntime"})
+    assert extras["app"]["file"] == ["requirements.txt"] and "requirements.txt" in extras["tools"]["file"]
 
 
 def _imports(path: Path) -> set[str]:

@@ -10,9 +10,9 @@
     aborted: "Aborted", refused: "Refused", failed: "Failed"};
   const TONE = {done: "ok", awaiting_approval: "warn", halted_before_production: "bad",
     halted_in_production: "bad", aborted: "bad", refused: "bad", failed: "bad"};
-  const LANES = ["shadows", "bake", "gate", "waves", "rollbacks", "capacity"];
+  const LANES = ["shadows", "bake", "gate", "waves", "watch", "rollbacks", "capacity"];
   const LANE_COLOR = {shadows: "#8250df", bake: "#0969da", gate: "#9a6700", waves: "#1a7f37",
-    rollbacks: "#cf222e", capacity: "#bf8700"};
+    watch: "#116329", rollbacks: "#cf222e", capacity: "#bf8700"};
   const TERMINAL = ["Completed", "Failed", "Terminated"];
   const SVGNS = "http://www.w3.org/2000/svg";
   const main = document.getElementById("main");
@@ -190,9 +190,11 @@
       if (i < 0) continue;
       const x0 = x(sp.start), x1 = x(sp.end === null ? v.now_minute : sp.end);
       const r = svg("rect", {x: x0, y: top + i * row + 5, width: Math.max(2, x1 - x0), height: row - 10,
-        fill: LANE_COLOR[sp.lane], "fill-opacity": sp.end === null ? 0.5 : 0.85, rx: 3});
+        fill: LANE_COLOR[sp.lane], "fill-opacity": sp.end === null ? 0.5 : 0.85, rx: 3,
+        class: "span span-" + sp.lane, "data-label": sp.label});
       r.append(svg("title", {text: sp.label + ": minute " + sp.start + " to " +
-        (sp.end === null ? "now" : sp.end)}));
+        (sp.end === null ? "now" : sp.end) + (sp.until !== null && sp.until !== undefined && sp.end === null ?
+          " (due to end at minute " + sp.until + ", " + fmtMinutes(sp.until - v.now_minute) + " from now)" : "")}));
       g.append(r);
     }
     for (const m of v.marks) {
@@ -211,9 +213,15 @@
     }
     g.append(svg("line", {x1: x(v.now_minute), x2: x(v.now_minute), y1: top, y2: axisY, class: "now",
       "stroke-dasharray": "4 3"}));
+    const watching = v.spans.find(x => x.lane === "watch" && x.end === null && x.until !== null);
     s.append(g, el("p", {class: "legend", text: "Bars: shadow pool, baseline and bake, approval gate, " +
-      "production waves, extra instances. Dots: rollbacks, recoveries, scale-outs, halts. Dashed line: now " +
-      "(minute " + v.now_minute + ")."}));
+      "production waves, production watch, extra instances. Dots: rollbacks, recoveries, scale-outs, halts. " +
+      "Dashed line: now (minute " + v.now_minute + ")." + (watching ? " The production watch ends at minute " +
+      watching.until + ", " + fmtMinutes(watching.until - v.now_minute) + " from now." : "")}));
+  }
+  function fmtMinutes(m) {
+    const n = Math.max(0, Math.round(m));
+    return n >= 120 ? (n / 60).toFixed(1) + " h" : n + " min";
   }
   function niceStep(raw) {
     const p = Math.pow(10, Math.floor(Math.log10(Math.max(raw, 1e-9))));
