@@ -142,7 +142,8 @@ async def submit(request: RolloutRequest, *, orch: Orchestrations, svc: Services
                             request.rollout_id, iid, started.existing)
     if conflicts:
         return IntakeResult("queued", f"started and queued: {d.reason}", "", request.rollout_id, iid)
-    return IntakeResult("started", f"rollout {request.rollout_id} started on {len(request.targets)} scale sets",
+    n = len(request.targets)
+    return IntakeResult("started", f"rollout {request.rollout_id} started on {n} scale set{'' if n == 1 else 's'}",
                         "", request.rollout_id, iid)
 
 
