@@ -51,9 +51,9 @@ from .state import (
 
 M = TypeVar("M", bound=BaseModel)
 
-_Parsed = dict[tuple[str, str, str], tuple[str, BaseModel]]
+_Parsed = dict[tuple[str, str, str], dict[str, tuple[str, BaseModel]]]
 _PARSED: weakref.WeakKeyDictionary[RolloutStore, _Parsed] = weakref.WeakKeyDictionary()
-"""Per store: (rollout, kind, key) -> (ETag, the row validated at that ETag)."""
+"""Per store and (rollout, kind, model): key -> (ETag, the row validated at that ETag)."""
 _PARSED_LOCK = threading.Lock()
 
 
@@ -134,18 +134,15 @@ class RolloutRepository:
         validated (same ETag). Only for frozen models: the instances are shared between readers."""
         rows = self.store.rows(self.id, kind)
         with _PARSED_LOCK:
-            cache = _PARSED.setdefault(self.store, {})
-        out: dict[str, M] = {}
+            cache = _PARSED.setdefault(self.store, {}).setdefault((self.id, kind.value, model.__qualname__), {})
+        out: dict[str, Any] = {}
         for key, row in rows.items():
-            slot = (self.id, kind.value, key)
-            hit = cache.get(slot)
-            if hit is not None and row.etag and hit[0] == row.etag and isinstance(hit[1], model):
-                out[key] = hit[1]
-                continue
-            parsed = model.model_validate(row.value)
-            if row.etag:  # a store that gave no version: nothing to tell a changed row by, so never reused
-                cache[slot] = (row.etag, parsed)
-            out[key] = parsed
+            hit = cache.get(key)
+            if hit is None or hit[0] != row.etag or not row.etag:
+                hit = (row.etag, model.model_validate(row.value))
+                if row.etag:  # a store that gave no version: nothing to tell a changed row by, so never reused
+                    cache[key] = hit
+            out[key] = hit[1]
         return out
 
     def _update(self, kind: Kind, keys: Sequence[str], change: Callable[[str, M | None], M | None],
