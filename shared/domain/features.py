@@ -145,6 +145,7 @@ def build_features(vms: Sequence[VmInfo], evidence: Mapping[str, StratumEvidence
                   *(_worst(fleet) if fleet else (math.nan, math.nan))]
     rows = np.full((len(vms), len(FEATURES)), np.nan, dtype=np.float32)
     scores: list[float | None] = []
+    sibling_cache: dict[str, list[float]] = {}
     for i, vm in enumerate(vms):
         st = vm.stratum
         e = evidence.get(st.key)
@@ -154,8 +155,11 @@ def build_features(vms: Sequence[VmInfo], evidence: Mapping[str, StratumEvidence
             own = [float(e.observed), e.apply_fail, e.apply_timeout, e.apply_minutes,
                    e.mem_slope, e.judge_score if e.judge_score is not None else math.nan, *_worst(e)]
         own_score = e.judge_score if e is not None and e.judge_score is not None else math.nan
-        siblings = [_max_other(by_sku[st.sku], own_score), _max_other(by_image[st.image], own_score),
-                    _max_other(by_set[st.scale_set], own_score)]
+        siblings = sibling_cache.get(st.key)  # a function of the stratum alone: once per stratum, not per VM
+        if siblings is None:
+            siblings = sibling_cache[st.key] = [
+                _max_other(by_sku[st.sku], own_score), _max_other(by_image[st.image], own_score),
+                _max_other(by_set[st.scale_set], own_score)]
         size = sku_size(vm.sku)
         traits = [float(size[0]) if size else math.nan, float(size[1]) if size else math.nan,
                   1.0 if vm.orchestration == "Uniform" else 0.0]

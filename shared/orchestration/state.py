@@ -183,6 +183,8 @@ class RolloutRecord(Model):
 
 
 class Rollback(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # part of a VmItem, which readers share
+
     batch: str
     state: RollbackState
     reason: str
@@ -192,7 +194,11 @@ class Rollback(Model):
 
 
 class VmItem(Model):
-    """One production VM of the rollout: one row, written by the one activity that handles its chunk."""
+    """One production VM of the rollout: one row, written by the one activity that handles its chunk.
+
+    Frozen: the repository hands the same instance to every reader of an unchanged row."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     info: VmInfoField
     stratum: str

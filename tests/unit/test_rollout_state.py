@@ -47,6 +47,25 @@ def test_a_vm_row_round_trips_through_the_store_with_the_field_names_readers_use
     assert item.apply == apply and item.info == info and item.rollback is not None
 
 
+def test_vm_rows_read_again_show_every_write_since_and_the_shared_rows_cannot_be_changed_in_place() -> None:
+    """Unchanged rows are reused between reads (same ETag); a write by anyone (another repository, the store
+    itself) is seen by the next read, another rollout's rows never are, and a read row is frozen."""
+    store = InMemoryRolloutStore()
+    info = VmInfo(VM, "api", "Standard_D2s_v5", "img", "1", "Uniform")
+    RolloutRepository(store, "r1").put_vms({VM: VmItem(info=info, stratum=info.stratum.key)})
+    RolloutRepository(store, "r2").put_vms({VM: VmItem(info=info, stratum=info.stratum.key, excluded="r2's")})
+    reader = RolloutRepository(store, "r1")
+    first = reader.vms()[VM]
+    assert reader.vms()[VM] is first and first.excluded is None  # not validated again while unchanged
+    RolloutRepository(store, "r1").update_vms([VM], lambda _, cur: cur.model_copy(update={"config": Config.NEW}))
+    assert reader.vms()[VM].config is Config.NEW
+    store.put_items("r1", "vm", {VM: {"excluded": "written as a plain row"}})
+    assert reader.vms()[VM].excluded == "written as a plain row" and reader.vms()[VM].config is Config.NEW
+    assert RolloutRepository(store, "r2").vms()[VM].excluded == "r2's"
+    with pytest.raises(ValidationError):
+        first.config = Config.OLD  # type: ignore[misc]
+
+
 def test_the_record_refuses_a_field_it_does_not_have_and_a_value_of_the_wrong_type() -> None:
     record = _record()
     with pytest.raises(ValidationError):
