@@ -44,7 +44,7 @@ test: lint typecheck $(NODE_STAMP) $(CHROMIUM)
 # The committed benchmark (bench/results/): the held-out families (never trained or validated on), then the
 # scale runs. About 20 minutes on 2 shared cores.
 bench: $(STAMP)
-	$(BIN)/shadow-rollout bench --scenarios bench/heldout-families --strategies all --seeds 1 --good-seeds 8 \
+	$(BIN)/shadow-rollout bench --scenarios bench/heldout-families --strategies all --seeds 1 --good-seeds 40 \
 		--good-seed-strategies shadow-predictive --out bench/results/heldout/bench.json.gz \
 		--report bench/results/heldout/report
 	$(BIN)/shadow-rollout bench-scale --out bench/results/scale.json

@@ -85,6 +85,13 @@ NOT_HERE = [
             "--history (micro) instead; tests/azure/test_model_registry_azurite.py runs the Blob registry on Azurite",
             instead=lambda line: re.sub(r"^SHADOW_ROLLOUT_TABLES_ENDPOINT=\S+\s+", "", line).replace(
                 '"$SHADOW_ROLLOUT_REGISTRY_URL"', "{tmp}/registry")),
+    NotHere(r"shadow-rollout model (versions|rollback) --registry", "reads and moves the promoted pointer of the "
+            "Blob model registry ($SHADOW_ROLLOUT_REGISTRY_URL, <version>: a deployed registry's)",
+            "tests/azure/test_model_rollback_azurite.py runs both commands' code on Azurite"),
+    NotHere(r"shadow-rollout bench-budget", "whole rollouts through the Azure SDK adapters against the stand-in on "
+            "2,000 and 10,000 VMs: hours on this machine",
+            "tests/unit/test_budget_checks.py checks the request-log checks; tests/azure/test_backend_equivalence.py "
+            "runs the same adapters end to end"),
     NotHere(r"shadow-rollout publish (?!.*--dry-run)", "sends to an Azure Service Bus namespace (no emulator here)",
             "the same line with --dry-run (validates the request and prints the message it would send)",
             instead=lambda line: re.sub(r" --(wait|until \S+|outcomes-subscription \S+|timeout-minutes \S+)", "",
@@ -120,6 +127,7 @@ FORCED: dict[str, dict[str, str]] = {
     # a copy of model/: select-model and retrain write there
     "select-model": {"--scenarios": "{one}", "--seeds": "1", "--model-dir": "{tmp}/model"},
     "evaluate": {"--scenarios": "{one}"},
+    "accept-model": {"--scenarios": "{one}", "--model-dir": "{tmp}/model"},
     "retrain": {"--history": "{one}", "--model-dir": "{tmp}/model"},
     # with --report the timeline is drawn from one more run: of the micro scenario, not the 220-VM demo
     "bench": {"--scenarios": "{one}", "--timeline": str(MICRO / "micro-crash.yaml")},
