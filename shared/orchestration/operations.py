@@ -83,13 +83,15 @@ Orchestration = Generator[Any, Any, Any]
 
 
 def _wait(statuses: Sequence[OperationStatus], policy: PollPolicy) -> timedelta:
-    """The longest Retry-After among the running operations, at most ``max_interval``.
+    """The shortest Retry-After among the running operations, at most ``max_interval``.
 
-    The step records its results once all its operations have ended, so asking before the last one is due would
-    only lengthen the history (one timer and one round of polls per distinct end)."""
+    Each operation is asked about when its own Retry-After is up: a multi-step operation (the Azure SDK
+    adapters' shadow: snapshot, disk, VM) begins its next step only when a poll finds the current one ended,
+    and an operation's end is recorded when a poll finds it (``ended_at``), so a later poll would delay both.
+    An operation asked about before its own Retry-After is up answers from what it last heard, sending nothing."""
     waits = [timedelta(seconds=s.retry_after_seconds) if s.retry_after_seconds > 0 else policy.default_interval
              for s in statuses]
-    return min(max(waits, default=policy.default_interval), policy.max_interval)
+    return min(min(waits, default=policy.default_interval), policy.max_interval)
 
 
 def await_operations(context: df.DurableOrchestrationContext, began: Sequence[OperationStatus | None],
