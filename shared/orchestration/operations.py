@@ -2,7 +2,7 @@
 
 An activity that waited for an ARM operation would hold a worker for as long as Azure takes, and the host kills
 it at ``functionTimeout``. So a long step is three: ``begin_<step>`` activities begin the operations and return
-their handles at once; :func:`await_operations` sleeps on durable timers until the longest ``Retry-After`` the
+their handles at once; :func:`await_operations` sleeps on durable timers until the shortest ``Retry-After`` the
 last poll gave (bounded), asks ``operation_status`` for a batch of handles at a time, and stops waiting at the policy's
 deadline (the operations still running are then TIMED_OUT, recorded as such by the step, never a host kill);
 the ``<step>`` activities then read the results and record them. Durable Functions documents the pattern as the
