@@ -1,7 +1,8 @@
 """No activity blocks on a long operation: every activity's simulated run stays well under a minute.
 
 Long-running operations are begun by one activity and polled on durable timers (shared.orchestration.operations),
-so no activity waits for Azure to finish a snapshot, an apply, a restore or a shadow. ``ACTIVITY_BOUND`` is the
+so no activity waits for Azure to finish a snapshot, an apply, a restore or a shadow, on the simulator's adapters
+and on the Azure SDK adapters (which advance one step per poll). ``ACTIVITY_BOUND`` is the
 bound chosen for that (45 s of simulated time: the slowest activities left are the shadows' deletion and the load
 generator's start, about half a minute); host.json's ``functionTimeout`` stays the Flex Consumption default,
 30 minutes (Azure Functions "Function app timeout duration": default 30, maximum unbounded), far above it.
