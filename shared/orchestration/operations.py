@@ -2,7 +2,7 @@
 
 An activity that waited for an ARM operation would hold a worker for as long as Azure takes, and the host kills
 it at ``functionTimeout``. So a long step is three: ``begin_<step>`` activities begin the operations and return
-their handles at once; :func:`await_operations` sleeps on durable timers until the shortest ``Retry-After`` the
+their handles at once; :func:`await_operations` sleeps on durable timers until the longest ``Retry-After`` the
 last poll gave (bounded), asks ``operation_status`` for a batch of handles at a time, and stops waiting at the policy's
 deadline (the operations still running are then TIMED_OUT, recorded as such by the step, never a host kill);
 the ``<step>`` activities then read the results and record them. Durable Functions documents the pattern as the
@@ -83,15 +83,13 @@ Orchestration = Generator[Any, Any, Any]
 
 
 def _wait(statuses: Sequence[OperationStatus], policy: PollPolicy) -> timedelta:
-    """The shortest Retry-After among the running operations, at most ``max_interval``.
+    """The longest Retry-After among the running operations, at most ``max_interval``.
 
-    Each operation is asked about when its own Retry-After is up: a multi-step operation (the Azure SDK
-    adapters' shadow: snapshot, disk, VM) begins its next step only when a poll finds the current one ended,
-    and an operation's end is recorded when a poll finds it (``ended_at``), so a later poll would delay both.
-    An operation asked about before its own Retry-After is up answers from what it last heard, sending nothing."""
+    The step records its results once all its operations have ended, so asking before the last one is due would
+    only lengthen the history (one timer and one round of polls per distinct end)."""
     waits = [timedelta(seconds=s.retry_after_seconds) if s.retry_after_seconds > 0 else policy.default_interval
              for s in statuses]
-    return min(min(waits, default=policy.default_interval), policy.max_interval)
+    return min(max(waits, default=policy.default_interval), policy.max_interval)
 
 
 def await_operations(context: df.DurableOrchestrationContext, began: Sequence[OperationStatus | None],
