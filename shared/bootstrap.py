@@ -145,8 +145,8 @@ def azure_services(settings: object | None = None, *, store: RolloutStore | None
     default from the app settings). Clients are made on first use."""
     from .adapters.azure.clients import AzureSettings
     from .adapters.azure.compute import AzureDiskSnapshots, AzureFleet, AzureShadowLoad, AzureShadowPool
+    from .adapters.azure.long_operations import AzureLongOperations
     from .adapters.azure.telemetry import AzureTelemetry
-    from .adapters.recorded_operations import BlockingOperations
 
     cfg = settings if settings is not None else AzureSettings.from_environment()
     assert isinstance(cfg, AzureSettings)
@@ -157,7 +157,7 @@ def azure_services(settings: object | None = None, *, store: RolloutStore | None
         shadows=shadows,
         shadow_load=AzureShadowLoad(cfg),
         snapshots=snapshots,
-        operations=BlockingOperations(fleet, shadows, snapshots, clock),
+        operations=AzureLongOperations(fleet, shadows, snapshots, clock),
         telemetry=AzureTelemetry(cfg),
         model=model or failure_model(now),
         store=store or _table_store_from_environment(),

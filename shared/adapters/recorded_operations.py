@@ -3,9 +3,9 @@
 The simulator's adapters compute an operation's whole course when it is begun (the world records the time of
 every state change), so :class:`~shared.adapters.simulator.operations.SimOperations` runs the batch call, notes
 when it ends, and puts the clock back: the begin returns at once and polls answer ``running`` with the time
-left as ``Retry-After`` until the clock has passed the end. :class:`BlockingOperations` is the same book over
-adapters that can only wait (the Azure SDK adapters, until they hand out continuation tokens): the begin waits
-for the end, so the first status is terminal; docs/azure-adapters.md says which operations still do that.
+left as ``Retry-After`` until the clock has passed the end. The Azure SDK adapters' version,
+:class:`~shared.adapters.azure.long_operations.AzureLongOperations`, keeps the same book of ended operations but
+advances each call one step per poll, through ARM's continuation tokens.
 
 A begin run twice finds its operation in the book by its key and starts nothing; a finishing activity that runs
 where the book is not (another worker) calls the batch call again, which looks before acting (issue 12): it
@@ -173,20 +173,4 @@ class RecordedOperations(LongOperations):
         return [made[p] for p in todo]
 
 
-class BlockingOperations(RecordedOperations):
-    """Over adapters that wait for the end of each operation (see the module's docstring)."""
-
-    def __init__(self, fleet: Fleet, shadows: ShadowPool, snapshots: DiskSnapshots,
-                 now: Callable[[], datetime]) -> None:
-        super().__init__(fleet, shadows, snapshots, {})
-        self._now = now
-
-    def now(self) -> datetime:
-        return self._now()
-
-    def run(self, call: Callable[[], Any]) -> tuple[Any, datetime]:
-        result = call()
-        return result, self._now()
-
-
-__all__ = ["BlockingOperations", "RecordedOperation", "RecordedOperations", "RestoreOutcome", "RestoreResult"]
+__all__ = ["RecordedOperation", "RecordedOperations", "RestoreOutcome", "RestoreResult"]

@@ -3,8 +3,8 @@ against the local stand-ins (a static token, plain http, a virtual clock).
 
 Retries are azure-core's own policy. ``RETRY_TOTAL`` retries make ten attempts per request, as the simulator's
 fault model assumes; in Azure the policy sleeps the ``Retry-After`` ARM sends. Against the stand-in the
-transport's ``sleep`` does nothing: the stand-in already moved its virtual clock by what it asked the client
-to wait, so a test never sleeps in wall time.
+transport's ``sleep`` costs no wall time: in process it tells the stand-in, which moves its virtual clock to
+the end of the operation it asked the client to wait for; over a socket the stand-in moved it already.
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ def pacer_for(subscription_id: str, principal: str, clock: PacingClock) -> Pacer
 class PacedTransport(RequestsTransport):  # type: ignore[misc]
     """The requests transport, with every attempt (first tries, retries, polls) going through a :class:`Pacer`."""
 
-    def __init__(self, pacer: Pacer, *, virtual: bool = False, mounts: dict[str, Any] | None = None) -> None:
+    def __init__(self, pacer: Pacer, *, virtual: bool = False, mounts: dict[str, Any] | None = None,
+                 on_wait: Any = None) -> None:
         session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
         session.mount("http://", adapter)
@@ -144,6 +145,8 @@ class PacedTransport(RequestsTransport):  # type: ignore[misc]
         super().__init__(session=session, session_owner=True)
         self.pacer = pacer
         self.virtual = virtual
+        self.on_wait = on_wait
+        """Virtual waits are told to this (the in-process stand-in: a client's wait moves its clock)."""
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         charge = self.pacer.acquire(request.method, request.url)
@@ -161,6 +164,8 @@ class PacedTransport(RequestsTransport):  # type: ignore[misc]
         """Against the stand-in, waits (Retry-After, LRO polling) cost no wall time: the stand-in's clocks move."""
         if not self.virtual:
             time.sleep(duration)
+        elif self.on_wait is not None:
+            self.on_wait(duration)
 
 
 class VirtualTimeTransport(PacedTransport):
@@ -252,7 +257,8 @@ class AzureSettings:
             pacer = pacer_for(self.subscription_id, "standin-token", self.pacing_clock or WallClock())
             kw.update(authentication_policy=SansIOHTTPPolicy(), polling_interval=0, retry_backoff_factor=0,
                       transport=PacedTransport(pacer, virtual=True, mounts={self.arm_url: self.http_adapter}
-                                               if self.http_adapter is not None else None))
+                                               if self.http_adapter is not None else None,
+                                               on_wait=getattr(self.http_adapter, "waited", None)))
         else:
             kw.setdefault("transport", PacedTransport(pacer_for(self.subscription_id, "app", _WALL)))
         return kw

@@ -7,6 +7,7 @@ parallel in Azure (and start at the same virtual moment against the stand-in). E
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import re
@@ -40,6 +41,7 @@ from ...domain.skus import family_alternatives
 from ...ports import DiskSnapshots, Fleet, ShadowLoad, ShadowPool
 from .clients import AzureSettings
 from .errors import azure_errors, error_code
+from .operations import StepEntry, StepPending, active_book, remembered, step
 from .scope_guard import ScopeGuard
 
 T = TypeVar("T")
@@ -164,17 +166,32 @@ class _GatedPolling(ARMPolling):
 
 
 class Batch:
-    """Operations started together and waited for together (errors of one do not stop the others)."""
+    """Operations started together and waited for together (errors of one do not stop the others).
 
-    def __init__(self, client: ComputeManagementClient) -> None:
+    Under :func:`~shared.adapters.azure.operations.stepping` it waits for nothing: each operation is begun or
+    polled once (its continuation token kept in the step book) and :meth:`wait` raises
+    :class:`~shared.adapters.azure.operations.StepPending` while any is running. ``tag`` tells apart two batches
+    of the same operations on the same resources (a retry round)."""
+
+    def __init__(self, client: ComputeManagementClient, tag: str = "") -> None:
         self.gate = threading.Event()
         self.interval = float(client._config.polling_interval)
         self.pollers: dict[str, tuple[str, LROPoller[Any]]] = {}
         self.failed: dict[str, Exception] = {}
+        self.book = active_book()
+        self.tag = tag
+        self.steps: dict[str, StepEntry] = {}
 
     def start(self, key: str, operation: str, call: Callable[..., LROPoller[Any]], *args: Any,
               hook: OperationTimes | None = None) -> None:
         config: dict[str, Any] = {"raw_response_hook": hook} if hook is not None else {}
+        if self.book is not None:
+            ident = "|".join([self.tag, operation, key, *(a for a in args if isinstance(a, str))])
+            entry = self.steps[key] = step(self.book, ident, call, args, config, operation, key)
+            if hook is not None:  # an operation that ended in an earlier run: its times from the book
+                entry.times.update({k: v for k, v in (("start", hook.start), ("end", hook.end)) if v is not None})
+                hook.start, hook.end = entry.times.get("start"), entry.times.get("end")
+            return
         try:
             with azure_errors(operation, key):
                 self.pollers[key] = (operation, call(*args, polling=_GatedPolling(self.gate, self.interval, **config),
@@ -183,8 +200,18 @@ class Batch:
             self.failed[key] = exc
 
     def wait(self) -> tuple[dict[str, Any], dict[str, Exception]]:
+        if self.book is not None:
+            running = [e.retry_after for e in self.steps.values() if not e.done]
+            if running:
+                raise StepPending(max(running))
+            return ({k: e.result for k, e in self.steps.items() if e.error is None},
+                    {k: e.error for k, e in self.steps.items() if e.error is not None})
         done, failed = _wait_all(self.pollers, self)
         return done, {**self.failed, **failed}
+
+    def keys(self) -> list[str]:
+        """Every operation started, whether its request was accepted or not."""
+        return [*self.pollers, *self.failed, *self.steps]
 
     def wait_ok(self) -> dict[str, Any]:
         """Wait, and raise the first error if any operation failed."""
@@ -226,13 +253,14 @@ class _Compute:
         return self._guard
 
     def _vm(self, rid: ArmId) -> Any:
+        """A VM or instance as read before acting (one step later, the same answer: ``operations.remembered``);
+        callers copy it before changing it."""
+        client = self.guard.client_for([f"/subscriptions/{rid.subscription}/resourceGroups/{rid.resource_group}"])
         if rid.is_instance:
-            return _start("get_instance", rid.name, lambda: self.guard.client_for(
-                [f"/subscriptions/{rid.subscription}/resourceGroups/{rid.resource_group}"]
-            ).virtual_machine_scale_set_vms.get(rid.resource_group, rid.scale_set, rid.instance))
-        return _start("get_vm", rid.name, lambda: self.guard.client_for(
-            [f"/subscriptions/{rid.subscription}/resourceGroups/{rid.resource_group}"]
-        ).virtual_machines.get(rid.resource_group, rid.name))
+            return remembered(f"vm|{rid}", lambda: _start("get_instance", rid.name, lambda: (
+                client.virtual_machine_scale_set_vms.get(rid.resource_group, rid.scale_set, rid.instance))))
+        return remembered(f"vm|{rid}", lambda: _start("get_vm", rid.name, lambda: client.virtual_machines.get(
+            rid.resource_group, rid.name)))
 
 
 # ---------------------------------------------------------------------------------------------- fleet
@@ -391,7 +419,8 @@ class AzureFleet(_Compute, Fleet):
         # look before acting: an instance that already reports this change's extension was updated by an earlier
         # run of the activity; it is not updated again (and a scale set with none left is not touched)
         already = {v: self._instance_result(v, name, OperationTimes(), status) for v in vm_ids
-                   if (status := self._extension_status(v, name)) is not None}
+                   if (status := remembered(f"extension_status|{v}|{name}",
+                                            partial(self._extension_status, v, name))) is not None}
         groups = {k: todo for k, members in groups.items() if (todo := [v for v in members if v not in already])}
         if not groups:
             return [already[v] for v in vm_ids]
@@ -483,8 +512,10 @@ class AzureFleet(_Compute, Fleet):
         attempts = {s.vm_id: 0 for s in snapshots}
         todo = list(snapshots)
         failed: dict[str, Exception] = {}
+        rounds = 0
         while todo:  # at most RESTORE_ATTEMPTS rounds: a Failed LRO is not a request azure-core would retry
-            swap = Batch(c)
+            rounds += 1
+            swap = Batch(c, f"round{rounds}")
             for s in todo:
                 rid = ArmId.parse(s.vm_id)
                 attempts[s.vm_id] += 1
@@ -530,8 +561,10 @@ class AzureFleet(_Compute, Fleet):
         attempts = {s.vm_id: 0 for s in snapshots}
         todo = list(snapshots)
         failed: dict[str, Exception] = {}
+        rounds = 0
         while todo:
-            batch = Batch(c)
+            rounds += 1
+            batch = Batch(c, f"round{rounds}")
             for s in todo:
                 rid = ArmId.parse(s.vm_id)
                 attempts[s.vm_id] += 1
@@ -563,19 +596,22 @@ class AzureFleet(_Compute, Fleet):
                and (d.managed_disk.id or "").lower().endswith(f"/disks/{names[d.lun]}".lower()) for d in data):
             return  # restored by an earlier run (at-least-once delivery): nothing to create or attach again
         c = self.guard.client_for([s.vm_id], "restore_data_disks")
-        new: list[m.DataDisk] = []
+        create = Batch(c)
         for d in data:
-            disk_name = names[d.lun]
-            disk = m.Disk(location=vm.location, zones=vm.zones, properties=m.DiskProperties(
-                creation_data=m.CreationData(create_option="Copy", source_resource_id=f"{s.snapshot_id}-lun{d.lun}"),
-                network_access_policy="DenyAll", public_network_access="Disabled"))
-            with azure_errors("create_disk", s.vm_id):
-                created = c.disks.begin_create_or_update(rid.resource_group, disk_name, disk).result()
-            new.append(m.DataDisk(lun=d.lun, create_option="Attach", managed_disk=m.ManagedDiskParameters(
-                id=created.id)))
-        vm.storage_profile.data_disks = new
-        _start("attach_data_disks", s.vm_id, lambda: c.virtual_machine_scale_set_vms.begin_update(
-            rid.resource_group, rid.scale_set, rid.instance, vm).result())
+            create.start(str(d.lun), "create_disk", c.disks.begin_create_or_update, rid.resource_group, names[d.lun],
+                         m.Disk(location=vm.location, zones=vm.zones, properties=m.DiskProperties(
+                             creation_data=m.CreationData(create_option="Copy",
+                                                          source_resource_id=f"{s.snapshot_id}-lun{d.lun}"),
+                             network_access_policy="DenyAll", public_network_access="Disabled")))
+        created = create.wait_ok()
+        vm = copy.deepcopy(vm)
+        vm.storage_profile.data_disks = [m.DataDisk(lun=d.lun, create_option="Attach",
+                                                    managed_disk=m.ManagedDiskParameters(id=created[str(d.lun)].id))
+                                         for d in data]
+        attach = Batch(c)
+        attach.start(s.vm_id, "attach_data_disks", c.virtual_machine_scale_set_vms.begin_update, rid.resource_group,
+                     rid.scale_set, rid.instance, vm)
+        attach.wait_ok()
 
     # ---------------------------------------------------------------- scripts and capacity
     def run_script(self, vm_ids: Sequence[str], script: str) -> dict[str, bool]:
@@ -630,7 +666,7 @@ class AzureDiskSnapshots(_Compute, DiskSnapshots):
                 batch.start(f"{v}#lun{d.lun}", "snapshot", c.snapshots.begin_create_or_update, rid.resource_group,
                             f"{name}-lun{d.lun}", _snapshot(vm.location, d.managed_disk.id, label, v))
         done, _ = batch.wait()  # a VM whose snapshots did not all succeed is left out, as the port says
-        keys = list(batch.pollers) + list(batch.failed)
+        keys = batch.keys()
         return [SnapshotInfo(v, done[v].id, os_disks[v]) for v in vm_ids
                 if v in done and all(k in done for k in keys if k.startswith(f"{v}#"))]
 
@@ -666,19 +702,18 @@ class AzureShadowPool(_Compute, ShadowPool):
                 f"Microsoft.Compute/virtualMachineScaleSets/{s.shadow_pool_name}")
 
     def _ensure_pool(self) -> str:
-        from ...domain.errors import NotFound
-
         s, c = self.settings, self.client
-        try:
-            return str(_start("get_pool", s.shadow_pool_name, lambda: c.virtual_machine_scale_sets.get(
-                s.shadow_resource_group, s.shadow_pool_name)).id)
-        except NotFound:
-            pool = m.VirtualMachineScaleSet(location=s.location, tags={"shadow-rollout": "shadow-pool"},
-                                            properties=m.VirtualMachineScaleSetProperties(
-                                                orchestration_mode="Flexible", platform_fault_domain_count=1))
-            with azure_errors("create_pool", s.shadow_pool_name):
-                return str(c.virtual_machine_scale_sets.begin_create_or_update(
-                    s.shadow_resource_group, s.shadow_pool_name, pool).result().id)
+        found = _existing("get_pool", s.shadow_pool_name, lambda: c.virtual_machine_scale_sets.get(
+            s.shadow_resource_group, s.shadow_pool_name))
+        if found is not None:
+            return str(found.id)
+        pool = m.VirtualMachineScaleSet(location=s.location, tags={"shadow-rollout": "shadow-pool"},
+                                        properties=m.VirtualMachineScaleSetProperties(
+                                            orchestration_mode="Flexible", platform_fault_domain_count=1))
+        batch = Batch(c)
+        batch.start("pool", "create_pool", c.virtual_machine_scale_sets.begin_create_or_update,
+                    s.shadow_resource_group, s.shadow_pool_name, pool)
+        return str(batch.wait_ok()["pool"].id)
 
     def create(self, plans: Sequence[ShadowPlan], *, rollout_id: str, spot_fallback: str,
                max_regular: int | None = None) -> list[ShadowInfo]:
@@ -889,12 +924,18 @@ def _run_commands(c: ComputeManagementClient, vm_ids: Sequence[str],
 
 
 def _existing(operation: str, resource: str, get: Callable[[], T]) -> T | None:
-    """``get()``, or None when ARM answers that the resource does not exist (404)."""
-    try:
-        with azure_errors(operation, resource):
-            return get()
-    except NotFound:
-        return None
+    """``get()``, or None when ARM answers that the resource does not exist (404). A look before acting: run
+    again one step later, a multi-step call sees what its first run saw (``operations.remembered``)."""
+
+    def look() -> T | None:
+        try:
+            with azure_errors(operation, resource):
+                return get()
+        except NotFound:
+            return None
+
+    found: T | None = remembered(f"{operation}|{resource}", look)
+    return found
 
 
 def _get_run_command(c: ComputeManagementClient, v: str, name: str) -> Any:

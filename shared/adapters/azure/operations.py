@@ -10,24 +10,32 @@ a poll in a continuation token: ``LROPoller.continuation_token()`` and ``begin_x
 (``azure/mgmt/compute/operations/_operations.py``): with a token they skip the initial request and rebuild the
 poller over the client's own pipeline (retries, pacing, authentication).
 
-So an activity begins with :class:`Begun` (the poller makes no status request; the token is kept) and a later
-activity polls with :class:`PollOnce` (exactly one status request, no sleep: the orchestrator's durable timer is
-the wait, at the ``Retry-After`` kept here).
+So an operation is begun with :class:`Begun` (the poller makes no status request; the token is kept) and polled
+with :class:`PollStep` (exactly one status request, no sleep: the orchestrator's durable timer is the wait, at the
+``Retry-After`` kept here).
+
+The adapters' batch calls have several steps (a shadow: snapshot, then disk, then VM; a restore: disk, deallocate,
+swap, start, script), each a batch of operations with deterministic names. Run under :func:`stepping`, a batch
+(``compute.Batch``) neither waits nor polls in a loop: for each operation it either begins it (and asks once how
+long it has left) or polls it once through its continuation token, kept in the :class:`StepBook`; while any is
+running, :class:`StepPending` stops the call, with the longest ``Retry-After``. Run again later with the same book
+(``shared.adapters.azure.long_operations``), the call finds every ended operation's result in the book and goes on
+to its next step; the reads it makes before acting are kept too, so they see the world as the first run did.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError
 from azure.core.polling import LROPoller
-from azure.core.polling.base_polling import BadResponse, BadStatus
 from azure.mgmt.core.polling.arm_polling import ARMPolling
 
-from ...domain.operations import OperationState
+from ...domain.errors import AzureOperationError, ShadowRolloutError
 from .errors import azure_errors
 
 TERMINAL_FAILED = frozenset({"failed", "canceled", "cancelled"})
@@ -40,69 +48,113 @@ class Begun(ARMPolling):
         return None
 
 
-class PollOnce(ARMPolling):
-    """One status request per poller, and the final GET once terminal (what ``LROBasePolling._poll`` does after
-    its loop); the answer's ``Retry-After`` is kept in :attr:`retry_after`, a failed operation's ARM error in
-    :attr:`error` (an operation that failed is an answer, not an exception; a request that failed raises)."""
+# ---------------------------------------------------------------------------------------------- steps
+class StepPending(Exception):
+    """Some operation of the current step is still running; ask again after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"a step is running; ask again in {retry_after:.1f} s")
+        self.retry_after = retry_after
+
+
+class _NotYet(Exception):
+    pass
+
+
+class PollStep(ARMPolling):
+    """One status request, and the final GET once terminal; a failed operation raises as ``LROBasePolling.run``
+    does (so the adapters map it exactly as when they waited). Instead of sleeping, it keeps the ``Retry-After``
+    in :attr:`retry_after` and stops."""
 
     retry_after: float = 0.0
-    error: str = ""
+
+    def _delay(self) -> None:
+        self.retry_after = float(self._extract_delay())
+        raise _NotYet
 
     def run(self) -> None:
         try:
-            if not self.finished():
-                self.update_status()
-            if not self.finished():
-                self.retry_after = float(self._extract_delay())
-                return
-            if self.status().lower() in TERMINAL_FAILED:
-                self.error = _arm_error(self._pipeline_response.http_response.text())
-                return
-            final = self._operation.get_final_get_url(self._pipeline_response)
-            if final:
-                self._pipeline_response = self.request_status(final)
-        except (BadStatus, BadResponse) as err:  # as LROBasePolling.run: the SDK's own error, mapped once outside
-            raise HttpResponseError(response=self._pipeline_response.http_response, message=str(err),
-                                    error=err) from err
+            super().run()
+        except _NotYet:
+            return
 
 
-def _arm_error(body: str) -> str:
-    """``code: message`` of an operation status resource's ``error`` (ARM's async operations doc)."""
-    try:
-        error = json.loads(body or "{}").get("error") or {}
-    except ValueError:
-        return body[:500]
-    return f"{error.get('code', 'Failed')}: {error.get('message', '')}"[:500]
+@dataclass
+class StepEntry:
+    """One operation of a step: its continuation token while it runs, then its result or its (mapped) error."""
 
-
-@dataclass(frozen=True)
-class Polled:
-    state: OperationState
-    retry_after_seconds: float = 0.0
+    token: str = ""
+    retry_after: float = 0.0
+    done: bool = False
     result: Any = None
-    error: str = ""
+    error: Exception | None = None
+    times: dict[str, datetime] = field(default_factory=dict)
+    """The operation's ``startTime``/``endTime`` as ARM reported them (for a hook run after it ended)."""
 
 
-def begin(start: Callable[..., LROPoller[Any]], *args: Any, operation: str = "begin", resource: str = "",
-          **kwargs: Any) -> str:
-    """Send the operation's initial request; its continuation token (JSON text)."""
-    with azure_errors(operation, resource):
-        poller = start(*args, polling=Begun(), **kwargs)
-        return str(poller.continuation_token())
+@dataclass
+class StepBook:
+    """What one multi-step call has begun, and what it read before acting, across its runs."""
+
+    entries: dict[str, StepEntry] = field(default_factory=dict)
+    reads: dict[str, Any] = field(default_factory=dict)
 
 
-def poll(start: Callable[..., LROPoller[Any]], token: str, *args: Any, operation: str = "poll",
-         resource: str = "") -> Polled:
-    """Ask once how the operation of ``token`` stands. ``start`` is the same ``begin_*`` method that began it
-    (its positional arguments are not sent again: with a token the SDK skips the initial request). A request
-    that failed (throttled past its retries, 5xx) raises the project's error, mapped once."""
-    method = PollOnce()
-    with azure_errors(operation, resource):
-        poller = start(*args, polling=method, continuation_token=token)
-        poller.wait()
-        status = poller.status().lower()
-        if status == "succeeded":
-            return Polled(OperationState.SUCCEEDED, result=poller.result())
-    if status in TERMINAL_FAILED:
-        return Polled(OperationState.FAILED, error=method.error or f"operation {status}")
-    return Polled(OperationState.RUNNING, retry_after_seconds=method.retry_after)
+_ACTIVE: ContextVar[StepBook | None] = ContextVar("shadow_rollout_steps", default=None)
+
+
+@contextmanager
+def stepping(book: StepBook) -> Iterator[StepBook]:
+    """Run the adapters' batch calls in this context one step at a time, over ``book``."""
+    token = _ACTIVE.set(book)
+    try:
+        yield book
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active_book() -> StepBook | None:
+    return _ACTIVE.get()
+
+
+def remembered(key: str, read: Callable[[], Any]) -> Any:
+    """A read made before acting: under :func:`stepping`, the first run's answer (a later run must not see the
+    work its own first run began as if another had done it)."""
+    book = active_book()
+    if book is None:
+        return read()
+    if key not in book.reads:
+        book.reads[key] = read()
+    return book.reads[key]
+
+
+def step(book: StepBook, ident: str, start: Callable[..., LROPoller[Any]], args: tuple[Any, ...],
+         config: dict[str, Any], operation: str, resource: str) -> StepEntry:
+    """Begin the operation ``ident`` of a step, or poll it once; its entry in ``book``."""
+    entry = book.entries.get(ident)
+    if entry is not None and entry.done:
+        return entry
+    try:
+        with azure_errors(operation, resource):
+            if entry is None:
+                begun = Begun(**config)
+                poller = start(*args, polling=begun, **config)
+                entry = book.entries[ident] = StepEntry(token=str(poller.continuation_token()))
+                if begun.finished():  # ARM answered the request synchronously (200 with its final state)
+                    if begun.status().lower() in TERMINAL_FAILED:
+                        raise AzureOperationError(f"{operation} {resource}: operation {begun.status()}",
+                                                  resource=resource)
+                    entry.result, entry.done = poller.result(), True
+                    return entry
+            method = PollStep(**config)
+            poller = start(*args, polling=method, continuation_token=entry.token, **config)
+            poller.wait()  # the poll ran in the poller's thread; a failed operation raises here, mapped
+            if method.finished():
+                entry.result, entry.done = poller.result(), True
+            else:
+                entry.retry_after = method.retry_after
+    except ShadowRolloutError as exc:
+        if entry is None:
+            entry = book.entries[ident] = StepEntry()
+        entry.error, entry.done = exc, True
+    return entry

@@ -61,7 +61,6 @@ class _Operation:
     ok: bool = True
     error: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
-    polls_left: int = 1
 
 
 @dataclass
@@ -76,7 +75,7 @@ class StandInBase:
     """What every resource family of the stand-in shares: the world, the resources kept here, the clock,
     long-running operations, the ARM fault gate and the lookups of VMs and scale sets."""
 
-    def __init__(self, world: FleetWorld, *, min_polls: int = 1, page_size: int = 100, data_disks: int = 0) -> None:
+    def __init__(self, world: FleetWorld, *, page_size: int = 100, data_disks: int = 0) -> None:
         """``data_disks``: data disks per production VM (the world models OS disks only; these are kept here)."""
         self.world = world
         self.data_disks = data_disks
@@ -84,7 +83,6 @@ class StandInBase:
         """VM id (lower) -> its data disks, once changed by a request."""
         self.apply_log: dict[str, tuple[float, str]] = {}
         """VM id (lower) -> when ARM finished the change on it and how (the Activity log)."""
-        self.min_polls = min_polls
         self.page_size = page_size
         self.requests: list[tuple[str, str]] = []
         self.bodies: list[tuple[str, str, Any]] = []
@@ -124,6 +122,9 @@ class StandInBase:
         self._tls = False
         self._in_process = False
         self._realtime: tuple[float, float, float] | None = None
+        self._wake = threading.local()
+        """In process: when the operation this thread last asked about ends (what its Retry-After said), so the
+        client's own wait (its transport's ``sleep``) moves the clock there, never the server."""
         self._headers: dict[str, str] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -164,16 +165,38 @@ class StandInBase:
                    result: dict[str, Any] | None = None, start: float | None = None) -> _Operation:
         op = _Operation(uuid.uuid4().hex, self.now if start is None else start, max(done_at, self.now if start is None
                                                                                    else start),
-                        ok, error, result, self.min_polls)
+                        ok, error, result)
         self._ops[op.id] = op
         return op
 
     def _lro(self, status: int, body: Any, op: _Operation, *, location: bool = False) -> _Response:
+        """The answer to a long-running request: where to poll its operation-status resource (ARM's "Track
+        asynchronous Azure operations", learn.microsoft.com/azure/azure-resource-manager/management/async-operations).
+        No ``Retry-After`` here: Compute's generated clients read it as an integer, and the first status answer
+        gives the exact time left."""
         base = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Compute/locations/{self.world.region}/operations/"
         headers = {"Azure-AsyncOperation": f"{self.url}{base}{op.id}?api-version=2024-11-01"}
         if location:
             headers["Location"] = f"{self.url}{base}{op.id}?monitor=true&api-version=2024-11-01"
         return _Response(status, body, headers)
+
+    def _retry_after(self, op: _Operation) -> dict[str, str]:
+        """How long the client should wait before asking about ``op``: standing alone, whole seconds of wall
+        time at its speed; in process, the exact time left (noted for this thread's next wait)."""
+        left = max(0.0, op.done_at - self.now)
+        if self._realtime is not None:
+            return {"Retry-After": str(max(1, math.ceil(left * 60.0 / self._realtime[2])))}
+        self._wake.at = op.done_at
+        return {"Retry-After": _seconds(left)}
+
+    def client_waits(self) -> None:
+        """In process, the client waited the ``Retry-After`` of its last answer: the clock moves to when that
+        operation ends (nothing else in this process runs meanwhile; see ``InProcessAdapter.sleep``)."""
+        at = getattr(self._wake, "at", None)
+        self._wake.at = None
+        if at is not None:
+            with self._lock:
+                self.world.clock.advance_to(at)
 
     # ------------------------------------------------------------------ ARM faults from the scenario
     def _gate(self, op: str, resource: str) -> None:

@@ -70,9 +70,9 @@ from .validation import BodyRefused, model_for, validate
 class AzureStandIn(ComputeResources, DiskResources, GuestCommands, MetricsBatch, LogsQuery, OperationStatus):
     """Start with :meth:`start` (or as a context manager); ``url`` is the base URL for every client."""
 
-    def __init__(self, world: FleetWorld, *, min_polls: int = 1, page_size: int = 100, data_disks: int = 0) -> None:
+    def __init__(self, world: FleetWorld, *, page_size: int = 100, data_disks: int = 0) -> None:
         """``data_disks``: data disks per production VM (the world models OS disks only; these are kept here)."""
-        super().__init__(world, min_polls=min_polls, page_size=page_size, data_disks=data_disks)
+        super().__init__(world, page_size=page_size, data_disks=data_disks)
         self.request_clock = _RequestClock(self)
         """What the adapters' limiter waits on against this stand-in (``clients.PacingClock``)."""
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., _Response]]] = [
@@ -88,7 +88,6 @@ class AzureStandIn(ComputeResources, DiskResources, GuestCommands, MetricsBatch,
         """Standing alone: the world's clock runs with the wall clock (times ``speed``), so long-running
         operations complete while a client polls them at Retry-After."""
         self._realtime = (time.monotonic(), self.world.clock.now, speed)
-        self.min_polls = 0
 
     def _tick(self) -> None:
         if self._realtime is not None:
@@ -178,6 +177,7 @@ class AzureStandIn(ComputeResources, DiskResources, GuestCommands, MetricsBatch,
         """One request as the wire sees it: status, headers and body bytes (the socket server's and the
         in-process transport's common path)."""
         with self._lock:
+            self._wake.at = None  # only an answer about a running operation tells the client how long to wait
             self._current_path = urlsplit(raw_path).path
             resp = self.handle(method, raw_path, body, headers)
             date = format_datetime(to_datetime(self.now).astimezone(UTC), usegmt=True)

@@ -42,6 +42,10 @@ class InProcessAdapter(requests.adapters.BaseAdapter):
         resp.encoding = "utf-8"
         return resp
 
+    def waited(self, seconds: float) -> None:
+        """The client waited (azure-core's polling or retry sleep, at no wall cost): the stand-in's clock moves."""
+        self.standin.client_waits()
+
     def close(self) -> None:
         return None
 
