@@ -142,7 +142,8 @@ def test_operation_succeeds_through_long_running_polling(azure: Azure, name: str
     op.check(azure, result)
     assert _matching(azure, op) >= 1, "the operation never reached the wire"
     if op.method != "GET" and name not in ("metrics", "logs"):
-        assert azure.calls("GET", "/operations/") >= 2, "no long-running operation was polled"
+        # 202 with an operation, then polled: once is enough (the client's wait moves the clock to its end)
+        assert azure.calls("GET", "/operations/") >= 1, "no long-running operation was polled"
 
 
 @pytest.mark.parametrize("name", list(OPS))
