@@ -92,6 +92,9 @@ NOT_HERE = [
             "2,000 and 10,000 VMs: hours on this machine",
             "tests/unit/test_budget_checks.py checks the request-log checks; tests/azure/test_backend_equivalence.py "
             "runs the same adapters end to end"),
+    NotHere(r"python -m shared\.bench\.before_after --before \w+=BEFORE", "compares two benchmark runs, one of them of "
+            "an older commit (BEFORE/AFTER are placeholders for their files)",
+            "tests/unit/test_bench_readme.py checks bench/README.md's table against bench/results/before-after.json"),
     NotHere(r"shadow-rollout publish (?!.*--dry-run)", "sends to an Azure Service Bus namespace (no emulator here)",
             "the same line with --dry-run (validates the request and prints the message it would send)",
             instead=lambda line: re.sub(r" --(wait|until \S+|outcomes-subscription \S+|timeout-minutes \S+)", "",
