@@ -64,6 +64,14 @@ LOAD_GENERATOR = [
 ]
 
 
+def _split_restored(snapshots: Sequence[SnapshotInfo], done: set[str],
+                    how: str) -> tuple[dict[str, RestoreResult], list[SnapshotInfo]]:
+    """The VMs an earlier run already restored (found by looking first), answered as such, and the rest to do."""
+    already = {s.vm_id: RestoreResult(s.vm_id, True, 0, f"already restored from {s.snapshot_id.rsplit('/', 1)[-1]} "
+                                      f"({how})") for s in snapshots if s.vm_id in done}
+    return already, [s for s in snapshots if s.vm_id not in done]
+
+
 @dataclass(frozen=True)
 class ArmId:
     """A compute resource id: a VM, or a Uniform scale set's instance (``scale_set`` + ``instance``)."""
@@ -488,10 +496,7 @@ class AzureFleet(_Compute, Fleet):
         # an earlier run of this activity (at-least-once delivery); it is not restored again
         done = {s.vm_id for s in snapshots
                 if _os_disk(vms[s.vm_id].storage_profile).lower() == disks[s.vm_id].lower()}
-        already = {s.vm_id: RestoreResult(s.vm_id, True, 0, f"already restored from "
-                                          f"{s.snapshot_id.rsplit('/', 1)[-1]} (disk swap)")
-                   for s in snapshots if s.vm_id in done}
-        snapshots = [s for s in snapshots if s.vm_id not in done]
+        already, snapshots = _split_restored(snapshots, done, "disk swap")
         if not snapshots:
             return already
         create = Batch(c)
@@ -552,10 +557,7 @@ class AzureFleet(_Compute, Fleet):
         for s in snapshots:
             if s.vm_id in done:
                 self._restore_data_disks(s)
-        already = {s.vm_id: RestoreResult(s.vm_id, True, 0, f"already restored from "
-                                          f"{s.snapshot_id.rsplit('/', 1)[-1]} (reimage + data disk from snapshot)")
-                   for s in snapshots if s.vm_id in done}
-        snapshots = [s for s in snapshots if s.vm_id not in done]
+        already, snapshots = _split_restored(snapshots, done, "reimage + data disk from snapshot")
         if not snapshots:
             return already
         attempts = {s.vm_id: 0 for s in snapshots}
