@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient
 
 from shared.adapters.azure.store import MAX_ENTITY_CHARS, MAX_STRING_CHARS, TableRolloutStore, escape_key, unescape_key
 from shared.adapters.memory_store import InMemoryRolloutStore
@@ -140,9 +140,10 @@ def proxied(azurite_tables: str) -> Iterator[tuple[TableRolloutStore, FaultProxy
     proxy = FaultProxy(f"http://127.0.0.1:{port}")
     conn = azurite_tables.replace(f"127.0.0.1:{port}", f"127.0.0.1:{proxy.port}")
     name = "t" + uuid.uuid4().hex[:20]
-    service = TableServiceClient.from_connection_string(conn, transport=VirtualTimeTransport(),
-                                                        retry_backoff_factor=0, retry_total=9, retry_status=9)
-    store = TableRolloutStore(service.get_table_client(name), create=True)
+    # a TableClient of its own: one from get_table_client wraps the transport, whose sleep is then wall time
+    client = TableClient.from_connection_string(conn, table_name=name, transport=VirtualTimeTransport(),
+                                                retry_backoff_factor=0, retry_total=9, retry_status=9)
+    store = TableRolloutStore(client, create=True)
     store.put_rollout("r1", {"state": "running"})
     yield store, proxy
     proxy.stop()
