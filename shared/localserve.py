@@ -139,8 +139,10 @@ class LocalRolloutServer:
             os.environ[AUTH_MODE_SETTING] = self._auth_mode
         self.httpd.shutdown()
         self.httpd.server_close()
+        # the drive stops between turns: let the turn in flight end (a busy machine can take a while), since a
+        # daemon thread still inside native code when the interpreter exits aborts it ("exception not rethrown")
         for t in self._threads:
-            t.join(timeout=5)
+            t.join(timeout=120)
         bootstrap.install(None)
         bootstrap.install_orchestrations(None)
 
