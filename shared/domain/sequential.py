@@ -8,8 +8,9 @@ look whose evidence suffices, or run on into the production waves, with its erro
 The method, per stratum and signal
 ----------------------------------
 Increments ``x`` are oriented changes of a shadow against its own pre-change centre (positive = worse), relative
-to that centre like the judge's, minus what the untouched control twins showed over the same minutes (their
-environmental shift), see :func:`oriented_changes`. With ``n`` increments summing to ``T`` and a scale ``s``:
+to that centre like the judge's, minus the median over every running untouched control twin of what it showed
+over the same minutes (the environment's shift), see :func:`oriented_changes`. With ``n`` increments summing to
+``T`` and a scale ``s``:
 
 * **harm** tests H0: mean <= m (the signal's harm margin) with ``S = (T - n m) / s``;
 * **no harm** tests H0: mean >= d (its tolerable effect) with ``S = (n d - T) / s``.

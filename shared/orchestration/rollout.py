@@ -12,6 +12,7 @@
              │    → apply_wave ×chunks → timer(min watch) → watch_shadows → [doubt: timer(rest)] → check_production
              │                                 └─ recover (sub-orchestration) when VMs fail → settle_capacity
              ├─ teardown_shadows (the shadows lead production through the waves)
+             ├─ production_done (the watch's interval from the waves' leads)
              ├─ watch (sub-orchestration, continue-as-new): timer → check_production → recover
              └─ release_capacity → release_leases → finish;
                 on any error: teardown_shadows, release_capacity, release_leases, finish(error)
