@@ -86,6 +86,10 @@ WATCH = "watch_orchestrator"
 RECOVER = "recover_orchestrator"
 
 WATCH_ROUNDS_PER_GENERATION = 12
+WATCH_REFERENCE_INTERVAL = 10.0
+"""A generation of the watch holds ``WATCH_ROUNDS_PER_GENERATION`` looks at this interval, fewer at a shorter one:
+each turn replays the generation's whole history, so the replay work per look grows with the rounds in a
+generation; scaling them with the interval keeps the work per watched hour what it is at the reference."""
 VERIFY_MINUTES = 3
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=30_000, max_number_of_attempts=3)
 CLEANUP_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=60_000, max_number_of_attempts=5)
@@ -419,7 +423,9 @@ def watch_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration
     restored (too few for the surprise test) must not delay the look that finds the rest of a late onset."""
     inp = WatchInput.model_validate(context.get_input())
     due = min(_after(context, inp.interval), inp.until)
-    for k in range(WATCH_ROUNDS_PER_GENERATION):
+    rounds = max(1, min(WATCH_ROUNDS_PER_GENERATION,
+                        round(WATCH_ROUNDS_PER_GENERATION * inp.interval / WATCH_REFERENCE_INTERVAL)))
+    for k in range(rounds):
         now: datetime = context.current_utc_datetime
         if now >= inp.until:
             return WatchOutcome(watched_until=inp.until).json_dict()

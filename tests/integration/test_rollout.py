@@ -286,3 +286,21 @@ def test_the_watch_after_the_waves_looks_as_often_as_the_leads_between_waves_ask
     lead = min(b - a for a, b in pairwise(starts))
     expected = max(policy.bake_check_minutes, min(policy.watch_interval_minutes, lead - policy.unhealthy_probe_minutes))
     assert cadence["data"]["interval"] == round(expected, 3)
+
+
+def test_a_denser_watch_replays_about_as_much_per_watched_hour_as_the_reference_one() -> None:
+    # a generation of the watch holds fewer looks at a shorter interval: the replay work per look stays bounded
+    def watched(interval: int) -> SimulationRun:
+        return simulate(parse_scenario({
+            "name": "w", "fleet": {"scale_sets": [{"name": "s", "capacity": 12}]}, "change": {"id": "c"},
+            "policy": {"production_watch_minutes": 360, "watch_interval_minutes": interval, "wave_fractions": [1.0],
+                       "adaptive_waves": False}}))
+
+    dense, sparse = watched(2), watched(10)
+    assert dense.outcome["outcome"] == sparse.outcome["outcome"] == "completed"
+    for r, interval in ((dense, 2.0), (sparse, 10.0)):
+        (cadence,) = [d for d in r.services.store.decisions(r.rollout_id) if d["kind"] == "watch_cadence"]
+        assert cadence["data"]["interval"] == interval  # one wave: the policy's interval
+    assert dense.stats.turns > 3 * sparse.stats.turns  # five times the looks over the same six hours
+    # ... and about the same replay work (21,268 events against 6,268 when every generation held 12 looks)
+    assert dense.stats.replayed_events <= 1.5 * sparse.stats.replayed_events
