@@ -263,11 +263,14 @@ def assess_probe_failures(failed: int, probes: int, policy: RolloutPolicy) -> De
 
 
 def withdraw_change(live: list[str], failing: Mapping[str, str], verdict: Decision) -> Decision:
-    """After the last wave, failures too many for the expected rate withdraw the change from every changed VM.
+    """Failures too many for the expected rate (between waves or after the last) withdraw the change from every
+    changed VM.
 
     An effect that begins after the bake (a crash hours later) shows first on the earliest wave; once the
     surprise test says it is the change, the VMs that have not failed yet will, so they are restored too rather
-    than one by one as each fails. ``data["vms"]`` maps each VM to withdraw to its reason.
+    than one by one as each fails. Between waves the same verdict halts the rollout and withdraws the change from
+    the waves already done: a VM left on a change shown bad is impaired when its turn comes, found only by the
+    watch's next look. ``data["vms"]`` maps each VM to withdraw to its reason.
     """
     vms = {k: f"change withdrawn: {verdict.reason}" for k in sorted(live) if k not in failing}
     return Decision(DecisionKind.WITHDRAW_CHANGE, f"{verdict.reason}; the change is withdrawn from the "

@@ -48,6 +48,7 @@ class DecisionKind(StrEnum):
     RECOVERED = "recovered"
     RESTORE_UNHEALTHY = "restore_unhealthy"
     WITHDRAW_CHANGE = "withdraw_change"
+    WATCH_CADENCE = "watch_cadence"
     # capacity
     SCALE_OUT = "scale_out"
     SCALE_IN = "scale_in"

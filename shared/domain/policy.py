@@ -124,7 +124,9 @@ class RolloutPolicy(BaseModel):
     production_watch_minutes: int = Field(
         1440, ge=0, le=10080, description="Production is watched this long after the last wave."
     )
-    watch_interval_minutes: int = Field(10, ge=1, le=240, description="Interval of production checks.")
+    watch_interval_minutes: int = Field(10, ge=1, le=240, description="Longest interval of production checks "
+                                        "after the last wave; shorter when the waves' leads ask for it "
+                                        "(shared/domain/waves.py, watch_cadence).")
     target_utilisation: float = Field(0.7, gt=0.0, le=1.0, description="Utilisation a VM should stay under.")
     capacity_buffer_instances: int = Field(0, ge=0, le=100, description="Extra instances on every scale-out.")
     # --- human gate and concurrency ------------------------------------------------------------

@@ -8,8 +8,9 @@ look whose evidence suffices, or run on into the production waves, with its erro
 The method, per stratum and signal
 ----------------------------------
 Increments ``x`` are oriented changes of a shadow against its own pre-change centre (positive = worse), relative
-to that centre like the judge's, minus what the untouched control twins showed over the same minutes (their
-environmental shift), see :func:`oriented_changes`. With ``n`` increments summing to ``T`` and a scale ``s``:
+to that centre like the judge's, minus the median over every running untouched control twin of what it showed
+over the same minutes (the environment's shift), see :func:`oriented_changes`. With ``n`` increments summing to
+``T`` and a scale ``s``:
 
 * **harm** tests H0: mean <= m (the signal's harm margin) with ``S = (T - n m) / s``;
 * **no harm** tests H0: mean >= d (its tolerable effect) with ``S = (n d - T) / s``.
@@ -342,7 +343,9 @@ def start_sequence(stratum_key: str, baseline: Mapping[str, FloatArray], design:
         ss, df, se2 = _spread(name, baseline.get(name), limit.min_sd)
         sd = max(math.sqrt(ss / df) if df else 0.0, limit.min_sd)
         if control_baseline is not None and name in control_baseline:
-            se2 += _spread(name, control_baseline[name], limit.min_sd)[2]
+            twins = np.atleast_2d(np.asarray(control_baseline[name])).shape[0]
+            factor = math.pi / 2.0 if twins >= 3 else 1.0  # a median over 3 or more twins: pi/2 a mean's variance
+            se2 += factor * _spread(name, control_baseline[name], limit.min_sd)[2]
         se = math.sqrt(se2)
         clip = 1.0 if name in ABSOLUTE_CENTRES else design.clip_sd * sd
         restarts = len(design.harm_restarts)
@@ -555,8 +558,11 @@ def oriented_changes(baseline: SignalFrame, window: SignalFrame,
                      control: tuple[SignalFrame, SignalFrame] | None = None) -> dict[str, FloatArray]:
     """One look's increments: each shadow-minute of ``window`` against its row's pre-change centre, oriented.
 
-    ``baseline`` and ``window`` hold the same shadows (rows); ``control`` the same two windows of untouched twins,
-    whose mean oriented change over the window is subtracted (the environment's shift, not the change's).
+    ``baseline`` and ``window`` hold the same shadows (rows); ``control`` the same two windows of untouched twins:
+    the median over the twins of each one's mean oriented change over the window is subtracted (the environment's
+    shift, not the change's). The median, because one twin's centre can be wrong by far more than its spread
+    suggests: a benign burst over half of its few pre-change minutes puts its median inside the burst, and its
+    every later minute then looks like a fall the shadows did not share (a good change's CPU "harm").
     """
     out: dict[str, FloatArray] = {}
     for name, values in window.signals.items():
@@ -568,7 +574,8 @@ def oriented_changes(baseline: SignalFrame, window: SignalFrame,
                 and name in control[1].signals):
             c_centres = _centres(name, np.asarray(control[0].signals[name], dtype=np.float64))
             c = _relative(name, np.asarray(control[1].signals[name], dtype=np.float64), c_centres)
-            if np.any(~np.isnan(c)):
-                x = x - float(np.nanmean(c))
+            seen = np.any(~np.isnan(c), axis=1)
+            if np.any(seen):
+                x = x - float(np.median(np.nanmean(c[seen], axis=1)))
         out[name] = x
     return out

@@ -15,7 +15,7 @@ shows no harm, and at the latest at the maximum (equal bounds give a fixed watch
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from itertools import pairwise
 
@@ -197,3 +197,38 @@ def plan_adaptive_waves(vms_by_stratum: Mapping[str, list[str]], predicted_rate:
                     reason=f"{len(waves)} waves of {sizes} VMs, each watched {watch}: {why}")
 
 
+
+
+class WatchCadence(BaseModel):
+    """How often production is checked after the last wave, and why (with the numbers)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval_minutes: float = Field(gt=0.0)
+    reason: str
+
+
+def watch_cadence(wave_starts: Sequence[float], policy: RolloutPolicy) -> WatchCadence:
+    """The production watch's interval, from the lead each wave has over the next.
+
+    An effect whose onset comes ``T`` minutes after apply reaches a VM changed at ``t_k`` at ``t_k + T``, whatever
+    ``T`` is: the waves' onsets keep the spacing of their applies. So once the shadows are gone, what protects wave
+    ``k + 1`` from a late onset is the lead of wave ``k`` over it: the onset on wave ``k`` must be found (the health
+    rule needs ``unhealthy_probe_minutes`` of failed probes, and the check must come round) before wave ``k + 1``'s
+    begins. The interval is therefore the shortest lead between successive waves less the health rule's minimum
+    delay, never under ``bake_check_minutes`` nor over ``watch_interval_minutes``. One wave has no lead to keep:
+    the policy's interval. ``wave_starts`` are the minutes at which each wave's VMs took the change.
+    """
+    starts = sorted(wave_starts)
+    base = float(policy.watch_interval_minutes)
+    if len(starts) < 2:
+        return WatchCadence(interval_minutes=base, reason=f"production watched every {base:g} min: "
+                            f"{len(starts)} wave, no lead between waves to keep")
+    lead = min(b - a for a, b in pairwise(starts))
+    delay = float(policy.unhealthy_probe_minutes)
+    interval = max(float(policy.bake_check_minutes), min(base, lead - delay))
+    return WatchCadence(interval_minutes=round(interval, 3), reason=(
+        f"production watched every {interval:g} min: the shortest lead between successive waves is {lead:.1f} min; "
+        f"a late onset on one wave is found before it reaches the next when the health rule's "
+        f"{delay:g} min plus the interval fit in that lead (between {policy.bake_check_minutes:g} and "
+        f"{base:g} min)"))

@@ -347,6 +347,7 @@ class StartResult(Model):
 class ProductionDoneResult(Model):
     changed: int
     rolled_back: int
+    watch_interval: float | None = None
 
 
 class ClaimResult(Model):
@@ -478,6 +479,8 @@ class CheckMemo(Model):
     verdict: PastDecision | None = None
     withdraw: bool = False
     """The watch withdraws the change from every changed VM (failures the surprise test could not explain)."""
+    withdrawal: PastDecision | None = None
+    """Between waves: the withdrawal that follows the halt ``verdict`` records."""
     answer: CheckResult
     done: bool = False
 

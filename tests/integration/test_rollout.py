@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 
 import yaml
@@ -250,3 +252,55 @@ def test_harm_that_shows_on_the_shadows_after_the_bake_halts_the_waves_and_withd
     assert o["vms"]["on_new_config"] == 0 and o["vms"]["failed_unrecovered"] == 0
     assert o["vms"]["rolled_back"] < o["vms"]["total"]  # the last wave never went
     assert_shadows_gone(r)
+
+
+def test_a_halt_between_waves_withdraws_the_change_from_the_waves_already_done() -> None:
+    # a flap on 15% of the VMs, which the shadows of this seed miss: the production check after a wave halts, and
+    # the VMs of the earlier waves that have not failed yet are restored with the failing ones, at that check
+    sc = parse_scenario({"name": "flap-some", "seed": 1, "fleet": {"scale_sets": [{"name": "web", "capacity": 120}]},
+                         "change": {"id": "c", "truth": {"effects": [
+                             {"mode": "health_flap", "probability": 0.15, "severity": 0.3}]}}})
+    r = simulate(sc)
+    o = r.outcome
+    assert o["outcome"] == "halted_in_production"
+    (halt,) = [d for d in o["decisions"] if d["kind"] == "halt_in_production"]
+    (withdraw,) = [d for d in o["decisions"] if d["kind"] == "withdraw_change"]
+    assert withdraw["minute"] == halt["minute"] and "the change is withdrawn from the" in withdraw["reason"]
+    assert o["vms"]["on_new_config"] == 0 and o["vms"]["failed_unrecovered"] == 0 and o["vms"]["rolled_back"] > 0
+    assert_shadows_gone(r)
+
+
+def test_the_watch_after_the_waves_looks_as_often_as_the_leads_between_waves_ask() -> None:
+    r = simulate(load_scenario(Path(__file__).parents[1] / "scenarios" / "good-change.yaml"))
+    assert r.outcome["outcome"] == "completed"
+    (cadence,) = [d for d in r.services.store.decisions(r.rollout_id) if d["kind"] == "watch_cadence"]
+    record = r.services.store.get_rollout(r.rollout_id) or {}
+    started = datetime.fromisoformat(record["started_at"])
+    firsts: dict[int, float] = {}
+    for v in r.services.store.get_items(r.rollout_id, "vm").values():
+        minute = round((datetime.fromisoformat(v["applied_at"]) - started).total_seconds() / 60.0, 1)
+        firsts[v["wave"]] = min(firsts.get(v["wave"], minute), minute)
+    assert cadence["data"]["wave_starts"] == sorted(firsts.values())  # the waves' own starts, from their VMs
+    starts = sorted(firsts.values())
+    policy = RolloutPolicy()
+    lead = min(b - a for a, b in pairwise(starts))
+    expected = max(policy.bake_check_minutes, min(policy.watch_interval_minutes, lead - policy.unhealthy_probe_minutes))
+    assert cadence["data"]["interval"] == round(expected, 3)
+
+
+def test_a_denser_watch_replays_about_as_much_per_watched_hour_as_the_reference_one() -> None:
+    # a generation of the watch holds fewer looks at a shorter interval: the replay work per look stays bounded
+    def watched(interval: int) -> SimulationRun:
+        return simulate(parse_scenario({
+            "name": "w", "fleet": {"scale_sets": [{"name": "s", "capacity": 12}]}, "change": {"id": "c"},
+            "policy": {"production_watch_minutes": 360, "watch_interval_minutes": interval, "wave_fractions": [1.0],
+                       "adaptive_waves": False}}))
+
+    dense, sparse = watched(2), watched(10)
+    assert dense.outcome["outcome"] == sparse.outcome["outcome"] == "completed"
+    for r, interval in ((dense, 2.0), (sparse, 10.0)):
+        (cadence,) = [d for d in r.services.store.decisions(r.rollout_id) if d["kind"] == "watch_cadence"]
+        assert cadence["data"]["interval"] == interval  # one wave: the policy's interval
+    assert dense.stats.turns > 3 * sparse.stats.turns  # five times the looks over the same six hours
+    # ... and about the same replay work (21,268 events against 6,268 when every generation held 12 looks)
+    assert dense.stats.replayed_events <= 1.5 * sparse.stats.replayed_events

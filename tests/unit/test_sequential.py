@@ -184,6 +184,35 @@ def test_the_twins_shift_is_subtracted_but_never_from_probe_failures() -> None:
     assert np.allclose(x["health_ok"], 1.0)  # a failed probe is the shadow's own
 
 
+def test_one_twin_whose_pre_change_minutes_hold_a_benign_burst_does_not_make_a_good_change_look_harmful() -> None:
+    # the hx-good-many-small-1 seed 228 false halt: a 5-minute CPU burst over 5 of one twin's 9 pre-change minutes
+    # put its median centre inside the burst, so its every later minute looked like a 40% fall the shadows did not
+    # share; the environment is the median over every running twin, which that one twin cannot move
+    quiet = np.full((4, 9), 42.0)
+    burst = np.array([[42.0, 43.0, 41.0, 71.0, 84.0, 75.0, 85.0, 74.0, 46.0]])
+    twins_base = frame({"cpu_pct": np.vstack([burst, quiet])}, T0)
+    twins_window = frame({"cpu_pct": np.full((5, 10), 42.0)}, T0)
+    base = frame({"cpu_pct": np.full((2, 9), 50.0)}, T0)
+    window = frame({"cpu_pct": np.full((2, 10), 50.0)}, T0)
+    x = oriented_changes(base, window, (twins_base, twins_window))
+    assert np.allclose(x["cpu_pct"], 0.0)
+    alone = oriented_changes(base, window, (frame({"cpu_pct": burst}, T0), frame({"cpu_pct": np.full((1, 10), 42.0)},
+                                                                                   T0)))
+    assert float(np.mean(alone["cpu_pct"])) > 0.3  # what one twin alone made of it
+
+
+def test_a_median_over_twins_prices_its_centre_error_above_a_mean_over_them() -> None:
+    design = SequentialDesign()
+    rng = np.random.default_rng(3)
+    base = baseline_deviations(frame({"cpu_pct": 50.0 + rng.normal(0, 2.0, (2, 10))}, T0))
+    twins = baseline_deviations(frame({"cpu_pct": 50.0 + rng.normal(0, 2.0, (3, 10))}, T0))
+    bare = start_sequence("s", base, design)
+    with_twins = start_sequence("s", base, design, twins)
+    cpu = {s.signal: s for s in bare.signals}["cpu_pct"]
+    cpu_t = {s.signal: s for s in with_twins.signals}["cpu_pct"]
+    assert cpu_t.margin > cpu.margin and cpu_t.tolerable < cpu.tolerable
+
+
 def test_the_design_follows_the_policy_bake() -> None:
     d = SequentialDesign.from_policy(RolloutPolicy(bake_minutes=45, bake_check_minutes=5))
     assert (d.max_bake_minutes, d.min_bake_minutes, d.check_minutes) == (45.0, 10.0, 5.0)

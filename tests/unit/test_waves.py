@@ -15,6 +15,7 @@ from shared.domain.waves import (
     WaveShape,
     assess_risk,
     plan_adaptive_waves,
+    watch_cadence,
 )
 
 DESIGN = WaveDesign.from_policy(DEFAULT_POLICY)
@@ -142,3 +143,29 @@ def test_more_doubt_from_the_bake_never_means_fewer_waves(rate: float, bake: Bak
                                     "fleet_no_harm": bake.fleet_no_harm and not lose_pooled})
     order = [RiskLevel.LOW, RiskLevel.MODERATE, RiskLevel.HIGH]
     assert order.index(assess_risk(rate, worse, DESIGN)[0]) >= order.index(assess_risk(rate, bake, DESIGN)[0])
+
+
+def test_the_watch_after_the_waves_looks_often_enough_that_one_waves_late_onset_is_found_before_the_next_waves(
+) -> None:
+    policy = RolloutPolicy(watch_interval_minutes=10, bake_check_minutes=2, unhealthy_probe_minutes=3)
+    c = watch_cadence([28.9, 35.3, 45.5], policy)  # leads 6.4 and 10.2 min: the shorter one binds
+    assert c.interval_minutes == pytest.approx(6.4 - 3.0)
+    assert "6.4 min" in c.reason and "3 min" in c.reason
+    assert c.interval_minutes + policy.unhealthy_probe_minutes <= 6.4 + 1e-9
+
+
+def test_the_watch_cadence_stays_between_the_bake_looks_and_the_policy_interval() -> None:
+    policy = RolloutPolicy(watch_interval_minutes=10, bake_check_minutes=2, unhealthy_probe_minutes=3)
+    assert watch_cadence([0.0, 4.0, 40.0], policy).interval_minutes == 2.0  # a lead too short to keep fully
+    assert watch_cadence([0.0, 30.0, 60.0], policy).interval_minutes == 10.0  # leads long enough: the policy's
+    assert watch_cadence([12.0], policy).interval_minutes == 10.0  # one wave: no lead to keep
+    assert watch_cadence([], policy).interval_minutes == 10.0
+
+
+@given(st.lists(st.floats(0.0, 500.0), min_size=2, max_size=6), st.floats(0.0, 30.0))
+@settings(max_examples=50, deadline=None)
+def test_a_longer_lead_between_waves_never_means_more_frequent_looks(starts: list[float], extra: float) -> None:
+    ordered = sorted(starts)
+    spread = [t + i * extra for i, t in enumerate(ordered)]
+    assert (watch_cadence(spread, DEFAULT_POLICY).interval_minutes
+            >= watch_cadence(ordered, DEFAULT_POLICY).interval_minutes)

@@ -44,7 +44,7 @@ def sequence_look(r: Rollout, included: set[str] | None = None) -> tuple[dict[st
 
     Only the shadows changed with the first apply take part (an added shadow has no pre-change window of the same
     minutes; it counts through its failures). Increments are each shadow-minute against its own pre-change centre,
-    minus the change its stratum's untouched control twins showed over the same minutes.
+    minus the environment's shift: the median over every running control twin of its change over the same minutes.
     """
     rec = r.record
     if rec.baseline_start is None or rec.shadow_apply_at is None:
@@ -74,8 +74,9 @@ def sequence_look(r: Rollout, included: set[str] | None = None) -> tuple[dict[st
         return states, bake_status(states, minute, design) if states else None
     controls = sorted({k for ks in twins.values() for k in ks})
     frame = r.svc.telemetry.signals(rows + controls, rec.baseline_start, now)
-    groups: dict[str, tuple[list[str], list[str]]] = {
-        key: (sorted(ks), sorted(twins.get(Stratum.from_key(key).twin_group, []))) for key, ks in treated.items()}
+    # every stratum's environment from every running twin (a median over them, :func:`oriented_changes`): one
+    # twin alone is at the mercy of a benign burst in its few pre-change minutes
+    groups: dict[str, tuple[list[str], list[str]]] = {key: (sorted(ks), controls) for key, ks in treated.items()}
     groups[FLEET] = (rows, controls)
     if included is not None:  # through the waves: the shadows of the strata that proceed, pooled
         mine = sorted(k for key, ks in treated.items() if key in included for k in ks)

@@ -143,7 +143,9 @@ def settle_capacity(svc: Services, payload: RolloutRef) -> CapacityResult:
         changed = [k for k in members if items[k].apply is not None]
         rolled = [k for k in changed if items[k].rollback is not None]
         pending = sum(1 for k in rolled if (rb := items[k].rollback) is not None and rb.state is RollbackState.QUEUED)
-        to_change = [k for k in members if items[k].apply is None and not items[k].excluded]
+        # a halted rollout changes no further VM: no rollback is to be expected of the VMs it left untouched
+        to_change = [] if r.record.halted else [k for k in members if items[k].apply is None
+                                                and not items[k].excluded]
         by_risk = sum(items[k].risk or 0.0 for k in to_change if k in at_risk)
         expected, basis = forecast_rollbacks(len(changed), len(rolled), len(to_change), by_risk)
         now_extra = int(extra.get(target, 0))

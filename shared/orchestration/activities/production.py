@@ -5,6 +5,7 @@ Each chunk of a wave or of a rollback batch writes only the rows of its own VMs,
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import numpy as np
@@ -22,6 +23,7 @@ from ...domain.health import Baseline, failing_vms
 from ...domain.kinds import DecisionKind
 from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, Config, RestoreResult, SnapshotInfo
 from ...domain.operations import OperationState, OperationStatus
+from ...domain.waves import watch_cadence
 from ...services import Services
 from ..chunks import chunk, chunk_count
 from ..operations import BatchChunkOp, Began, RolloutOp, WaveChunkOp
@@ -231,6 +233,9 @@ def check_production(svc: Services, payload: CheckInput) -> CheckResult:
             r.update(halted=True, phase=RolloutPhase.HALTED_IN_PRODUCTION)
             publish_outcome(r, "halted", verdict.reason, where="production", failing=found.failing_total,
                             changed=found.answer.changed)
+    if found.withdrawal is not None:
+        w = found.withdrawal
+        decisions.append(Decision(w.kind, w.reason, w.subject, dict(w.data)))
     r.decide(decisions)
     if key:
         r.repo.put_memo(key, found.model_copy(update={"done": True}))
@@ -259,6 +264,7 @@ def _assess_production(r: Rollout, between_waves: bool, shadows_condemn: str | N
         health = frame.signals["health_ok"]
         d = assess_probe_failures(int(np.sum(health == 0.0)), int(np.sum(~np.isnan(health))), r.policy) or d
     halt, withdraw, verdict = False, False, None
+    withdrawal: PastDecision | None = None
     if shadows_condemn is not None and not r.record.withdrawn:
         w = withdraw_change(live, failing, Decision(DecisionKind.HALT_IN_PRODUCTION, shadows_condemn))
         failing.update(w.data["vms"])
@@ -268,14 +274,19 @@ def _assess_production(r: Rollout, between_waves: bool, shadows_condemn: str | N
         halt = d.kind is DecisionKind.HALT_IN_PRODUCTION
         if halt or failing:
             verdict = PastDecision(kind=d.kind, reason=d.reason, subject=d.subject, data=dict(d.data))
+        if halt and not r.record.withdrawn:  # the same verdict the watch withdraws on: no VM keeps a bad change
+            w = withdraw_change(live, failing, d)
+            failing.update(w.data["vms"])
+            withdraw = True
+            withdrawal = PastDecision(kind=w.kind, reason=w.reason, subject=w.subject, data=dict(w.data))
     elif d.kind is DecisionKind.HALT_IN_PRODUCTION and not r.record.withdrawn:
         w = withdraw_change(live, failing, d)  # the watch: failures this surprising withdraw it all
         failing.update(w.data["vms"])
         withdraw = True
         verdict = PastDecision(kind=w.kind, reason=w.reason, subject=w.subject, data=dict(w.data))
     return CheckMemo(failing=dict(failing), failing_total=failing_total, verdict=verdict, withdraw=withdraw,
-                     answer=CheckResult(failing=len(failing), chunks=chunk_count(len(failing)), halt=halt,
-                                        changed=len(changed)))
+                     withdrawal=withdrawal, answer=CheckResult(failing=len(failing), chunks=chunk_count(len(failing)),
+                                                               halt=halt, changed=len(changed)))
 
 
 def production_done(svc: Services, payload: RolloutRef) -> ProductionDoneResult:
@@ -285,10 +296,17 @@ def production_done(svc: Services, payload: RolloutRef) -> ProductionDoneResult:
     changed = sum(1 for v in items if v.apply is not None)
     rolled = sum(1 for v in items if v.rollback is not None)
     watch = r.policy.production_watch_minutes
+    starts: dict[int, float] = {}
+    for v in items:
+        if v.wave is not None and v.applied_at is not None:
+            starts[v.wave] = min(starts.get(v.wave, math.inf), r.minute(v.applied_at))
+    cadence = watch_cadence(list(starts.values()), r.policy)
+    r.decide([Decision(DecisionKind.WATCH_CADENCE, cadence.reason, data={"interval": cadence.interval_minutes,
+                                                                         "wave_starts": sorted(starts.values())})])
     publish_outcome(r, "production_done", f"every wave done: {changed} VMs changed, {rolled} rolled back; "
                     f"production is watched for {watch:g} more minutes", changed=changed, rolled_back=rolled,
                     watch_minutes=watch)
-    return ProductionDoneResult(changed=changed, rolled_back=rolled)
+    return ProductionDoneResult(changed=changed, rolled_back=rolled, watch_interval=cadence.interval_minutes)
 
 
 def halt(svc: Services, payload: HaltInput) -> HaltResult:
