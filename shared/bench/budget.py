@@ -25,6 +25,8 @@ from typing import Any
 
 from ..adapters.azure.limits import Budget, classify, write_floor_seconds
 
+BEGIN = "<!-- budget-azure-sdk table: rendered from bench/results/budget-azure-sdk.json -->"
+END = "<!-- end budget-azure-sdk table -->"
 MAX_THROTTLED_SHARE = 0.01
 REPLAY_TOLERANCE_S = 0.01
 """Logged times are rounded to the millisecond: a replayed wait shorter than this is the rounding."""
@@ -95,6 +97,19 @@ def run_sizes(sizes: list[int]) -> dict[str, Any]:
                               check=True)
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return {"runs": rows, "note": "checks computed from each run's request log (shared/bench/budget.py)"}
+
+
+def table(report: dict[str, Any]) -> str:
+    """The Markdown table bench/README.md shows for a ``bench-budget`` report (a test holds them equal)."""
+    lines = ["| VMs | outcome | ARM requests | answered 429 | 429 share | failed by throttling | overdrawn | "
+             "ARM writes | budget floor (min) | rollout (simulated min) | wall (s) |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["runs"]:
+        lines.append(f"| {r['vms']:,} | {r['outcome']} | {r['arm_requests']:,} | {r['throttled_429']:,} | "
+                     f"{r['throttled_share']:.2%} | {r['failed_by_throttling']} | {r['overdrawn_requests']} | "
+                     f"{r['served_arm_writes']:,} | {r['budget_floor_minutes']:.1f} | {r['rollout_minutes']:.1f} | "
+                     f"{r['wall_seconds']:,.0f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

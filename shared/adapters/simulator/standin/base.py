@@ -6,6 +6,7 @@ Each resource family (compute, disks, guest commands, metrics, logs, operations)
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import uuid
@@ -308,7 +309,9 @@ def _instance_id(match: dict[str, str]) -> str:
     return f"{_rid(match, 'virtualMachineScaleSets', match['ss'])}/virtualMachines/{match['iid']}"
 
 
+@functools.lru_cache(maxsize=65536)
 def _iso(minute: float) -> str:
+    """A simulated minute as ARM writes times; cached, as every metric point of a window repeats its minutes."""
     return to_datetime(minute).isoformat().replace("+00:00", "Z")
 
 

@@ -44,8 +44,9 @@ class LogsQuery(StandInBase):
         if signal is None:
             raise _HttpError(400, "SemanticError", f"unknown query {name.group(1)}")
         arr = self._signals(vm_ids, a, b)[signal] if vm_ids else np.zeros((0, 0))
-        rows = [[vm_ids[r], _iso(a + k), float(arr[r, k])] for r in range(len(vm_ids)) for k in range(b - a)
-                if not math.isnan(arr[r, k])]
+        stamps = [_iso(a + k) for k in range(b - a)]
+        rows = [[vm, ts, x] for vm, values in zip(vm_ids, arr.tolist(), strict=True)
+                for ts, x in zip(stamps, values, strict=True) if not math.isnan(x)]
         return _Response(200, {"tables": [{"name": "PrimaryResult", "columns": [
             {"name": "_ResourceId", "type": "string"}, {"name": "TimeGenerated", "type": "datetime"},
             {"name": "Value", "type": "real"}], "rows": rows}]})
