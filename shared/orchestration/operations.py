@@ -40,13 +40,26 @@ class PollPolicy:
     """The wait when no Retry-After was given (azure-core's ARM polling default, 30 s)."""
     batch: int = 20
     """Handles per ``operation_status`` call: the polls of one round run in parallel."""
+    per_item: timedelta = timedelta(0)
+    """Added to ``timeout`` for each item (VM, disk) of the operations waited for: what one item's writes take
+    when the subscription's write budget is what limits them, so a batch of 48,000 restores is not given up on
+    after the time a batch of 48 needs (docs/azure-adapters.md, "Budgets and pacing": ARM's sustained 10 writes
+    per second, Compute's 500 VM updates per minute)."""
+
+    def allowance(self, items: int) -> timedelta:
+        """How long to wait for operations over ``items`` items in all."""
+        return self.timeout + self.per_item * items
 
 
-WAIT_APPLY = PollPolicy(timeout=timedelta(minutes=240))
-"""Past the longest apply_timeout_minutes the policy allows (180): the change's own limit ends it first."""
-WAIT_SNAPSHOTS = PollPolicy(timeout=timedelta(minutes=120))
-WAIT_RESTORE = PollPolicy(timeout=timedelta(minutes=120))
-WAIT_SHADOWS = PollPolicy(timeout=timedelta(minutes=120))
+WAIT_APPLY = PollPolicy(timeout=timedelta(minutes=240), per_item=timedelta(seconds=0.12))
+"""Past the longest apply_timeout_minutes the policy allows (180): the change's own limit ends it first. An apply
+is one VM update per VM (run command or extension): 0.12 s at 500 per minute."""
+WAIT_SNAPSHOTS = PollPolicy(timeout=timedelta(minutes=120), per_item=timedelta(seconds=0.1))
+"""One ARM write per disk: 0.1 s at 10 per second."""
+WAIT_RESTORE = PollPolicy(timeout=timedelta(minutes=120), per_item=timedelta(seconds=0.4))
+"""A Flexible VM's restore sends four writes (disk, deallocate, swap, start): 0.4 s at 10 per second."""
+WAIT_SHADOWS = PollPolicy(timeout=timedelta(minutes=120), per_item=timedelta(seconds=0.3))
+"""A shadow is a snapshot, a disk and a VM: three writes, 0.3 s at 10 per second."""
 
 
 class StatusQuery(Model):
@@ -103,13 +116,14 @@ def await_operations(context: df.DurableOrchestrationContext, began: Sequence[Op
             continue
         (final if s.state.terminal else running)[s.handle.key] = s
     start: datetime = context.current_utc_datetime
-    deadline = start + policy.timeout
+    allowance = policy.allowance(sum(s.handle.items for s in running.values()))
+    deadline = start + allowance
     while running:
         now: datetime = context.current_utc_datetime
         if now >= deadline:
             for key, s in running.items():
                 final[key] = s.model_copy(update={"state": OperationState.TIMED_OUT, "retry_after_seconds": 0.0,
-                                                  "message": f"still running after {policy.timeout} of polling"})
+                                                  "message": f"still running after {allowance} of polling"})
             break
         yield context.create_timer(min(now + _wait(list(running.values()), policy), deadline))
         handles = [s.handle for s in running.values()]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
+import pytest
 
 from shared.domain.errors import TransientError
 from shared.domain.operations import OperationHandle, OperationKind, OperationState, OperationStatus
@@ -24,9 +25,10 @@ NEVER = timedelta(days=30)
 class Azure:
     """Operations that end at set times after their begin; counts what was begun and polled, and when."""
 
-    def __init__(self, lasts: dict[int, timedelta], retry_after: float | None = None) -> None:
+    def __init__(self, lasts: dict[int, timedelta], retry_after: float | None = None, items: int = 1) -> None:
         self.now = T0
         self.lasts = lasts
+        self.items = items
         self.retry_after = retry_after
         self.ends: dict[str, datetime] = {}
         self.begins: dict[str, int] = {}
@@ -52,7 +54,7 @@ def make_app(azure: Azure, policy: PollPolicy) -> df.DFApp:
         key = f"r1:step:c{c}"
         azure.begins[key] = azure.begins.get(key, 0) + 1
         azure.ends.setdefault(key, azure.now + azure.lasts[c])  # looks before acting: begun once
-        handle = OperationHandle(key=key, kind=OperationKind.APPLY, begun_at=azure.now, items=1)
+        handle = OperationHandle(key=key, kind=OperationKind.APPLY, begun_at=azure.now, items=azure.items)
         return {"operation": azure.status(handle).json_dict()}
 
     @app.activity_trigger(input_name="payload")
@@ -128,6 +130,18 @@ def test_an_operation_that_never_ends_is_recorded_as_timed_out_at_the_deadline()
     assert azure.finished[1] == (T0 + timedelta(minutes=45), "timed_out")
     assert max(t for t, _ in azure.polls) == T0 + timedelta(minutes=45)
     assert runner.instances["o1"].status == "Completed"
+
+
+@pytest.mark.parametrize(("items", "state"), [(1, "timed_out"), (30, "succeeded")])
+def test_the_wait_grows_with_the_items_the_operations_carry(items: int, state: str) -> None:
+    """Two operations of 30 items each, one lasting 90 minutes: 45 minutes plus a minute an item is 105 minutes,
+    long enough; for operations of one item each, 47 minutes is not."""
+    azure = Azure({0: timedelta(minutes=2), 1: timedelta(minutes=90)}, items=items)
+    policy = PollPolicy(timeout=timedelta(minutes=45), max_interval=timedelta(minutes=10),
+                        per_item=timedelta(minutes=1))
+    _, states = run(azure, policy)
+    assert states == ["succeeded", state]
+    assert policy.allowance(2 * items) == timedelta(minutes=45 + 2 * items)
 
 
 class RedeliverBegins(Chaos):
