@@ -9,13 +9,13 @@ from typing import Any
 
 def scale_table(scale: dict[str, Any]) -> list[str]:
     rows = ["| VMs | wall s | peak MiB | turns | events replayed | longest history (events / KiB) | replay s | "
-            "`predict` VMs/s |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "`predict` VMs/s | outcome |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in scale["runs"]:
         rows.append(f"| {r['vms']:,} | {r['wall_seconds']:.1f} | {r['peak_rss_mib']:.0f} | "
                     f"{r['orchestration_turns']} | "
                     f"{r['history_events_replayed']:,} | {r['max_history_events']} / "
                     f"{r['max_history_bytes'] / 1024:.0f} | {r['replay_seconds']:.1f} | "
-                    f"{round(r['inference_vms_per_second'], -3):,.0f} |")
+                    f"{round(r['inference_vms_per_second'], -3):,.0f} | {r['outcome']} |")
     return rows
 
 
