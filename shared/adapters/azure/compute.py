@@ -658,7 +658,8 @@ class AzureFleet(_Compute, Fleet):
         rid = ArmId.parse(scale_set_id)
         with azure_errors("get_scale_set", scale_set_id):
             vmss = self.guard.client_for([scale_set_id]).virtual_machine_scale_sets.get(rid.resource_group, rid.name)
-        return max_instances(str(vmss.orchestration_mode or "Uniform"), vmss.single_placement_group)
+        flexible = vmss.orchestration_mode == "Flexible"  # the SDK's str-valued enum compares as its value
+        return max_instances("Flexible" if flexible else "Uniform", vmss.single_placement_group)
 
 
 # ---------------------------------------------------------------------------------------------- snapshots
