@@ -54,7 +54,13 @@ class Fleet(ABC):
     def capacity(self, scale_set_id: str) -> int: ...
 
     @abstractmethod
-    def set_capacity(self, scale_set_id: str, capacity: int) -> int: ...
+    def set_capacity(self, scale_set_id: str, capacity: int) -> int:
+        """Set the scale set's instance count; a count ARM refuses (above its maximum) raises
+        ``CapacityUnavailable`` and changes nothing."""
+
+    @abstractmethod
+    def max_capacity(self, scale_set_id: str) -> int:
+        """The most instances the scale set may hold (shared/domain/scale_set_limits.py)."""
 
     def guest_extensions(self, scale_set_ids: Sequence[str]) -> dict[str, frozenset[str]]:
         """Each scale set's VM extensions in its model (names and types), for the guest prerequisites

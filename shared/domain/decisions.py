@@ -340,6 +340,29 @@ def settle_capacity(scale_set: str, demand_units: float, serving: int, expected:
                     {"add": need - extra_now, "extra_total": need})
 
 
+def cap_at_maximum(d: Decision, scale_set: str, original: int, maximum: int, extra_now: int) -> Decision:
+    """Hold a scale-out to what the scale set may hold (:mod:`.scale_set_limits`): ARM refuses more, and a
+    refused scale-out would borrow nothing. The rollbacks proceed without what is left out; the shortfall shows
+    in the outcome's capacity figures. ``original`` is the capacity before the rollout (borrowed instances are
+    counted on top of it)."""
+    wanted = int(d.data["extra_total"])
+    room = max(0, maximum - original)
+    if d.kind is not DecisionKind.SCALE_OUT or wanted <= room:
+        return d
+    total = max(room, extra_now)  # a scale-out never gives back what is held
+    add = total - extra_now
+    return Decision(DecisionKind.SCALE_OUT, f"{d.reason}, wanted; +{add} instances: at its {maximum:,}-instance "
+                    f"maximum ({original:,} before the rollout + {total} borrowed)", scale_set,
+                    {**d.data, "add": add, "extra_total": total, "wanted_extra_total": wanted, "maximum": maximum})
+
+
+def capacity_refused(scale_set: str, capacity: int, extra_now: int, why: str) -> Decision:
+    """A scale-out ARM refused: the rollbacks go on without it, holding what was borrowed before."""
+    return Decision(DecisionKind.SCALE_OUT, f"scale set {scale_set}: capacity {capacity:,} refused ({why}); "
+                    f"+0 instances, the rollbacks proceed holding {extra_now}", scale_set,
+                    {"add": 0, "extra_total": extra_now, "refused": capacity})
+
+
 def plan_scale_back(scale_set: str, extra_now: int, pending_rollbacks: int) -> Decision | None:
     """Return borrowed capacity once no rollback is pending."""
     if extra_now <= 0 or pending_rollbacks > 0:

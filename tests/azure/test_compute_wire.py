@@ -84,6 +84,8 @@ OPS: dict[str, Op] = {
                     check=_check_inventory),
     "capacity": Op("GET", r"virtualMachineScaleSets/api$", lambda az, _: az.fleet.capacity(API),
                    check=lambda az, n: (n == 3) or pytest.fail(f"capacity {n}")),
+    "max_capacity": Op("GET", r"virtualMachineScaleSets/api$", lambda az, _: az.fleet.max_capacity(API),
+                       check=lambda az, n: (n == 1000) or pytest.fail(f"max_capacity {n}")),  # Uniform, large
     "set_capacity": Op("PATCH", r"virtualMachineScaleSets/web$", lambda az, _: az.fleet.set_capacity(WEB, 6),
                        check=lambda az, n: (n == 6 == az.world.scale_sets["web"].capacity) or pytest.fail(str(n))),
     "apply run-command": Op("PUT", r"/runCommands/", lambda az, _: az.fleet.apply_change(

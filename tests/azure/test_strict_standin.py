@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from shared.adapters.azure.errors import map_error
-from shared.adapters.simulator.adapters import to_datetime
+from shared.adapters.simulator.adapters import SimFleet, to_datetime
 from shared.adapters.simulator.standin import AzureStandIn
 from shared.domain.errors import CapacityUnavailable
 from shared.domain.model import ChangeSpec, ShadowPlan, ShadowState
 
-from .conftest import API, WEB, Azure
+from .conftest import API, SMALL_FLEET, WEB, Azure, make_world
 
 SUB = "00000000-0000-4000-8000-00000000c0de"
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-shadow-pool/providers/Microsoft.Compute"
@@ -270,3 +272,23 @@ def test_a_shadow_of_a_uniform_instance_carries_its_security_type(azure: Azure) 
     [shadow] = azure.shadows.create([_plan(azure, API0)], rollout_id="r", spot_fallback="regular")
     assert shadow.state is ShadowState.RUNNING, shadow.message
     assert _shadow_vm_body(azure)["properties"]["securityProfile"]["securityType"] == "TrustedLaunch"
+
+
+# ---------------------------------------------------------------------------------------------- instance limit
+def test_a_capacity_above_the_scale_sets_maximum_is_refused_alike_on_both_backends() -> None:
+    """100 in a single placement group, 1,000 otherwise (shared/domain/scale_set_limits.py): the stand-in answers
+    400 InvalidParameter, the Azure adapter and the simulator's both raise CapacityUnavailable, nothing changes."""
+    spg = {"fleet": {"scale_sets": [SMALL_FLEET["fleet"]["scale_sets"][0],
+                                    {**SMALL_FLEET["fleet"]["scale_sets"][1], "single_placement_group": True}]}}
+    az = Azure(AzureStandIn(make_world(spg)).start_in_process())
+    sim = SimFleet(make_world(spg))
+    for fleet in (az.fleet, sim):
+        assert (fleet.max_capacity(WEB), fleet.max_capacity(API)) == (1000, 100)
+        for target, over in ((WEB, 1001), (API, 101)):
+            with pytest.raises(CapacityUnavailable) as refused:
+                fleet.set_capacity(target, over)
+            assert refused.value.status == 400 and f"got {over}" in str(refused.value)
+        assert fleet.set_capacity(API, 100) == 100  # the maximum itself is accepted
+    assert az.world.scale_sets["web"].capacity == sim.world.scale_sets["web"].capacity == 4
+    status, body = _send(az.standin, "PATCH", WEB, {"sku": {"capacity": 1001}})
+    assert status == 400 and body["error"]["code"] == "InvalidParameter" and "0..1000" in body["error"]["message"]

@@ -40,3 +40,15 @@ def test_every_run_in_the_results_file_meets_the_bounds_it_claims() -> None:
         assert r["budget_floor_minutes"] == round(write_floor_seconds(r["served_arm_writes"]) / 60.0, 1)
         assert r["rollout_minutes"] >= r["budget_floor_minutes"]
         assert all(r["met"].values())
+
+
+def test_every_changed_vm_is_rolled_back_as_the_prose_says() -> None:
+    """bench/README.md: both runs halted in production with every changed VM rolled back, none unrecovered (the
+    capacity plan held to the scale sets' 1,000-instance maximum instead of failing the rollbacks)."""
+    section = (ROOT / "bench" / "README.md").read_text().split("## Throttling at scale", 1)[1].split("\n## ", 1)[0]
+    assert "every changed VM was rolled back, none left unrecovered" in section
+    for r in report()["runs"]:
+        counts = r["vms_counts"]
+        assert r["outcome"] == "halted_in_production"
+        assert counts["failed_unrecovered"] == counts["unknown_state"] == counts["on_new_config"] == 0
+        assert counts["rolled_back"] == counts["total"] - counts["never_touched"] > 0

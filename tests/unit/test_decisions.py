@@ -8,6 +8,8 @@ from shared.domain.decisions import (
     adaptive_error_threshold,
     assess_changed_vms,
     assess_probe_failures,
+    cap_at_maximum,
+    capacity_refused,
     decide_before_production,
     expected_failure_rate,
     forecast_rollbacks,
@@ -19,6 +21,7 @@ from shared.domain.decisions import (
 )
 from shared.domain.model import Stratum
 from shared.domain.policy import RolloutPolicy
+from shared.domain.scale_set_limits import max_instances
 
 A = Stratum("web", "Standard_D2s_v5", "ubuntu-20.04", "1").key
 B = Stratum("web", "Standard_D4s_v5", "ubuntu-22.04", "2").key
@@ -218,3 +221,40 @@ def test_settling_holds_what_the_forecast_rollbacks_need_and_waits_for_pending_o
                            pending_rollbacks=2, policy=RolloutPolicy()) is None
     assert settle_capacity("web", demand_units=142.3, serving=150, expected=12, basis="", extra_now=5,
                            pending_rollbacks=0, policy=RolloutPolicy()) is None
+
+
+def test_a_scale_out_is_held_to_the_scale_sets_maximum_and_says_so_with_the_numbers() -> None:
+    d = plan_capacity("ss000", demand_units=1000.0, serving_after=960, leaving=40, extra_now=0, policy=RolloutPolicy())
+    assert d is not None and d.data["extra_total"] == 40
+    full = cap_at_maximum(d, "ss000", original=1000, maximum=1000, extra_now=0)
+    assert full.kind == "scale_out" and full.data["add"] == 0 and full.data["extra_total"] == 0
+    assert full.data["wanted_extra_total"] == 40 and full.data["maximum"] == 1000
+    assert "+0 instances: at its 1,000-instance maximum (1,000 before the rollout + 0 borrowed)" in full.reason
+    assert "demand 1000.0 VM units > 960 serving while 40 VMs are out for rollback" in full.reason
+    near = cap_at_maximum(d, "ss000", original=990, maximum=1000, extra_now=4)
+    assert (near.data["add"], near.data["extra_total"]) == (6, 10) and "+6 instances: at its 1,000" in near.reason
+    assert cap_at_maximum(d, "ss000", original=900, maximum=1000, extra_now=0) is d  # room enough: unchanged
+
+
+def test_a_capped_settle_never_gives_back_what_is_held_and_scale_ins_pass_untouched() -> None:
+    out = settle_capacity("web", demand_units=142.3, serving=150, expected=12, basis="are forecast to roll back",
+                          extra_now=0, pending_rollbacks=0, policy=RolloutPolicy())
+    assert out is not None
+    held = cap_at_maximum(out, "web", original=98, maximum=100, extra_now=3)  # 3 held, room for 2
+    assert held.data["extra_total"] == 3 and held.data["add"] == 0
+    back = settle_capacity("web", demand_units=142.3, serving=150, expected=0, basis="", extra_now=7,
+                           pending_rollbacks=0, policy=RolloutPolicy())
+    assert back is not None and cap_at_maximum(back, "web", original=100, maximum=100, extra_now=7) is back
+
+
+def test_a_refused_scale_out_borrows_nothing_and_says_the_rollbacks_proceed() -> None:
+    d = capacity_refused("ss000", 1012, 0, "400 InvalidParameter sku.capacity must be 0..1000 (got 1012)")
+    assert d.kind == "scale_out" and d.data == {"add": 0, "extra_total": 0, "refused": 1012}
+    assert "capacity 1,012 refused" in d.reason and "rollbacks proceed" in d.reason
+
+
+def test_the_instance_limit_is_100_in_a_single_placement_group_else_1000() -> None:
+    assert max_instances("Uniform", True) == 100
+    assert max_instances("Uniform", None) == 100  # unknown: the lower limit, never refused
+    assert max_instances("Uniform", False) == 1000
+    assert max_instances("Flexible", False) == 1000 == max_instances("Flexible", None)

@@ -49,6 +49,11 @@ def with_(path: str, value: object) -> dict[str, object]:
     (with_("policy", {"bake_minutes": 0}), r"policy\.bake_minutes"),
     (with_("faults.spot_evictions_per_hour", -1), r"faults\.spot_evictions_per_hour"),
     ({"fleet": 3}, r"name: Field required"),
+    (with_("fleet.scale_sets", [{"name": "api", "orchestration": "Uniform", "single_placement_group": True,
+                                 "capacity": 101}]),
+     r"fleet\.scale_sets\[0\]: .*capacity 101 is above the scale set's maximum of 100"),
+    (with_("fleet.scale_sets.0.single_placement_group", True),
+     r"fleet\.scale_sets\[0\]: .*a Flexible scale set requires singlePlacementGroup false"),
 ])
 def test_invalid_scenarios_are_refused_naming_the_key(data: dict[str, object], message: str) -> None:
     with pytest.raises(ScenarioError, match=message):

@@ -37,6 +37,7 @@ from ...domain.model import (
     SnapshotInfo,
     VmInfo,
 )
+from ...domain.scale_set_limits import max_instances
 from ...domain.skus import family_alternatives
 from ...ports import DiskSnapshots, Fleet, ShadowLoad, ShadowPool
 from .clients import AzureSettings
@@ -637,13 +638,28 @@ class AzureFleet(_Compute, Fleet):
         return int(vmss.sku.capacity)
 
     def set_capacity(self, scale_set_id: str, capacity: int) -> int:
+        """A 400 here refuses the count (sku.capacity is the only thing sent): ``CapacityUnavailable``."""
         rid = ArmId.parse(scale_set_id)
         c = self.guard.client_for([scale_set_id], "set_capacity")
-        poller = _start("set_capacity", scale_set_id, lambda: c.virtual_machine_scale_sets.begin_update(
-            rid.resource_group, rid.name, m.VirtualMachineScaleSetUpdate(sku=m.Sku(capacity=capacity))))
-        with azure_errors("set_capacity", scale_set_id):
-            vmss = poller.result()
+        try:
+            poller = _start("set_capacity", scale_set_id, lambda: c.virtual_machine_scale_sets.begin_update(
+                rid.resource_group, rid.name, m.VirtualMachineScaleSetUpdate(sku=m.Sku(capacity=capacity))))
+            with azure_errors("set_capacity", scale_set_id):
+                vmss = poller.result()
+        except AzureOperationError as exc:
+            if exc.status != 400:
+                raise
+            raise CapacityUnavailable(str(exc), operation=exc.operation, resource=exc.resource,
+                                      status=exc.status) from exc
         return int(vmss.sku.capacity) if vmss.sku and vmss.sku.capacity is not None else capacity
+
+    def max_capacity(self, scale_set_id: str) -> int:
+        """From the scale set's orchestration mode and ``singlePlacementGroup`` (shared/domain/scale_set_limits.py)."""
+        rid = ArmId.parse(scale_set_id)
+        with azure_errors("get_scale_set", scale_set_id):
+            vmss = self.guard.client_for([scale_set_id]).virtual_machine_scale_sets.get(rid.resource_group, rid.name)
+        flexible = vmss.orchestration_mode == "Flexible"  # the SDK's str-valued enum compares as its value
+        return max_instances("Flexible" if flexible else "Uniform", vmss.single_placement_group)
 
 
 # ---------------------------------------------------------------------------------------------- snapshots

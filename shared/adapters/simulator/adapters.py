@@ -78,6 +78,9 @@ class SimFleet(Fleet):
     def set_capacity(self, scale_set_id: str, capacity: int) -> int:
         return self.world.set_capacity(_name(scale_set_id, self.world), capacity)
 
+    def max_capacity(self, scale_set_id: str) -> int:
+        return self.world.scale_sets[_name(scale_set_id, self.world)].max_capacity
+
     def guest_extensions(self, scale_set_ids: Sequence[str]) -> dict[str, frozenset[str]]:
         return {sid: frozenset(self.world.scale_sets[_name(sid, self.world)].extensions) for sid in scale_set_ids}
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ...domain.errors import ScenarioError
 from ...domain.policy import RolloutPolicy, format_validation_error
 from ...domain.regions import REGIONS
+from ...domain.scale_set_limits import max_instances
 from ...domain.skus import SKU_SIZES
 
 
@@ -71,6 +72,22 @@ class ScaleSet(_Strict):
     extensions: list[str] = Field(default_factory=lambda: ["AzureMonitorLinuxAgent", "shadow-rollout-guest"])
     region: str | None = None
     """The scale set's region when it is not the fleet's (a fleet in several regions)."""
+    single_placement_group: bool = False
+    """Uniform only: one placement group, which holds at most 100 instances (shared/domain/scale_set_limits.py);
+    the default, false, is a large scale set of up to 1,000."""
+
+    @property
+    def max_capacity(self) -> int:
+        return max_instances(self.orchestration, self.single_placement_group)
+
+    @model_validator(mode="after")
+    def _within_limit(self) -> ScaleSet:
+        if self.single_placement_group and self.orchestration == "Flexible":
+            raise ValueError("single_placement_group: a Flexible scale set requires singlePlacementGroup false")
+        if self.capacity > self.max_capacity:
+            raise ValueError(f"capacity {self.capacity} is above the scale set's maximum of {self.max_capacity} "
+                             "(a single placement group holds at most 100)")
+        return self
 
     @field_validator("region")
     @classmethod

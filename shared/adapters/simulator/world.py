@@ -100,6 +100,9 @@ class _ScaleSetState:
     orchestration: str
     original: int
     capacity: int
+    max_capacity: int
+    """The most instances ARM lets it hold (shared/domain/scale_set_limits.py)."""
+    single_placement_group: bool
     # one entry per extra instance: [up_at, down_at]
     extra: list[list[float]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
@@ -138,8 +141,9 @@ class FleetWorld:
         self.faults = scenario.faults
         self._ss_names = [s.name for s in scenario.fleet.scale_sets]
         self._ss_index = {n: i for i, n in enumerate(self._ss_names)}
-        self.scale_sets = {s.name: _ScaleSetState(s.name, s.orchestration, s.capacity, s.capacity,
-                                                  tags=dict(s.tags), extensions=list(s.extensions))
+        self.scale_sets = {s.name: _ScaleSetState(s.name, s.orchestration, s.capacity, s.capacity, s.max_capacity,
+                                                  s.single_placement_group, tags=dict(s.tags),
+                                                  extensions=list(s.extensions))
                            for s in scenario.fleet.scale_sets}
         self._skus: list[str] = []
         self._images: list[str] = []
@@ -654,7 +658,12 @@ class FleetWorld:
 
     # ------------------------------------------------------------------ capacity
     def set_capacity(self, scale_set: str, capacity: int) -> int:
+        """Refuses a count outside 0..the scale set's maximum, as ARM does, and changes nothing then."""
         st = self.scale_sets[scale_set]
+        if not 0 <= capacity <= st.max_capacity:
+            raise CapacityUnavailable(f"set_capacity {scale_set}: 400 InvalidParameter sku.capacity must be "
+                                      f"0..{st.max_capacity} (got {capacity})", operation="set_capacity",
+                                      resource=scale_set, status=400)
         now = self.clock.now + self.arm_delay("vmss_update", scale_set)
         delta = capacity - st.capacity
         if delta > 0:

@@ -13,8 +13,17 @@ from datetime import timedelta
 import numpy as np
 
 from ... import observability
-from ...domain.decisions import Decision, forecast_rollbacks, plan_capacity, plan_scale_back
+from ...domain.decisions import (
+    Decision,
+    cap_at_maximum,
+    capacity_refused,
+    forecast_rollbacks,
+    plan_capacity,
+    plan_scale_back,
+)
 from ...domain.decisions import settle_capacity as plan_settle
+from ...domain.errors import CapacityUnavailable
+from ...domain.kinds import DecisionKind
 from ...services import Services
 from ..idempotency import capacity_target
 from ..repository import Step
@@ -46,13 +55,29 @@ def not_serving(r: Rollout, vm_ids: list[str]) -> set[str]:
 
 def scale_out(r: Rollout, target: str, d: Decision | None, extra: dict[str, int],
               decisions: list[Decision]) -> None:
-    """Carry out a scale-out decision, if there is one, and remember the instances borrowed."""
+    """Carry out a capacity decision, if there is one, and remember the instances borrowed.
+
+    A scale-out is first held to the scale set's maximum (:func:`~...domain.decisions.cap_at_maximum`); one ARM
+    refuses all the same is recorded and borrows nothing: a capacity that cannot be borrowed never fails the
+    rollbacks it was for."""
     if d is None:
         return
+    name = short(target)
+    held = int(extra.get(target, 0))
+    if d.kind is DecisionKind.SCALE_OUT:
+        d = cap_at_maximum(d, name, int(r.record.original_capacity[target]), r.svc.fleet.max_capacity(target),
+                           held)
+        if d.data["extra_total"] == held:  # nothing more may be borrowed: the decision says why
+            decisions.append(d)
+            return
     before = r.svc.fleet.capacity(target)
     after = capacity_target(r.record, target, d.data["extra_total"])  # absolute: a second run sets the same
-    r.svc.fleet.set_capacity(target, after)
-    observability.capacity_changed(r.id, short(target), before=before, after=after, reason=d.reason)
+    try:
+        r.svc.fleet.set_capacity(target, after)
+    except CapacityUnavailable as exc:
+        decisions.append(capacity_refused(name, after, held, str(exc)))
+        return
+    observability.capacity_changed(r.id, name, before=before, after=after, reason=d.reason)
     extra[target] = d.data["extra_total"]
     decisions.append(d)
 
@@ -152,15 +177,8 @@ def settle_capacity(svc: Services, payload: RolloutRef) -> CapacityResult:
         if expected <= 0 and now_extra == 0:
             continue
         units, serving = demand(r, [k for k in members if items[k].rollback is None])
-        d = plan_settle(name, units, serving, expected, basis, now_extra, pending, r.policy)
-        if d is None:
-            continue
-        before = svc.fleet.capacity(target)
-        after = capacity_target(r.record, target, d.data["extra_total"])
-        svc.fleet.set_capacity(target, after)
-        observability.capacity_changed(r.id, short(target), before=before, after=after, reason=d.reason)
-        extra[target] = d.data["extra_total"]
-        decisions.append(d)
+        scale_out(r, target, plan_settle(name, units, serving, expected, basis, now_extra, pending, r.policy),
+                  extra, decisions)
     r.update(extra=extra)
     r.decide(decisions)
     return CapacityResult(extra=extra)

@@ -71,6 +71,7 @@ class ComputeResources(StandInBase):
             "type": "Microsoft.Compute/virtualMachineScaleSets", "location": self.world.set_regions[st.name],
             "sku": {"name": rows[0].sku if rows else "Standard_D4s_v5", "tier": "Standard", "capacity": st.capacity},
             "properties": {"orchestrationMode": st.orchestration, "provisioningState": "Succeeded",
+                           "singlePlacementGroup": st.single_placement_group,
                            "upgradePolicy": {"mode": "Manual"}, "virtualMachineProfile": model or None},
         })
 
@@ -96,8 +97,10 @@ class ComputeResources(StandInBase):
             self.models[name] = body["properties"]["virtualMachineProfile"]
         capacity = (body.get("sku") or {}).get("capacity")
         if capacity is not None:
-            if not isinstance(capacity, int) or capacity < 0 or capacity > 1000:
-                raise _HttpError(400, "InvalidParameter", f"sku.capacity must be 0..1000 (got {capacity!r})")
+            # at most 100 in a single placement group, else 1,000 (shared/domain/scale_set_limits.py, with sources)
+            top = self.world.scale_sets[name].max_capacity
+            if not isinstance(capacity, int) or isinstance(capacity, bool) or not 0 <= capacity <= top:
+                raise _HttpError(400, "InvalidParameter", f"sku.capacity must be 0..{top} (got {capacity!r})")
             self._gate("vmss_update", name)
             _, done = self._world_call("vmss_update", name, lambda: self.world.set_capacity(name, capacity))
         current = self._get_scale_set(match, query, None).body
