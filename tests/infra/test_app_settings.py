@@ -103,7 +103,9 @@ def settings_read() -> frozenset[str]:
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 if SETTING.fullmatch(node.value):
                     names.add(node.value)
-                names |= set(BINDING_SETTING.findall(node.value))
+                # a binding expression is a whole argument ("%NAME%"); a strftime format holds % pairs too
+                if (m := BINDING_SETTING.fullmatch(node.value)) is not None:
+                    names.add(m.group(1))
     names |= set(BINDING_SETTING.findall((ROOT / "host.json").read_text()))
     return frozenset(names)
 
