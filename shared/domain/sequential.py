@@ -530,10 +530,27 @@ def _centres(name: str, values: FloatArray) -> FloatArray:
     if name in ABSOLUTE_CENTRES:
         return np.full(values.shape[0], ABSOLUTE_CENTRES[name])
     out = np.full(values.shape[0], np.nan)
+    if not mean_centre:
+        return _row_medians(values)
     for i, row in enumerate(values):
         kept = row[~np.isnan(row)]
         if kept.size:
-            out[i] = float(kept.mean() if mean_centre else np.median(kept))
+            out[i] = float(kept.mean())
+    return out
+
+
+def _row_medians(values: FloatArray) -> FloatArray:
+    """Each row's median over its non-NaN values, all rows at once: the same numbers as ``np.median`` of each
+    row's kept values (the middle one, or the mean of the middle two), without a call per row (a 10,000-VM
+    rollout's looks made close to a million of them)."""
+    out = np.full(values.shape[0], np.nan)
+    if values.size == 0:
+        return out
+    ordered = np.sort(values, axis=1)  # NaNs sort last
+    n = np.sum(~np.isnan(values), axis=1)
+    rows = np.nonzero(n > 0)[0]
+    lo, hi = (n[rows] - 1) // 2, n[rows] // 2
+    out[rows] = (ordered[rows, lo] + ordered[rows, hi]) / 2.0
     return out
 
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.bench.sequential_oc import RESULTS, Effect, false_alarms, power, run, signals
 from shared.domain.model import SignalFrame
@@ -15,6 +17,7 @@ from shared.domain.sequential import (
     SequentialDesign,
     SeqVerdict,
     StratumSequence,
+    _row_medians,
     bake_status,
     baseline_deviations,
     oriented_changes,
@@ -249,3 +252,13 @@ def test_the_bake_ends_early_when_the_pooled_shadows_show_no_harm_and_no_undecid
     states["b"] = base.model_copy(update={"signals": (hot, *base.signals[1:])})
     waiting = bake_status(states, 12.0, design, fleet=pooled)
     assert not waiting.done and "(1 suspect)" in waiting.reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), st.floats(-1e6, 1e6)), min_size=0, max_size=12), min_size=0,
+                max_size=6).filter(lambda rows: len({len(r) for r in rows}) <= 1))
+def test_row_medians_are_each_rows_numpy_median_of_its_kept_values(rows: list[list[float | None]]) -> None:
+    values = np.array([[np.nan if x is None else x for x in r] for r in rows], dtype=np.float64).reshape(
+        len(rows), len(rows[0]) if rows else 0)
+    expected = np.array([np.median(r[~np.isnan(r)]) if (~np.isnan(r)).any() else np.nan for r in values])
+    assert np.array_equal(_row_medians(values), expected.reshape(len(rows)), equal_nan=True)
