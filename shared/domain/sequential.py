@@ -529,9 +529,9 @@ def _centres(name: str, values: FloatArray) -> FloatArray:
     _, _, mean_centre = SIGNAL_ORIENTATION[name]
     if name in ABSOLUTE_CENTRES:
         return np.full(values.shape[0], ABSOLUTE_CENTRES[name])
-    out = np.full(values.shape[0], np.nan)
     if not mean_centre:
         return _row_medians(values)
+    out = np.full(values.shape[0], np.nan)
     for i, row in enumerate(values):
         kept = row[~np.isnan(row)]
         if kept.size:

@@ -197,8 +197,6 @@ def plan_adaptive_waves(vms_by_stratum: Mapping[str, list[str]], predicted_rate:
                     reason=f"{len(waves)} waves of {sizes} VMs, each watched {watch}: {why}")
 
 
-
-
 class WatchCadence(BaseModel):
     """How often production is checked after the last wave, and why (with the numbers)."""
 

@@ -227,15 +227,14 @@ def check_production(svc: Services, payload: CheckInput) -> CheckResult:
         for k, why in sorted(failing.items()):
             observability.rollback_queued(r.id, k, why)
     if found.verdict is not None:
-        verdict = Decision(found.verdict.kind, found.verdict.reason, found.verdict.subject, dict(found.verdict.data))
+        verdict = _recorded(found.verdict)
         decisions.append(verdict)
         if found.answer.halt:
             r.update(halted=True, phase=RolloutPhase.HALTED_IN_PRODUCTION)
             publish_outcome(r, "halted", verdict.reason, where="production", failing=found.failing_total,
                             changed=found.answer.changed)
     if found.withdrawal is not None:
-        w = found.withdrawal
-        decisions.append(Decision(w.kind, w.reason, w.subject, dict(w.data)))
+        decisions.append(_recorded(found.withdrawal))
     r.decide(decisions)
     if key:
         r.repo.put_memo(key, found.model_copy(update={"done": True}))
@@ -265,28 +264,38 @@ def _assess_production(r: Rollout, between_waves: bool, shadows_condemn: str | N
         d = assess_probe_failures(int(np.sum(health == 0.0)), int(np.sum(~np.isnan(health))), r.policy) or d
     halt, withdraw, verdict = False, False, None
     withdrawal: PastDecision | None = None
-    if shadows_condemn is not None and not r.record.withdrawn:
-        w = withdraw_change(live, failing, Decision(DecisionKind.HALT_IN_PRODUCTION, shadows_condemn))
+
+    def withdrawn_by(why: Decision) -> PastDecision:
+        """The change withdrawn from every changed VM that has not failed yet: they join ``failing``."""
+        w = withdraw_change(live, failing, why)
         failing.update(w.data["vms"])
+        return _past(w)
+
+    if shadows_condemn is not None and not r.record.withdrawn:
         withdraw, halt = True, True
-        verdict = PastDecision(kind=w.kind, reason=w.reason, subject=w.subject, data=dict(w.data))
+        verdict = withdrawn_by(Decision(DecisionKind.HALT_IN_PRODUCTION, shadows_condemn))
     elif between_waves:
         halt = d.kind is DecisionKind.HALT_IN_PRODUCTION
         if halt or failing:
-            verdict = PastDecision(kind=d.kind, reason=d.reason, subject=d.subject, data=dict(d.data))
+            verdict = _past(d)
         if halt and not r.record.withdrawn:  # the same verdict the watch withdraws on: no VM keeps a bad change
-            w = withdraw_change(live, failing, d)
-            failing.update(w.data["vms"])
             withdraw = True
-            withdrawal = PastDecision(kind=w.kind, reason=w.reason, subject=w.subject, data=dict(w.data))
+            withdrawal = withdrawn_by(d)
     elif d.kind is DecisionKind.HALT_IN_PRODUCTION and not r.record.withdrawn:
-        w = withdraw_change(live, failing, d)  # the watch: failures this surprising withdraw it all
-        failing.update(w.data["vms"])
-        withdraw = True
-        verdict = PastDecision(kind=w.kind, reason=w.reason, subject=w.subject, data=dict(w.data))
+        withdraw = True  # the watch: failures this surprising withdraw it all
+        verdict = withdrawn_by(d)
     return CheckMemo(failing=dict(failing), failing_total=failing_total, verdict=verdict, withdraw=withdraw,
                      withdrawal=withdrawal, answer=CheckResult(failing=len(failing), chunks=chunk_count(len(failing)),
                                                                halt=halt, changed=len(changed)))
+
+
+def _past(d: Decision) -> PastDecision:
+    """A decision kept in a check's memo until it is recorded."""
+    return PastDecision(kind=d.kind, reason=d.reason, subject=d.subject, data=dict(d.data))
+
+
+def _recorded(p: PastDecision) -> Decision:
+    return Decision(p.kind, p.reason, p.subject, dict(p.data))
 
 
 def production_done(svc: Services, payload: RolloutRef) -> ProductionDoneResult:
