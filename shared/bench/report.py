@@ -245,7 +245,8 @@ def _paired(runs: Sequence[dict[str, Any]], a: str, b: str) -> tuple[list[dict[s
 
 
 def _why_shortfall(runs: Sequence[dict[str, Any]]) -> list[str]:
-    paired = [*_paired(runs, PROJECT, BASELINE_CAPACITY)[0], *_paired(runs, PROJECT, BASELINE_CAPACITY)[1]]
+    ours, peer = _paired(runs, PROJECT, BASELINE_CAPACITY)
+    paired = [*ours, *peer]
     mine = _per_scenario(paired, PROJECT, lambda r: r["capacity"]["shortfall_vm_minutes"])
     theirs = _per_scenario(paired, BASELINE_CAPACITY, lambda r: r["capacity"]["shortfall_vm_minutes"])
     top = sorted(mine, key=lambda k: -mine[k])[:6]
