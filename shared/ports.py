@@ -7,11 +7,12 @@ long-running operations in parallel and an activity's history entry stays small.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .domain.errors import StaleWrite
 from .domain.registry import ModelInUse, ModelSource, PromotedPointer, Promotion
@@ -226,12 +227,32 @@ class ModelRegistry(ABC):
         """Keep a trainer run's report (promoted or not, and why) under ``runs/``."""
 
 
-@dataclass(frozen=True)
 class StoredRow:
-    """A row as read, with the version (ETag) an update must name."""
+    """A row as read, with the version (ETag) an update must name.
 
-    value: dict[str, Any]
-    etag: str
+    A store may hand the row over as its JSON text: the value is decoded on first use, so a reader that keeps
+    rows parsed by version (the repository) pays for the versions it has not seen only."""
+
+    __slots__ = ("_text", "_value", "etag")
+
+    def __init__(self, value: dict[str, Any] | None = None, etag: str = "", *, text: str | None = None) -> None:
+        if (value is None) == (text is None):
+            raise ValueError("a stored row holds either its value or its JSON text")
+        self._value = value
+        self._text = text
+        self.etag = etag
+
+    @property
+    def value(self) -> dict[str, Any]:
+        if self._value is None:
+            decoded = json.loads(cast(str, self._text))
+            if not isinstance(decoded, dict):
+                raise TypeError(f"a stored row is a JSON object, not {type(decoded).__name__}")
+            self._value = decoded
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"StoredRow(etag={self.etag!r})"
 
 
 @dataclass(frozen=True)
@@ -282,24 +303,33 @@ class RolloutStore(ABC):
         ``change(key, current)`` returns the new value (None leaves the row as it is); it must depend only
         on its arguments, since it runs again after a conflict. Rows go in groups of :attr:`ATOMIC_ROWS`.
         """
+        self.update_rows(rollout_id, kind, keys,
+                         lambda key, row: change(key, dict(row.value) if row is not None else None))
+
+    def update_rows(self, rollout_id: str, kind: str, keys: Sequence[str],
+                    change: Callable[[str, StoredRow | None], Mapping[str, Any] | None]) -> dict[str, str]:
+        """:meth:`update`, with each row's version shown to ``change`` (which must not mutate the row) and the
+        versions written returned: a reader that keeps rows parsed by version needs not parse them again."""
         todo = list(dict.fromkeys(keys))
         current = self.rows(rollout_id, kind) if todo else {}
+        written: dict[str, str] = {}
         for a in range(0, len(todo), self.ATOMIC_ROWS):
             group = todo[a:a + self.ATOMIC_ROWS]
             for attempt in range(MAX_UPDATE_ATTEMPTS):
                 writes: dict[str, RowWrite] = {}
                 for key in group:
                     row = current.get(key)
-                    value = change(key, dict(row.value) if row is not None else None)
+                    value = change(key, row)
                     if value is not None:
                         writes[key] = RowWrite(value, row.etag if row is not None else None)
                 try:
-                    self.write(rollout_id, kind, writes)
+                    written.update(self.write(rollout_id, kind, writes))
                     break
                 except StaleWrite:
                     if attempt == MAX_UPDATE_ATTEMPTS - 1:
                         raise
                     current = self.rows(rollout_id, kind)  # someone wrote meanwhile: read again, redo
+        return written
 
     def put_items(self, rollout_id: str, kind: str, items: Mapping[str, Mapping[str, Any]]) -> None:
         """Merge fields into rows (created when missing), each an optimistic read-merge-write."""

@@ -60,7 +60,7 @@ def mortal_services(svc: bootstrap.Services, chaos: Chaos) -> bootstrap.Services
         svc, fleet=fleet, shadows=shadows, snapshots=snapshots,
         operations=mortal(operations, chaos, ("begin_apply", "begin_snapshots", "begin_restore", "begin_shadows")),
         leases=mortal(svc.leases, chaos, ("acquire", "release")),
-        store=mortal(svc.store, chaos, ("update", "put_items", "put_rollout")),
+        store=mortal(svc.store, chaos, ("update", "update_rows", "put_items", "put_rollout")),
     )
 
 

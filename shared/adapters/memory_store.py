@@ -17,9 +17,10 @@ from ..domain.errors import StaleWrite
 from ..ports import RolloutStore, RowWrite, StoredRow
 
 
-def _copy(value: Any) -> Any:
-    """A JSON round trip: what the store keeps is exactly what a Table entity could hold."""
-    return json.loads(json.dumps(value))
+def _text(value: Mapping[str, Any]) -> str:
+    """The row as JSON text: what the store keeps is exactly what a Table entity could hold (and no caller's
+    later change reaches it); readers decode it when they need the value (:class:`StoredRow`)."""
+    return json.dumps(dict(value))
 
 
 class InMemoryRolloutStore(RolloutStore):
@@ -29,13 +30,13 @@ class InMemoryRolloutStore(RolloutStore):
         self._lock = threading.Lock()
 
     def rows(self, rollout_id: str, kind: str) -> dict[str, StoredRow]:
-        # Values were copied in by write and are handed out as stored: readers treat them as read-only
-        # (the repository validates them into models; update() works on a copy).
+        # Rows hold the JSON text written; a row's value is decoded once, on first use, and shared by its
+        # readers, who treat it as read-only (the repository validates it into models).
         with self._lock:
             return dict(self._rows.get((rollout_id, kind), {}))
 
     def write(self, rollout_id: str, kind: str, rows: Mapping[str, RowWrite]) -> dict[str, str]:
-        copies = {k: _copy(dict(w.value)) for k, w in rows.items()}
+        texts = {k: _text(w.value) for k, w in rows.items()}
         with self._lock:
             table = self._rows.setdefault((rollout_id, kind), {})
             for key, w in rows.items():
@@ -45,9 +46,9 @@ class InMemoryRolloutStore(RolloutStore):
                                      f"(version {w.etag}, now {have.etag if have else 'absent'})",
                                      operation="store_write", resource=f"{rollout_id}|{kind}", status=412)
             out: dict[str, str] = {}
-            for key, value in copies.items():
+            for key, text in texts.items():
                 etag = f'W/"{next(self._versions)}"'
-                table[key] = StoredRow(value, etag)
+                table[key] = StoredRow(text=text, etag=etag)
                 out[key] = etag
             return out
 

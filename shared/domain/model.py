@@ -6,7 +6,7 @@ Everything here crosses Durable Functions boundaries as plain JSON, so every typ
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -25,6 +25,12 @@ class ApplyStatus(StrEnum):
     OK = "ok"
     FAILED = "failed"
     TIMEOUT = "timeout"
+
+
+def _flat(value: Any) -> dict[str, Any]:
+    """A flat dataclass's fields as they are (each a str, number, bool, None or enum): ``asdict``'s recursive deep
+    copy of the same made a tenth of a 10,000-VM run's store writes."""
+    return dict(vars(value))
 
 
 @dataclass(frozen=True, order=True)
@@ -73,7 +79,7 @@ class VmInfo:
         return Stratum(self.scale_set, self.sku, self.image, self.zone)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _flat(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VmInfo:
@@ -105,7 +111,7 @@ class ApplyResult:
     message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status.value}
+        return {**_flat(self), "status": self.status.value}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ApplyResult:
@@ -127,7 +133,7 @@ class ShadowPlan:
     time name them by it, so the names do not depend on which chunk ran first."""
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = _flat(self)
         if self.ordinal is None:
             del d["ordinal"]
         return d
@@ -159,7 +165,7 @@ class ShadowInfo:
     message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "state": self.state.value}
+        return {**_flat(self), "state": self.state.value}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ShadowInfo:
@@ -173,7 +179,7 @@ class SnapshotInfo:
     disk_id: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _flat(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SnapshotInfo:
@@ -188,7 +194,7 @@ class RestoreResult:
     message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _flat(self)
 
 
 SIGNALS: tuple[str, ...] = ("cpu_pct", "mem_available_pct", "net_bytes", "error_count", "health_ok")

@@ -27,7 +27,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -36,7 +36,7 @@ from ..domain.features import StratumEvidence
 from ..domain.judge import Phase, StratumVerdict
 from ..domain.model import ShadowPlan
 from ..domain.sequential import StratumSequence
-from ..ports import RECORD, RolloutStore
+from ..ports import RECORD, RolloutStore, StoredRow
 from .state import (
     CheckMemo,
     DecisionRow,
@@ -129,12 +129,15 @@ class RolloutRepository:
     def _all(self, kind: Kind, model: type[M]) -> dict[str, M]:
         return {k: model.model_validate(v) for k, v in self.store.get_items(self.id, kind).items()}
 
+    def _parsed(self, kind: Kind, model: type[M]) -> dict[str, tuple[str, BaseModel]]:
+        with _PARSED_LOCK:
+            return _PARSED.setdefault(self.store, {}).setdefault((self.id, kind.value, model.__qualname__), {})
+
     def _all_shared(self, kind: Kind, model: type[M]) -> dict[str, M]:
         """Like :meth:`_all` (one store read), reusing the models of rows unchanged since they were last
         validated (same ETag). Only for frozen models: the instances are shared between readers."""
         rows = self.store.rows(self.id, kind)
-        with _PARSED_LOCK:
-            cache = _PARSED.setdefault(self.store, {}).setdefault((self.id, kind.value, model.__qualname__), {})
+        cache = self._parsed(kind, model)
         out: dict[str, Any] = {}
         for key, row in rows.items():
             hit = cache.get(key)
@@ -147,11 +150,29 @@ class RolloutRepository:
 
     def _update(self, kind: Kind, keys: Sequence[str], change: Callable[[str, M | None], M | None],
                 model: type[M]) -> None:
-        def apply(key: str, current: dict[str, Any] | None) -> dict[str, Any] | None:
-            new = change(key, model.model_validate(current) if current is not None else None)
-            return _dump(new) if new is not None else None
+        """Frozen models go through the shared cache both ways: a row unchanged since it was validated is not
+        validated again, and the model written is kept under the version the store gave it."""
+        cache = self._parsed(kind, model) if model.model_config.get("frozen") else None
+        made: dict[str, M] = {}
 
-        self.store.update(self.id, kind, keys, apply)
+        def current(key: str, row: StoredRow) -> M:
+            hit = cache.get(key) if cache is not None and row.etag else None
+            if hit is not None and hit[0] == row.etag:
+                return cast(M, hit[1])
+            return model.model_validate(row.value)
+
+        def apply(key: str, row: StoredRow | None) -> dict[str, Any] | None:
+            new = change(key, current(key, row) if row is not None else None)
+            if new is None:
+                return None
+            made[key] = new
+            return _dump(new)
+
+        written = self.store.update_rows(self.id, kind, keys, apply)
+        if cache is not None:
+            for key, etag in written.items():
+                if etag and key in made:
+                    cache[key] = (etag, made[key])
 
     def _put(self, kind: Kind, rows: Mapping[str, BaseModel | Mapping[str, Any]]) -> None:
         """Write whole rows (created, or replaced at the version just read)."""

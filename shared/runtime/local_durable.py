@@ -45,6 +45,7 @@ from azure.functions.decorators.function_app import Function
 
 from . import extension as ext
 from .chaos import Chaos, FaultDraws, Strike, WorkerDied
+from .collections_gc import fewer_collections
 from .interleave import Interleaver
 
 ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 12, 0, 4, 5, 6
@@ -217,6 +218,10 @@ class LocalDurableRunner:
     def run(self, until: datetime | None = None, stop: Callable[[], bool] | None = None) -> None:
         """Deliver events in time order until none is left, the next is after ``until``, or ``stop()`` holds
         after a turn (a test pausing at a phase to act as an operator would)."""
+        with fewer_collections():
+            self._run_queue(until, stop)
+
+    def _run_queue(self, until: datetime | None, stop: Callable[[], bool] | None) -> None:
         while self._queue:
             if stop is not None and stop():
                 break

@@ -134,7 +134,7 @@ class TableRolloutStore(RolloutStore):
             n = count.get(base, 0)  # rows past the first row's count are left over from a longer version
             if n == 0 or any(i not in chunks for i in range(n)):
                 continue
-            out[unescape_key(base)] = StoredRow(json.loads("".join(chunks[i] for i in range(n))), etags[base])
+            out[unescape_key(base)] = StoredRow(text="".join(chunks[i] for i in range(n)), etag=etags[base])
         return out
 
 

@@ -247,16 +247,26 @@ def _assess_production(r: Rollout, between_waves: bool, shadows_condemn: str | N
     ``shadows_condemn``: the shadows, which lead production, showed the change harmful (that decision's reason):
     it is withdrawn from every changed VM at once, as a surprise in the production watch would withdraw it."""
     items = r.vms()
-    changed = [k for k, v in items.items() if v.apply is not None]
-    live = [k for k in changed if items[k].rollback is None]
+    changed: list[str] = []  # every VM the change reached; live: those not queued for rollback yet
+    live: list[str] = []
+    applies: list[ApplyResult] = []
+    baselines: dict[str, Baseline] = {}
+    for k, v in items.items():  # one pass: a 10,000-VM rollout makes hundreds of checks
+        if v.apply is None:
+            continue
+        changed.append(k)
+        if v.rollback is not None:
+            continue
+        live.append(k)
+        if v.apply.status is not ApplyStatus.OK:
+            applies.append(v.apply)
+        baselines[k] = Baseline(v.baseline_errors, v.baseline_cpu)
     now = r.now
     window = timedelta(minutes=max(r.policy.health_window_minutes, r.policy.flap_window_minutes,
                                    r.policy.error_window_minutes))
     frame = r.svc.telemetry.signals(live, now - window, now) if live else None
-    applies = [a for k in live if (a := items[k].apply) is not None and a.status is not ApplyStatus.OK]
-    baselines = {k: Baseline(items[k].baseline_errors, items[k].baseline_cpu) for k in live}
     failing = failing_vms(frame, baselines, applies, r.policy, _peer_error_rate(r, items)) if frame is not None else {}
-    failing_total = sum(1 for k in changed if items[k].rollback is not None) + len(failing)
+    failing_total = len(changed) - len(live) + len(failing)
     threshold = adaptive_error_threshold(r.record.predicted_rate, r.policy)
     d = assess_changed_vms(len(changed), failing_total, threshold)
     if d.kind is not DecisionKind.HALT_IN_PRODUCTION and frame is not None:
