@@ -366,14 +366,13 @@ def _spread(name: str, deviations: FloatArray | None, min_sd: float) -> tuple[fl
     rows = np.atleast_2d(np.asarray(deviations, dtype=np.float64))
     factor = 1.0 if SIGNAL_ORIENTATION.get(name, (0, 0.0, True))[2] else math.pi / 2.0
     ss, df, var_sum, seen = 0.0, 0, 0.0, 0
-    for row in rows:
-        kept = row[~np.isnan(row)]
-        if kept.size >= 2:
-            ss += float(np.sum((kept - kept.mean()) ** 2))
-            df += kept.size - 1
+    counts = np.sum(~np.isnan(rows), axis=1)
+    for row_ss, m in zip(_row_sums_of_squares(rows, counts).tolist(), counts.tolist(), strict=True):
+        if m >= 2:
+            ss += row_ss
+            df += m - 1
     sd2 = max(ss / df if df else 0.0, min_sd * min_sd)
-    for row in rows:
-        m = int(np.sum(~np.isnan(row)))
+    for m in counts.tolist():
         if m:
             var_sum += factor * sd2 / m
             seen += 1
@@ -382,6 +381,20 @@ def _spread(name: str, deviations: FloatArray | None, min_sd: float) -> tuple[fl
     if name in ABSOLUTE_CENTRES:
         return ss, df, 0.0
     return ss, df, var_sum / (seen * seen)
+
+
+def _row_sums_of_squares(rows: FloatArray, counts: NDArray[np.int64]) -> FloatArray:
+    """Each row's sum of squared deviations from its mean over its non-NaN values (rows with fewer than two
+    values: NaN); the same numbers as the sums of each row alone (see :func:`_row_means`)."""
+    out = np.full(rows.shape[0], np.nan)
+    full = np.nonzero(counts == rows.shape[1])[0] if rows.shape[1] >= 2 else np.zeros(0, dtype=np.int64)
+    if full.size:
+        block = np.ascontiguousarray(rows[full])
+        out[full] = np.sum((block - block.mean(axis=1)[:, None]) ** 2, axis=1)
+    for i in np.nonzero((counts >= 2) & (counts < rows.shape[1]))[0]:
+        kept = rows[i][~np.isnan(rows[i])]
+        out[i] = float(np.sum((kept - kept.mean()) ** 2))
+    return out
 
 
 def update_sequence(state: StratumSequence, increments: Mapping[str, FloatArray], minute: float,
@@ -531,9 +544,22 @@ def _centres(name: str, values: FloatArray) -> FloatArray:
         return np.full(values.shape[0], ABSOLUTE_CENTRES[name])
     if not mean_centre:
         return _row_medians(values)
+    return _row_means(values)
+
+
+def _row_means(values: FloatArray) -> FloatArray:
+    """Each row's mean over its non-NaN values: the rows without a gap at once (numpy sums each row of a
+    contiguous block pairwise, as it sums the row alone, so the numbers are the same as ``row.mean()``), the
+    few with gaps one by one."""
     out = np.full(values.shape[0], np.nan)
-    for i, row in enumerate(values):
-        kept = row[~np.isnan(row)]
+    if values.size == 0:
+        return out
+    gaps = np.isnan(values).any(axis=1)
+    full = np.nonzero(~gaps)[0]
+    if full.size:
+        out[full] = np.ascontiguousarray(values[full]).mean(axis=1)
+    for i in np.nonzero(gaps)[0]:
+        kept = values[i][~np.isnan(values[i])]
         if kept.size:
             out[i] = float(kept.mean())
     return out

@@ -17,7 +17,9 @@ from shared.domain.sequential import (
     SequentialDesign,
     SeqVerdict,
     StratumSequence,
+    _row_means,
     _row_medians,
+    _row_sums_of_squares,
     bake_status,
     baseline_deviations,
     oriented_changes,
@@ -262,3 +264,33 @@ def test_row_medians_are_each_rows_numpy_median_of_its_kept_values(rows: list[li
         len(rows), len(rows[0]) if rows else 0)
     expected = np.array([np.median(r[~np.isnan(r)]) if (~np.isnan(r)).any() else np.nan for r in values])
     assert np.array_equal(_row_medians(values), expected.reshape(len(rows)), equal_nan=True)
+
+
+def _rows(data: list[list[float | None]]) -> np.ndarray:
+    return np.array([[np.nan if x is None else x for x in r] for r in data], dtype=np.float64).reshape(
+        len(data), len(data[0]) if data else 0)
+
+
+_ROWS = st.tuples(st.integers(0, 300), st.booleans()).flatmap(lambda spec: st.lists(st.lists(
+    st.floats(-1e6, 1e6) if spec[1] else st.one_of(st.none(), st.floats(-1e6, 1e6)),
+    min_size=spec[0], max_size=spec[0]), min_size=0, max_size=5))
+"""Rows of one width (up to past numpy's 128-value pairwise blocks), with gaps or without."""
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ROWS)
+def test_row_means_are_each_rows_numpy_mean_of_its_kept_values_to_the_bit(data: list[list[float | None]]) -> None:
+    values = _rows(data)
+    expected = np.array([r[~np.isnan(r)].mean() if (~np.isnan(r)).any() else np.nan for r in values])
+    assert np.array_equal(_row_means(values), expected.reshape(len(data)), equal_nan=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ROWS)
+def test_row_sums_of_squares_are_each_rows_own_to_the_bit(data: list[list[float | None]]) -> None:
+    values = _rows(data)
+    counts = np.sum(~np.isnan(values), axis=1)
+    expected = [float(np.sum((k - k.mean()) ** 2)) if k.size >= 2 else np.nan
+                for k in (r[~np.isnan(r)] for r in values)]
+    assert np.array_equal(_row_sums_of_squares(values, counts), np.array(expected).reshape(len(data)),
+                          equal_nan=True)
