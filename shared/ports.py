@@ -295,6 +295,13 @@ class RolloutStore(ABC):
     def rollout_ids(self) -> list[str]:
         """Every rollout the store holds (the failure model's training history)."""
 
+    def rows_since(self, rollout_id: str, kind: str, generation: int | None
+                   ) -> tuple[int | None, dict[str, StoredRow] | None]:
+        """The kind's rows unless none was written since ``generation`` (then None), with the kind's generation.
+
+        A store that cannot tell (None for a generation) always answers with the rows: one read either way."""
+        return None, self.rows(rollout_id, kind)
+
     # ------------------------------------------------------------------ built on the above
     def update(self, rollout_id: str, kind: str, keys: Sequence[str],
                change: Callable[[str, dict[str, Any] | None], Mapping[str, Any] | None]) -> None:

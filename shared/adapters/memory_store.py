@@ -28,12 +28,21 @@ class InMemoryRolloutStore(RolloutStore):
         self._rows: dict[tuple[str, str], dict[str, StoredRow]] = {}
         self._versions = itertools.count(1)
         self._lock = threading.Lock()
+        self._generations: dict[tuple[str, str], int] = {}
 
     def rows(self, rollout_id: str, kind: str) -> dict[str, StoredRow]:
         # Rows hold the JSON text written; a row's value is decoded once, on first use, and shared by its
         # readers, who treat it as read-only (the repository validates it into models).
         with self._lock:
             return dict(self._rows.get((rollout_id, kind), {}))
+
+    def rows_since(self, rollout_id: str, kind: str, generation: int | None
+                   ) -> tuple[int | None, dict[str, StoredRow] | None]:
+        with self._lock:
+            now = self._generations.get((rollout_id, kind), 0)
+            if generation is not None and generation == now:
+                return now, None
+            return now, dict(self._rows.get((rollout_id, kind), {}))
 
     def write(self, rollout_id: str, kind: str, rows: Mapping[str, RowWrite]) -> dict[str, str]:
         texts = {k: _text(w.value) for k, w in rows.items()}
@@ -47,9 +56,10 @@ class InMemoryRolloutStore(RolloutStore):
                                      operation="store_write", resource=f"{rollout_id}|{kind}", status=412)
             out: dict[str, str] = {}
             for key, text in texts.items():
-                etag = f'W/"{next(self._versions)}"'
-                table[key] = StoredRow(text=text, etag=etag)
-                out[key] = etag
+                version = next(self._versions)
+                table[key] = StoredRow(text=text, etag=f'W/"{version}"')
+                out[key] = table[key].etag
+                self._generations[(rollout_id, kind)] = version
             return out
 
     def rollout_ids(self) -> list[str]:

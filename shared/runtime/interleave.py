@@ -127,6 +127,11 @@ class InterleavedStore(RolloutStore):
         self.interleaver.checkpoint()
         return self.inner.rows(rollout_id, kind)
 
+    def rows_since(self, rollout_id: str, kind: str, generation: int | None
+                   ) -> tuple[int | None, dict[str, StoredRow] | None]:
+        self.interleaver.checkpoint()
+        return self.inner.rows_since(rollout_id, kind, generation)
+
     def write(self, rollout_id: str, kind: str, rows: Mapping[str, RowWrite]) -> dict[str, str]:
         self.interleaver.checkpoint()
         return self.inner.write(rollout_id, kind, rows)
