@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .model import ApplyResult, ApplyStatus, SignalFrame
 from .policy import RolloutPolicy
@@ -23,7 +25,35 @@ class Baseline:
     cpu: float | None = None
 
 
-def failing_vms(frame: SignalFrame, baselines: dict[str, Baseline], applies: list[ApplyResult],
+@dataclass(frozen=True)
+class Baselines:
+    """Every VM's :class:`Baseline` as columns aligned with a frame's rows (NaN where None): a 10,000-VM watch
+    looks at every changed VM hundreds of times, and one object per VM per look was a tenth of its checks."""
+
+    errors: NDArray[np.float64]
+    cpu: NDArray[np.float64]
+
+    @classmethod
+    def aligned(cls, vm_ids: Sequence[str], by_vm: Mapping[str, Baseline]) -> Baselines:
+        rows = [by_vm.get(v) or Baseline() for v in vm_ids]
+        return cls(np.array([np.nan if b.errors is None else b.errors for b in rows], dtype=np.float64),
+                   np.array([np.nan if b.cpu is None else b.cpu for b in rows], dtype=np.float64))
+
+
+def own_error_rates(baselines: Baselines, cpu_now: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Each VM's own tolerable error rate now: its pre-change rate (at least ``MIN_ERROR_RATE``) scaled by how
+    much busier it is now than before (errors follow traffic; CPU stands for traffic), within 1..MAX_LOAD_SCALE;
+    unscaled where either CPU figure is unknown (or the old one is 0)."""
+    errors = np.where(np.isnan(baselines.errors), 0.0, baselines.errors)
+    known = ~np.isnan(baselines.cpu) & (baselines.cpu != 0.0) & ~np.isnan(cpu_now)
+    with np.errstate(over="ignore"):  # a tiny old CPU figure: the ratio is capped below anyway
+        ratio = cpu_now / np.where(known, baselines.cpu, 1.0)
+    scale = np.where(known, np.minimum(MAX_LOAD_SCALE, np.maximum(1.0, ratio)), 1.0)
+    own: NDArray[np.float64] = np.maximum(errors, MIN_ERROR_RATE) * scale
+    return own
+
+
+def failing_vms(frame: SignalFrame, baselines: Mapping[str, Baseline] | Baselines, applies: list[ApplyResult],
                 policy: RolloutPolicy, peer_error_rate: float | None = None) -> dict[str, str]:
     """Return ``{vm_id: reason}`` for each VM in ``frame`` that is failing now.
 
@@ -60,13 +90,10 @@ def failing_vms(frame: SignalFrame, baselines: dict[str, Baseline], applies: lis
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         cpu_now = np.nanmedian(frame.signals["cpu_pct"][:, -ew:], axis=1)
-    own = np.empty(len(frame.vm_ids))
-    for i, vm in enumerate(frame.vm_ids):
-        b = baselines.get(vm, Baseline())
-        scale = 1.0
-        if b.cpu and not np.isnan(cpu_now[i]):
-            scale = min(MAX_LOAD_SCALE, max(1.0, float(cpu_now[i]) / b.cpu))
-        own[i] = max(b.errors or 0.0, MIN_ERROR_RATE) * scale
+    columns = baselines if isinstance(baselines, Baselines) else Baselines.aligned(frame.vm_ids, baselines)
+    if columns.errors.shape != (len(frame.vm_ids),) or columns.cpu.shape != (len(frame.vm_ids),):
+        raise ValueError(f"baselines for {columns.errors.shape} VMs, frame of {len(frame.vm_ids)}")
+    own = own_error_rates(columns, cpu_now)
     reference = np.maximum(own, peers if not np.isnan(peers) else MIN_ERROR_RATE)
     unhealthy = down >= policy.unhealthy_probe_minutes
     flapping = flaps >= policy.flap_failures

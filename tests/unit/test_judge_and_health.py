@@ -3,8 +3,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from shared.domain.health import Baseline, failing_vms
+from shared.domain.health import MAX_LOAD_SCALE, MIN_ERROR_RATE, Baseline, Baselines, failing_vms, own_error_rates
 from shared.domain.judge import Phase, judge_stratum
 from shared.domain.model import ApplyResult, ApplyStatus, SignalFrame
 from shared.domain.policy import RolloutPolicy
@@ -175,3 +178,32 @@ def test_a_failed_stratum_counts_all_its_shadows_as_failing_and_a_clean_one_none
     good = judge_stratum("k", "web/D2s", frame(10, 1), frame(30, 2), OK, RolloutPolicy())
     assert (bad.shadows_failed, bad.shadows_changed) == (2, 2)
     assert (good.shadows_failed, good.shadows_changed) == (0, 2)
+
+
+def _own_rate_one_by_one(b: Baseline, cpu_now: float) -> float:
+    """The rule as it was written per VM, before the columns."""
+    scale = 1.0
+    if b.cpu and not np.isnan(cpu_now):
+        scale = min(MAX_LOAD_SCALE, max(1.0, cpu_now / b.cpu))
+    return max(b.errors or 0.0, MIN_ERROR_RATE) * scale
+
+
+_RATE = st.one_of(st.none(), st.just(0.0), st.floats(0.0, 500.0))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_RATE, st.one_of(st.none(), st.just(0.0), st.floats(-5.0, 100.0)),
+                          st.one_of(st.just(np.nan), st.floats(0.0, 100.0))), max_size=20))
+def test_own_error_rates_as_columns_are_the_per_vm_rule_to_the_bit(
+        rows: list[tuple[float | None, float | None, float]]) -> None:
+    by_vm = {f"v{i}": Baseline(e, c) for i, (e, c, _) in enumerate(rows)}
+    cpu_now = np.array([n for _, _, n in rows], dtype=np.float64)
+    got = own_error_rates(Baselines.aligned(list(by_vm), by_vm), cpu_now)
+    expected = np.array([_own_rate_one_by_one(by_vm[f"v{i}"], float(cpu_now[i])) for i in range(len(rows))])
+    assert np.array_equal(got, expected.reshape(len(rows)))
+
+
+def test_baselines_that_do_not_match_the_frame_are_refused() -> None:
+    f = fleet_frame(3, 15, 1)
+    with pytest.raises(ValueError, match="baselines for"):
+        failing_vms(f, Baselines(np.zeros(2), np.zeros(2)), [], RolloutPolicy())

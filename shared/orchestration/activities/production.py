@@ -19,7 +19,7 @@ from ...domain.decisions import (
     withdraw_change,
 )
 from ...domain.errors import AzureOperationError, ShadowRolloutError, TransientError
-from ...domain.health import Baseline, failing_vms
+from ...domain.health import Baselines, failing_vms
 from ...domain.kinds import DecisionKind
 from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, Config, RestoreResult, SnapshotInfo
 from ...domain.operations import OperationState, OperationStatus
@@ -250,7 +250,8 @@ def _assess_production(r: Rollout, between_waves: bool, shadows_condemn: str | N
     changed: list[str] = []  # every VM the change reached; live: those not queued for rollback yet
     live: list[str] = []
     applies: list[ApplyResult] = []
-    baselines: dict[str, Baseline] = {}
+    base_errors: list[float] = []  # each live VM's pre-change rates, as columns (health.Baselines)
+    base_cpu: list[float] = []
     for k, v in items.items():  # one pass: a 10,000-VM rollout makes hundreds of checks
         if v.apply is None:
             continue
@@ -260,7 +261,9 @@ def _assess_production(r: Rollout, between_waves: bool, shadows_condemn: str | N
         live.append(k)
         if v.apply.status is not ApplyStatus.OK:
             applies.append(v.apply)
-        baselines[k] = Baseline(v.baseline_errors, v.baseline_cpu)
+        base_errors.append(math.nan if v.baseline_errors is None else v.baseline_errors)
+        base_cpu.append(math.nan if v.baseline_cpu is None else v.baseline_cpu)
+    baselines = Baselines(np.array(base_errors, dtype=np.float64), np.array(base_cpu, dtype=np.float64))
     now = r.now
     window = timedelta(minutes=max(r.policy.health_window_minutes, r.policy.flap_window_minutes,
                                    r.policy.error_window_minutes))
