@@ -157,6 +157,8 @@ class RolloutRecord(Model):
     """Instances borrowed per scale set (resource id), to be given back."""
     original_capacity: dict[str, int] = Field(default_factory=dict)
     claimed: bool = False
+    claimed_at: datetime | None = None
+    """When the leases were first taken: the ``claimed`` decision is written at that minute, again by a re-run."""
     queued_since: datetime | None = None
     approval: Approval | None = None
     aborted: Abort | None = None

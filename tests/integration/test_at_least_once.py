@@ -120,6 +120,16 @@ def test_a_crash_after_each_side_effect_of_an_activity_changes_nothing(activity:
     assert_clean(run, calm)
 
 
+def test_a_worker_dying_between_the_claim_and_its_decision_still_records_the_claim_once(
+        scenario: Scenario, calm: SimulationRun) -> None:
+    chaos = EveryCrashPoint("claim_targets")
+    run = simulate(scenario, chaos=chaos)
+    assert chaos.stats.crashes >= 2, "claim_targets must have died after the leases and after the record"
+    claims = [d for d in run.outcome["decisions"] if d["kind"] == "claimed"]
+    assert len(claims) == 1
+    assert claims == [d for d in calm.outcome["decisions"] if d["kind"] == "claimed"]
+
+
 class FlakyTeardown:
     """Shadow teardown refused with a 429 ``times`` times (then it works), as ARM throttles."""
 

@@ -91,11 +91,14 @@ def claim_targets(svc: Services, payload: RolloutRef) -> ClaimResult:
     got = svc.leases.acquire(targets, r.id, now=r.now)
     if got.acquired:
         if not r.record.claimed:
-            waited = r.minute() - r.minute(r.record.queued_since or r.now)
-            r.update(claimed=True)
-            sets = _plural(len(targets), "target scale set")
-            r.decide([Decision(DecisionKind.CLAIMED, f"{sets} leased to this rollout"
-                               + (f" after waiting {waited:.0f} minutes" if waited > 0 else ""))])
+            r.update(claimed=True, claimed_at=r.now)
+        # written at the minute of the claim, so a re-run (a worker that died between the two writes, or after
+        # both) rewrites the same row: the decision is never lost and never doubled
+        at = r.record.claimed_at or r.now
+        waited = r.minute(at) - r.minute(r.record.queued_since or at)
+        sets = _plural(len(targets), "target scale set")
+        r.decide([Decision(DecisionKind.CLAIMED, f"{sets} leased to this rollout"
+                           + (f" after waiting {waited:.0f} minutes" if waited > 0 else ""))], at=at)
         return ClaimResult(claimed=True)
     since = r.record.queued_since or r.now
     waited = (r.now - since) / timedelta(minutes=1)
