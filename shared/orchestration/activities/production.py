@@ -5,6 +5,7 @@ Each chunk of a wave or of a rollback batch writes only the rows of its own VMs,
 
 from __future__ import annotations
 
+import heapq
 import math
 from datetime import timedelta
 
@@ -183,7 +184,7 @@ def apply_wave(svc: Services, payload: WaveChunkOp) -> ApplyWaveResult:
 
 def _peer_error_rate(r: Rollout, items: dict[str, VmItem]) -> float | None:
     """Median error-log rate now of VMs still on the old configuration (skipped or not yet reached)."""
-    untouched = sorted(k for k, v in items.items() if v.apply is None)[:PEER_SAMPLE]
+    untouched = heapq.nsmallest(PEER_SAMPLE, (k for k, v in items.items() if v.apply is None))  # sorted()[:n]
     if len(untouched) < MIN_PEERS:
         return None
     now = r.now
