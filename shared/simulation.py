@@ -130,7 +130,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
         leaked = world.leaked()
         held = services.leases.holders(request["targets"])
         outcome["leaks"] = {"shadows": leaked["shadows"], "leases": len(held),
-                            "extra_instances": leaked["extra_instances"]}
+                            "extra_instances": leaked["extra_instances"], "snapshots": leaked["snapshots"]}
         if chaos is not None:
             outcome["chaos"] = chaos.stats.to_dict()
         outcome["janitor"] = {"shadows": len(swept.shadows), "leases": swept.leases,

@@ -84,6 +84,10 @@ class RolloutPolicy(BaseModel):
     snapshot_probability: float = Field(
         0.1, ge=0.0, le=1.0, description="VMs predicted at or above get snapshots and a queued rollback early."
     )
+    snapshots_during_bake: bool = Field(
+        True, description="Snapshot the VMs predicted at risk and the first wave's while the shadows bake, so "
+        "production starts without waiting for them (deleted when the rollout changes no VM)."
+    )
     # --- production waves ----------------------------------------------------------------------
     wave_fractions: tuple[float, ...] = Field(
         (0.05, 0.2, 0.35, 0.4), min_length=1, description="Share of the included VMs in each wave."

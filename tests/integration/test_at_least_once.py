@@ -93,7 +93,7 @@ def assert_clean(run: SimulationRun, calm: SimulationRun) -> None:
     assert o["vms"]["unknown_state"] == 0 and o["vms"]["failed_unrecovered"] == 0
     assert o["vms"] == calm.outcome["vms"]
     assert o["outcome"] == calm.outcome["outcome"]
-    assert o["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0}
+    assert o["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0, "snapshots": 0}
     assert o["janitor"] == {"shadows": 0, "leases": 0, "extra_instances": 0}, "the rollout left work for the janitor"
     assert {n: s.capacity for n, s in run.world.scale_sets.items()} == \
         {n: s.original for n, s in run.world.scale_sets.items()}
@@ -179,7 +179,7 @@ def test_a_request_whose_target_does_not_exist_ends_with_a_record_and_an_outcome
     assert "Activity function 'start_rollout' failed" in record["error"] and "does not exist" in record["error"]
     events = run.services.outcomes.events  # type: ignore[attr-defined]
     assert [e["type"] for e in events] == ["rollout.finished"] and events[0]["state"] == "failed"
-    assert run.outcome["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0}
+    assert run.outcome["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0, "snapshots": 0}
 
 
 def test_a_store_error_while_finishing_does_not_fail_a_rollout_that_went_well(scenario: Scenario,
