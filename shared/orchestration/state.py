@@ -161,6 +161,8 @@ class RolloutRecord(Model):
     approval: Approval | None = None
     aborted: Abort | None = None
     baseline_start: datetime | None = None
+    discarded_at: datetime | None = None
+    """When ``discard_snapshots`` first began deleting (written ahead: a re-run records its decision there)."""
     shadow_apply_at: datetime | None = None
     bake_start: datetime | None = None
     """When the last first-round shadow apply finished: minute 0 of the sequential bake."""

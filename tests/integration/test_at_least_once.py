@@ -34,7 +34,7 @@ ACTIVITIES = ["start_rollout", "claim_targets", "begin_create_shadows", "create_
               "analyse_shadows", "decide", "watch_shadows", "teardown_shadows", "prepare", "snapshot_wave",
               "apply_wave",
               "check_production", "reserve_capacity", "restore_vms", "verify_recovered", "release_capacity",
-              "settle_capacity", "release_leases", "finish"]
+              "settle_capacity", "release_leases", "finish", "begin_snapshot_ahead", "snapshot_ahead"]
 WITHOUT_SIDE_EFFECTS = {"operation_status", "begin_prepare"}
 """Polls only read; this scenario's prepare has no VM at risk to snapshot (its record is written by prepare)."""
 
@@ -118,6 +118,27 @@ def test_a_crash_after_each_side_effect_of_an_activity_changes_nothing(activity:
     run = simulate(scenario, chaos=chaos)
     assert chaos.stats.crashes > 0, f"{activity} never ran or had no side effect"
     assert_clean(run, calm)
+
+
+@pytest.fixture(scope="module")
+def halted_at_the_gate() -> Scenario:
+    """The same fleet, halted at the approval gate after the bake took its first wave's snapshots."""
+    policy = {**SCENARIO["policy"], "approval_required": True, "approval_timeout_minutes": 5,
+              "on_approval_timeout": "halt"}
+    return parse_scenario({**SCENARIO, "name": "at-least-once-halted", "policy": policy})
+
+
+@pytest.mark.parametrize("chaos", [Twice("discard_snapshots"), EveryCrashPoint("discard_snapshots")],
+                         ids=["twice", "every-crash-point"])
+def test_the_snapshots_of_a_halted_rollout_are_deleted_once_however_often_the_delete_runs(
+        chaos: Chaos, halted_at_the_gate: Scenario) -> None:
+    run = simulate(halted_at_the_gate, chaos=chaos)
+    o = run.outcome
+    assert chaos.stats.redelivered + chaos.stats.crashes > 0, "discard_snapshots never ran"
+    assert o["outcome"] == "halted_before_production"
+    assert o["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0, "snapshots": 0}
+    assert not [i for i in run.world.snapshots if i < run.world.n_production]
+    assert [d["kind"] for d in o["decisions"]].count("discard_snapshots") == 1
 
 
 class FlakyTeardown:

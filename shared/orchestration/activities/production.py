@@ -142,8 +142,9 @@ def snapshot_ahead(svc: Services, payload: AheadOp) -> SnapshotResult:
 def discard_snapshots(svc: Services, payload: RolloutRef) -> DiscardResult:
     """At the end of a rollout that changed no production VM, delete the snapshots taken during the bake
     (:func:`domain.ahead.discard_snapshots`). Safe to run twice: deleting by the rollout's tag deletes nothing the
-    second time, and the VMs' records of those snapshots are cleared only after the delete, so a run cut short
-    deletes again and records once."""
+    second time; the moment is written ahead and the decision recorded at it (a re-run rewrites the same row), and
+    the VMs' records of those snapshots are cleared last, so a run cut short anywhere deletes again and records
+    once."""
     r = Rollout(svc, payload.rollout_id, Step.DISCARD_SNAPSHOTS)
     items = r.vms()
     taken = [k for k, v in items.items() if v.snapshot is not None]
@@ -151,10 +152,14 @@ def discard_snapshots(svc: Services, payload: RolloutRef) -> DiscardResult:
     verdict = discard(len(taken), changed)
     if not verdict.delete:
         return DiscardResult(deleted=0)
+    at = r.record.discarded_at
+    if at is None:
+        at = r.now
+        r.update(discarded_at=at)
     groups = sorted({resource_group_of(s.snapshot_id) for k in taken if (s := items[k].snapshot) is not None})
     deleted = svc.snapshots.delete_tagged(f"pre-{r.id}", groups)
+    r.decide([verdict.decision] if verdict.decision is not None else [], at=at)
     r.repo.update_vms(taken, lambda _, cur: cur.model_copy(update={"snapshot": None}))
-    r.decide([verdict.decision] if verdict.decision is not None else [])
     return DiscardResult(deleted=deleted)
 
 
