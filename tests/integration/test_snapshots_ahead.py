@@ -72,3 +72,13 @@ def test_with_snapshots_during_the_bake_off_production_is_snapshotted_only_after
     assert "snapshot_ahead" not in [d["kind"] for d in run.outcome["decisions"]]
     planned = _first(run, "plan_waves")["minute"]
     assert all(t >= planned for s in _production_snapshots(run).values() for t, _ in s)
+
+
+def test_shadow_creation_begins_in_the_minute_the_targets_are_leased(scenario_path: Scenario) -> None:
+    """Nothing waits between the lease and the shadows (the inventory and the claim take no simulated minute); no
+    shadow is begun before the claim."""
+    run = _run(scenario_path("good-change"))
+    claimed = _first(run, "claimed")["minute"]
+    assert _first(run, "inventory")["minute"] == claimed == 0.0
+    begun = [run.world.shadow_created_at[r] for r in run.world.shadow_rows]
+    assert begun and min(begun) >= claimed and min(begun) < claimed + 0.1
