@@ -204,7 +204,8 @@ def _choose_ahead(r: Rollout, items: dict[str, VmItem], risks: list[VmRisk], inc
     for v in included:
         by_stratum[stratum[v]].append(v)
     chosen = [k for k, v in items.items() if v.ahead]
-    return snapshots_ahead(by_stratum, at_risk, chosen, _first_shares(r.policy), r.id, baked)
+    shares = _first_shares(r.policy) if r.policy.first_wave_snapshots_during_bake else []
+    return snapshots_ahead(by_stratum, at_risk, chosen, shares, r.id, baked)
 
 
 def _mark_ahead(r: Rollout, items: dict[str, VmItem], new: tuple[str, ...]) -> int:
