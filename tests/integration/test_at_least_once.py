@@ -19,14 +19,14 @@ from shared.runtime.chaos import Chaos, Strike, WorkerDied
 from shared.simulation import SimulationRun, simulate
 
 # a busy fleet with a latent crash (its onset after the shadows are gone, so a delay of minutes changes no decision):
-# shadows, at-risk snapshots, capacity borrowed, waves, rollbacks, the watch
+# shadows, the first wave's snapshots during the bake, capacity borrowed, waves, rollbacks, the watch
 SCENARIO: dict[str, Any] = {
     "name": "at-least-once", "seed": 11,
     "fleet": {"scale_sets": [{"name": "web", "capacity": 24, "skus": {"Standard_D4s_v5": 1},
                               "load": {"mean": 0.74, "diurnal_amplitude": 0.05, "noise": 0.03}}]},
     "change": {"id": "alo-1", "truth": {"effects": [{"mode": "latent_crash", "probability": 0.3,
                                                      "onset_minutes": 120}]}},
-    "policy": {"production_watch_minutes": 180},
+    "policy": {"production_watch_minutes": 180, "first_wave_snapshots_during_bake": True},
 }
 ACTIVITIES = ["start_rollout", "claim_targets", "begin_create_shadows", "create_shadows", "drive_shadow_load",
               "begin_apply_to_shadows", "apply_to_shadows", "begin_prepare", "begin_snapshot_wave", "begin_apply_wave",

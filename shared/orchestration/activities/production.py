@@ -102,8 +102,10 @@ def prepare(svc: Services, payload: RolloutOp) -> CapacityResult:
     taken = snapshot_vms(r, at_risk, items, payload.operation)
     if at_risk:
         r.repo.put_standby(at_risk)
-    decisions = [Decision(DecisionKind.PREPARE, f"{taken} at-risk VMs snapshotted and queued for rollback "
-                          f"(predicted >= {r.policy.snapshot_probability:g})")] if at_risk else []
+    ahead = sum(1 for v in at_risk if items[v].snapshot is not None)  # taken during the bake
+    decisions = [Decision(DecisionKind.PREPARE, f"{taken + ahead} at-risk VMs snapshotted ({ahead} during the "
+                          f"bake) and queued for rollback (predicted >= {r.policy.snapshot_probability:g})",
+                          data={"snapshots": taken + ahead, "during_bake": ahead})] if at_risk else []
     extra = dict(r.record.extra)
     cover_at_risk(r, items, at_risk, extra, decisions)
     r.update(extra=extra)
