@@ -4,7 +4,7 @@
              ├─ create_shadows ×chunks → drive_shadow_load → timer(baseline: short when control twins run)
              │    → apply_to_shadows ×chunks
              ├─ bake (bake_flow): timer(check) → analyse_shadows, until the sequential tests or the halt rule end it
-             │    ├─ a look chose VMs to snapshot (at risk, the first wave): snapshot_ahead ×passes, while it bakes
+             │    ├─ a look chose VMs to snapshot (at risk; the first wave if asked): snapshot_ahead ×passes meanwhile
              │    └─ ambiguous evidence: add_shadows → create, drive, apply → a shorter bake (bake_flow)
              ├─ decide → (halt) teardown_shadows → discard_snapshots → finish
              ├─ gate, when policy.approval_required: approve | abort | timer → resolve_gate
