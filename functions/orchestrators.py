@@ -6,7 +6,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from shared.orchestration import rollout
+from shared.orchestration import bake_flow, rollout
 
 bp = df.Blueprint()
 
@@ -29,3 +29,8 @@ def watch_orchestrator(context: df.DurableOrchestrationContext) -> Any:
 @bp.orchestration_trigger(context_name="context", orchestration=rollout.RECOVER)
 def recover_orchestrator(context: df.DurableOrchestrationContext) -> Any:
     return rollout.recover_orchestrator(context)
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=bake_flow.AHEAD)
+def snapshot_ahead_orchestrator(context: df.DurableOrchestrationContext) -> Any:
+    return bake_flow.snapshot_ahead_orchestrator(context)

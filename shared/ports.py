@@ -119,6 +119,11 @@ class DiskSnapshots(ABC):
         A VM whose snapshot could not be made is missing from the result.
         """
 
+    @abstractmethod
+    def delete_tagged(self, tag: str, resource_groups: Sequence[str]) -> int:
+        """Delete every snapshot ``snapshot`` made with ``tag`` in these resource groups (disks' snapshots too);
+        the number deleted. Idempotent: a second call deletes nothing."""
+
 
 @dataclass(frozen=True)
 class RestoreOutcome:

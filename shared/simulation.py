@@ -54,7 +54,7 @@ def mortal_services(svc: bootstrap.Services, chaos: Chaos) -> bootstrap.Services
     write to the store, before the activity records or does anything else."""
     fleet = mortal(svc.fleet, chaos, ("apply_change", "restore_from_snapshots", "run_script", "set_capacity"))
     shadows = mortal(svc.shadows, chaos, ("create", "teardown"))
-    snapshots = mortal(svc.snapshots, chaos, ("snapshot",))
+    snapshots = mortal(svc.snapshots, chaos, ("snapshot", "delete_tagged"))
     operations = over_ports(svc.operations, fleet, shadows, snapshots)
     return replace(
         svc, fleet=fleet, shadows=shadows, snapshots=snapshots,
@@ -130,7 +130,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None,
         leaked = world.leaked()
         held = services.leases.holders(request["targets"])
         outcome["leaks"] = {"shadows": leaked["shadows"], "leases": len(held),
-                            "extra_instances": leaked["extra_instances"]}
+                            "extra_instances": leaked["extra_instances"], "snapshots": leaked["snapshots"]}
         if chaos is not None:
             outcome["chaos"] = chaos.stats.to_dict()
         outcome["janitor"] = {"shadows": len(swept.shadows), "leases": swept.leases,

@@ -40,6 +40,8 @@ class DecisionKind(StrEnum):
     ERROR_THRESHOLD = "error_threshold"
     PLAN_WAVES = "plan_waves"
     # production
+    SNAPSHOT_AHEAD = "snapshot_ahead"
+    DISCARD_SNAPSHOTS = "discard_snapshots"
     PREPARE = "prepare"
     EXCLUDE_VM = "exclude_vm"
     ROLLBACK_VM = "rollback_vm"

@@ -111,3 +111,13 @@ def check_subscription_id(text: object) -> str:
 def same_resource(a: str, b: str) -> bool:
     """Whether two resource ids name the same resource (ARM compares case-insensitively)."""
     return a.casefold() == b.casefold()
+
+
+def resource_group_of(resource_id: str) -> str:
+    """The resource group segment of any ARM resource id, or ValueError."""
+    parts = _segments(resource_id, "resource id")
+    for i, part in enumerate(parts[:-1]):
+        if part.casefold() == "resourcegroups":
+            _check_group(parts[i + 1])
+            return parts[i + 1]
+    raise ValueError(f"no resource group in resource id {resource_id!r}")

@@ -22,7 +22,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from ..domain.operations import OperationHandle, OperationState, OperationStatus
-from .state import BatchChunkRef, ChunkRef, Model, RolloutRef, WaveChunkRef
+from .state import AheadRef, BatchChunkRef, ChunkRef, Model, RolloutRef, WaveChunkRef
 
 STATUS_ACTIVITY = "operation_status"
 STATUS_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=30_000, max_number_of_attempts=5)
@@ -85,6 +85,10 @@ class ChunkOp(ChunkRef):
 
 
 class WaveChunkOp(WaveChunkRef):
+    operation: OperationStatus | None = None
+
+
+class AheadOp(AheadRef):
     operation: OperationStatus | None = None
 
 

@@ -4,8 +4,9 @@
              ├─ create_shadows ×chunks → drive_shadow_load → timer(baseline: short when control twins run)
              │    → apply_to_shadows ×chunks
              ├─ bake (bake_flow): timer(check) → analyse_shadows, until the sequential tests or the halt rule end it
+             │    ├─ a look chose VMs to snapshot (at risk; the first wave if asked): snapshot_ahead ×passes meanwhile
              │    └─ ambiguous evidence: add_shadows → create, drive, apply → a shorter bake (bake_flow)
-             ├─ decide → (halt) teardown_shadows → finish
+             ├─ decide → (halt) teardown_shadows → discard_snapshots → finish
              ├─ gate, when policy.approval_required: approve | abort | timer → resolve_gate
              ├─ prepare (snapshots of at-risk VMs, rollback queue, capacity)
              ├─ wave ×N (sub-orchestration, risk-adaptive sizes and watches): snapshot_wave ×chunks
@@ -14,8 +15,8 @@
              ├─ teardown_shadows (the shadows lead production through the waves)
              ├─ production_done (the watch's interval from the waves' leads)
              ├─ watch (sub-orchestration, continue-as-new): timer → check_production → recover
-             └─ release_capacity → release_leases → finish;
-                on any error: teardown_shadows, release_capacity, release_leases, finish(error)
+             └─ release_capacity → discard_snapshots (no VM changed) → release_leases → finish;
+                on any error: teardown_shadows, release_capacity, discard_snapshots, release_leases, finish(error)
 
 Cleanups (teardown, capacity and lease release) are retried longer; what still fails is recorded as a leak for
 the janitor (shared/orchestration/cleanup.py), never raised out of the rollout's error path. A failure of
@@ -26,6 +27,13 @@ rollout before the next VM would be changed (a wave already running finishes and
 the production watch of changed VMs still runs, since it only restores failing VMs).
 
 Per-VM data never enters a history: activities keep it in the rollout store and return counts.
+
+What overlaps before production, and what does not (docs/operations.md, "Before production"): the production
+snapshots a bake look chooses are taken while the bake goes on (bake_flow.Ahead). Shadow creation does not overlap
+the inventory and the claim, by choice: measured, those cost no simulated minute (a few reads and a lease write in
+Azure) against the shadows' minutes of snapshot, disk and VM, and overlapping them would mean snapshotting a
+production disk before its scale set is leased (another rollout may be changing it) or leasing set by set (two
+rollouts with overlapping targets could deadlock).
 """
 
 from __future__ import annotations
@@ -178,8 +186,12 @@ def _abort(context: df.DurableOrchestrationContext, base: RolloutRef, abort: Any
 
 
 def _finish(context: df.DurableOrchestrationContext, base: RolloutRef, leaks: list[str], *, error: str | None = None,
-            refused: str | None = None, request: dict[str, Any] | None = None) -> Orchestration:
-    """Release the leases, then record the end (with any leak) and publish the outcome event."""
+            refused: str | None = None, request: dict[str, Any] | None = None,
+            snapshots: bool = False) -> Orchestration:
+    """Release the leases, then record the end (with any leak) and publish the outcome event. ``snapshots``: the
+    rollout may have taken pre-change snapshots; ``discard_snapshots`` deletes them if it changed no VM."""
+    if snapshots:
+        yield from _cleanup(context, "discard_snapshots", base.json_dict(), leaks)
     yield from _cleanup(context, "release_leases", base.json_dict(), leaks)
     result = yield context.call_activity_with_retry("finish", CLEANUP_RETRY, FinishInput(
         rollout_id=base.rollout_id, error=error, refused=refused, leaks=list(leaks), request=request).json_dict())
@@ -243,6 +255,7 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         return result.json_dict()
     torn_down = False
     in_production = False
+    ahead = bake_flow.Ahead(rollout_id=plan.rollout_id)
     try:
         _status(context, status, phase=RolloutPhase.SHADOW_POOL, vms=plan.vms, strata=plan.strata)
         shadows = [CreateShadowsResult.model_validate(s) for s in (yield from run_long(
@@ -261,14 +274,15 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         def bake_status(**changes: Any) -> None:
             _status(context, status, **changes)
 
-        analysis = yield from bake_flow.bake(context, base, policy, abort, bake_status)
+        analysis = yield from bake_flow.bake(context, base, policy, abort, bake_status, ahead=ahead)
         if analysis is not None and analysis.ambiguous and not analysis.halt and policy.max_extra_shadows > 0:
-            yield from bake_flow.add_shadows(context, base, policy, abort, bake_status)
+            yield from bake_flow.add_shadows(context, base, policy, abort, bake_status, ahead)
+        yield from ahead.wait(context)  # production starts with them taken, or they are deleted on a halt
         if abort.is_completed:
             yield from _cleanup(context, "teardown_shadows", ref, leaks)
             torn_down = True
             yield _abort(context, base, abort, "before production (during the bake)")
-            result = yield from _finish(context, base, leaks)
+            result = yield from _finish(context, base, leaks, snapshots=bool(ahead.passes))
             _status(context, status, phase=RolloutPhase.ABORTED, result=result)
             return result.json_dict()
         decision = DecideResult.model_validate((yield context.call_activity("decide", ref)))
@@ -276,7 +290,7 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         if decision.halt:  # the shadows are kept through the waves, when there are waves
             yield from _cleanup(context, "teardown_shadows", ref, leaks)
             torn_down = True
-            result = yield from _finish(context, base, leaks)
+            result = yield from _finish(context, base, leaks, snapshots=bool(ahead.passes))
             _status(context, status, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION, result=result)
             return result.json_dict()
         if policy.approval_required:
@@ -284,14 +298,14 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             if not gate.proceed:
                 yield from _cleanup(context, "teardown_shadows", ref, leaks)
                 torn_down = True
-                result = yield from _finish(context, base, leaks)
+                result = yield from _finish(context, base, leaks, snapshots=bool(ahead.passes))
                 _status(context, status, phase=RolloutPhase.HALTED_BEFORE_PRODUCTION, result=result)
                 return result.json_dict()
         elif abort.is_completed:
             yield from _cleanup(context, "teardown_shadows", ref, leaks)
             torn_down = True
             yield _abort(context, base, abort, "before production (after the decision)")
-            result = yield from _finish(context, base, leaks)
+            result = yield from _finish(context, base, leaks, snapshots=bool(ahead.passes))
             _status(context, status, phase=RolloutPhase.ABORTED, result=result)
             return result.json_dict()
         # the last wave waits until the shadows have baked the whole bake_minutes (they lead the bulk of production)
@@ -349,7 +363,7 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
                 WATCH, WatchInput(rollout_id=plan.rollout_id, until=until, interval=interval).json_dict(),
                 f"{context.instance_id}:watch")
         released = yield from _cleanup(context, "release_capacity", ref, leaks)
-        result = yield from _finish(context, base, leaks)
+        result = yield from _finish(context, base, leaks, snapshots=True)
         extra = CapacityResult.model_validate(released).extra if released is not None else {}
         _status(context, status, phase=RolloutPhase.DONE, result=result, capacity=CapacityResult(extra=extra))
         return result.json_dict()
@@ -357,6 +371,7 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
         # Leave nothing behind: shadows deleted, borrowed capacity returned, the record says what happened.
         # VMs already changed are not abandoned: production is still watched, and failing VMs restored.
         error = _first_line(exc)
+        yield from ahead.wait(context)
         if not torn_down:
             yield from _cleanup(context, "teardown_shadows", ref, leaks)
         if in_production and policy.production_watch_minutes > 0:
@@ -371,7 +386,7 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext) -> Orchestrati
             except Exception as watch_exc:
                 error += f"; the watch failed too: {_first_line(watch_exc, 200)}"
         yield from _cleanup(context, "release_capacity", ref, leaks)
-        result = yield from _finish(context, base, leaks, error=error)
+        result = yield from _finish(context, base, leaks, error=error, snapshots=bool(ahead.passes) or in_production)
         _status(context, status, phase=RolloutPhase.FAILED, result=result)
         return result.json_dict()
 

@@ -163,6 +163,8 @@ class RolloutRecord(Model):
     approval: Approval | None = None
     aborted: Abort | None = None
     baseline_start: datetime | None = None
+    discarded_at: datetime | None = None
+    """When ``discard_snapshots`` first began deleting (written ahead: a re-run records its decision there)."""
     shadow_apply_at: datetime | None = None
     bake_start: datetime | None = None
     """When the last first-round shadow apply finished: minute 0 of the sequential bake."""
@@ -214,6 +216,8 @@ class VmItem(Model):
     applied_at: datetime | None = None
     apply_error: str | None = None
     excluded: str | None = None
+    ahead: bool = False
+    """Chosen at a bake look for a snapshot before the decision (:mod:`shared.domain.ahead`)."""
     risk: float | None = None
     risk_source: str | None = None
     judge_score: float | None = None
@@ -394,6 +398,8 @@ class AnalysisResult(Model):
     """The sequential bake may end: every stratum decided, the pooled shadows show no harm, or the maximum bake."""
     ambiguous: bool = False
     """Some stratum's evidence is ambiguous (a straddling bound or a suspect undecided test): add shadows."""
+    snapshot_ahead: int = 0
+    """VMs chosen for a snapshot during the bake that have none yet: the orchestrator starts a pass for them."""
 
 
 class AddShadowsResult(Model):
@@ -437,6 +443,16 @@ class CapacityResult(Model):
 
 class SnapshotResult(Model):
     snapshots: int
+
+
+class AheadRef(RolloutRef):
+    """One pass of the snapshots taken during the bake (passes run one after another, numbered from 0)."""
+
+    round: int = Field(ge=0)
+
+
+class DiscardResult(Model):
+    deleted: int
 
 
 class ApplyWaveResult(Model):

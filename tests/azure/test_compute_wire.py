@@ -442,3 +442,12 @@ def test_guest_extensions_are_read_from_each_scale_sets_model_over_the_wire() ->
         found = AzureFleet(standin_settings(standin)).guest_extensions([WEB, API])
     assert {"AzureMonitorLinuxAgent", "shadow-rollout-guest"} <= found[WEB]
     assert "AzureMonitorLinuxAgent" in found[API] and "shadow-rollout-guest" not in found[API]
+
+
+def test_a_rollouts_snapshots_are_deleted_by_tag_across_its_resource_groups_named_in_any_case(azure: Azure) -> None:
+    azure.snapshots.snapshot([WEB0, API0], tag="pre-r")
+    azure.snapshots.snapshot([f"{SUB}/resourceGroups/rg-fleet/providers/Microsoft.Compute/virtualMachines/web_1"],
+                             tag="pre-other")
+    assert azure.snapshots.delete_tagged("pre-r", ["rg-fleet", "RG-FLEET"]) == 2  # one group, listed once
+    assert sorted(k.rsplit("/", 1)[-1] for k in azure.standin.snapshots) == ["pre-other-web_1"]
+    assert azure.snapshots.delete_tagged("pre-r", ["rg-fleet"]) == 0

@@ -38,7 +38,7 @@ def test_simulate_json_prints_exactly_the_contract_outcome(name: str, scenario_p
     assert p.returncode == 0, p.stderr
     o = json.loads(p.stdout)  # nothing but one JSON object on stdout
     assert set(o) == OUTCOME_KEYS | EXTENSION_KEYS
-    assert o["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0}
+    assert o["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0, "snapshots": 0}
     assert set(o["vms"]) == VMS_KEYS and sum(o["vms"].values()) - o["vms"]["total"] == o["vms"]["total"]
     assert o["outcome"] in OUTCOMES and o["strategy"] == "shadow-predictive" and o["scenario"] == name
     assert set(o["shadow"]) == {"instances", "strata_total", "strata_covered", "evictions", "cost_usd"}
@@ -54,7 +54,8 @@ def test_simulate_under_chaos_says_what_was_redelivered_and_how_often_the_worker
     o = json.loads(p.stdout)
     assert set(o) == OUTCOME_KEYS | EXTENSION_KEYS | {"chaos"}
     assert set(o["chaos"]) == {"redelivered", "crashes"} and o["chaos"]["redelivered"] + o["chaos"]["crashes"] > 0
-    assert o["vms"]["unknown_state"] == 0 and o["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0}
+    assert o["vms"]["unknown_state"] == 0
+    assert o["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0, "snapshots": 0}
     bad = cli("simulate", "--chaos", "3", "--chaos-rate", "2", "--json")
     assert bad.returncode == 2 and "--chaos-rate must be within 0..1" in bad.stderr
 

@@ -19,14 +19,14 @@ from shared.runtime.chaos import Chaos, Strike, WorkerDied
 from shared.simulation import SimulationRun, simulate
 
 # a busy fleet with a latent crash (its onset after the shadows are gone, so a delay of minutes changes no decision):
-# shadows, at-risk snapshots, capacity borrowed, waves, rollbacks, the watch
+# shadows, the first wave's snapshots during the bake, capacity borrowed, waves, rollbacks, the watch
 SCENARIO: dict[str, Any] = {
     "name": "at-least-once", "seed": 11,
     "fleet": {"scale_sets": [{"name": "web", "capacity": 24, "skus": {"Standard_D4s_v5": 1},
                               "load": {"mean": 0.74, "diurnal_amplitude": 0.05, "noise": 0.03}}]},
     "change": {"id": "alo-1", "truth": {"effects": [{"mode": "latent_crash", "probability": 0.3,
                                                      "onset_minutes": 120}]}},
-    "policy": {"production_watch_minutes": 180},
+    "policy": {"production_watch_minutes": 180, "first_wave_snapshots_during_bake": True},
 }
 ACTIVITIES = ["start_rollout", "claim_targets", "begin_create_shadows", "create_shadows", "drive_shadow_load",
               "begin_apply_to_shadows", "apply_to_shadows", "begin_prepare", "begin_snapshot_wave", "begin_apply_wave",
@@ -34,7 +34,7 @@ ACTIVITIES = ["start_rollout", "claim_targets", "begin_create_shadows", "create_
               "analyse_shadows", "decide", "watch_shadows", "teardown_shadows", "prepare", "snapshot_wave",
               "apply_wave",
               "check_production", "reserve_capacity", "restore_vms", "verify_recovered", "release_capacity",
-              "settle_capacity", "release_leases", "finish"]
+              "settle_capacity", "release_leases", "finish", "begin_snapshot_ahead", "snapshot_ahead"]
 WITHOUT_SIDE_EFFECTS = {"operation_status", "begin_prepare"}
 """Polls only read; this scenario's prepare has no VM at risk to snapshot (its record is written by prepare)."""
 
@@ -93,7 +93,7 @@ def assert_clean(run: SimulationRun, calm: SimulationRun) -> None:
     assert o["vms"]["unknown_state"] == 0 and o["vms"]["failed_unrecovered"] == 0
     assert o["vms"] == calm.outcome["vms"]
     assert o["outcome"] == calm.outcome["outcome"]
-    assert o["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0}
+    assert o["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0, "snapshots": 0}
     assert o["janitor"] == {"shadows": 0, "leases": 0, "extra_instances": 0}, "the rollout left work for the janitor"
     assert {n: s.capacity for n, s in run.world.scale_sets.items()} == \
         {n: s.original for n, s in run.world.scale_sets.items()}
@@ -128,6 +128,27 @@ def test_a_worker_dying_between_the_claim_and_its_decision_still_records_the_cla
     claims = [d for d in run.outcome["decisions"] if d["kind"] == "claimed"]
     assert len(claims) == 1
     assert claims == [d for d in calm.outcome["decisions"] if d["kind"] == "claimed"]
+
+
+@pytest.fixture(scope="module")
+def halted_at_the_gate() -> Scenario:
+    """The same fleet, halted at the approval gate after the bake took its first wave's snapshots."""
+    policy = {**SCENARIO["policy"], "approval_required": True, "approval_timeout_minutes": 5,
+              "on_approval_timeout": "halt"}
+    return parse_scenario({**SCENARIO, "name": "at-least-once-halted", "policy": policy})
+
+
+@pytest.mark.parametrize("chaos", [Twice("discard_snapshots"), EveryCrashPoint("discard_snapshots")],
+                         ids=["twice", "every-crash-point"])
+def test_the_snapshots_of_a_halted_rollout_are_deleted_once_however_often_the_delete_runs(
+        chaos: Chaos, halted_at_the_gate: Scenario) -> None:
+    run = simulate(halted_at_the_gate, chaos=chaos)
+    o = run.outcome
+    assert chaos.stats.redelivered + chaos.stats.crashes > 0, "discard_snapshots never ran"
+    assert o["outcome"] == "halted_before_production"
+    assert o["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0, "snapshots": 0}
+    assert not [i for i in run.world.snapshots if i < run.world.n_production]
+    assert [d["kind"] for d in o["decisions"]].count("discard_snapshots") == 1
 
 
 class FlakyTeardown:
@@ -189,7 +210,7 @@ def test_a_request_whose_target_does_not_exist_ends_with_a_record_and_an_outcome
     assert "Activity function 'start_rollout' failed" in record["error"] and "does not exist" in record["error"]
     events = run.services.outcomes.events  # type: ignore[attr-defined]
     assert [e["type"] for e in events] == ["rollout.finished"] and events[0]["state"] == "failed"
-    assert run.outcome["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0}
+    assert run.outcome["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0, "snapshots": 0}
 
 
 def test_a_store_error_while_finishing_does_not_fail_a_rollout_that_went_well(scenario: Scenario,

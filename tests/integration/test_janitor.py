@@ -39,7 +39,7 @@ def leave_a_mess(run: SimulationRun) -> tuple[str, str]:
 
 def test_the_janitor_returns_shadows_leases_and_instances_an_ended_rollout_left() -> None:
     run = simulate(parse_scenario(SMALL))
-    assert run.outcome["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0}
+    assert run.outcome["leaks"] == {"shadows": 0, "leases": 0, "extra_instances": 0, "snapshots": 0}
     leaked, busy = leave_a_mess(run)
     svc = run.services
     seen = janitor(svc, dry_run=True)

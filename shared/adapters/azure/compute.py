@@ -688,6 +688,11 @@ class AzureDiskSnapshots(_Compute, DiskSnapshots):
         return [SnapshotInfo(v, done[v].id, os_disks[v]) for v in vm_ids
                 if v in done and all(k in done for k in keys if k.startswith(f"{v}#"))]
 
+    def delete_tagged(self, tag: str, resource_groups: Sequence[str]) -> int:
+        """Resource groups are named case-insensitively (ARM): each is listed once."""
+        groups = {g.lower(): g for g in resource_groups}
+        return sum(self.delete_snapshots(groups[k], tag) for k in sorted(groups))
+
     def delete_snapshots(self, resource_group: str, tag: str) -> int:
         """Delete the snapshots a rollout took (its ``tag``), e.g. once they have expired."""
         c = self.client

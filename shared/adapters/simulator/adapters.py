@@ -154,6 +154,9 @@ class SimDiskSnapshots(DiskSnapshots):
     def snapshot(self, vm_ids: Sequence[str], *, tag: str) -> list[SnapshotInfo]:
         return self.world.snapshot(self.world.indices(list(vm_ids)), _tag(tag))
 
+    def delete_tagged(self, tag: str, resource_groups: Sequence[str]) -> int:
+        return self.world.delete_snapshots(_tag(tag), resource_groups)
+
 
 class SimTelemetry(Telemetry):
     """Telemetry as Azure Monitor would return it: nothing from the future, gaps as NaN."""

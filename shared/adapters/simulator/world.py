@@ -12,6 +12,7 @@ The outcome accounting at the end (:meth:`FleetWorld.outcome`) is the only reade
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -613,6 +614,24 @@ class FleetWorld:
         self.clock.advance_to(finish)
         return out
 
+    def delete_snapshots(self, tag: str, resource_groups: Sequence[str]) -> int:
+        """Delete the pre-change snapshots named ``{tag}-...`` in these resource groups; the number deleted."""
+        groups = {g.lower() for g in resource_groups}
+        deleted = 0
+        for i in list(self.snapshots):
+            keep = []
+            for t, sid in self.snapshots[i]:
+                rg = sid.split("/resourceGroups/")[1].split("/")[0].lower() if "/resourceGroups/" in sid else ""
+                if rg in groups and sid.rsplit("/", 1)[-1].startswith(f"{tag}-"):
+                    deleted += 1
+                else:
+                    keep.append((t, sid))
+            if keep:
+                self.snapshots[i] = keep
+            else:
+                del self.snapshots[i]
+        return deleted
+
     def restore(self, idx: NDArray[np.int64], snapshot_ids: list[str]) -> list[tuple[int, bool, int, str]]:
         """Restore each VM's OS disk from its pre-change snapshot; returns (row, ok, attempts, message)."""
         now = self.clock.now
@@ -875,10 +894,13 @@ class FleetWorld:
 
     def leaked(self) -> dict[str, int]:
         """What is left behind now, read from the world: shadows (VMs or, once evicted, disks) never deleted,
-        and instances beyond each scale set's original capacity."""
+        instances beyond each scale set's original capacity, and pre-change snapshots of a rollout that changed no
+        production VM (none can be restored from; once a VM was changed they are kept for its rollback)."""
         shadows = sum(1 for i in self.shadow_rows if i not in self._deleted and i not in self._cleaned)
         extra = sum(max(0, st.capacity - st.original) for st in self.scale_sets.values())
-        return {"shadows": shadows, "extra_instances": extra}
+        changed = bool(np.any(~np.isnan(self.t["apply_at"][: self.n_production])))
+        snapshots = 0 if changed else sum(len(v) for v in self.snapshots.values())
+        return {"shadows": shadows, "extra_instances": extra, "snapshots": snapshots}
 
     def spot_price(self, i: int) -> float:
         sku = self._skus[int(self.t["sku"][i])]

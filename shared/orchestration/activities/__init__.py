@@ -4,8 +4,8 @@
     shadows     create_shadows, drive_shadow_load, apply_to_shadows, teardown_shadows
     decide      analyse_shadows, decide, watch_shadows (the shadows judged through the waves)
     bake        add_shadows (and the sequential looks analyse_shadows and watch_shadows take)
-    production  prepare, snapshot_wave, apply_wave, check_production, production_done, halt, restore_vms,
-                verify_recovered
+    production  snapshot_ahead (during the bake), discard_snapshots, prepare, snapshot_wave, apply_wave,
+                check_production, production_done, halt, restore_vms, verify_recovered
     capacity    reserve_capacity, release_capacity, settle_capacity
     cleanup     release_leases (and the record of a rollout that failed before it had one)
 
@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ...services import Services
-from ..operations import BatchChunkOp, ChunkOp, RolloutOp, StatusQuery, WaveChunkOp
+from ..operations import AheadOp, BatchChunkOp, ChunkOp, RolloutOp, StatusQuery, WaveChunkOp
 from ..state import (
     AbortInput,
+    AheadRef,
     BatchChunkRef,
     BatchRef,
     CheckInput,
@@ -48,12 +49,15 @@ from .production import (
     begin_apply_wave,
     begin_prepare,
     begin_restore_vms,
+    begin_snapshot_ahead,
     begin_snapshot_wave,
     check_production,
+    discard_snapshots,
     halt,
     prepare,
     production_done,
     restore_vms,
+    snapshot_ahead,
     snapshot_wave,
     verify_recovered,
 )
@@ -102,6 +106,8 @@ ACTIVITIES: dict[str, Activity[Any, Any]] = _table(
     Activity(begin_apply_wave, WaveChunkRef), Activity(begin_restore_vms, BatchChunkRef),
     Activity(operation_status, StatusQuery),
     Activity(add_shadows, RolloutRef), Activity(watch_shadows, WatchShadowsInput),
+    Activity(begin_snapshot_ahead, AheadRef), Activity(snapshot_ahead, AheadOp),
+    Activity(discard_snapshots, RolloutRef),
 )
 """Every activity by its Durable name."""
 
@@ -118,11 +124,13 @@ __all__ = [
     "begin_create_shadows",
     "begin_prepare",
     "begin_restore_vms",
+    "begin_snapshot_ahead",
     "begin_snapshot_wave",
     "check_production",
     "claim_targets",
     "create_shadows",
     "decide",
+    "discard_snapshots",
     "drive_shadow_load",
     "finish",
     "halt",
@@ -135,6 +143,7 @@ __all__ = [
     "resolve_gate",
     "restore_vms",
     "settle_capacity",
+    "snapshot_ahead",
     "snapshot_wave",
     "start_rollout",
     "teardown_shadows",

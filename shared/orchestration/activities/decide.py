@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from ... import observability
+from ...domain.ahead import SnapshotsAhead, snapshots_ahead
 from ...domain.bake import bake_tallies, extra_shadows, shadow_watch_verdict
 from ...domain.decisions import (
     Decision,
@@ -21,6 +22,7 @@ from ...domain.features import FeatureTable, StratumEvidence, build_features, ev
 from ...domain.judge import Phase, StratumVerdict, apply_fleet_evidence, judge_stratum
 from ...domain.kinds import DecisionKind
 from ...domain.model import ApplyStatus, Stratum, VmInfo
+from ...domain.policy import RolloutPolicy
 from ...domain.sequential import SequentialDesign
 from ...domain.waves import BakeEvidence, WaveDesign, plan_adaptive_waves
 from ...services import Services
@@ -107,9 +109,9 @@ def _evidence(r: Rollout, verdicts: dict[str, StratumVerdict], fleet: StratumVer
     return evidence, pooled
 
 
-def _risks(r: Rollout, evidence: dict[str, StratumEvidence], fleet: StratumEvidence | None
-           ) -> tuple[list[VmInfo], FeatureTable, list[VmRisk]]:
-    vms = [v.info for v in r.vms().values()]
+def _risks(r: Rollout, evidence: dict[str, StratumEvidence], fleet: StratumEvidence | None,
+           items: dict[str, VmItem] | None = None) -> tuple[list[VmInfo], FeatureTable, list[VmRisk]]:
+    vms = [v.info for v in (r.vms() if items is None else items).values()]
     table = build_features(vms, evidence, fleet)
     return vms, table, r.svc.model.predict(table)
 
@@ -149,7 +151,8 @@ def analyse_shadows(svc: Services, payload: RolloutRef) -> AnalysisResult:
     verdicts, fleet = _verdicts(r)
     evidence, pooled = _evidence(r, verdicts, fleet)
     r.repo.put_evidence(evidence, pooled)
-    _, _, risks = _risks(r, evidence, pooled)
+    items = r.vms()
+    _, _, risks = _risks(r, evidence, pooled, items)
     tallies = bake_tallies(shadow_tallies(evidence), {k: v for k, v in states.items() if k != FLEET})
     plan = decide_before_production(risks, r.policy, tallies)
     failing = [v for v in verdicts.values() if v.phase is Phase.FAILED]
@@ -173,9 +176,46 @@ def analyse_shadows(svc: Services, payload: RolloutRef) -> AnalysisResult:
     elif plan.halt:
         decisions.append(Decision(DecisionKind.BAKE_END, f"bake ends at minute {baked:.0f}: the halt rule halts "
                                   "before production"))
+    ahead = None if plan.halt else _choose_ahead(r, items, risks, plan.included, plan.at_risk, baked)
+    if ahead is not None and ahead.decision is not None:
+        decisions.append(ahead.decision)
     r.decide(decisions)
+    pending = _mark_ahead(r, items, ahead.vm_ids) if ahead is not None else 0
     return AnalysisResult(failing=len(failing), inconclusive=len(inconclusive), strata=len(verdicts),
-                          halt=plan.halt, bake_done=done, ambiguous=ambiguous)
+                          halt=plan.halt, bake_done=done, ambiguous=ambiguous, snapshot_ahead=pending)
+
+
+def _first_shares(policy: RolloutPolicy) -> list[float]:
+    """The first wave's share of every schedule the decision may pick."""
+    if not policy.adaptive_waves:
+        return [policy.wave_fractions[0]]
+    design = WaveDesign.from_policy(policy)
+    return [design.low.fractions[0], design.moderate.fractions[0], design.high.fractions[0]]
+
+
+def _choose_ahead(r: Rollout, items: dict[str, VmItem], risks: list[VmRisk], included: list[str],
+                  at_risk: list[str], baked: float) -> SnapshotsAhead | None:
+    """The VMs this look wants snapshotted before the decision, not chosen before
+    (:func:`domain.ahead.snapshots_ahead`)."""
+    if not r.policy.snapshots_during_bake or r.policy.dry_run:
+        return None
+    stratum = {x.vm_id: x.stratum_key for x in risks}
+    by_stratum: dict[str, list[str]] = defaultdict(list)
+    for v in included:
+        by_stratum[stratum[v]].append(v)
+    chosen = [k for k, v in items.items() if v.ahead]
+    shares = _first_shares(r.policy) if r.policy.first_wave_snapshots_during_bake else []
+    return snapshots_ahead(by_stratum, at_risk, chosen, shares, r.id, baked)
+
+
+def _mark_ahead(r: Rollout, items: dict[str, VmItem], new: tuple[str, ...]) -> int:
+    """Mark the chosen VMs (after the decision is recorded: a run cut short between the two chooses them again and
+    records it again, rather than leaving them marked without a word); the marked VMs still without a snapshot
+    (``items``: the VMs as this look read them)."""
+    if new:
+        r.repo.update_vms(list(new), lambda _, cur: cur.model_copy(update={"ahead": True}))
+    marked = set(new)
+    return sum(1 for k, v in items.items() if (v.ahead or k in marked) and v.snapshot is None)
 
 
 def decide(svc: Services, payload: RolloutRef) -> DecideResult:

@@ -12,6 +12,7 @@ from datetime import timedelta
 import numpy as np
 
 from ... import observability
+from ...domain.ahead import discard_snapshots as discard
 from ...domain.decisions import (
     Decision,
     adaptive_error_threshold,
@@ -24,12 +25,14 @@ from ...domain.health import Baselines, failing_vms
 from ...domain.kinds import DecisionKind
 from ...domain.model import ApplyResult, ApplyStatus, ChangeSpec, Config, RestoreResult, SnapshotInfo
 from ...domain.operations import OperationState, OperationStatus
+from ...domain.resource_id import resource_group_of
 from ...domain.waves import watch_cadence
 from ...services import Services
 from ..chunks import chunk, chunk_count
-from ..operations import BatchChunkOp, Began, RolloutOp, WaveChunkOp
+from ..operations import AheadOp, BatchChunkOp, Began, RolloutOp, WaveChunkOp
 from ..repository import Step
 from ..state import (
+    AheadRef,
     ApplyWaveResult,
     BatchChunkRef,
     BatchRef,
@@ -38,6 +41,7 @@ from ..state import (
     CheckInput,
     CheckMemo,
     CheckResult,
+    DiscardResult,
     HaltInput,
     HaltResult,
     PastDecision,
@@ -99,13 +103,67 @@ def prepare(svc: Services, payload: RolloutOp) -> CapacityResult:
     taken = snapshot_vms(r, at_risk, items, payload.operation)
     if at_risk:
         r.repo.put_standby(at_risk)
-    decisions = [Decision(DecisionKind.PREPARE, f"{taken} at-risk VMs snapshotted and queued for rollback "
-                          f"(predicted >= {r.policy.snapshot_probability:g})")] if at_risk else []
+    ahead = sum(1 for v in at_risk if items[v].snapshot is not None)  # taken during the bake
+    decisions = [Decision(DecisionKind.PREPARE, f"{taken + ahead} at-risk VMs snapshotted ({ahead} during the "
+                          f"bake) and queued for rollback (predicted >= {r.policy.snapshot_probability:g})",
+                          data={"snapshots": taken + ahead, "during_bake": ahead})] if at_risk else []
     extra = dict(r.record.extra)
     cover_at_risk(r, items, at_risk, extra, decisions)
     r.update(extra=extra)
     r.decide(decisions)
     return CapacityResult(snapshots=taken, extra=extra)
+
+
+def _ahead_todo(r: Rollout, items: dict[str, VmItem]) -> list[str]:
+    return sorted(k for k, v in items.items() if v.ahead and v.snapshot is None and v.apply is None
+                  and not v.applying)
+
+
+def begin_snapshot_ahead(svc: Services, payload: AheadRef) -> Began:
+    """Begin the snapshots of the VMs a bake look chose (:mod:`shared.domain.ahead`) that have none yet."""
+    scope = f"ahead{payload.round:02d}"
+    r = Rollout(svc, payload.rollout_id, Step.SNAPSHOT_AHEAD, scope + BEGIN)
+    items = r.vms()
+    return begin_snapshot_vms(r, _ahead_todo(r, items), items, scope)
+
+
+def snapshot_ahead(svc: Services, payload: AheadOp) -> SnapshotResult:
+    """Record the snapshots a pass made. A VM left without one is not an error here: ``prepare`` or its wave's
+    snapshot step takes it (and excludes it, with a decision, if that fails too); a VM chosen after the pass
+    began is taken by the next pass."""
+    r = Rollout(svc, payload.rollout_id, Step.SNAPSHOT_AHEAD, f"ahead{payload.round:02d}")
+    items = r.vms()
+    op = payload.operation
+    if op is None or op.state is not OperationState.SUCCEEDED:
+        return SnapshotResult(snapshots=0)
+    made = {s.vm_id: s for s in svc.operations.snapshot_results(op.handle, _ahead_todo(r, items))}
+    r.repo.update_vms(made, lambda k, cur: None if cur.snapshot is not None else cur.model_copy(
+        update={"snapshot": made[k], "actions": [*cur.actions, VmAction.SNAPSHOT]}))
+    return SnapshotResult(snapshots=len(made))
+
+
+def discard_snapshots(svc: Services, payload: RolloutRef) -> DiscardResult:
+    """At the end of a rollout that changed no production VM, delete the snapshots taken during the bake
+    (:func:`domain.ahead.discard_snapshots`). Safe to run twice: deleting by the rollout's tag deletes nothing the
+    second time; the moment is written ahead and the decision recorded at it (a re-run rewrites the same row), and
+    the VMs' records of those snapshots are cleared last, so a run cut short anywhere deletes again and records
+    once."""
+    r = Rollout(svc, payload.rollout_id, Step.DISCARD_SNAPSHOTS)
+    items = r.vms()
+    taken = [k for k, v in items.items() if v.snapshot is not None]
+    changed = sum(1 for v in items.values() if v.apply is not None or v.applying)
+    verdict = discard(len(taken), changed)
+    if not verdict.delete:
+        return DiscardResult(deleted=0)
+    at = r.record.discarded_at
+    if at is None:
+        at = r.now
+        r.update(discarded_at=at)
+    groups = sorted({resource_group_of(s.snapshot_id) for k in taken if (s := items[k].snapshot) is not None})
+    deleted = svc.snapshots.delete_tagged(f"pre-{r.id}", groups)
+    r.decide([verdict.decision] if verdict.decision is not None else [], at=at)
+    r.repo.update_vms(taken, lambda _, cur: cur.model_copy(update={"snapshot": None}))
+    return DiscardResult(deleted=deleted)
 
 
 def begin_snapshot_wave(svc: Services, payload: WaveChunkRef) -> Began:
