@@ -37,6 +37,7 @@ from ...domain.model import (
     SnapshotInfo,
     VmInfo,
 )
+from ...domain.naming import ORDINAL_TAG
 from ...domain.scale_set_limits import max_instances
 from ...domain.skus import family_alternatives
 from ...ports import DiskSnapshots, Fleet, ShadowLoad, ShadowPool
@@ -702,8 +703,11 @@ class AzureDiskSnapshots(_Compute, DiskSnapshots):
         return len(snaps)
 
 
-def _snapshot(location: str, disk_id: str, label: str, vm_id: str) -> m.Snapshot:
-    return m.Snapshot(location=location, tags={"shadow-rollout-tag": label, "shadow-rollout-vm": vm_id[-250:]},
+def _snapshot(location: str, disk_id: str, label: str, vm_id: str, ordinal: int | None = None) -> m.Snapshot:
+    tags = {"shadow-rollout-tag": label, "shadow-rollout-vm": vm_id[-250:]}
+    if ordinal is not None:
+        tags[ORDINAL_TAG] = str(ordinal)
+    return m.Snapshot(location=location, tags=tags,
                       properties=m.SnapshotProperties(
                           incremental=True, creation_data=m.CreationData(create_option="Copy",
                                                                          source_resource_id=disk_id),
@@ -753,7 +757,8 @@ class AzureShadowPool(_Compute, ShadowPool):
         snaps = Batch(c)
         for i, p in enumerate(plans):
             snaps.start(str(i), "shadow_snapshot", c.snapshots.begin_create_or_update, rg, f"{names[i]}-snap",
-                        _snapshot(s.location, _os_disk(sources[p.source_vm_id].storage_profile), label, p.source_vm_id))
+                        _snapshot(s.location, _os_disk(sources[p.source_vm_id].storage_profile), label, p.source_vm_id,
+                                  p.ordinal))
         snap_done, snap_failed = snaps.wait()
         for k, e in snap_failed.items():
             fail(int(k), str(e))
