@@ -8,17 +8,21 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from shared.adapters.simulator.adapters import SimShadowPool, SimTelemetry, to_datetime
+from shared.adapters.azure.long_operations import AzureLongOperations
+from shared.adapters.simulator.adapters import SimDiskSnapshots, SimFleet, SimShadowPool, SimTelemetry, to_datetime
+from shared.adapters.simulator.operations import SimOperations
 from shared.adapters.simulator.scenario import load_scenario
 from shared.adapters.simulator.standin import AzureStandIn
 from shared.adapters.simulator.standin.backend import simulate_azure_sdk
 from shared.adapters.simulator.world import FleetWorld
-from shared.domain.model import ShadowPlan, ShadowState
+from shared.domain.model import ChangeSpec, ShadowPlan, ShadowState
+from shared.domain.operations import OperationState
 from shared.simulation import simulate
 
 from ..conftest import SCENARIOS
@@ -92,3 +96,27 @@ def test_a_shadow_gets_the_same_draws_on_both_backends_whichever_chunk_creates_f
     for name in ("mem_available_pct", "cpu_pct", "health_ok"):
         np.testing.assert_array_equal(wire.signals[name], sim.signals[name], err_msg=name)
     assert np.isfinite(sim.signals["mem_available_pct"][:, -5:]).any()  # the shadows were up and reporting
+
+
+def test_an_operation_asked_about_after_it_ended_ends_when_arm_says_on_both_backends() -> None:
+    """The orchestrator asks about a step's operations at the longest ``Retry-After`` among them, so a chunk that
+    ended sooner is asked late: its end is the ``endTime`` ARM reported (as the simulator's book records it), not
+    when it was asked. (Ended when asked, every chunk of a wave ended with its slowest, the waves' starts moved and
+    2,000-VM fleets parted at the production watch's cadence.)"""
+    change = ChangeSpec("chg-1", "run-command", {"script": "echo change"})
+    web0 = WEB.replace("virtualMachineScaleSets/web", "virtualMachines/web_0")
+    sim_world = make_world()
+    sim_ops = SimOperations(sim_world, SimFleet(sim_world), SimShadowPool(sim_world), SimDiskSnapshots(sim_world))
+    az = Azure(AzureStandIn(make_world()).start_in_process())
+    az_ops = AzureLongOperations(az.fleet, az.shadows, az.snapshots, lambda: to_datetime(az.world.clock.now))
+    ends = []
+    for ops, world in ((sim_ops, sim_world), (az_ops, az.world)):
+        began = ops.begin_apply("r-1:apply:w00c00", [web0], change, timeout_minutes=15)
+        assert began.state is OperationState.RUNNING
+        world.clock.advance_to(world.clock.now + 30.0)  # asked long after it ended
+        [status] = ops.status([began.handle])
+        assert status.state is OperationState.SUCCEEDED
+        ends.append(status.ended_at)
+    sim_end, azure_end = ends
+    assert sim_end is not None and azure_end is not None
+    assert azure_end == sim_end < to_datetime(az.world.clock.now) - timedelta(minutes=20)
