@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .domain.errors import StaleWrite
 from .domain.registry import ModelInUse, ModelSource, PromotedPointer, Promotion
+from .domain.scale_set_limits import ScaleSetSize
 
 if TYPE_CHECKING:  # annotations only: the numpy-backed domain stays out of what the publisher imports
     from .domain.decisions import VmRisk
@@ -62,6 +63,11 @@ class Fleet(ABC):
     @abstractmethod
     def max_capacity(self, scale_set_id: str) -> int:
         """The most instances the scale set may hold (shared/domain/scale_set_limits.py)."""
+
+    def size(self, scale_set_id: str) -> ScaleSetSize:
+        """The scale set's capacity and maximum together (a scale-out needs both): an adapter that reads both
+        from one answer overrides this, which otherwise asks twice."""
+        return ScaleSetSize(self.capacity(scale_set_id), self.max_capacity(scale_set_id))
 
     def guest_extensions(self, scale_set_ids: Sequence[str]) -> dict[str, frozenset[str]]:
         """Each scale set's VM extensions in its model (names and types), for the guest prerequisites

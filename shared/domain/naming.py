@@ -8,6 +8,10 @@ import hashlib
 
 from .model import ShadowPlan
 
+ORDINAL_TAG = "shadow-rollout-ordinal"
+"""The tag a shadow's snapshot carries with its place in its rollout's pool (``ShadowPlan.ordinal``): chunks create
+shadows at the same time, so the order their requests arrive in says nothing, and the ordinal does."""
+
 
 def rollout_label(rollout_id: str) -> str:
     """The rollout as resource names and tags carry it (letters, digits and '-', at most 40 characters)."""

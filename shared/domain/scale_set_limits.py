@@ -14,9 +14,18 @@ the limit is the service's, which is why it is kept here, with its sources.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 SINGLE_PLACEMENT_GROUP_MAX_INSTANCES = 100
 LARGE_SCALE_SET_MAX_INSTANCES = 1000
 """Uniform with ``singlePlacementGroup`` false, and every Flexible scale set."""
+
+
+class ScaleSetSize(NamedTuple):
+    """A scale set's instance count and the most it may hold, as one read of it gives both."""
+
+    capacity: int
+    maximum: int
 
 
 def max_instances(orchestration: str, single_placement_group: bool | None) -> int:

@@ -8,15 +8,25 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from shared.adapters.azure.long_operations import AzureLongOperations
+from shared.adapters.simulator.adapters import SimDiskSnapshots, SimFleet, SimShadowPool, SimTelemetry, to_datetime
+from shared.adapters.simulator.operations import SimOperations
 from shared.adapters.simulator.scenario import load_scenario
+from shared.adapters.simulator.standin import AzureStandIn
 from shared.adapters.simulator.standin.backend import simulate_azure_sdk
+from shared.adapters.simulator.world import FleetWorld
+from shared.domain.model import ChangeSpec, ShadowPlan, ShadowState
+from shared.domain.operations import OperationState
 from shared.simulation import simulate
 
 from ..conftest import SCENARIOS
+from .conftest import WEB, Azure, make_world
 
 FAULTS = Path(__file__).parent / "scenarios" / "arm-faults.yaml"
 
@@ -56,3 +66,57 @@ def test_simulate_command_runs_the_azure_sdk_backend(tmp_path: Path) -> None:
     assert all(r["status"] != 400 for r in records), "the stand-in refused an adapter request"
     bad = subprocess.run([exe, "simulate", "--backend", "azure"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "azure-sdk" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_shadow_gets_the_same_draws_on_both_backends_whichever_chunk_creates_first() -> None:
+    """Chunks create their shadows at the same time, so the pool's second shadow may be asked for before its
+    first: on both backends each shadow is numbered by its plan's place in the pool (the snapshot's
+    ``shadow-rollout-ordinal`` tag on the wire), so it gets the same simulated draws and gives the same telemetry.
+    (Numbered by arrival, the stand-in's shadows swapped their memory levels and apply times, and 300-VM fleets
+    parted at the bake.)"""
+    web = [WEB.replace("virtualMachineScaleSets/web", f"virtualMachines/web_{k}") for k in (0, 1)]
+    sim_world = make_world()
+    az = Azure(AzureStandIn(make_world()).start_in_process())
+
+    def plans(world: FleetWorld) -> list[ShadowPlan]:
+        return [ShadowPlan(v, (info := world.vm_info(world.index_of(v))).stratum.key, info.sku, info.zone,
+                           ordinal=k + 1) for k, v in enumerate(web)]
+
+    made: dict[str, list[str]] = {"sim": [], "azure": []}
+    for pool, world, key in ((SimShadowPool(sim_world), sim_world, "sim"), (az.shadows, az.world, "azure")):
+        for plan in reversed(plans(world)):  # the second chunk's shadow first
+            [shadow] = pool.create([plan], rollout_id="r-1", spot_fallback="regular")
+            assert shadow.state is ShadowState.RUNNING, shadow.message
+            made[key].append(shadow.shadow_id)
+        world.clock.advance_to(40.0)
+    assert [v.rsplit("/", 1)[-1] for v in made["sim"]] == [v.rsplit("/", 1)[-1] for v in made["azure"]]
+    start, end = to_datetime(0.0), to_datetime(40.0)
+    sim = SimTelemetry(sim_world).signals(made["sim"], start, end)
+    wire = az.telemetry.signals(made["azure"], start, end)
+    for name in ("mem_available_pct", "cpu_pct", "health_ok"):
+        np.testing.assert_array_equal(wire.signals[name], sim.signals[name], err_msg=name)
+    assert np.isfinite(sim.signals["mem_available_pct"][:, -5:]).any()  # the shadows were up and reporting
+
+
+def test_an_operation_asked_about_after_it_ended_ends_when_arm_says_on_both_backends() -> None:
+    """The orchestrator asks about a step's operations at the longest ``Retry-After`` among them, so a chunk that
+    ended sooner is asked late: its end is the ``endTime`` ARM reported (as the simulator's book records it), not
+    when it was asked. (Ended when asked, every chunk of a wave ended with its slowest, the waves' starts moved and
+    2,000-VM fleets parted at the production watch's cadence.)"""
+    change = ChangeSpec("chg-1", "run-command", {"script": "echo change"})
+    web0 = WEB.replace("virtualMachineScaleSets/web", "virtualMachines/web_0")
+    sim_world = make_world()
+    sim_ops = SimOperations(sim_world, SimFleet(sim_world), SimShadowPool(sim_world), SimDiskSnapshots(sim_world))
+    az = Azure(AzureStandIn(make_world()).start_in_process())
+    az_ops = AzureLongOperations(az.fleet, az.shadows, az.snapshots, lambda: to_datetime(az.world.clock.now))
+    ends = []
+    for ops, world in ((sim_ops, sim_world), (az_ops, az.world)):
+        began = ops.begin_apply("r-1:apply:w00c00", [web0], change, timeout_minutes=15)
+        assert began.state is OperationState.RUNNING
+        world.clock.advance_to(world.clock.now + 30.0)  # asked long after it ended
+        [status] = ops.status([began.handle])
+        assert status.state is OperationState.SUCCEEDED
+        ends.append(status.ended_at)
+    sim_end, azure_end = ends
+    assert sim_end is not None and azure_end is not None
+    assert azure_end == sim_end < to_datetime(az.world.clock.now) - timedelta(minutes=20)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.adapters.simulator.adapters import to_datetime
+from shared.adapters.simulator.adapters import SimFleet, to_datetime
 from shared.adapters.simulator.standin import ScriptedFault
 from shared.domain.errors import AzureOperationError, Conflict, NotFound, ShadowRolloutError
 from shared.domain.model import ChangeSpec, ShadowPlan, ShadowState, SnapshotInfo
@@ -86,6 +86,8 @@ OPS: dict[str, Op] = {
                    check=lambda az, n: (n == 3) or pytest.fail(f"capacity {n}")),
     "max_capacity": Op("GET", r"virtualMachineScaleSets/api$", lambda az, _: az.fleet.max_capacity(API),
                        check=lambda az, n: (n == 1000) or pytest.fail(f"max_capacity {n}")),  # Uniform, large
+    "size": Op("GET", r"virtualMachineScaleSets/api$", lambda az, _: az.fleet.size(API),
+               check=lambda az, n: (n == (3, 1000)) or pytest.fail(f"size {n}")),
     "set_capacity": Op("PATCH", r"virtualMachineScaleSets/web$", lambda az, _: az.fleet.set_capacity(WEB, 6),
                        check=lambda az, n: (n == 6 == az.world.scale_sets["web"].capacity) or pytest.fail(str(n))),
     "apply run-command": Op("PUT", r"/runCommands/", lambda az, _: az.fleet.apply_change(
@@ -451,3 +453,12 @@ def test_a_rollouts_snapshots_are_deleted_by_tag_across_its_resource_groups_name
     assert azure.snapshots.delete_tagged("pre-r", ["rg-fleet", "RG-FLEET"]) == 2  # one group, listed once
     assert sorted(k.rsplit("/", 1)[-1] for k in azure.standin.snapshots) == ["pre-other-web_1"]
     assert azure.snapshots.delete_tagged("pre-r", ["rg-fleet"]) == 0
+
+
+def test_a_scale_sets_size_is_one_read_giving_what_capacity_and_max_capacity_give(azure: Azure) -> None:
+    """A scale-out needs both its scale set's capacity and maximum (activities/capacity.py): one GET, not two."""
+    reads = azure.calls("GET", "virtualMachineScaleSets/api")
+    size = azure.fleet.size(API)
+    assert azure.calls("GET", "virtualMachineScaleSets/api") == reads + 1
+    assert size == (azure.fleet.capacity(API), azure.fleet.max_capacity(API)) == (3, 1000)
+    assert SimFleet(azure.world).size(API) == size

@@ -37,7 +37,8 @@ from ...domain.model import (
     SnapshotInfo,
     VmInfo,
 )
-from ...domain.scale_set_limits import max_instances
+from ...domain.naming import ORDINAL_TAG
+from ...domain.scale_set_limits import ScaleSetSize, max_instances
 from ...domain.skus import family_alternatives
 from ...ports import DiskSnapshots, Fleet, ShadowLoad, ShadowPool
 from .clients import AzureSettings
@@ -629,13 +630,17 @@ class AzureFleet(_Compute, Fleet):
         return out
 
     def capacity(self, scale_set_id: str) -> int:
+        return _capacity_of(self._scale_set(scale_set_id), scale_set_id)
+
+    def size(self, scale_set_id: str) -> ScaleSetSize:
+        """Capacity and maximum from one read of the scale set."""
+        vmss = self._scale_set(scale_set_id)
+        return ScaleSetSize(_capacity_of(vmss, scale_set_id), _max_capacity_of(vmss))
+
+    def _scale_set(self, scale_set_id: str) -> m.VirtualMachineScaleSet:
         rid = ArmId.parse(scale_set_id)
         with azure_errors("get_scale_set", scale_set_id):
-            vmss = self.guard.client_for([scale_set_id]).virtual_machine_scale_sets.get(rid.resource_group, rid.name)
-        if vmss.sku is None or vmss.sku.capacity is None:
-            raise AzureOperationError(f"scale set {scale_set_id} has no capacity in ARM's answer",
-                                      resource=scale_set_id)
-        return int(vmss.sku.capacity)
+            return self.guard.client_for([scale_set_id]).virtual_machine_scale_sets.get(rid.resource_group, rid.name)
 
     def set_capacity(self, scale_set_id: str, capacity: int) -> int:
         """A 400 here refuses the count (sku.capacity is the only thing sent): ``CapacityUnavailable``."""
@@ -654,12 +659,19 @@ class AzureFleet(_Compute, Fleet):
         return int(vmss.sku.capacity) if vmss.sku and vmss.sku.capacity is not None else capacity
 
     def max_capacity(self, scale_set_id: str) -> int:
-        """From the scale set's orchestration mode and ``singlePlacementGroup`` (shared/domain/scale_set_limits.py)."""
-        rid = ArmId.parse(scale_set_id)
-        with azure_errors("get_scale_set", scale_set_id):
-            vmss = self.guard.client_for([scale_set_id]).virtual_machine_scale_sets.get(rid.resource_group, rid.name)
-        flexible = vmss.orchestration_mode == "Flexible"  # the SDK's str-valued enum compares as its value
-        return max_instances("Flexible" if flexible else "Uniform", vmss.single_placement_group)
+        return _max_capacity_of(self._scale_set(scale_set_id))
+
+
+def _capacity_of(vmss: m.VirtualMachineScaleSet, scale_set_id: str) -> int:
+    if vmss.sku is None or vmss.sku.capacity is None:
+        raise AzureOperationError(f"scale set {scale_set_id} has no capacity in ARM's answer", resource=scale_set_id)
+    return int(vmss.sku.capacity)
+
+
+def _max_capacity_of(vmss: m.VirtualMachineScaleSet) -> int:
+    """From the scale set's orchestration mode and ``singlePlacementGroup`` (shared/domain/scale_set_limits.py)."""
+    flexible = vmss.orchestration_mode == "Flexible"  # the SDK's str-valued enum compares as its value
+    return max_instances("Flexible" if flexible else "Uniform", vmss.single_placement_group)
 
 
 # ---------------------------------------------------------------------------------------------- snapshots
@@ -707,8 +719,11 @@ class AzureDiskSnapshots(_Compute, DiskSnapshots):
         return len(snaps)
 
 
-def _snapshot(location: str, disk_id: str, label: str, vm_id: str) -> m.Snapshot:
-    return m.Snapshot(location=location, tags={"shadow-rollout-tag": label, "shadow-rollout-vm": vm_id[-250:]},
+def _snapshot(location: str, disk_id: str, label: str, vm_id: str, ordinal: int | None = None) -> m.Snapshot:
+    tags = {"shadow-rollout-tag": label, "shadow-rollout-vm": vm_id[-250:]}
+    if ordinal is not None:
+        tags[ORDINAL_TAG] = str(ordinal)
+    return m.Snapshot(location=location, tags=tags,
                       properties=m.SnapshotProperties(
                           incremental=True, creation_data=m.CreationData(create_option="Copy",
                                                                          source_resource_id=disk_id),
@@ -758,7 +773,8 @@ class AzureShadowPool(_Compute, ShadowPool):
         snaps = Batch(c)
         for i, p in enumerate(plans):
             snaps.start(str(i), "shadow_snapshot", c.snapshots.begin_create_or_update, rg, f"{names[i]}-snap",
-                        _snapshot(s.location, _os_disk(sources[p.source_vm_id].storage_profile), label, p.source_vm_id))
+                        _snapshot(s.location, _os_disk(sources[p.source_vm_id].storage_profile), label, p.source_vm_id,
+                                  p.ordinal))
         snap_done, snap_failed = snaps.wait()
         for k, e in snap_failed.items():
             fail(int(k), str(e))

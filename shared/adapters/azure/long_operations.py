@@ -32,7 +32,7 @@ from ...domain.operations import (
 )
 from ...ports import DiskSnapshots, Fleet, ShadowPool
 from ..recorded_operations import RecordedOperation, RecordedOperations
-from .operations import StepBook, StepPending, stepping
+from .operations import StepBook, StepPending, ended_at, stepping
 
 DUE_SECONDS = 1e-3
 """A step asked about within a millisecond of its Retry-After is asked (timers are in microseconds)."""
@@ -96,7 +96,11 @@ class AzureLongOperations(RecordedOperations):
                 running.due = self.now() + timedelta(seconds=pending.retry_after)
                 return OperationStatus(handle=running.handle, state=OperationState.RUNNING,
                                        retry_after_seconds=pending.retry_after)
-            done = self.book[key] = RecordedOperation(running.handle, self.now(), result)
+            # ended when ARM says its last operation ended (as the simulator's book records it), not when asked
+            now = self.now()
+            end = ended_at(running.book)
+            end = now if end is None else max(running.handle.begun_at, min(end, now))
+            done = self.book[key] = RecordedOperation(running.handle, end, result)
             self.running.pop(key, None)
             return self._status(done)
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.polling import LROPoller
@@ -128,6 +128,45 @@ def remembered(key: str, read: Callable[[], Any]) -> Any:
     return book.reads[key]
 
 
+class _EndTime:
+    """Keeps the ``endTime`` of an operation's terminal status answer in its entry (then calls the caller's own
+    hook): ARM's operation-status resource reports when the operation ended, ``startTime``/``endTime`` beside
+    ``status`` ("Track asynchronous Azure operations", learn.microsoft.com/azure/azure-resource-manager/management/
+    async-operations), so the operation's end is ARM's, not the time a poll happened to ask."""
+
+    def __init__(self, entry: StepEntry, inner: Callable[[Any], None] | None) -> None:
+        self.entry, self.inner = entry, inner
+
+    def __call__(self, response: Any) -> None:
+        if self.inner is not None:
+            self.inner(response)
+        http = response.http_response
+        if "/operations/" not in http.request.url or http.status_code != 200:
+            return
+        try:
+            body = http.json()
+        except ValueError:
+            return
+        end = body.get("endTime") if isinstance(body, dict) else None
+        if end:
+            try:
+                self.entry.times["end"] = end_time(end)
+            except ValueError:  # not a time: the operation's end is then when it was seen ended (ended_at)
+                return
+
+
+def end_time(value: Any) -> datetime:
+    """An ``endTime`` as ARM writes it (ISO 8601, ``Z`` or an offset; UTC when it has none)."""
+    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def ended_at(book: StepBook) -> datetime | None:
+    """When the last operation of a multi-step call ended, by ARM's ``endTime``s (None: none reported one)."""
+    ends = [e.times["end"] for e in book.entries.values() if "end" in e.times]
+    return max(ends, default=None)
+
+
 def step(book: StepBook, ident: str, start: Callable[..., LROPoller[Any]], args: tuple[Any, ...],
          config: dict[str, Any], operation: str, resource: str) -> StepEntry:
     """Begin the operation ``ident`` of a step, or poll it once; its entry in ``book``."""
@@ -146,6 +185,7 @@ def step(book: StepBook, ident: str, start: Callable[..., LROPoller[Any]], args:
                                                   resource=resource)
                     entry.result, entry.done = poller.result(), True
                     return entry
+            config = {**config, "raw_response_hook": _EndTime(entry, config.get("raw_response_hook"))}
             method = PollStep(**config)
             poller = start(*args, polling=method, continuation_token=entry.token, **config)
             poller.wait()  # the poll ran in the poller's thread; a failed operation raises here, mapped

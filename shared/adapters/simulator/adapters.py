@@ -25,6 +25,7 @@ from ...domain.model import (
 )
 from ...domain.naming import rollout_label, shadow_name
 from ...domain.resource_id import parse_scale_set_id
+from ...domain.scale_set_limits import ScaleSetSize
 from ...ports import DiskSnapshots, Fleet, ShadowLoad, ShadowPool, Telemetry
 from .world import FLEET_RG, SHADOW_RG, SUBSCRIPTION, FleetWorld
 
@@ -80,6 +81,10 @@ class SimFleet(Fleet):
 
     def max_capacity(self, scale_set_id: str) -> int:
         return self.world.scale_sets[_name(scale_set_id, self.world)].max_capacity
+
+    def size(self, scale_set_id: str) -> ScaleSetSize:
+        st = self.world.scale_sets[_name(scale_set_id, self.world)]
+        return ScaleSetSize(st.capacity, st.max_capacity)
 
     def guest_extensions(self, scale_set_ids: Sequence[str]) -> dict[str, frozenset[str]]:
         return {sid: frozenset(self.world.scale_sets[_name(sid, self.world)].extensions) for sid in scale_set_ids}

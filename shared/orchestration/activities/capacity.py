@@ -65,12 +65,14 @@ def scale_out(r: Rollout, target: str, d: Decision | None, extra: dict[str, int]
     name = short(target)
     held = int(extra.get(target, 0))
     if d.kind is DecisionKind.SCALE_OUT:
-        d = cap_at_maximum(d, name, int(r.record.original_capacity[target]), r.svc.fleet.max_capacity(target),
-                           held)
+        size = r.svc.fleet.size(target)  # one read of the scale set gives both
+        d = cap_at_maximum(d, name, int(r.record.original_capacity[target]), size.maximum, held)
         if d.data["extra_total"] == held:  # nothing more may be borrowed: the decision says why
             decisions.append(d)
             return
-    before = r.svc.fleet.capacity(target)
+        before = size.capacity
+    else:
+        before = r.svc.fleet.capacity(target)
     after = capacity_target(r.record, target, d.data["extra_total"])  # absolute: a second run sets the same
     try:
         r.svc.fleet.set_capacity(target, after)

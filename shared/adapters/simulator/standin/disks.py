@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ....domain.naming import ORDINAL_TAG
 from ..world import SHADOW_RG
 from .base import (
     TRUSTED_LAUNCH,
@@ -46,8 +47,9 @@ class DiskResources(StandInBase):
         if match["rg"].lower() == SHADOW_RG.lower():  # step 1 of a shadow
             vm_id = self.world.ids[owner]
             self._gate("snapshot", vm_id)
+            tags = body.get("tags") or {}
             draft, _ = self._world_call("snapshot", vm_id, lambda: self.world.begin_shadow(
-                owner, body.get("tags", {}).get("shadow-rollout-tag", "shadow")))
+                owner, tags.get("shadow-rollout-tag", "shadow"), _ordinal(tags.get(ORDINAL_TAG))))
             snap["draft"] = draft
             done = draft.ready
         elif owner in self.world._by_id.values() and owner < self.world.n_production:
@@ -151,3 +153,12 @@ class DiskResources(StandInBase):
         del self.disks[rid]
         self._drafts.pop(rid, None)
         return self._lro(202, None, self._operation(self.now), location=True)
+
+
+def _ordinal(tag: Any) -> int | None:
+    """The shadow's place in its pool from its snapshot's tag (the simulator's adapter passes the plan's own), so
+    the shadow gets the same number, and so the same draws, on both backends whatever order the chunks' requests
+    arrive in; a snapshot without it (or with any other value: tags are free text to Azure) is numbered in call
+    order."""
+    text = str(tag) if tag is not None else ""
+    return int(text) if text.isdigit() and int(text) > 0 else None
