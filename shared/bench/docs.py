@@ -33,3 +33,14 @@ def quoted_figures(scale: dict[str, Any], startup: dict[str, Any]) -> list[str]:
         f"median of {startup['median_seconds']:.2f} s (from {startup['min_seconds']:.2f} to "
         f"{startup['max_seconds']:.2f} s) over {startup['repeats']} fresh interpreters",
     ]
+
+
+def against_before(scale: dict[str, Any], before: dict[str, Any], vms: int = 10_000) -> str:
+    """The phrase comparing a size's wall time with the same size on the commit before issues 11-18, both run on
+    the same machine on the same day (``results/scale-before.json``): a figure from another day's machine is not
+    comparable (the same code took 45 s one day and 88 s another)."""
+    now = next(r for r in scale["runs"] if r["vms"] == vms)
+    then = next(r for r in before["runs"] if r["vms"] == vms)
+    return (f"{now['wall_seconds']:.1f} s against {then['wall_seconds']:.1f} s "
+            f"({now['wall_seconds'] / then['wall_seconds']:.2f}x)")
+

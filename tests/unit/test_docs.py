@@ -16,7 +16,7 @@ from typer._click.core import Context
 from typer._click.exceptions import UsageError
 from typer.exceptions import Exit
 
-from shared.bench.docs import quoted_figures, scale_table
+from shared.bench.docs import against_before, quoted_figures, scale_table
 from shared.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,5 +104,6 @@ def test_bench_readme_figures_are_the_results_files_own() -> None:
     for row in scale_table(scale):
         assert row in lines, f"bench/README.md lacks the results files' row:\n{row}"
     flat = re.sub(r"\s+", " ", text)
-    for phrase in quoted_figures(scale, startup):
+    before = json.loads((results / "scale-before.json").read_text())
+    for phrase in [*quoted_figures(scale, startup), against_before(scale, before)]:
         assert phrase in flat, f"bench/README.md does not say, as the results files do: {phrase!r}"

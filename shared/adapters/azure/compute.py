@@ -43,7 +43,7 @@ from ...domain.skus import family_alternatives
 from ...ports import DiskSnapshots, Fleet, ShadowLoad, ShadowPool
 from .clients import AzureSettings
 from .errors import azure_errors, error_code
-from .operations import StepEntry, StepPending, active_book, remembered, step
+from .operations import StepEntry, StepPending, active_book, operation_status, remembered, step
 from .scope_guard import ScopeGuard
 
 T = TypeVar("T")
@@ -138,14 +138,8 @@ class OperationTimes:
         self.end: datetime | None = None
 
     def __call__(self, response: Any) -> None:
-        http = response.http_response
-        if "/operations/" not in http.request.url or http.status_code != 200:
-            return
-        try:
-            body = http.json()
-        except ValueError:
-            return
-        if isinstance(body, dict):
+        body = operation_status(response)
+        if body is not None:
             if body.get("startTime"):
                 self.start = _parse_time(body["startTime"])
             if body.get("endTime"):

@@ -140,19 +140,26 @@ class _EndTime:
     def __call__(self, response: Any) -> None:
         if self.inner is not None:
             self.inner(response)
-        http = response.http_response
-        if "/operations/" not in http.request.url or http.status_code != 200:
-            return
-        try:
-            body = http.json()
-        except ValueError:
-            return
-        end = body.get("endTime") if isinstance(body, dict) else None
+        body = operation_status(response)
+        end = body.get("endTime") if body is not None else None
         if end:
             try:
                 self.entry.times["end"] = end_time(end)
             except ValueError:  # not a time: the operation's end is then when it was seen ended (ended_at)
                 return
+
+
+def operation_status(response: Any) -> dict[str, Any] | None:
+    """The body of an answer from ARM's operation-status resource (a raw_response_hook's argument), or None when
+    the answer is another request's, not a 200, or not a JSON object."""
+    http = response.http_response
+    if "/operations/" not in http.request.url or http.status_code != 200:
+        return None
+    try:
+        body = http.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def end_time(value: Any) -> datetime:
