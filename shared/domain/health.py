@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,10 +34,15 @@ class Baselines:
     cpu: NDArray[np.float64]
 
     @classmethod
+    def of(cls, rates: Iterable[tuple[float | None, float | None]]) -> Baselines:
+        """From each VM's (errors, cpu) in the frame's row order."""
+        pairs = list(rates)
+        return cls(np.array([np.nan if e is None else e for e, _ in pairs], dtype=np.float64),
+                   np.array([np.nan if c is None else c for _, c in pairs], dtype=np.float64))
+
+    @classmethod
     def aligned(cls, vm_ids: Sequence[str], by_vm: Mapping[str, Baseline]) -> Baselines:
-        rows = [by_vm.get(v) or Baseline() for v in vm_ids]
-        return cls(np.array([np.nan if b.errors is None else b.errors for b in rows], dtype=np.float64),
-                   np.array([np.nan if b.cpu is None else b.cpu for b in rows], dtype=np.float64))
+        return cls.of((b.errors, b.cpu) for b in (by_vm.get(v) or Baseline() for v in vm_ids))
 
 
 def own_error_rates(baselines: Baselines, cpu_now: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -20,7 +20,7 @@ from typing import Any, cast
 import numpy as np
 
 from .bounds import surprise_p_value
-from .health import Baseline, failing_vms
+from .health import Baseline, Baselines, failing_vms
 from .model import ApplyResult, ApplyStatus, SignalFrame
 from .policy import RolloutPolicy
 
@@ -103,14 +103,12 @@ def judge_stratum(
         rows = [v for v in post.vm_ids if v not in failed]
         frame = post.rows(rows) if rows else None
         base = baseline.rows(rows) if rows and baseline.width else None
-        baselines = {}
-        if base is not None:
+        baselines: Baselines | dict[str, Baseline] = {}
+        if base is not None:  # each shadow's own pre-change rates, as columns in the frame's row order
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                err = np.nanmean(base.signals["error_count"], axis=1)
-                cpu = np.nanmean(base.signals["cpu_pct"], axis=1)
-            baselines = {v: Baseline(None if np.isnan(e) else float(e), None if np.isnan(c) else float(c))
-                         for v, e, c in zip(rows, err, cpu, strict=True)}
+                baselines = Baselines(np.nanmean(base.signals["error_count"], axis=1),
+                                      np.nanmean(base.signals["cpu_pct"], axis=1))
         health_failing = failing_vms(frame, baselines, [], policy) if frame is not None else {}
         failing = len(failed) + len(health_failing)
     else:

@@ -152,14 +152,7 @@ class RolloutRepository:
         if rows is None:
             raise RuntimeError(f"the store answered 'unchanged' to a first read of {kind.value} rows")
         cache = self._parsed(kind, model)
-        out: dict[str, Any] = {}
-        for key, row in rows.items():
-            hit = cache.get(key)
-            if hit is None or hit[0] != row.etag or not row.etag:
-                hit = (row.etag, model.model_validate(row.value))
-                if row.etag:  # a store that gave no version: nothing to tell a changed row by, so never reused
-                    cache[key] = hit
-            out[key] = hit[1]
+        out: dict[str, Any] = {key: _validated(cache, key, row, model) for key, row in rows.items()}
         if generation is not None:
             tables[table] = (generation, dict(out))
         return out
@@ -171,14 +164,11 @@ class RolloutRepository:
         cache = self._parsed(kind, model) if model.model_config.get("frozen") else None
         made: dict[str, M] = {}
 
-        def current(key: str, row: StoredRow) -> M:
-            hit = cache.get(key) if cache is not None and row.etag else None
-            if hit is not None and hit[0] == row.etag:
-                return cast(M, hit[1])
-            return model.model_validate(row.value)
-
         def apply(key: str, row: StoredRow | None) -> dict[str, Any] | None:
-            new = change(key, current(key, row) if row is not None else None)
+            current = None
+            if row is not None:
+                current = _validated(cache, key, row, model) if cache is not None else model.model_validate(row.value)
+            new = change(key, current)
             if new is None:
                 return None
             made[key] = new
@@ -322,6 +312,17 @@ class RolloutRepository:
 
     def decisions(self) -> list[DecisionRow]:
         return [DecisionRow.model_validate(d) for d in self.store.decisions(self.id)]
+
+
+def _validated(cache: dict[str, tuple[str, BaseModel]], key: str, row: StoredRow, model: type[M]) -> M:
+    """The row's model: the one kept for its version, else validated now and kept (a store that gave no version:
+    nothing to tell a changed row by, so never kept)."""
+    hit = cache.get(key)
+    if hit is None or hit[0] != row.etag or not row.etag:
+        hit = (row.etag, model.model_validate(row.value))
+        if row.etag:
+            cache[key] = hit
+    return cast(M, hit[1])
 
 
 def _dump(value: BaseModel | Mapping[str, Any]) -> dict[str, Any]:

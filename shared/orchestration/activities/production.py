@@ -309,8 +309,7 @@ def _assess_production(r: Rollout, between_waves: bool, shadows_condemn: str | N
     changed: list[str] = []  # every VM the change reached; live: those not queued for rollback yet
     live: list[str] = []
     applies: list[ApplyResult] = []
-    base_errors: list[float] = []  # each live VM's pre-change rates, as columns (health.Baselines)
-    base_cpu: list[float] = []
+    rates: list[tuple[float | None, float | None]] = []  # each live VM's pre-change rates (health.Baselines)
     for k, v in items.items():  # one pass: a 10,000-VM rollout makes hundreds of checks
         if v.apply is None:
             continue
@@ -320,9 +319,8 @@ def _assess_production(r: Rollout, between_waves: bool, shadows_condemn: str | N
         live.append(k)
         if v.apply.status is not ApplyStatus.OK:
             applies.append(v.apply)
-        base_errors.append(math.nan if v.baseline_errors is None else v.baseline_errors)
-        base_cpu.append(math.nan if v.baseline_cpu is None else v.baseline_cpu)
-    baselines = Baselines(np.array(base_errors, dtype=np.float64), np.array(base_cpu, dtype=np.float64))
+        rates.append((v.baseline_errors, v.baseline_cpu))
+    baselines = Baselines.of(rates)
     now = r.now
     window = timedelta(minutes=max(r.policy.health_window_minutes, r.policy.flap_window_minutes,
                                    r.policy.error_window_minutes))
