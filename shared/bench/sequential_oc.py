@@ -189,6 +189,14 @@ def run(design: SequentialDesign, strata: int, *, effect: Effect | None = None, 
         harm_level, safe_level = thresholds(design, k, name)
         max_log_h = np.maximum(max_log_h, lh)
         crossed_h[:, j] = (cum[0] >= design.min_increments) & (lh >= harm_level)
+        units = np.sum(np.any(~np.isnan(dev_b), axis=-1), axis=1)
+        one = (units < 2) if name not in ABSOLUTE_CENTRES and design.transient_minutes > 0 else np.zeros(strata, bool)
+        if one.any():
+            above = np.concatenate([np.zeros((strata, 1)), np.cumsum(np.sum(ok & (xc > margin[:, None, None]),
+                                                                           axis=1), axis=1)], axis=1)
+            confirmed = _confirmed(crossed_h[:, j], full[0], above, cols, open_cols, look_ends, opens,
+                                   design.transient_minutes)
+            crossed_h[:, j] = np.where(one[:, None], confirmed, crossed_h[:, j])
         crossed_s[:, j] = ((cum[0] >= design.min_increments) & (ls >= safe_level)
                            & (look_ends >= design.min_bake_minutes)[None, :])
     harm_minute = _first(np.any(crossed_h, axis=1), look_ends)
@@ -198,6 +206,31 @@ def run(design: SequentialDesign, strata: int, *, effect: Effect | None = None, 
     stop = np.where(np.isinf(stop), np.maximum(design.max_bake_minutes, 0.0), stop)
     return Outcome(harm_minute, safe_minute, np.minimum(stop, design.max_bake_minutes), per_signal, tuple(names),
                    look_ends, max_log_h)
+
+
+def _confirmed(crossed: NDArray[np.bool_], cum_n: FloatArray, cum_above: FloatArray, cols: NDArray[np.int64],
+               open_cols: NDArray[np.int64], look_ends: FloatArray, opens: FloatArray, transient: float,
+               ) -> NDArray[np.bool_]:
+    """(strata, looks): harm shown, with each crossing confirmed as :func:`~shared.domain.sequential.confirm_step`
+    confirms it (a majority above the margin over the ``transient`` minutes after it, else dismissed)."""
+    strata = crossed.shape[0]
+    pending = np.full(strata, np.nan)
+    conf_n, conf_above = np.zeros(strata), np.zeros(strata)
+    harm = np.full(strata, np.inf)
+    for look, minute in enumerate(look_ends):
+        counting = ~np.isnan(pending) & (opens[look] >= pending)
+        conf_n += np.where(counting, cum_n[:, cols[look]] - cum_n[:, open_cols[look]], 0.0)
+        conf_above += np.where(counting, cum_above[:, cols[look]] - cum_above[:, open_cols[look]], 0.0)
+        undecided = np.isinf(harm)
+        expired = undecided & ~np.isnan(pending) & (minute - pending >= transient)
+        confirm = expired & crossed[:, look] & (2.0 * conf_above > conf_n)
+        harm = np.where(confirm, minute, harm)
+        reset = (expired & ~confirm) | (undecided & np.isnan(pending) & crossed[:, look])
+        start = reset & crossed[:, look]
+        pending = np.where(reset, np.where(start, minute, np.nan), pending)
+        conf_n, conf_above = np.where(reset, 0.0, conf_n), np.where(reset, 0.0, conf_above)
+    out: NDArray[np.bool_] = look_ends[None, :] >= harm[:, None]
+    return out
 
 
 def _first(crossed: NDArray[np.bool_], minutes: FloatArray) -> FloatArray:

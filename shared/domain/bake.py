@@ -127,7 +127,7 @@ def shadow_watch_verdict(states: Mapping[str, StratumSequence], pooled: StratumS
     for st in watched:
         for sig in st.signals:
             level = thresholds(design, k, sig.signal)[0] + math.log(m)
-            if sig.n >= design.min_increments and sig.log_e_harm >= level:
+            if sig.n >= design.min_increments and sig.log_e_harm >= level and sig.harm_shown:
                 harmed.append((st.stratum_key, sig.signal, sig.log_e_harm))
                 break
     fleet = pooled

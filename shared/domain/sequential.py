@@ -55,6 +55,16 @@ Error rates, stated (and measured by simulation in ``tests/unit/test_sequential.
 * a stratum with a signal worse by its tolerable effect or more is declared free of harm with probability at most
   ``beta`` (no correction: "no harm" needs every signal to show it, so the harmful one alone must err).
 
+A shadow's minutes are not independent when a benign burst (a cron job, a garbage collection, a deploy of
+something else) lifts several of them at once: clipped at ``clip_sd`` scales, a burst of four minutes on a
+stratum's only shadow reads as four equal, maximal increments, whose own spread is nil, and crosses any level. Two
+shadows dilute it (the other's minutes widen the spread), one cannot. So where a stratum's evidence rests on one
+shadow, a harm crossing on a signal with an estimated centre is only *pending*: it becomes harm when, over the
+next ``transient_minutes``, the majority of that signal's increments stay above the harm margin (a sign test
+that a burst which has ended fails, and an effect that persists passes), and is dismissed otherwise. An extra
+condition on a rejection can only lower the false-alarm rate, so the bound above still holds; the cost is a later
+detection on one-shadow strata (bench/results/sequential.json, ``rows`` 1).
+
 Between the margin and the tolerable effect neither error is defined; such a stratum may end either way or
 inconclusive at the maximum bake, which the caller treats as doubt (more, smaller waves; see
 :mod:`shared.domain.waves`). Harm may be declared at any look; no harm only from the minimum bake on, because an
@@ -147,6 +157,9 @@ class SequentialDesign(BaseModel):
     mixture_sd: float = Field(2.0, gt=0.0, description="Scale of the half-normal mixing density (standardised).")
     clip_sd: float = Field(10.0, gt=0.0, description="Increments are clipped at this many baseline scales.")
     min_increments: int = Field(4, ge=1, description="A signal with fewer increments decides nothing.")
+    transient_minutes: float = Field(
+        8.0, ge=0.0, description="Harm resting on one shadow must persist this long after its crossing (benign "
+                                 "bursts last minutes); 0: harm at the crossing.")
     harm_restarts: tuple[float, ...] = Field(
         (0.0, 10.0, 20.0, 30.0, 45.0, 60.0), min_length=1,
         description="Minutes at which a fresh harm e-process starts; mixed with equal weights (late onsets).")
@@ -196,10 +209,19 @@ class SignalEvidence(BaseModel):
     log_e_safe: float = 0.0
     harm_minute: float | None = None
     safe_minute: float | None = None
+    confirm_minutes: float = Field(0.0, ge=0.0, description="How long a harm crossing must persist (one shadow).")
+    pending_minute: float | None = Field(None, description="The unconfirmed harm crossing's minute.")
+    confirm_n: int = Field(0, ge=0, description="Increments since the pending crossing.")
+    confirm_above: int = Field(0, ge=0, description="Of them, those above the harm margin.")
 
     @property
     def mean(self) -> float:
         return self.total / self.n if self.n else 0.0
+
+    @property
+    def harm_shown(self) -> bool:
+        """Crossed, and where it must, persisted: what may be acted on at a level the caller sets."""
+        return self.confirm_minutes <= 0.0 or self.harm_minute is not None
 
 
 class StratumSequence(BaseModel):
@@ -349,10 +371,20 @@ def start_sequence(stratum_key: str, baseline: Mapping[str, FloatArray], design:
         se = math.sqrt(se2)
         clip = 1.0 if name in ABSOLUTE_CENTRES else design.clip_sd * sd
         restarts = len(design.harm_restarts)
+        confirm = design.transient_minutes if name not in ABSOLUTE_CENTRES and _units(baseline.get(name)) < 2 else 0.0
         signals.append(SignalEvidence(signal=name, baseline_ss=ss, baseline_df=df, clip=clip,
                                       segment_n=(0,) * restarts, segment_total=(0.0,) * restarts,
-                                      margin=limit.harm_margin + z_harm * se, tolerable=limit.tolerable - z_safe * se))
+                                      margin=limit.harm_margin + z_harm * se, tolerable=limit.tolerable - z_safe * se,
+                                      confirm_minutes=confirm))
     return StratumSequence(stratum_key=stratum_key, signals=tuple(signals))
+
+
+def _units(deviations: FloatArray | None) -> int:
+    """Shadows with at least one pre-change minute: the independent units a stratum's evidence rests on."""
+    if deviations is None:
+        return 0
+    rows = np.atleast_2d(np.asarray(deviations, dtype=np.float64))
+    return int(np.sum(np.any(~np.isnan(rows), axis=1)))
 
 
 def _spread(name: str, deviations: FloatArray | None, min_sd: float) -> tuple[float, int, float]:
@@ -422,21 +454,47 @@ def update_sequence(state: StratumSequence, increments: Mapping[str, FloatArray]
                                  ev.tolerable, design, np.asarray(seg_n, dtype=np.float64), np.asarray(seg_t))
         log_h, log_s = float(lh), float(ls)
         enough = n >= design.min_increments
+        crossed = enough and log_h >= harm_level
         harm_minute = ev.harm_minute
-        if harm_minute is None and enough and log_h >= harm_level:
-            harm_minute = minute
+        pending, conf_n, conf_above = ev.pending_minute, ev.confirm_n, ev.confirm_above
+        if harm_minute is None and ev.confirm_minutes <= 0.0:
+            harm_minute = minute if crossed else None
+        elif harm_minute is None:
+            harm_minute, pending, conf_n, conf_above = confirm_step(
+                ev, crossed, x.size if pending is not None and state.minute >= pending else 0,
+                int(np.sum(x > ev.margin)) if pending is not None and state.minute >= pending else 0, minute)
         safe_minute = ev.safe_minute
         if safe_minute is None and enough and minute >= design.min_bake_minutes and log_s >= safe_level:
             safe_minute = minute
         updated.append(ev.model_copy(update={"n": n, "total": total, "total_sq": total_sq, "segment_n": seg_n,
                                              "segment_total": seg_t, "log_e_harm": log_h,
                                              "log_e_safe": log_s, "harm_minute": harm_minute,
-                                             "safe_minute": safe_minute}))
+                                             "safe_minute": safe_minute, "pending_minute": pending,
+                                             "confirm_n": conf_n, "confirm_above": conf_above}))
     verdict = classify(updated, minute, design)
     new = state.model_copy(update={"signals": tuple(updated), "verdict": verdict, "minute": minute,
                                    "looks": state.looks + 1})
     return new, SequentialDecision(stratum_key=state.stratum_key, verdict=verdict, minute=minute,
                                    reason=explain(new, design), signals=_numbers(updated))
+
+
+def confirm_step(ev: SignalEvidence, crossed: bool, look_n: int, look_above: int, minute: float,
+                 ) -> tuple[float | None, float | None, int, int]:
+    """One look of a crossing's confirmation: (harm minute, pending minute, increments, of them above the margin).
+
+    ``look_n`` and ``look_above`` count this look's increments if its window opened at or after the pending
+    crossing (else 0). Once ``confirm_minutes`` have passed since the crossing, a majority above the margin with
+    the e-value still over its level is harm; anything else was a transient and is dismissed, and a crossing at
+    this very look starts a new confirmation.
+    """
+    pending, conf_n, conf_above = ev.pending_minute, ev.confirm_n + look_n, ev.confirm_above + look_above
+    if pending is not None and minute - pending >= ev.confirm_minutes:
+        if crossed and 2 * conf_above > conf_n:
+            return minute, pending, conf_n, conf_above
+        pending, conf_n, conf_above = None, 0, 0
+    if pending is None and crossed:
+        return None, minute, 0, 0
+    return None, pending, conf_n, conf_above
 
 
 def classify(signals: list[SignalEvidence], minute: float, design: SequentialDesign) -> SeqVerdict:
@@ -513,6 +571,9 @@ def explain(state: StratumSequence, design: SequentialDesign) -> str:
         parts = [f"{s.signal} mean change {s.mean:+.1%} over {s.n} increments, e-value "
                  f"{_e(s.log_e_harm)} >= {_e(levels[s.signal][0])} (alpha {design.alpha:g} over "
                  f"{len(state.signals)} signals) that it is worse than {s.margin:.1%}"
+                 + (f", on one shadow and persisting: {s.confirm_above} of {s.confirm_n} increments above it in "
+                    f"the {s.confirm_minutes:g} min after minute {s.pending_minute:g}"
+                    if s.confirm_minutes > 0.0 and s.pending_minute is not None else "")
                  for s in state.signals if s.harm_minute is not None]
         return head + "harm shown: " + "; ".join(parts)
     if state.verdict is SeqVerdict.NO_HARM:
@@ -521,8 +582,11 @@ def explain(state: StratumSequence, design: SequentialDesign) -> str:
                 f"{_e(safe_level)}, beta {design.beta:g}; weakest {worst.signal} {_e(worst.log_e_safe)}, mean "
                 f"{worst.mean:+.1%} vs tolerable {worst.tolerable:.1%})")
     pending = [s for s in state.signals if s.safe_minute is None]
-    detail = ", ".join(f"{s.signal} {s.mean:+.1%} (harm e {_e(s.log_e_harm)}, no-harm e {_e(s.log_e_safe)})"
-                       for s in pending)
+    detail = ", ".join(f"{s.signal} {s.mean:+.1%} (harm e {_e(s.log_e_harm)}, no-harm e {_e(s.log_e_safe)}"
+                       + (f"; harm on one shadow since minute {s.pending_minute:g}, {s.confirm_above} of "
+                          f"{s.confirm_n} increments after it above {s.margin:.1%}: persists "
+                          f"{s.confirm_minutes:g} min or is a transient" if s.pending_minute is not None else "")
+                       + ")" for s in pending)
     if state.verdict is SeqVerdict.INCONCLUSIVE:
         return head + f"inconclusive at the maximum bake {design.max_bake_minutes:g} min: {detail}"
     return head + f"continue (no harm needs e >= {_e(safe_level)} from minute {design.min_bake_minutes:g}): {detail}"
