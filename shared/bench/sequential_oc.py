@@ -284,14 +284,18 @@ def power(design: SequentialDesign, effect: Effect, strata: int = 500, *, seed: 
 
 
 def operating_characteristics(design: SequentialDesign | None = None, *, strata: int = 2000,
-                              seed: int = 0, rows: tuple[int, ...] = (2, 4)) -> dict[str, Any]:
+                              seed: int = 0, rows: tuple[int, ...] = (2, 4, 1)) -> dict[str, Any]:
     """The false-alarm rate over good strata and the power on :data:`TYPICAL_EFFECTS`, for strata of 2 shadows
-    (the policy's minimum) and of 4; and the pooled sequence of a rollout's shadows (25 strata of 2: 50 rows)."""
+    (the policy's minimum), of 4, and of 1 (a stratum of one VM, whose crossings must persist); and the pooled
+    sequence of a rollout's shadows (25 strata of 2: 50 rows). ``one_shadow_unconfirmed``: one-shadow strata
+    whose crossings count at once (``transient_minutes`` 0), what the confirmation is measured against."""
     d = design or SequentialDesign()
     pooled = ROLLOUT_STRATA * 2
     return {"design": d.model_dump(mode="json"),
             "good": [false_alarms(d, strata, seed=seed, rows=r) for r in rows],
             "pooled": false_alarms(d, max(1000, strata // 2), seed=seed, rows=pooled),
+            "one_shadow_unconfirmed": false_alarms(d.model_copy(update={"transient_minutes": 0.0}), strata,
+                                                   seed=seed, rows=1),
             "bad": [power(d, e, max(200, strata // 4), seed=seed + 1 + i, rows=r)
                     for r in rows for i, e in enumerate(TYPICAL_EFFECTS)]}
 

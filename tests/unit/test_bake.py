@@ -113,3 +113,15 @@ def test_harm_on_the_pooled_shadows_halts_the_waves() -> None:
 def test_harm_on_a_skipped_stratum_lets_the_waves_go_on() -> None:
     states = {A: seq(A, SeqVerdict.HARM, log_e_harm=50.0), C: seq(C, SeqVerdict.CONTINUE)}
     assert shadow_watch_verdict(states, seq("fleet", SeqVerdict.CONTINUE), {C}, DESIGN, wave=0) is None
+
+
+def test_a_one_shadow_strata_crossing_halts_the_waves_only_once_it_has_persisted() -> None:
+    level = thresholds(DESIGN, len(DESIGN.signals), "cpu_pct")[0] + math.log(2) + 1.0
+    pending = seq(A, SeqVerdict.CONTINUE, log_e_harm=level, minute=31.0)
+    sig = pending.signals[0].model_copy(update={"confirm_minutes": 8.0, "pending_minute": 30.0})
+    states = {A: pending.model_copy(update={"signals": (sig,)}), C: seq(C, SeqVerdict.NO_HARM)}
+    assert shadow_watch_verdict(states, None, {A, C}, DESIGN, wave=0) is None  # a transient, until shown otherwise
+    shown = sig.model_copy(update={"harm_minute": 38.0})
+    states[A] = pending.model_copy(update={"signals": (shown,), "verdict": SeqVerdict.HARM})
+    d = shadow_watch_verdict(states, None, {A, C}, DESIGN, wave=0)
+    assert d is not None and d.subject == A
