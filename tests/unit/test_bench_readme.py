@@ -75,3 +75,13 @@ def test_each_target_says_its_corpus_and_is_judged_on_that_corpus_only() -> None
     corpus = targets(r("scenarios", 1, 100.0, 2.0), r("scenarios", 2, 120.0, 1.6))
     assert {t["corpus"] for t in held} == {"heldout-families"} and all(t["met"] for t in held)
     assert [t["met"] for t in corpus] == [False, True, False, False]
+
+
+def test_the_one_shadow_confirmation_figures_in_the_bench_readme_are_the_results_files_own() -> None:
+    import re
+
+    from shared.bench.sequential_oc import RESULTS, one_shadow_figures
+
+    flat = re.sub(r"\s+", " ", (ROOT / "bench" / "README.md").read_text())
+    phrase = one_shadow_figures(json.loads(RESULTS.read_text()))
+    assert phrase in flat, f"bench/README.md does not say, as results/sequential.json does: {phrase!r}"
