@@ -157,6 +157,8 @@ def describe(body: dict[str, Any]) -> str:
         parts.append(f"wave {cs.get('wave', 0)}/{cs['waves']}, {cs.get('waves_done', 0)} done")
     if cs.get("rollbacks"):
         parts.append(f"{cs['rollbacks']} rolled back")
+    if cs.get("error"):
+        parts.append(f"error: {cs['error']}")
     approval = cs.get("approval") or {}
     if approval.get("outcome"):
         parts.append(f"approval {approval['outcome']}")
@@ -222,10 +224,11 @@ def watch(rollout_id: Annotated[str, typer.Argument(help="The rollout's id.")], 
             progress.update(task, completed=round(100 * progress_of(body)), phase=phase, description=line)
             if line != seen:
                 seen = line
-            if phase in PRODUCTION_DONE:
+            state = production_state(body)
+            if state == "done":
                 progress.update(task, completed=100)
                 break
-            if phase in ENDED_BEFORE or body.get("runtime_status") in TERMINAL:
+            if state == "ended":
                 progress.stop()
                 out.print(line, highlight=False)
                 raise typer.Exit(1)
@@ -234,6 +237,21 @@ def watch(rollout_id: Annotated[str, typer.Argument(help="The rollout's id.")], 
                 _fail(f"gave up after {timeout_minutes:g} minutes at {line}", 3)
             time.sleep(interval)
     out.print(f"production done: {seen}", highlight=False)
+
+
+def production_state(body: dict[str, Any]) -> str | None:
+    """"done" once every wave ran and was checked, "ended" if it never will, else None (still on its way).
+
+    A rollout that failed during the waves is watched too (its changed VMs are not abandoned), so its phase is
+    "watch" as well: its error, not its phase, says production was not done.
+    """
+    phase = body.get("phase") or "pending"
+    error = (body.get("custom_status") or {}).get("error")
+    if phase in PRODUCTION_DONE and not error:
+        return "done"
+    if phase in PRODUCTION_DONE or phase in ENDED_BEFORE or body.get("runtime_status") in TERMINAL:
+        return "ended"
+    return None
 
 
 STEPS = ["inventory", "shadow_pool", "baseline", "apply_to_shadows", "bake", "decided", "awaiting_approval",
