@@ -130,6 +130,23 @@ def heldout(rng: random.Random) -> list[tuple[str, str, dict[str, Any]]]:
     return out
 
 
+def heldout_onsets(rng: random.Random) -> list[tuple[str, str, dict[str, Any]]]:
+    """Slow effects whose onset comes after a sequential bake's minimum (issue 16), where a short bake could lose.
+
+    Drawn from a generator of their own, so adding them left every earlier family as it was.
+    """
+    out = []
+    f = fleet(rng, "two-flex")
+    out.append(scenario("hx-onset-30-slow-leak", "hx-onset-slow", "A slow leak begins 30 minutes after apply.", f,
+                        [effect("memory_leak", severity=rng.uniform(0.1, 0.2), onset_minutes=30)], 214,
+                        ["late-onset", "subtle"]))
+    f = fleet(rng, "many-small")
+    out.append(scenario("hx-onset-40-slow-cpu", "hx-onset-slow", "CPU creeps up 40 minutes after apply on twelve "
+                        "small sets.", f, [effect("cpu_regression", severity=rng.uniform(0.12, 0.2),
+                                                  onset_minutes=40)], 215, ["late-onset", "subtle"]))
+    return out
+
+
 def validation(rng: random.Random) -> list[tuple[str, str, dict[str, Any]]]:
     out = []
     f = fleet(rng, "two-flex")
@@ -170,6 +187,7 @@ def write(directory: Path, items: list[tuple[str, str, dict[str, Any]]]) -> None
 def main() -> None:
     rng = random.Random(GENERATOR_SEED)
     held, val = heldout(rng), validation(rng)
+    held += heldout_onsets(random.Random(GENERATOR_SEED + 1000))
     write(ROOT / "heldout-families", held)
     write(ROOT / "validation-families", val)
     print(f"wrote {len(held)} held-out and {len(val)} validation scenarios")
