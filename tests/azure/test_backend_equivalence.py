@@ -100,10 +100,11 @@ def test_a_shadow_gets_the_same_draws_on_both_backends_whichever_chunk_creates_f
 
 
 def test_an_operation_asked_about_after_it_ended_ends_when_arm_says_on_both_backends() -> None:
-    """The orchestrator asks about a step's operations at the longest ``Retry-After`` among them, so a chunk that
-    ended sooner is asked late: its end is the ``endTime`` ARM reported (as the simulator's book records it), not
-    when it was asked. (Ended when asked, every chunk of a wave ended with its slowest, the waves' starts moved and
-    2,000-VM fleets parted at the production watch's cadence.)"""
+    """A step's operation may be asked about after it ended (a ``Retry-After`` in whole seconds, a busy host;
+    the orchestrator used to ask every chunk at the longest ``Retry-After`` among them): its end is the
+    ``endTime`` ARM reported (as the simulator's book records it), not when it was asked. (Ended when asked,
+    every chunk of a wave ended with its slowest, the waves' starts moved and 2,000-VM fleets parted at the
+    production watch's cadence.)"""
     change = ChangeSpec("chg-1", "run-command", {"script": "echo change"})
     web0 = WEB.replace("virtualMachineScaleSets/web", "virtualMachines/web_0")
     sim_world = make_world()
