@@ -548,9 +548,10 @@ def bench_budget(
     out_file: Annotated[Path | None, typer.Option("--out", help="Also write the JSON report here.")] = None,
 ) -> None:
     """Throttling at scale through the Azure SDK adapters: per fleet size, operations failed by throttling,
-    buckets overdrawn and the share of ARM requests answered 429 (all from the request log), and the rollout's
-    duration beside the budget-derived floor."""
-    from .bench.budget import run_sizes
+    buckets overdrawn and the share of ARM requests answered 429 (all from the request log), the rollout's
+    duration beside the budget-derived floor, and whether its outcome JSON is `--backend sim`'s on the same
+    fleet."""
+    from .bench.budget import equals_cell, run_sizes
 
     if backend != "azure-sdk":
         _fail(f"--backend must be azure-sdk (got {backend!r}); bench-scale measures the simulator backend")
@@ -568,12 +569,12 @@ def bench_budget(
         out_file.write_text(json.dumps(report, indent=2) + "\n")
     table = Table(title="Throttling at scale on the Azure SDK adapters (checks from the request log)")
     for col in ("VMs", "outcome", "ARM requests", "429 share", "failed by throttling", "overdrawn",
-                "floor min", "rollout min", "wall s"):
+                "floor min", "rollout min", "wall s", "equals sim"):
         table.add_column(col, justify="right")
     for r in report["runs"]:
         table.add_row(str(r["vms"]), r["outcome"], str(r["arm_requests"]), f"{r['throttled_share']:.2%}",
                       str(r["failed_by_throttling"]), str(r["overdrawn_requests"]), f"{r['budget_floor_minutes']}",
-                      f"{r['rollout_minutes']}", f"{r['wall_seconds']}")
+                      f"{r['rollout_minutes']}", f"{r['wall_seconds']}", equals_cell(r))
     out.print(table)
 
 

@@ -10,6 +10,10 @@ Four checks, each computed from the log (``--azure-log``'s records), not from th
   only guard: at most 1%);
 * the rollout's simulated duration beside the budget-derived floor of its served ARM writes
   (``limits.write_floor_seconds``).
+
+Each size also runs ``--backend sim`` on the same fleet: ``equals_sim`` says whether the two outcome JSONs are
+byte-identical (the scenario contract, §2, for fault-free scenarios), and ``first_difference`` names where they
+part when they do (the first differing decision, else the first differing field).
 """
 
 from __future__ import annotations
@@ -64,12 +68,40 @@ def log_checks(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "overdrawn_requests": overdrawn, "served_arm_writes": served_writes}
 
 
+def first_difference(sim: dict[str, Any], azure: dict[str, Any]) -> dict[str, Any] | None:
+    """Where two outcome JSONs part (None when byte-identical): the first differing decision by its index, else
+    the first differing field by its name (else their fields' order)."""
+    if json.dumps(sim) == json.dumps(azure):
+        return None
+    ds, da = list(sim.get("decisions", [])), list(azure.get("decisions", []))
+    for i in range(max(len(ds), len(da))):
+        x, y = (ds[i] if i < len(ds) else None), (da[i] if i < len(da) else None)
+        if x != y:
+            return {"decision": i, "sim": x, "azure_sdk": y}
+    for key in [*sim, *(k for k in azure if k not in sim)]:
+        if sim.get(key) != azure.get(key):
+            return {"field": key, "sim": sim.get(key), "azure_sdk": azure.get(key)}
+    return {"field": None, "sim": list(sim), "azure_sdk": list(azure)}
+
+
+def sim_outcome(vms: int) -> tuple[dict[str, Any], float]:
+    """``--backend sim`` on the same fleet: its outcome JSON and wall seconds."""
+    from ..adapters.simulator.scenario import parse_scenario
+    from ..simulation import simulate
+    from .scale import scale_scenario
+
+    started = time.perf_counter()
+    outcome: dict[str, Any] = simulate(parse_scenario(scale_scenario(vms))).outcome
+    return outcome, time.perf_counter() - started
+
+
 def run_one(vms: int) -> dict[str, Any]:
-    """One size on ``--backend azure-sdk`` in this process, its request log judged."""
+    """One size on ``--backend azure-sdk`` in this process, its request log judged, and on ``--backend sim``."""
     from ..adapters.simulator.scenario import parse_scenario
     from ..adapters.simulator.standin.backend import simulate_azure_sdk
     from .scale import scale_scenario
 
+    sim, sim_wall = sim_outcome(vms)
     scenario = parse_scenario(scale_scenario(vms))
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "azure.jsonl"
@@ -81,9 +113,11 @@ def run_one(vms: int) -> dict[str, Any]:
     floor = write_floor_seconds(checks["served_arm_writes"]) / 60.0
     failed_ops = sum(1 for d in run.outcome["decisions"] if "TooManyRequests" in d["reason"]
                      or "Throttled" in d["reason"])
+    differs = first_difference(sim, run.outcome)
     return {"vms": vms, "backend": "azure-sdk", "wall_seconds": round(wall, 1), "outcome": run.outcome["outcome"],
             "vms_counts": run.outcome["vms"], **checks, "decisions_naming_throttling": failed_ops,
             "rollout_minutes": round(run.world.clock.now, 1), "budget_floor_minutes": round(floor, 1),
+            "equals_sim": differs is None, "first_difference": differs, "sim_wall_seconds": round(sim_wall, 1),
             "met": {"no_operation_failed_by_throttling": checks["failed_by_throttling"] == 0 and failed_ops == 0,
                     "no_bucket_overdrawn": checks["overdrawn_requests"] == 0,
                     "throttled_share_at_most_1pct": checks["throttled_share"] <= MAX_THROTTLED_SHARE}}
@@ -102,14 +136,24 @@ def run_sizes(sizes: list[int]) -> dict[str, Any]:
 def table(report: dict[str, Any]) -> str:
     """The Markdown table bench/README.md shows for a ``bench-budget`` report (a test holds them equal)."""
     lines = ["| VMs | outcome | ARM requests | answered 429 | 429 share | failed by throttling | overdrawn | "
-             "ARM writes | budget floor (min) | rollout (simulated min) | wall (s) |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "ARM writes | budget floor (min) | rollout (simulated min) | wall (s) | equals `--backend sim` |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in report["runs"]:
         lines.append(f"| {r['vms']:,} | {r['outcome']} | {r['arm_requests']:,} | {r['throttled_429']:,} | "
                      f"{r['throttled_share']:.2%} | {r['failed_by_throttling']} | {r['overdrawn_requests']} | "
                      f"{r['served_arm_writes']:,} | {r['budget_floor_minutes']:.1f} | {r['rollout_minutes']:.1f} | "
-                     f"{r['wall_seconds']:,.0f} |")
+                     f"{r['wall_seconds']:,.0f} | {equals_cell(r)} |")
     return "\n".join(lines)
+
+
+def equals_cell(run: dict[str, Any]) -> str:
+    """``yes`` when the outcome JSON is ``--backend sim``'s byte for byte, else where they part."""
+    if run["equals_sim"]:
+        return "yes"
+    d = run["first_difference"]
+    if d.get("decision") is not None:
+        return f"no: decision {d['decision']}"
+    return f"no: field `{d['field']}`" if d.get("field") is not None else "no: the fields' order"
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
 An activity that waited for an ARM operation would hold a worker for as long as Azure takes, and the host kills
 it at ``functionTimeout``. So a long step is three: ``begin_<step>`` activities begin the operations and return
-their handles at once; :func:`await_operations` sleeps on durable timers until the longest ``Retry-After`` the
-last poll gave (bounded), asks ``operation_status`` for a batch of handles at a time, and stops waiting at the policy's
-deadline (the operations still running are then TIMED_OUT, recorded as such by the step, never a host kill);
-the ``<step>`` activities then read the results and record them. Durable Functions documents the pattern as the
-"Monitor" application pattern (learn.microsoft.com/azure/azure-functions/durable/durable-functions-overview,
-"Pattern #4: Monitor"): a loop of an activity call and ``create_timer``.
+their handles at once; :func:`await_operations` sleeps on durable timers until the soonest operation's
+``Retry-After`` is up (each bounded), asks ``operation_status`` about the operations then due, a batch of handles
+at a time, and stops waiting at the policy's deadline (the operations still running are then TIMED_OUT, recorded
+as such by the step, never a host kill); the ``<step>`` activities then read the results and record them.
+Durable Functions documents the pattern as the "Monitor" application pattern
+(learn.microsoft.com/azure/azure-functions/durable/durable-functions-overview, "Pattern #4: Monitor"): a loop
+of an activity call and ``create_timer``.
 
 Replay-safe: every decision depends only on activity results and ``context.current_utc_datetime``.
 """
@@ -99,27 +100,34 @@ class BatchChunkOp(BatchChunkRef):
 Orchestration = Generator[Any, Any, Any]
 
 
-def _wait(statuses: Sequence[OperationStatus], policy: PollPolicy) -> timedelta:
-    """The longest Retry-After among the running operations, at most ``max_interval``.
-
-    The step records its results once all its operations have ended, so asking before the last one is due would
-    only lengthen the history (one timer and one round of polls per distinct end)."""
-    waits = [timedelta(seconds=s.retry_after_seconds) if s.retry_after_seconds > 0 else policy.default_interval
-             for s in statuses]
-    return min(max(waits, default=policy.default_interval), policy.max_interval)
+def _wait(status: OperationStatus, policy: PollPolicy) -> timedelta:
+    """How long until ``status``'s operation is asked about again: its Retry-After, at most ``max_interval``."""
+    wait = timedelta(seconds=status.retry_after_seconds) if status.retry_after_seconds > 0 else policy.default_interval
+    return min(wait, policy.max_interval)
 
 
 def await_operations(context: df.DurableOrchestrationContext, began: Sequence[OperationStatus | None],
                      policy: PollPolicy) -> Orchestration:
     """Poll until every operation is terminal or the deadline passed; the final statuses, in ``began``'s order
-    (None stays None: nothing was begun)."""
+    (None stays None: nothing was begun).
+
+    Each operation is asked about when its own Retry-After is up, and only the operations then due are asked:
+    an operation of several steps (a restore: disk, deallocate, swap, start, then the post-rollback script)
+    begins its next step when it is asked after its current one ended, so asked at another chunk's longer
+    Retry-After, it began that step late and ended late, which Azure would not have made it do ("Track
+    asynchronous Azure operations": the client checks each operation's status after its ``Retry-After``,
+    learn.microsoft.com/azure/azure-resource-manager/management/async-operations). The rounds are at most one per
+    distinct due time of at most ``MAX_FANOUT`` operations a step, so the history does not grow with the fleet."""
     final: dict[str, OperationStatus] = {}
     running: dict[str, OperationStatus] = {}
+    due: dict[str, datetime] = {}
+    start: datetime = context.current_utc_datetime
     for s in began:
         if s is None:
             continue
         (final if s.state.terminal else running)[s.handle.key] = s
-    start: datetime = context.current_utc_datetime
+        if not s.state.terminal:
+            due[s.handle.key] = start + _wait(s, policy)
     allowance = policy.allowance(sum(s.handle.items for s in running.values()))
     deadline = start + allowance
     while running:
@@ -129,19 +137,23 @@ def await_operations(context: df.DurableOrchestrationContext, began: Sequence[Op
                 final[key] = s.model_copy(update={"state": OperationState.TIMED_OUT, "retry_after_seconds": 0.0,
                                                   "message": f"still running after {allowance} of polling"})
             break
-        yield context.create_timer(min(now + _wait(list(running.values()), policy), deadline))
-        handles = [s.handle for s in running.values()]
+        yield context.create_timer(min(min(due[k] for k in running), deadline))
+        now = context.current_utc_datetime
+        handles = [s.handle for k, s in running.items() if due[k] <= now or now >= deadline]
         answers = yield context.task_all([
             context.call_activity_with_retry(STATUS_ACTIVITY, STATUS_RETRY,
                                              StatusQuery(handles=handles[a:a + policy.batch]).json_dict())
             for a in range(0, len(handles), policy.batch)])
+        asked_at: datetime = context.current_utc_datetime
         for answer in answers:
             for s in StatusAnswer.model_validate(answer).statuses:
                 if s.state.terminal:
                     final[s.handle.key] = s
                     running.pop(s.handle.key, None)
+                    due.pop(s.handle.key, None)
                 else:
                     running[s.handle.key] = s
+                    due[s.handle.key] = asked_at + _wait(s, policy)
     return [None if s is None else final[s.handle.key] for s in began]
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,13 +21,13 @@ from shared.adapters.simulator.operations import SimOperations
 from shared.adapters.simulator.scenario import load_scenario
 from shared.adapters.simulator.standin import AzureStandIn
 from shared.adapters.simulator.standin.backend import simulate_azure_sdk
-from shared.adapters.simulator.world import FleetWorld
+from shared.adapters.simulator.world import PRINCIPAL, WRITE, FleetWorld
 from shared.domain.model import ChangeSpec, ShadowPlan, ShadowState
-from shared.domain.operations import OperationState
+from shared.domain.operations import OperationState, OperationStatus
 from shared.simulation import simulate
 
 from ..conftest import SCENARIOS
-from .conftest import WEB, Azure, make_world
+from .conftest import API, WEB, Azure, make_world
 
 FAULTS = Path(__file__).parent / "scenarios" / "arm-faults.yaml"
 
@@ -99,10 +100,11 @@ def test_a_shadow_gets_the_same_draws_on_both_backends_whichever_chunk_creates_f
 
 
 def test_an_operation_asked_about_after_it_ended_ends_when_arm_says_on_both_backends() -> None:
-    """The orchestrator asks about a step's operations at the longest ``Retry-After`` among them, so a chunk that
-    ended sooner is asked late: its end is the ``endTime`` ARM reported (as the simulator's book records it), not
-    when it was asked. (Ended when asked, every chunk of a wave ended with its slowest, the waves' starts moved and
-    2,000-VM fleets parted at the production watch's cadence.)"""
+    """A step's operation may be asked about after it ended (a ``Retry-After`` in whole seconds, a busy host;
+    the orchestrator used to ask every chunk at the longest ``Retry-After`` among them): its end is the
+    ``endTime`` ARM reported (as the simulator's book records it), not when it was asked. (Ended when asked,
+    every chunk of a wave ended with its slowest, the waves' starts moved and 2,000-VM fleets parted at the
+    production watch's cadence.)"""
     change = ChangeSpec("chg-1", "run-command", {"script": "echo change"})
     web0 = WEB.replace("virtualMachineScaleSets/web", "virtualMachines/web_0")
     sim_world = make_world()
@@ -120,3 +122,73 @@ def test_an_operation_asked_about_after_it_ended_ends_when_arm_says_on_both_back
     sim_end, azure_end = ends
     assert sim_end is not None and azure_end is not None
     assert azure_end == sim_end < to_datetime(az.world.clock.now) - timedelta(minutes=20)
+
+
+def _until_done(ops: SimOperations | AzureLongOperations, world: FleetWorld,
+                status: OperationStatus) -> OperationStatus:
+    while status.state is OperationState.RUNNING:  # asked back at each Retry-After, as the orchestrator does
+        world.clock.advance_to(world.clock.now + status.retry_after_seconds / 60.0)
+        [status] = ops.status([status.handle])
+    assert status.state is OperationState.SUCCEEDED
+    return status
+
+
+def _restore_on_both(vms: list[str], *, drain_writes: int = 0) -> list[tuple[float, Any, FleetWorld]]:
+    """Snapshot, change and restore ``vms`` as one rollback batch on each backend (the write buckets first
+    drained by ``drain_writes`` writes); per backend, the batch's minutes, what it did and its world."""
+    change = ChangeSpec("chg-1", "run-command", {"script": "echo change"})
+    sim_world = make_world()
+    sim_ops = SimOperations(sim_world, SimFleet(sim_world), SimShadowPool(sim_world), SimDiskSnapshots(sim_world))
+    az = Azure(AzureStandIn(make_world()).start_in_process())
+    az_ops = AzureLongOperations(az.fleet, az.shadows, az.snapshots, lambda: to_datetime(az.world.clock.now))
+    out = []
+    for ops, world in ((sim_ops, sim_world), (az_ops, az.world)):
+        snapped = _until_done(ops, world, ops.begin_snapshots("r-1:snap", vms, tag="r-1"))
+        snaps = ops.snapshot_results(snapped.handle, vms)
+        _until_done(ops, world, ops.begin_apply("r-1:apply", vms, change, timeout_minutes=15))
+        began_at = world.clock.now
+        world.budget.reserve([WRITE] * drain_writes, PRINCIPAL, began_at * 60.0)
+        restored = _until_done(ops, world, ops.begin_restore("r-1:restore:b1", snaps, script="echo ok"))
+        assert restored.ended_at is not None
+        done = ops.restore_results(restored.handle, snaps)
+        out.append(((restored.ended_at - to_datetime(began_at)).total_seconds() / 60.0,
+                    ([(x.vm_id, x.ok, x.attempts) for x in done.results], done.scripts), world))
+    return out
+
+
+WEB0 = WEB.replace("virtualMachineScaleSets/web", "virtualMachines/web_0")
+API0 = f"{API}/virtualMachines/0"
+
+
+def test_a_rollback_batch_of_flexible_vms_and_uniform_instances_ends_when_its_slowest_restore_ends() -> None:
+    """A rollback batch may hold Flexible VMs (disk swap: disk, deallocate, swap, start) and Uniform instances
+    (reimage): the two chains are independent ARM operations, so on both backends they run side by side and the
+    batch ends with its slowest restore (then the post-rollback script). (Run one after the other, the swaps and
+    then the reimages, a mixed batch ended the sum of the two later, and 10,000-VM fleets, whose rollback batches
+    hold instances of the Uniform sets, parted at the first such batch.)"""
+    (sim_minutes, sim_out, sim_world), (azure_minutes, azure_out, _) = _restore_on_both([WEB0, API0])
+    assert azure_out == sim_out and all(ok for _, ok, _ in sim_out[0])
+    assert azure_minutes == pytest.approx(sim_minutes, abs=1e-6)
+    # the case at hand: the swap and the reimage each took minutes, and the batch less than both in a row
+    idx = sim_world.indices([WEB0, API0])
+    web_took, api_took = sim_world.t["restore_done"][idx] - sim_world.t["restore_start"][idx]
+    assert min(web_took, api_took) > 1.0 and sim_minutes < web_took + api_took
+
+
+def test_when_the_write_budget_is_short_a_batchs_restores_take_it_in_the_order_their_requests_reach_arm() -> None:
+    """The adapters begin a batch's swap chain before its reimages, so with the write bucket drained the Uniform
+    instances get their tokens after the Flexible VMs on the wire; the simulator's world takes the budget in
+    that order too, whatever the batch's order, and each VM's restore ends at the same time on both backends.
+    (Taken in the batch's order, the 10,000-VM fleet's last rollback batch, 9,673 VMs under the write budget,
+    ended 0.3 min later on the Azure SDK adapters.)"""
+    webs = [WEB.replace("virtualMachineScaleSets/web", f"virtualMachines/web_{k}") for k in range(4)]
+    apis = [f"{API}/virtualMachines/{k}" for k in range(3)]
+    vms = [apis[0], webs[0], apis[1], webs[1], apis[2], webs[2], webs[3]]  # instances first in the batch
+    (sim_minutes, sim_out, sim_world), (azure_minutes, azure_out, az_world) = _restore_on_both(vms, drain_writes=200)
+    assert azure_out == sim_out and [v for v, _, _ in sim_out[0]] == vms
+    assert azure_minutes == pytest.approx(sim_minutes, abs=1e-6)
+    idx = sim_world.indices(vms)
+    np.testing.assert_allclose(az_world.t["restore_done"][idx], sim_world.t["restore_done"][idx], rtol=0, atol=1e-6)
+    # the budget did bind: the restores waited for their tokens, the instances behind the swaps
+    waited = sim_world.t["restore_done"][idx] - sim_world.t["restore_start"][idx]
+    assert sim_world.throttled_minutes > 0 and waited.max() > 5.0

@@ -1,5 +1,5 @@
 """Waiting for long-running operations on durable timers (shared.orchestration.operations), through the SDK's
-own replay in the local runner: the begins and polls return at once, the wait is timers at the longest
+own replay in the local runner: the begins and polls return at once, the wait is timers at each operation's own
 Retry-After (never longer than the policy's interval), polls go in batches, an operation that never ends is recorded
 as timed out at the deadline (the orchestration completes), and a begin run twice starts nothing twice."""
 
@@ -96,8 +96,10 @@ def test_the_wait_is_timers_at_retry_after_and_no_activity_takes_time() -> None:
     azure = Azure({0: timedelta(minutes=3), 1: timedelta(minutes=7, seconds=30)})
     runner, states = run(azure, PollPolicy(timeout=timedelta(hours=1), max_interval=timedelta(minutes=10)))
     assert states == ["succeeded", "succeeded"]
-    # polled once, when the last ends (the longest Retry-After): the step records nothing before that anyway
-    assert [t - T0 for t, _ in azure.polls] == [timedelta(minutes=7, seconds=30)]
+    # each asked once, when its own Retry-After is up (an operation of several steps goes on to its next step
+    # when asked after its current one ended: asked at the other's longer Retry-After, it would begin it late);
+    # only the operation then due is asked; the step records both when the last has ended
+    assert [(t - T0, n) for t, n in azure.polls] == [(timedelta(minutes=3), 1), (timedelta(minutes=7, seconds=30), 1)]
     assert all(t == T0 + timedelta(minutes=7, seconds=30) for t, _ in azure.finished.values())
     assert max(runner.stats.longest_activity.values()) == 0.0
 

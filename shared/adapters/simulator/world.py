@@ -633,13 +633,21 @@ class FleetWorld:
         return deleted
 
     def restore(self, idx: NDArray[np.int64], snapshot_ids: list[str]) -> list[tuple[int, bool, int, str]]:
-        """Restore each VM's OS disk from its pre-change snapshot; returns (row, ok, attempts, message)."""
+        """Restore each VM's OS disk from its pre-change snapshot; returns (row, ok, attempts, message), in the
+        order asked.
+
+        The VMs take their budget in the order their requests reach ARM: the Azure adapters begin a batch's disk
+        swap chain (Flexible VMs, in the batch's order) before its reimages (Uniform instances), both chains
+        side by side (``compute.AzureFleet.restore_from_snapshots``), so when the write buckets are short the
+        reimages wait behind the swaps."""
         now = self.clock.now
         T = self.t
         out: list[tuple[int, bool, int, str]] = []
         finish = now
-        for i, sid in zip(idx, snapshot_ids, strict=True):
-            i = int(i)
+        pairs = [(int(i), sid) for i, sid in zip(idx, snapshot_ids, strict=True)]
+        flexible = [self.vm_info(i).orchestration != "Uniform" for i, _ in pairs]
+        order = sorted(range(len(pairs)), key=lambda k: not flexible[k])  # stable: each chain in the batch's order
+        for i, sid in (pairs[k] for k in order):
             taken = dict((s, t) for t, s in self.snapshots.get(i, []))
             if sid not in taken:
                 raise NotFound(f"snapshot {sid} of {self.ids[i]} not found", resource=sid, status=404)
@@ -666,7 +674,8 @@ class FleetWorld:
                         f"({'disk swap' if orch == 'Flexible' else 'reimage + data disk from snapshot'})"))
         self.clock.advance_to(finish)
         self._production_action(np.array([o[0] for o in out], dtype=np.int64), finish)
-        return out
+        asked = {k: n for n, k in enumerate(order)}
+        return [out[asked[k]] for k in range(len(pairs))]
 
     def run_script(self, idx: NDArray[np.int64]) -> list[tuple[int, bool]]:
         now = self.clock.now
