@@ -120,7 +120,8 @@ class RecordedOperations(LongOperations):
     def _status(self, op: RecordedOperation) -> OperationStatus:
         left = (op.done_at - self.now()).total_seconds()
         if left > 1e-3:
-            return OperationStatus(handle=op.handle, state=OperationState.RUNNING, retry_after_seconds=left)
+            return OperationStatus(handle=op.handle, state=OperationState.RUNNING, retry_after_seconds=left,
+                                   retry_after_is_end=True)
         return OperationStatus(handle=op.handle, state=OperationState.SUCCEEDED, ended_at=op.done_at)
 
     def status(self, handles: Sequence[OperationHandle]) -> list[OperationStatus]:

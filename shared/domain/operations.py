@@ -66,6 +66,11 @@ class OperationStatus(BaseModel):
     ended_at: datetime | None = None
     """When a terminal operation ended (ARM's ``endTime``): what the step records, not when it was polled."""
     message: str = ""
+    retry_after_is_end: bool = False
+    """The Retry-After is the time left to the operation's end (the simulator computes an operation's course
+    whole): asking it sooner begins nothing, so it is asked with the step's slowest. False (ARM): the Retry-After
+    of the operation's current step, after which a poll may begin its next step, so it is asked when its own is
+    up."""
 
     def json_dict(self) -> dict[str, object]:
         return self.model_dump(mode="json")

@@ -111,13 +111,16 @@ def await_operations(context: df.DurableOrchestrationContext, began: Sequence[Op
     """Poll until every operation is terminal or the deadline passed; the final statuses, in ``began``'s order
     (None stays None: nothing was begun).
 
-    Each operation is asked about when its own Retry-After is up, and only the operations then due are asked:
-    an operation of several steps (a restore: disk, deallocate, swap, start, then the post-rollback script)
-    begins its next step when it is asked after its current one ended, so asked at another chunk's longer
-    Retry-After, it began that step late and ended late, which Azure would not have made it do ("Track
-    asynchronous Azure operations": the client checks each operation's status after its ``Retry-After``,
-    learn.microsoft.com/azure/azure-resource-manager/management/async-operations). The rounds are at most one per
-    distinct due time of at most ``MAX_FANOUT`` operations a step, so the history does not grow with the fleet."""
+    An operation whose Retry-After is a step's (ARM) is asked about when its own is up, and only the operations
+    then due are asked: an operation of several steps (a restore: disk, deallocate, swap, start, then the
+    post-rollback script) begins its next step when it is asked after its current one ended, so asked at another
+    chunk's longer Retry-After, it began that step late and ended late, which Azure would not have made it do
+    ("Track asynchronous Azure operations": the client checks each operation's status after its
+    ``Retry-After``, learn.microsoft.com/azure/azure-resource-manager/management/async-operations). Operations
+    whose Retry-After is their end (``retry_after_is_end``: the simulator's) are asked together when the slowest
+    of them is due: asking sooner would begin nothing and only lengthen the history. The rounds are at most one
+    per distinct due time of at most ``MAX_FANOUT`` operations a step, so the history does not grow with the
+    fleet."""
     final: dict[str, OperationStatus] = {}
     running: dict[str, OperationStatus] = {}
     due: dict[str, datetime] = {}
@@ -137,9 +140,12 @@ def await_operations(context: df.DurableOrchestrationContext, began: Sequence[Op
                 final[key] = s.model_copy(update={"state": OperationState.TIMED_OUT, "retry_after_seconds": 0.0,
                                                   "message": f"still running after {allowance} of polling"})
             break
-        yield context.create_timer(min(min(due[k] for k in running), deadline))
+        ends = [due[k] for k, s in running.items() if s.retry_after_is_end]
+        together = max(ends) if ends else None  # those whose Retry-After is their end: asked with the slowest
+        wake = {k: together if s.retry_after_is_end and together is not None else due[k] for k, s in running.items()}
+        yield context.create_timer(min(min(wake.values()), deadline))
         now = context.current_utc_datetime
-        handles = [s.handle for k, s in running.items() if due[k] <= now or now >= deadline]
+        handles = [s.handle for k, s in running.items() if wake[k] <= now or now >= deadline]
         answers = yield context.task_all([
             context.call_activity_with_retry(STATUS_ACTIVITY, STATUS_RETRY,
                                              StatusQuery(handles=handles[a:a + policy.batch]).json_dict())

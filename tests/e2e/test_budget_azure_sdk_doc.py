@@ -1,7 +1,7 @@
 """bench/README.md's table of throttling at scale on the Azure SDK adapters is the one the results file
-(bench/results/budget-azure-sdk.json) renders, and each run in that file meets the issue's bounds: no operation
-failed by throttling, no bucket overdrawn, at most 1% of ARM requests answered 429, and the floor it reports is
-what the budget model gives for the run's served ARM writes."""
+(bench/results/budget-azure-sdk.json) renders, its column "equals `--backend sim`" included, and each run in that
+file meets the issue's bounds: no operation failed by throttling, no bucket overdrawn, at most 1% of ARM requests
+answered 429, and the floor it reports is what the budget model gives for the run's served ARM writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.adapters.azure.limits import write_floor_seconds
-from shared.bench.budget import BEGIN, END, MAX_THROTTLED_SHARE, table
+from shared.bench.budget import BEGIN, END, MAX_THROTTLED_SHARE, equals_cell, table
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = "shadow-rollout bench-budget --backend azure-sdk --sizes 2000,10000 --out bench/results/budget-azure-sdk.json"
@@ -27,6 +27,19 @@ def test_the_readme_table_is_the_one_the_results_file_renders() -> None:
     shown = section[section.index(BEGIN) + len(BEGIN):section.index(END)].strip()
     assert shown == table(report())
     assert COMMAND in section
+    header, _, *rows = shown.splitlines()
+    assert header.rstrip(" |").endswith("equals `--backend sim`")
+    assert [row.rstrip(" |").rsplit("| ", 1)[-1] for row in rows] == [equals_cell(r) for r in report()["runs"]]
+
+
+def test_each_run_says_whether_its_outcome_json_is_the_simulators() -> None:
+    """``equals_sim`` is true exactly when no difference is recorded; a difference names where the two part."""
+    for r in report()["runs"]:
+        assert isinstance(r["equals_sim"], bool) and r["sim_wall_seconds"] > 0
+        assert r["equals_sim"] == (r["first_difference"] is None)
+        if not r["equals_sim"]:
+            d = r["first_difference"]
+            assert d["sim"] != d["azure_sdk"] and ("decision" in d or "field" in d)
 
 
 def test_every_run_in_the_results_file_meets_the_bounds_it_claims() -> None:

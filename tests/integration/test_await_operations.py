@@ -25,8 +25,10 @@ NEVER = timedelta(days=30)
 class Azure:
     """Operations that end at set times after their begin; counts what was begun and polled, and when."""
 
-    def __init__(self, lasts: dict[int, timedelta], retry_after: float | None = None, items: int = 1) -> None:
+    def __init__(self, lasts: dict[int, timedelta], retry_after: float | None = None, items: int = 1,
+                 retry_after_is_end: bool = False) -> None:
         self.now = T0
+        self.retry_after_is_end = retry_after_is_end
         self.lasts = lasts
         self.items = items
         self.retry_after = retry_after
@@ -42,7 +44,8 @@ class Azure:
             return OperationStatus(handle=h, state=OperationState.SUCCEEDED, ended_at=end)
         left = (end - self.now).total_seconds()
         return OperationStatus(handle=h, state=OperationState.RUNNING,
-                               retry_after_seconds=left if self.retry_after is None else self.retry_after)
+                               retry_after_seconds=left if self.retry_after is None else self.retry_after,
+                               retry_after_is_end=self.retry_after_is_end)
 
 
 def make_app(azure: Azure, policy: PollPolicy) -> df.DFApp:
@@ -102,6 +105,14 @@ def test_the_wait_is_timers_at_retry_after_and_no_activity_takes_time() -> None:
     assert [(t - T0, n) for t, n in azure.polls] == [(timedelta(minutes=3), 1), (timedelta(minutes=7, seconds=30), 1)]
     assert all(t == T0 + timedelta(minutes=7, seconds=30) for t, _ in azure.finished.values())
     assert max(runner.stats.longest_activity.values()) == 0.0
+
+
+def test_operations_whose_retry_after_is_their_end_are_asked_together_when_the_last_ends() -> None:
+    """The simulator's operations end when their Retry-After says: asking one sooner begins nothing."""
+    azure = Azure({0: timedelta(minutes=3), 1: timedelta(minutes=7, seconds=30)}, retry_after_is_end=True)
+    _, states = run(azure, PollPolicy(timeout=timedelta(hours=1), max_interval=timedelta(minutes=10)))
+    assert states == ["succeeded", "succeeded"]
+    assert [(t - T0, n) for t, n in azure.polls] == [(timedelta(minutes=7, seconds=30), 2)]
 
 
 def test_a_long_operation_is_polled_at_least_every_max_interval() -> None:
