@@ -171,6 +171,9 @@ def standin(
     def interrupted(*_: Any) -> None:
         raise KeyboardInterrupt
 
+    # Ctrl-C and TERM stop it even when it was started with SIGINT ignored (a background job's child, as in CI):
+    # Python installs no KeyboardInterrupt handler for a signal ignored at start-up (as simulate --serve does)
+    signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
     log = azure_log.open("w", encoding="utf-8", buffering=1) if azure_log is not None else None
     with tempfile.TemporaryDirectory(prefix="shadow-rollout-standin-") as tmp:
