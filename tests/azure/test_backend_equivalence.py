@@ -107,21 +107,27 @@ def test_an_operation_asked_about_after_it_ended_ends_when_arm_says_on_both_back
     production watch's cadence.)"""
     change = ChangeSpec("chg-1", "run-command", {"script": "echo change"})
     web0 = WEB.replace("virtualMachineScaleSets/web", "virtualMachines/web_0")
-    sim_world = make_world()
-    sim_ops = SimOperations(sim_world, SimFleet(sim_world), SimShadowPool(sim_world), SimDiskSnapshots(sim_world))
-    az = Azure(AzureStandIn(make_world()).start_in_process())
-    az_ops = AzureLongOperations(az.fleet, az.shadows, az.snapshots, lambda: to_datetime(az.world.clock.now))
-    ends = []
-    for ops, world in ((sim_ops, sim_world), (az_ops, az.world)):
+    ends, now = [], 0.0
+    for ops, world in _both_backends():
         began = ops.begin_apply("r-1:apply:w00c00", [web0], change, timeout_minutes=15)
         assert began.state is OperationState.RUNNING
         world.clock.advance_to(world.clock.now + 30.0)  # asked long after it ended
         [status] = ops.status([began.handle])
         assert status.state is OperationState.SUCCEEDED
         ends.append(status.ended_at)
+        now = world.clock.now
     sim_end, azure_end = ends
     assert sim_end is not None and azure_end is not None
-    assert azure_end == sim_end < to_datetime(az.world.clock.now) - timedelta(minutes=20)
+    assert azure_end == sim_end < to_datetime(now) - timedelta(minutes=20)
+
+
+def _both_backends() -> list[tuple[SimOperations | AzureLongOperations, FleetWorld]]:
+    """The same fleet's long operations on the simulator and on the Azure adapters over the stand-in."""
+    sim_world = make_world()
+    sim_ops = SimOperations(sim_world, SimFleet(sim_world), SimShadowPool(sim_world), SimDiskSnapshots(sim_world))
+    az = Azure(AzureStandIn(make_world()).start_in_process())
+    az_ops = AzureLongOperations(az.fleet, az.shadows, az.snapshots, lambda: to_datetime(az.world.clock.now))
+    return [(sim_ops, sim_world), (az_ops, az.world)]
 
 
 def _until_done(ops: SimOperations | AzureLongOperations, world: FleetWorld,
@@ -137,12 +143,8 @@ def _restore_on_both(vms: list[str], *, drain_writes: int = 0) -> list[tuple[flo
     """Snapshot, change and restore ``vms`` as one rollback batch on each backend (the write buckets first
     drained by ``drain_writes`` writes); per backend, the batch's minutes, what it did and its world."""
     change = ChangeSpec("chg-1", "run-command", {"script": "echo change"})
-    sim_world = make_world()
-    sim_ops = SimOperations(sim_world, SimFleet(sim_world), SimShadowPool(sim_world), SimDiskSnapshots(sim_world))
-    az = Azure(AzureStandIn(make_world()).start_in_process())
-    az_ops = AzureLongOperations(az.fleet, az.shadows, az.snapshots, lambda: to_datetime(az.world.clock.now))
     out = []
-    for ops, world in ((sim_ops, sim_world), (az_ops, az.world)):
+    for ops, world in _both_backends():
         snapped = _until_done(ops, world, ops.begin_snapshots("r-1:snap", vms, tag="r-1"))
         snaps = ops.snapshot_results(snapped.handle, vms)
         _until_done(ops, world, ops.begin_apply("r-1:apply", vms, change, timeout_minutes=15))
