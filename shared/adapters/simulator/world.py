@@ -287,6 +287,10 @@ class FleetWorld:
                       f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{FLEET_RG}/providers/Microsoft.Compute/"
                       f"disks/{self.names[i].replace('/', '_')}_osdisk")
 
+    def orchestration_of(self, i: int) -> str:
+        """Row ``i``'s orchestration mode (its scale set's), without building its :class:`VmInfo`."""
+        return self.scale_sets[self._ss_names[int(self.t["ss"][i])]].orchestration
+
     def region_of(self, i: int) -> str:
         """The region of row ``i``: its scale set's; a shadow's is the fleet's (the shadow pool's)."""
         if i >= self.n_production:
@@ -645,9 +649,10 @@ class FleetWorld:
         out: list[tuple[int, bool, int, str]] = []
         finish = now
         pairs = [(int(i), sid) for i, sid in zip(idx, snapshot_ids, strict=True)]
-        flexible = [self.vm_info(i).orchestration != "Uniform" for i, _ in pairs]
-        order = sorted(range(len(pairs)), key=lambda k: not flexible[k])  # stable: each chain in the batch's order
-        for i, sid in (pairs[k] for k in order):
+        orchs = [self.orchestration_of(i) for i, _ in pairs]
+        order = sorted(range(len(pairs)), key=lambda k: orchs[k] == "Uniform")  # stable: each chain in batch order
+        for k in order:
+            (i, sid), orch = pairs[k], orchs[k]
             taken = dict((s, t) for t, s in self.snapshots.get(i, []))
             if sid not in taken:
                 raise NotFound(f"snapshot {sid} of {self.ids[i]} not found", resource=sid, status=404)
@@ -656,7 +661,6 @@ class FleetWorld:
                                resource=sid, status=409)
             if not math.isnan(T["restore_start"][i]):
                 raise Conflict(f"{self.ids[i]} was already restored", resource=self.ids[i], status=409)
-            orch = self.vm_info(i).orchestration
             t = now + self.arm_delay("restore", self.ids[i])
             attempts = 1
             key = np.array([T["key"][i]])

@@ -222,7 +222,7 @@ class ComputeResources(StandInBase):
         """``virtualMachines.listByLocation``: the subscription's VMs in one region (production and shadows)."""
         region = match["loc"].lower()
         rows = [i for i in range(self.world.n_production) if self.world.region_of(i).lower() == region
-                and self.world.vm_info(i).orchestration == "Flexible"]
+                and self.world.orchestration_of(i) == "Flexible"]
         out = self._page(rows, query, match)
         if region == self.world.region.lower() and "nextLink" not in out.body:
             out.body["value"] += [self._shadow_json(v) for v in self.vms.values()]
