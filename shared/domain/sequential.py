@@ -460,9 +460,9 @@ def update_sequence(state: StratumSequence, increments: Mapping[str, FloatArray]
         if harm_minute is None and ev.confirm_minutes <= 0.0:
             harm_minute = minute if crossed else None
         elif harm_minute is None:
+            counted = x if pending is not None and state.minute >= pending else x[:0]  # the look began after it
             harm_minute, pending, conf_n, conf_above = confirm_step(
-                ev, crossed, x.size if pending is not None and state.minute >= pending else 0,
-                int(np.sum(x > ev.margin)) if pending is not None and state.minute >= pending else 0, minute)
+                ev, crossed, counted.size, int(np.sum(counted > ev.margin)), minute)
         safe_minute = ev.safe_minute
         if safe_minute is None and enough and minute >= design.min_bake_minutes and log_s >= safe_level:
             safe_minute = minute
